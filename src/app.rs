@@ -1,0 +1,227 @@
+//! Orchestration of the subcommands.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+
+use crate::cli::{Cli, Command, DoctorArgs, RunArgs};
+use crate::doctor::{self, KernelFacts};
+use crate::error::RunError;
+use crate::policy::{self, PolicyError, ResolveContext, RunRequest};
+use crate::report::{Report, ScriptRun};
+use crate::sandbox::landlock::Status;
+use crate::sandbox::plan::SetupPlan;
+use crate::sandbox::spec::SandboxSpec;
+use crate::sandbox::{self, Outcome, SandboxError, Stdio2};
+
+/// Run the parsed command line; `Ok` carries the process exit code.
+pub fn main(cli: Cli) -> Result<u8, RunError> {
+    match cli.command {
+        Command::Run(args) => run(args),
+        Command::Doctor(args) => doctor(args),
+    }
+}
+
+fn sandbox_error(e: SandboxError, facts: Option<&KernelFacts>) -> RunError {
+    let hint = match &e {
+        SandboxError::Setup { step, errno, .. } => {
+            let owned;
+            let facts = match facts {
+                Some(f) => f,
+                None => {
+                    owned = KernelFacts::read();
+                    &owned
+                }
+            };
+            doctor::hint(*step, *errno, facts)
+        }
+        SandboxError::Exec { source, .. } if source.raw_os_error() == Some(libc::ENOENT) => Some(
+            "the program or its interpreter (`#!` line) does not exist inside the sandbox; expose it with `--ro`".into(),
+        ),
+        _ => None,
+    };
+    RunError::Sandbox { source: e, hint }
+}
+
+/// Resolve a request against a profile into a spec and its plan, printing warnings.
+pub fn prepare(
+    profile: Option<&std::path::Path>,
+    req: &RunRequest,
+) -> Result<(SandboxSpec, SetupPlan), RunError> {
+    let ctx = ResolveContext::from_process().map_err(PolicyError::Context)?;
+    let profile = policy::load(profile)?;
+    let (spec, warnings) = policy::resolve(&profile, &ctx, req)?;
+    for w in warnings {
+        eprintln!("warning[{}]: {}", w.code, w.message);
+    }
+    let plan = SetupPlan::from_spec(&spec, &|p| p.is_dir());
+    Ok((spec, plan))
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn run(args: RunArgs) -> Result<u8, RunError> {
+    let timeout = match args.timeout {
+        None => None,
+        Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
+        Some(s) => {
+            return Err(RunError::Usage(format!(
+                "--timeout {s}: expected a positive number of seconds"
+            )));
+        }
+    };
+    let req = RunRequest {
+        command: args.command.clone(),
+        rw: args.rw,
+        ro: args.ro,
+        timeout,
+        env: args.env,
+        cwd: args.cwd,
+    };
+    let (spec, plan) = prepare(args.profile.as_deref(), &req)?;
+    if args.show_plan {
+        let text = serde_json::to_string_pretty(&json!({ "spec": spec, "plan": plan }))
+            .map_err(|e| RunError::Usage(e.to_string()))?;
+        println!("{text}");
+        return Ok(0);
+    }
+    let started = unix_ms(SystemTime::now());
+    let outcome = sandbox::run(
+        &plan,
+        spec.limits.timeout_ms.map(Duration::from_millis),
+        Stdio2::inherit(),
+    )
+    .map_err(|e| sandbox_error(e, None))?;
+    tell(&spec, &outcome);
+    if let Some(path) = &args.report {
+        Report::new(vec![ScriptRun::new(&spec, &plan.seccomp, &outcome, started)]).write(path)?;
+    }
+    let code = outcome.termination.exit_code();
+    Ok(u8::try_from(code & 0xff).unwrap_or(u8::MAX))
+}
+
+/// What the user should know about a finished run, on stderr.
+fn tell(spec: &SandboxSpec, outcome: &Outcome) {
+    let cmd = spec.exec.argv.join(" ");
+    if outcome.timed_out {
+        eprintln!(
+            "ringfence: `{cmd}` timed out after {:.1}s; the whole sandbox was killed",
+            spec.limits.timeout_ms.unwrap_or(0) as f64 / 1000.0
+        );
+    }
+    if !outcome.survivors.is_empty() {
+        let list: Vec<String> = outcome
+            .survivors
+            .iter()
+            .map(|p| format!("{} `{}`", p.pid, p.argv.join(" ")))
+            .collect();
+        eprintln!(
+            "ringfence: {} process(es) outlived `{cmd}` and were killed: {}",
+            list.len(),
+            list.join(", ")
+        );
+    }
+    if let Some(e) = &outcome.enforced {
+        if e.landlock.status != Status::FullyEnforced {
+            eprintln!(
+                "warning[landlock]: only {:?} (kernel ABI {:?}, wanted {})",
+                e.landlock.status, e.landlock.kernel_abi, e.landlock.requested_abi
+            );
+        }
+    }
+}
+
+fn doctor(args: DoctorArgs) -> Result<u8, RunError> {
+    let facts = KernelFacts::read();
+    // The honest probe: run the real default sandbox around `true`.
+    let req = RunRequest {
+        command: vec!["true".into()],
+        timeout: Some(Duration::from_secs(30)),
+        ..Default::default()
+    };
+    let probe = prepare(None, &req).and_then(|(spec, plan)| {
+        sandbox::run(&plan, Some(Duration::from_secs(30)), Stdio2::inherit())
+            .map(|o| (spec, plan, o))
+            .map_err(|e| sandbox_error(e, Some(&facts)))
+    });
+    let (tier, detail, enforced) = match &probe {
+        Ok((_, _, o)) => match &o.enforced {
+            Some(e) => (
+                "full",
+                format!(
+                    "user, mount, pid, net, ipc, uts namespaces; landlock {}; {} seccomp filters; no capabilities; no_new_privs",
+                    match e.landlock.status {
+                        Status::FullyEnforced => "fully enforced",
+                        Status::PartiallyEnforced => "partially enforced",
+                        Status::NotEnforced => "not enforced",
+                    },
+                    e.seccomp_filters
+                ),
+                Some(e.clone()),
+            ),
+            None => ("unknown", "the probe ended before setup finished".into(), None),
+        },
+        Err(e) => ("unavailable", crate::error::render(e), None),
+    };
+    let userns = match &probe {
+        Ok(_) => "usable".to_string(),
+        Err(RunError::Sandbox {
+            source: SandboxError::Setup { step, .. },
+            ..
+        }) if matches!(
+            step,
+            sandbox::init::Step::Unshare | sandbox::init::Step::MapIds
+        ) =>
+        {
+            format!("not usable: {}", facts.userns_cause())
+        }
+        Err(_) => "created, but the sandbox failed later (see tier)".to_string(),
+    };
+    if args.json {
+        let v = json!({
+            "kernel": facts.release,
+            "user_namespaces": {
+                "usable": probe.is_ok(),
+                "detail": userns,
+                "unprivileged_userns_clone": facts.unprivileged_userns_clone,
+                "max_user_namespaces": facts.max_user_namespaces,
+                "apparmor_restrict_unprivileged_userns": facts.apparmor_restrict_unprivileged_userns,
+            },
+            "landlock": {
+                "kernel_abi": facts.landlock_abi.as_ref().ok(),
+                "unavailable": facts.landlock_abi.as_ref().err(),
+                "pinned_abi": sandbox::landlock::PINNED_ABI_NUMBER,
+            },
+            "seccomp": {
+                "actions": facts.seccomp_actions,
+                "user_notification": facts.user_notif(),
+            },
+            "tier": tier,
+            "detail": detail,
+            "enforced": enforced,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        let landlock = match &facts.landlock_abi {
+            Ok(abi) => format!(
+                "ABI {abi} (ringfence pins ABI {})",
+                sandbox::landlock::PINNED_ABI_NUMBER
+            ),
+            Err(e) => format!("unavailable: {e}"),
+        };
+        println!("kernel            {}", facts.release);
+        println!("user namespaces   {userns}");
+        println!("landlock          {landlock}");
+        println!(
+            "seccomp           filters: {}; user notification: {}",
+            if facts.seccomp_actions.is_some() { "yes" } else { "unknown" },
+            if facts.user_notif() { "yes" } else { "no" }
+        );
+        println!("isolation tier    {tier}: {detail}");
+    }
+    Ok(if probe.is_ok() { 0 } else { 2 })
+}

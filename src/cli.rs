@@ -1,0 +1,67 @@
+//! Command-line types (clap derive). No logic here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Run npm install scripts and other untrusted commands in a Linux sandbox, and say what they
+/// tried.
+#[derive(Debug, Parser)]
+#[command(name = "ringfence", version, about, long_about = None)]
+pub struct Cli {
+    /// More logging on stderr (-v info, -vv debug, -vvv trace); `RUST_LOG` overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a command in a fresh sandbox and exit with its status (128+signal if killed).
+    Run(RunArgs),
+    /// Show which isolation mechanisms this kernel offers and which tier `run` would use.
+    Doctor(DoctorArgs),
+}
+
+/// `ringfence run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Make PATH visible and writable at its real path (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub rw: Vec<PathBuf>,
+    /// Make PATH visible read-only at its real path (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub ro: Vec<PathBuf>,
+    /// Kill the whole process tree after SECS seconds of wall time (default: the profile's).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+    /// Write a JSON report of what was enforced and how the command ended.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Use this profile instead of the built-in default (sandbox-profiles/README.md).
+    #[arg(long, value_name = "FILE", env = "RINGFENCE_PROFILE")]
+    pub profile: Option<PathBuf>,
+    /// Pass NAME from your environment, or set NAME=VALUE (repeatable).
+    #[arg(long = "env", value_name = "NAME[=VALUE]")]
+    pub env: Vec<String>,
+    /// Working directory inside the sandbox (must be visible there).
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+    /// Print the resolved sandbox plan as JSON and exit without running anything.
+    #[arg(long)]
+    pub show_plan: bool,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// `ringfence doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print machine-readable JSON.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,19 @@
+//! ringfence: run npm install-time lifecycle scripts, each in its own Linux sandbox, and record
+//! what they tried.
+//!
+//! Layers, outermost first: [`cli`] (flags) → [`policy`] (profile + flags + host → a resolved
+//! [`sandbox::spec::SandboxSpec`]) → [`sandbox::plan`] (pure data: ordered mount ops, Landlock
+//! rules, seccomp table, rlimits) → [`sandbox::init`] (one ordered list of named steps that
+//! applies the plan) → [`report`].
+#![deny(unsafe_code)]
+
+pub mod app;
+pub mod cli;
+pub mod doctor;
+pub mod error;
+pub mod logging;
+pub mod policy;
+pub mod report;
+pub mod sandbox;
+#[allow(unsafe_code)]
+pub mod sys;

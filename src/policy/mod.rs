@@ -1,0 +1,183 @@
+//! Policy: profile files (raw) → host-resolved [`SandboxSpec`].
+//!
+//! Precedence, highest first: command-line flags, then the selected profile, then the built-in
+//! defaults of this module. Everything that needs the host (canonical paths, the `node` prefix,
+//! resolving the program on `PATH`) happens here, never in `sandbox/`.
+
+pub mod file;
+pub mod presets;
+mod resolve;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use thiserror::Error;
+
+pub use file::ProfileFile;
+pub use resolve::resolve;
+
+/// The built-in default profile (`sandbox-profiles/default.toml`).
+pub const DEFAULT_PROFILE: &str = include_str!("../../sandbox-profiles/default.toml");
+
+/// Facts about the host and the caller that resolution needs.
+#[derive(Debug, Clone)]
+pub struct ResolveContext {
+    /// Caller's uid.
+    pub uid: u32,
+    /// Caller's gid.
+    pub gid: u32,
+    /// Caller's `HOME` (where the throwaway home is mounted).
+    pub home: PathBuf,
+    /// Current directory.
+    pub cwd: PathBuf,
+    /// The caller's environment.
+    pub env: Vec<(String, String)>,
+}
+
+impl ResolveContext {
+    /// Read the context from this process.
+    pub fn from_process() -> std::io::Result<Self> {
+        let env: Vec<(String, String)> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        let home = env
+            .iter()
+            .find(|(k, _)| k == "HOME")
+            .map(|(_, v)| PathBuf::from(v))
+            .unwrap_or_default();
+        Ok(ResolveContext {
+            uid: nix::unistd::getuid().as_raw(),
+            gid: nix::unistd::getgid().as_raw(),
+            home,
+            cwd: std::env::current_dir()?,
+            env,
+        })
+    }
+
+    /// A variable of the caller's environment.
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Find an executable on the caller's `PATH`.
+    pub fn which(&self, name: &str) -> Option<PathBuf> {
+        search_path(self.var("PATH").unwrap_or(DEFAULT_PATH), name, &self.cwd)
+    }
+}
+
+/// `PATH` used when the caller has none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Search `path` (colon-separated) for an executable regular file called `name`, as execvp does.
+pub fn search_path(path: &str, name: &str, cwd: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    path.split(':').find_map(|dir| {
+        let dir = if dir.is_empty() { Path::new(".") } else { Path::new(dir) };
+        let candidate = cwd.join(dir).join(name);
+        let meta = std::fs::metadata(&candidate).ok()?;
+        (meta.is_file() && meta.permissions().mode() & 0o111 != 0).then_some(candidate)
+    })
+}
+
+/// What the caller asked for on top of the profile (from `ringfence run` flags).
+#[derive(Debug, Clone, Default)]
+pub struct RunRequest {
+    /// The command and its arguments.
+    pub command: Vec<String>,
+    /// Extra writable paths.
+    pub rw: Vec<PathBuf>,
+    /// Extra read-only paths.
+    pub ro: Vec<PathBuf>,
+    /// Wall-clock limit override.
+    pub timeout: Option<Duration>,
+    /// `NAME` (pass the caller's value) or `NAME=VALUE`.
+    pub env: Vec<String>,
+    /// Working directory override.
+    pub cwd: Option<PathBuf>,
+}
+
+/// Something worth telling the user that does not stop the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    /// Stable kebab-case code.
+    pub code: &'static str,
+    /// One-line message.
+    pub message: String,
+}
+
+/// Problems with the profile or the request; all are exit code 2.
+#[derive(Debug, Error)]
+pub enum PolicyError {
+    /// The profile file could not be read.
+    #[error("reading profile `{}`", path.display())]
+    ReadProfile {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The profile is not valid TOML for our schema.
+    #[error("parsing profile `{name}`")]
+    ParseProfile {
+        /// Path or `default`.
+        name: String,
+        /// Cause.
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    /// Unsupported `version`.
+    #[error("profile `{name}` has version {found}; this ringfence reads version {}", file::CURRENT_VERSION)]
+    Version {
+        /// Path or `default`.
+        name: String,
+        /// Version found.
+        found: u32,
+    },
+    /// Invalid entries, all reported at once.
+    #[error("invalid sandbox policy:\n{}", .0.iter().map(|d| format!("  - {d}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<String>),
+    /// The command was not found.
+    #[error("command not found: `{0}`")]
+    CommandNotFound(String),
+    /// The command exists but would not be visible inside the sandbox.
+    #[error("`{}` is not visible inside the sandbox\n\nhint: pass `--ro {}`", path.display(), dir.display())]
+    CommandNotVisible {
+        /// Program.
+        path: PathBuf,
+        /// Directory to expose.
+        dir: PathBuf,
+    },
+    /// The process context could not be read.
+    #[error("reading the current directory")]
+    Context(#[source] std::io::Error),
+}
+
+/// Load a profile from a file, or the built-in default when `path` is `None`.
+pub fn load(path: Option<&Path>) -> Result<ProfileFile, PolicyError> {
+    let (name, text) = match path {
+        None => ("default".to_string(), DEFAULT_PROFILE.to_string()),
+        Some(p) => (
+            p.display().to_string(),
+            std::fs::read_to_string(p).map_err(|source| PolicyError::ReadProfile {
+                path: p.to_path_buf(),
+                source,
+            })?,
+        ),
+    };
+    let profile: ProfileFile =
+        toml::from_str(&text).map_err(|source| PolicyError::ParseProfile {
+            name: name.clone(),
+            source: Box::new(source),
+        })?;
+    if profile.version != file::CURRENT_VERSION {
+        return Err(PolicyError::Version {
+            name,
+            found: profile.version,
+        });
+    }
+    Ok(profile)
+}

@@ -1,0 +1,339 @@
+//! The JSON report (`--report FILE`), schema version 1.
+//!
+//! ```text
+//! {
+//!   "schema_version": 1,
+//!   "tool": { "name": "ringfence", "version": "0.1.0" },
+//!   "runs": [ {
+//!       "command": ["sh", "-c", "…"],          // argv as executed
+//!       "program": "/usr/bin/sh",              // absolute path executed
+//!       "cwd": "/home/u/proj",
+//!       "started_unix_ms": 1764061200000,
+//!       "duration_ms": 12.5,                   // spawn of the sandbox to its teardown
+//!       "exit": { "code": 0 } | { "signal": 9 },
+//!       "exit_status": 0,                      // code, or 128 + signal
+//!       "timed_out": false,
+//!       "timeout_ms": 900000 | null,
+//!       "view": { "read_only": [...], "read_write": [...], "home": "/home/u" },
+//!       "enforcement": {
+//!         "namespaces": { "user": S, "mount": S, "pid": S, "net": S, "ipc": S, "uts": S },
+//!         "landlock": { "status": S, "requested_abi": 7, "kernel_abi": 7 | null },
+//!         "seccomp": { "status": S, "filters": 3 },
+//!         "capabilities": S, "no_new_privs": S,
+//!         "rlimits": { "status": S, "nproc": 1024, "nofile": 4096, "fsize": 8589934592, "core": 0 }
+//!       },
+//!       "survivors": [ { "pid": 7, "ppid": 1, "argv": ["sleep", "100"] } ]
+//!   } ]
+//! }
+//! ```
+//! where `S` is `"fully_enforced" | "partially_enforced" | "not_enforced"`, each with a
+//! `"detail"` string where the status needs explaining. Fields are only ever added within a schema
+//! version; a removal or change of meaning bumps `schema_version`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::sandbox::channel::{ProcessInfo, Termination};
+use crate::sandbox::landlock::{LandlockOutcome, Status};
+use crate::sandbox::spec::{MountKind, SandboxSpec};
+use crate::sandbox::{Outcome, seccomp::SeccompPlan};
+
+/// Current report schema version.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// Schema version ([`SCHEMA_VERSION`]).
+    pub schema_version: u32,
+    /// Who wrote it.
+    pub tool: Tool,
+    /// One entry per sandboxed command.
+    pub runs: Vec<ScriptRun>,
+}
+
+/// Tool identification.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Tool {
+    /// `ringfence`.
+    pub name: String,
+    /// Crate version.
+    pub version: String,
+}
+
+/// How the command ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Exit {
+    /// Exit code.
+    Code(i32),
+    /// Killing signal.
+    Signal(i32),
+}
+
+/// A mechanism's achieved status with an optional explanation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mechanism {
+    /// Achieved status.
+    pub status: Status,
+    /// Why it is not fully enforced, or what it covers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl Mechanism {
+    fn full() -> Self {
+        Mechanism {
+            status: Status::FullyEnforced,
+            detail: None,
+        }
+    }
+}
+
+/// Namespace statuses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Namespaces {
+    /// user namespace (uid mapped to itself).
+    pub user: Mechanism,
+    /// mount namespace with a tmpfs root.
+    pub mount: Mechanism,
+    /// pid namespace with our own pid 1.
+    pub pid: Mechanism,
+    /// empty network namespace.
+    pub net: Mechanism,
+    /// ipc namespace.
+    pub ipc: Mechanism,
+    /// uts namespace.
+    pub uts: Mechanism,
+}
+
+/// seccomp status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeccompStatus {
+    /// Achieved status.
+    pub status: Status,
+    /// Number of filters installed.
+    pub filters: usize,
+}
+
+/// rlimits status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RlimitStatus {
+    /// Achieved status.
+    pub status: Status,
+    /// Why not fully enforced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// `RLIMIT_NPROC`.
+    pub nproc: u64,
+    /// `RLIMIT_NOFILE`.
+    pub nofile: u64,
+    /// `RLIMIT_FSIZE`.
+    pub fsize: u64,
+    /// `RLIMIT_CORE`.
+    pub core: u64,
+}
+
+/// Everything that was enforced for one run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enforcement {
+    /// Namespaces.
+    pub namespaces: Namespaces,
+    /// Landlock.
+    pub landlock: LandlockOutcome,
+    /// seccomp deny filters.
+    pub seccomp: SeccompStatus,
+    /// All capability sets empty, securebits locked.
+    pub capabilities: Mechanism,
+    /// `PR_SET_NO_NEW_PRIVS`.
+    pub no_new_privs: Mechanism,
+    /// Resource limits.
+    pub rlimits: RlimitStatus,
+}
+
+/// What the command could see.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct View {
+    /// Host paths visible read-only (system view included).
+    pub read_only: Vec<PathBuf>,
+    /// Host paths visible writable.
+    pub read_write: Vec<PathBuf>,
+    /// The throwaway home's path.
+    pub home: PathBuf,
+}
+
+/// One sandboxed command.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScriptRun {
+    /// argv.
+    pub command: Vec<String>,
+    /// Absolute program path.
+    pub program: PathBuf,
+    /// Working directory.
+    pub cwd: PathBuf,
+    /// Start time, milliseconds since the Unix epoch.
+    pub started_unix_ms: u64,
+    /// Wall time in milliseconds.
+    pub duration_ms: f64,
+    /// How it ended.
+    pub exit: Exit,
+    /// Exit code, or 128 + signal.
+    pub exit_status: i32,
+    /// Killed by the wall-clock limit.
+    pub timed_out: bool,
+    /// The wall-clock limit.
+    pub timeout_ms: Option<u64>,
+    /// Mount view.
+    pub view: View,
+    /// Enforcement.
+    pub enforcement: Enforcement,
+    /// Processes alive when the command exited (killed afterwards).
+    pub survivors: Vec<ProcessInfo>,
+}
+
+/// Writing the report failed.
+#[derive(Debug, Error)]
+pub enum ReportError {
+    /// Serialising or writing failed.
+    #[error("writing report `{}`", path.display())]
+    Write {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Report {
+    /// A report with these runs.
+    pub fn new(runs: Vec<ScriptRun>) -> Self {
+        Report {
+            schema_version: SCHEMA_VERSION,
+            tool: Tool {
+                name: env!("CARGO_PKG_NAME").into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
+            runs,
+        }
+    }
+
+    /// Write as pretty JSON (atomically: temp file + rename).
+    pub fn write(&self, path: &Path) -> Result<(), ReportError> {
+        let err = |source| ReportError::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        let json = serde_json::to_vec_pretty(self).map_err(|e| err(e.into()))?;
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
+        std::io::Write::write_all(&mut tmp, &json).map_err(err)?;
+        std::io::Write::write_all(&mut tmp, b"\n").map_err(err)?;
+        tmp.persist(path).map_err(|e| err(e.error))?;
+        Ok(())
+    }
+}
+
+impl ScriptRun {
+    /// Build the entry for one finished run.
+    pub fn new(
+        spec: &SandboxSpec,
+        seccomp: &SeccompPlan,
+        outcome: &Outcome,
+        started_unix_ms: u64,
+    ) -> Self {
+        let (exit, exit_status) = match outcome.termination {
+            Termination::Exited(c) => (Exit::Code(c), c),
+            Termination::Signaled(s) => (Exit::Signal(s), 128 + s),
+        };
+        let mut view = View {
+            read_only: vec![],
+            read_write: vec![],
+            home: spec.home.clone(),
+        };
+        for m in &spec.mounts {
+            match m.kind {
+                MountKind::ReadOnly => view.read_only.push(m.path.clone()),
+                MountKind::ReadWrite => view.read_write.push(m.path.clone()),
+                _ => {}
+            }
+        }
+        let (landlock, filters) = match &outcome.enforced {
+            Some(e) => (e.landlock.clone(), e.seccomp_filters),
+            None => (
+                LandlockOutcome {
+                    status: Status::NotEnforced,
+                    requested_abi: crate::sandbox::landlock::PINNED_ABI_NUMBER,
+                    kernel_abi: None,
+                },
+                0,
+            ),
+        };
+        let seccomp_status = if filters == seccomp.filters.len() {
+            Status::FullyEnforced
+        } else if filters > 0 {
+            Status::PartiallyEnforced
+        } else {
+            Status::NotEnforced
+        };
+        // RLIMIT_NPROC is not checked for processes whose real uid is the initial namespace's
+        // root (kernel/fork.c), even inside a user namespace.
+        let (rl_status, rl_detail) = if spec.uid == 0 {
+            (
+                Status::PartiallyEnforced,
+                Some("RLIMIT_NPROC is not enforced by the kernel for host root; the pid namespace still bounds the tree's lifetime".to_string()),
+            )
+        } else {
+            (Status::FullyEnforced, None)
+        };
+        ScriptRun {
+            command: spec.exec.argv.clone(),
+            program: spec.exec.program.clone(),
+            cwd: spec.exec.cwd.clone(),
+            started_unix_ms,
+            duration_ms: (outcome.duration.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+            exit,
+            exit_status,
+            timed_out: outcome.timed_out,
+            timeout_ms: spec.limits.timeout_ms,
+            view,
+            enforcement: Enforcement {
+                namespaces: Namespaces {
+                    user: Mechanism {
+                        status: Status::FullyEnforced,
+                        detail: Some(format!("uid {} and gid {} mapped to themselves", spec.uid, spec.gid)),
+                    },
+                    mount: Mechanism::full(),
+                    pid: Mechanism::full(),
+                    net: Mechanism {
+                        status: Status::FullyEnforced,
+                        detail: Some("empty network namespace, loopback only".into()),
+                    },
+                    ipc: Mechanism::full(),
+                    uts: Mechanism::full(),
+                },
+                landlock,
+                seccomp: SeccompStatus {
+                    status: seccomp_status,
+                    filters,
+                },
+                capabilities: Mechanism::full(),
+                no_new_privs: Mechanism::full(),
+                rlimits: RlimitStatus {
+                    status: rl_status,
+                    detail: rl_detail,
+                    nproc: spec.limits.nproc,
+                    nofile: spec.limits.nofile,
+                    fsize: spec.limits.fsize,
+                    core: 0,
+                },
+            },
+            survivors: outcome.survivors.clone(),
+        }
+    }
+}

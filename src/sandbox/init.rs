@@ -1,0 +1,436 @@
+//! The `__sandbox-init` process: one ordered list of named steps.
+//!
+//! The parent spawns `/proc/self/exe __sandbox-init` with the control socket as stdin and sends a
+//! [`SetupPlan`]. Three stages follow, each a fork of the previous one, so that setup runs in a
+//! fresh single-threaded image that never `execve`s between creating the user namespace and
+//! finishing the mounts (an `execve` as a non-root uid would drop the namespace capabilities).
+//!
+//! Stage A — outside the new pid namespace, relays pid 1's fate:
+//!
+//! | #  | Step                     | Why here |
+//! |----|--------------------------|----------|
+//! | 1  | `read-plan`              | the plan arrives on stdin, which then becomes `/dev/null` |
+//! | 2  | `assert-single-threaded` | `unshare(CLONE_NEWUSER)` and fork-then-allocate need it (birdcage) |
+//! | 3  | `die-with-supervisor`    | PDEATHSIG, then re-check the parent (the signal is lost if it already died) |
+//! | 4  | `unshare`                | user, mount, pid, net, ipc, uts namespaces at once |
+//! | 5  | `map-ids`                | setgroups deny, then uid/gid mapped to themselves (never 0 for a user) |
+//! | 6  | `fork-init`              | the pid namespace applies to children: the child is pid 1; its pidfd goes to the parent for the watchdog |
+//!
+//! Stage B — pid 1 of the sandbox, our own code, never runs untrusted code and reaps:
+//!
+//! | #  | Step                     | Why here |
+//! |----|--------------------------|----------|
+//! | 7  | `die-with-stage-a`       | if stage A is killed, pid 1 dies and the kernel kills the whole namespace |
+//! | 8  | `make-mounts-private`    | before any mount: nothing propagates out, and `pivot_root` needs a non-shared root |
+//! | 9  | `open-sources`           | `O_PATH|O_NOFOLLOW` every bind source and check its path, before anything hides or moves it |
+//! | 10 | `mount-root`             | the staging tmpfs that becomes `/` |
+//! | 11 | `build-root`             | the plan's mount ops: parents first, `ro,nosuid,nodev` via `mount_setattr` (only adds flags, so locked ones survive), fresh `/proc`, minimal `/dev`, private `/tmp` and `HOME` |
+//! | 12 | `pivot-root`             | `pivot_root(".", ".")` and detach the old root: the host tree is gone |
+//! | 13 | `remount-root-read-only` | nothing can be created at the top level |
+//! | 14 | `set-hostname`           | UTS namespace is ours |
+//! | 15 | `network`                | loopback up in the empty net namespace (sinkhole seam) |
+//! | 16 | `fork-command`           | the command must never be pid 1 |
+//!
+//! Stage C — becomes the command:
+//!
+//! | #  | Step              | Why here |
+//! |----|-------------------|----------|
+//! | 17 | `new-session`     | `setsid`: no controlling terminal, so TIOCSTI is refused (CVE-2017-5226) |
+//! | 18 | `die-with-parent` | PDEATHSIG on pid 1 (cleared by fork, so set again) |
+//! | 19 | `set-rlimits`     | NPROC (counted per user namespace), NOFILE, CORE 0, FSIZE, CPU |
+//! | 20 | `no-new-privs`    | required by Landlock and seccomp without privileges; blocks setuid gains |
+//! | 21 | `drop-caps`       | securebits locked first (needs CAP_SETPCAP), then every capability set emptied |
+//! | 22 | `landlock`        | after every mount (Landlock forbids later topology changes); status recorded |
+//! | 23 | `chdir`           | into the working directory |
+//! | 24 | `fd-hygiene`      | everything above stderr close-on-exec |
+//! | 25 | `seccomp`         | last before exec, so our own setup calls are not filtered |
+//! | 26 | `exec`            | the absolute program path resolved by the parent, with the filtered environment |
+
+use std::ffi::CString;
+use std::fmt;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
+
+use nix::fcntl::{OFlag, open};
+use nix::sys::prctl;
+use nix::sys::signal::Signal;
+use nix::sys::stat::Mode;
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, chdir, execve, getppid, sethostname, setsid};
+use serde::{Deserialize, Serialize};
+
+use super::channel::{self, FromInit, Termination, ToInit};
+use super::plan::SetupPlan;
+use super::{caps, landlock, mount, namespaces, net, proc, seccomp};
+use crate::sys;
+
+macro_rules! steps {
+    ($($variant:ident => $name:literal),+ $(,)?) => {
+        /// A named setup step, as reported in errors and in the report.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        pub enum Step {
+            $(
+                #[doc = $name]
+                #[serde(rename = $name)]
+                $variant,
+            )+
+        }
+        impl Step {
+            /// The kebab-case name.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Step::$variant => $name,)+ }
+            }
+        }
+    };
+}
+
+steps! {
+    ReadPlan => "read-plan",
+    AssertSingleThreaded => "assert-single-threaded",
+    DieWithSupervisor => "die-with-supervisor",
+    Unshare => "unshare",
+    MapIds => "map-ids",
+    ForkInit => "fork-init",
+    DieWithStageA => "die-with-stage-a",
+    MakeMountsPrivate => "make-mounts-private",
+    OpenSources => "open-sources",
+    MountRoot => "mount-root",
+    BuildRoot => "build-root",
+    PivotRoot => "pivot-root",
+    RemountRootReadOnly => "remount-root-read-only",
+    SetHostname => "set-hostname",
+    Network => "network",
+    ForkCommand => "fork-command",
+    NewSession => "new-session",
+    DieWithParent => "die-with-parent",
+    SetRlimits => "set-rlimits",
+    NoNewPrivs => "no-new-privs",
+    DropCaps => "drop-caps",
+    Landlock => "landlock",
+    Chdir => "chdir",
+    FdHygiene => "fd-hygiene",
+    Seccomp => "seccomp",
+    Exec => "exec",
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed step with its message and errno, ready to send to the parent.
+struct Failure {
+    step: Step,
+    error: String,
+    errno: Option<i32>,
+}
+
+trait StepResult<T> {
+    fn at(self, step: Step) -> Result<T, Failure>;
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+impl<T> StepResult<T> for Result<T, std::io::Error> {
+    fn at(self, step: Step) -> Result<T, Failure> {
+        self.map_err(|e| Failure {
+            step,
+            errno: e.raw_os_error(),
+            error: chain(&e),
+        })
+    }
+}
+
+impl<T> StepResult<T> for Result<T, nix::Error> {
+    fn at(self, step: Step) -> Result<T, Failure> {
+        self.map_err(|e| Failure {
+            step,
+            errno: Some(e as i32),
+            error: e.desc().to_string(),
+        })
+    }
+}
+
+impl<T> StepResult<T> for Result<T, mount::MountError> {
+    fn at(self, step: Step) -> Result<T, Failure> {
+        self.map_err(|e| Failure {
+            step,
+            errno: e.errno(),
+            error: chain(&e),
+        })
+    }
+}
+
+impl<T> StepResult<T> for Result<T, landlock::LandlockError> {
+    fn at(self, step: Step) -> Result<T, Failure> {
+        self.map_err(|e| Failure {
+            step,
+            errno: None,
+            error: chain(&e),
+        })
+    }
+}
+
+impl<T> StepResult<T> for Result<T, seccomp::SeccompError> {
+    fn at(self, step: Step) -> Result<T, Failure> {
+        self.map_err(|e| Failure {
+            step,
+            errno: None,
+            error: chain(&e),
+        })
+    }
+}
+
+fn report_and_exit(chan: BorrowedFd<'_>, f: Failure) -> ! {
+    let _ = channel::send(
+        chan,
+        &FromInit::StepFailed {
+            step: f.step,
+            error: f.error,
+            errno: f.errno,
+        },
+        None,
+    );
+    sys::exit_now(125)
+}
+
+/// Entry point of `ringfence __sandbox-init`. Never returns.
+pub fn main() -> ! {
+    // fd 0 is the control socket. Move it above stderr (close-on-exec), then make stdin /dev/null
+    // so that neither our stages nor the command ever read the parent's terminal.
+    // (`try_clone_to_owned` is `fcntl(F_DUPFD_CLOEXEC, 3)`.)
+    let chan = match std::io::stdin().as_fd().try_clone_to_owned() {
+        Ok(fd) => fd,
+        Err(_) => sys::exit_now(125),
+    };
+    let chan_fd = chan.as_fd();
+    match stage_a(chan_fd) {
+        Ok(never) => match never {},
+        Err(f) => report_and_exit(chan_fd, f),
+    }
+}
+
+enum Never {}
+
+fn stage_a(chan: BorrowedFd<'_>) -> Result<Never, Failure> {
+    // 1. read-plan
+    let mut buf = Vec::new();
+    let plan = match channel::recv::<ToInit>(chan, &mut buf) {
+        Ok(Some((ToInit::Plan(plan), _))) => plan,
+        Ok(None) => sys::exit_now(125),
+        Err(e) => {
+            return Err(Failure {
+                step: Step::ReadPlan,
+                error: chain(&e),
+                errno: None,
+            });
+        }
+    };
+    drop(buf);
+    let devnull = open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()).at(Step::ReadPlan)?;
+    nix::unistd::dup2_stdin(&devnull).at(Step::ReadPlan)?;
+    drop(devnull);
+
+    // 2. assert-single-threaded
+    proc::assert_single_threaded().at(Step::AssertSingleThreaded)?;
+
+    // 3. die-with-supervisor
+    let parent = getppid();
+    prctl::set_pdeathsig(Signal::SIGKILL).at(Step::DieWithSupervisor)?;
+    if getppid() != parent {
+        sys::exit_now(125);
+    }
+
+    // 4. unshare
+    namespaces::enter().at(Step::Unshare)?;
+
+    // 5. map-ids
+    namespaces::map_ids(plan.uid, plan.gid).at(Step::MapIds)?;
+
+    // 6. fork-init
+    match sys::fork_single_threaded().at(Step::ForkInit)? {
+        ForkResult::Child => match stage_b(chan, &plan) {
+            Ok(never) => match never {},
+            Err(f) => report_and_exit(chan, f),
+        },
+        ForkResult::Parent { child } => {
+            let pidfd = sys::pidfd_open(child).at(Step::ForkInit)?;
+            channel::send(chan, &FromInit::Spawned, Some(pidfd.as_fd())).map_err(|e| Failure {
+                step: Step::ForkInit,
+                error: chain(&e),
+                errno: None,
+            })?;
+            drop(pidfd);
+            // Keep no copy of the channel: the parent sees EOF once pid 1 and the command are gone.
+            let _ = nix::unistd::close(chan.as_raw_fd());
+            let code = loop {
+                match waitpid(child, None) {
+                    Ok(WaitStatus::Exited(_, c)) => break c,
+                    Ok(WaitStatus::Signaled(_, s, _)) => break 128 + s as i32,
+                    Ok(_) | Err(nix::Error::EINTR) => continue,
+                    Err(_) => break 125,
+                }
+            };
+            sys::exit_now(code)
+        }
+    }
+}
+
+fn stage_b(chan: BorrowedFd<'_>, plan: &SetupPlan) -> Result<Never, Failure> {
+    // 7. die-with-stage-a. Our parent is outside the pid namespace, so getppid() reads 0 and
+    // cannot be re-checked; stage A only dies by being killed, and then so do we.
+    prctl::set_pdeathsig(Signal::SIGKILL).at(Step::DieWithStageA)?;
+
+    // 8. make-mounts-private
+    mount::make_private().at(Step::MakeMountsPrivate)?;
+
+    // 9. open-sources
+    let sources = mount::open_sources(plan.bind_sources()).at(Step::OpenSources)?;
+
+    // 10. mount-root
+    mount::mount_root(plan.root_size).at(Step::MountRoot)?;
+
+    // 11. build-root
+    for op in &plan.mounts {
+        mount::apply(op, &sources).at(Step::BuildRoot)?;
+    }
+    drop(sources);
+
+    // 12. pivot-root
+    mount::pivot().at(Step::PivotRoot)?;
+
+    // 13. remount-root-read-only
+    mount::root_read_only().at(Step::RemountRootReadOnly)?;
+
+    // 14. set-hostname
+    sethostname(&plan.hostname).at(Step::SetHostname)?;
+
+    // 15. network
+    net::setup(&plan.network).at(Step::Network)?;
+
+    // 16. fork-command
+    let child = match sys::fork_single_threaded().at(Step::ForkCommand)? {
+        ForkResult::Child => match stage_c(chan, plan) {
+            Ok(never) => match never {},
+            Err(f) => report_and_exit(chan, f),
+        },
+        ForkResult::Parent { child } => child,
+    };
+    let termination = reap_until(child);
+    let survivors = proc::survivors();
+    let _ = channel::send(
+        chan,
+        &FromInit::Exited {
+            termination,
+            survivors,
+        },
+        None,
+    );
+    // Returning from pid 1 makes the kernel SIGKILL every process left in the namespace.
+    sys::exit_now(0)
+}
+
+/// Reap every child (we are the namespace's init) until `command` has exited.
+fn reap_until(command: Pid) -> Termination {
+    loop {
+        match waitpid(None::<Pid>, None) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == command => {
+                return Termination::Exited(code);
+            }
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == command => {
+                return Termination::Signaled(sig as i32);
+            }
+            Ok(_) | Err(nix::Error::EINTR) => continue,
+            Err(_) => return Termination::Signaled(libc::SIGKILL),
+        }
+    }
+}
+
+fn cstring(s: &[u8], step: Step) -> Result<CString, Failure> {
+    CString::new(s).map_err(|_| Failure {
+        step,
+        error: format!("argument contains a NUL byte: {:?}", String::from_utf8_lossy(s)),
+        errno: None,
+    })
+}
+
+fn stage_c(chan: BorrowedFd<'_>, plan: &SetupPlan) -> Result<Never, Failure> {
+    // 17. new-session
+    setsid().at(Step::NewSession)?;
+
+    // 18. die-with-parent
+    prctl::set_pdeathsig(Signal::SIGKILL).at(Step::DieWithParent)?;
+    if getppid() != Pid::from_raw(1) {
+        sys::exit_now(125);
+    }
+
+    // 19. set-rlimits
+    proc::set_rlimits(&plan.rlimits).at(Step::SetRlimits)?;
+
+    // 20. no-new-privs
+    prctl::set_no_new_privs().at(Step::NoNewPrivs)?;
+
+    // 21. drop-caps
+    caps::drop_all().at(Step::DropCaps)?;
+
+    // 22. landlock
+    let landlock = landlock::restrict(&plan.landlock).at(Step::Landlock)?;
+
+    // 23. chdir
+    chdir(&plan.exec.cwd).at(Step::Chdir)?;
+
+    // 24. fd-hygiene
+    proc::fd_hygiene().at(Step::FdHygiene)?;
+
+    // Prepare exec arguments before seccomp, so nothing after the filter allocates needlessly.
+    let program = cstring(plan.exec.program.as_os_str().as_bytes(), Step::Exec)?;
+    let argv = plan
+        .exec
+        .argv
+        .iter()
+        .map(|a| cstring(a.as_bytes(), Step::Exec))
+        .collect::<Result<Vec<_>, _>>()?;
+    let env = plan
+        .exec
+        .env
+        .iter()
+        .map(|(k, v)| cstring(format!("{k}={v}").as_bytes(), Step::Exec))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    // 25. seccomp
+    let seccomp_filters = match seccomp::install(&plan.seccomp) {
+        Ok(n) => n,
+        Err(e) if plan.seccomp.level == super::spec::Level::BestEffort => {
+            tracing::warn!("seccomp not enforced: {}", chain(&e));
+            0
+        }
+        Err(e) => return Err(e).at(Step::Seccomp),
+    };
+
+    let _ = channel::send(
+        chan,
+        &FromInit::Enforced {
+            landlock,
+            seccomp_filters,
+        },
+        None,
+    );
+
+    // 26. exec
+    let err = match execve(&program, &argv, &env) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let _ = channel::send(chan, &FromInit::ExecFailed { errno: err as i32 }, None);
+    sys::exit_now(127)
+}

@@ -1,0 +1,240 @@
+//! The sandbox, parent side: spawn `/proc/self/exe __sandbox-init`, send it the plan, drive the
+//! control channel, enforce the wall-clock timeout, and turn what init reports into an
+//! [`Outcome`] or a [`SandboxError`].
+//!
+//! Kernel-facing code lives in the submodules and sees only a [`plan::SetupPlan`].
+
+pub mod caps;
+pub mod channel;
+pub mod init;
+pub mod landlock;
+pub mod mount;
+pub mod namespaces;
+pub mod net;
+pub mod plan;
+pub mod proc;
+pub mod seccomp;
+pub mod spec;
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use channel::{ChannelError, FromInit, ProcessInfo, Termination, ToInit};
+use init::Step;
+use plan::SetupPlan;
+
+/// What each layer achieved for one run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enforced {
+    /// Landlock status and ABI.
+    pub landlock: landlock::LandlockOutcome,
+    /// Number of seccomp filters installed (0 if best-effort and unavailable).
+    pub seccomp_filters: usize,
+}
+
+/// How a sandboxed run ended.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Exit code or signal of the command (SIGKILL after a timeout).
+    pub termination: Termination,
+    /// The wall-clock limit expired and the whole tree was killed.
+    pub timed_out: bool,
+    /// Wall time from spawning init to its exit.
+    pub duration: Duration,
+    /// What was enforced (`None` only if the run was killed before setup finished).
+    pub enforced: Option<Enforced>,
+    /// Processes still alive when the command exited (all killed since).
+    pub survivors: Vec<ProcessInfo>,
+}
+
+/// Failures of the sandbox machinery itself (never of the sandboxed command).
+#[derive(Debug, Error)]
+pub enum SandboxError {
+    /// Creating the control socketpair failed.
+    #[error("creating the sandbox control socket")]
+    Socketpair(#[source] nix::Error),
+    /// Spawning the init process failed.
+    #[error("starting the sandbox init process (`/proc/self/exe __sandbox-init`)")]
+    SpawnInit(#[source] io::Error),
+    /// The control channel failed.
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+    /// A setup step failed inside init; the command never ran.
+    #[error("sandbox setup failed at step `{step}`: {error}")]
+    Setup {
+        /// The failed step.
+        step: Step,
+        /// Error chain from init.
+        error: String,
+        /// errno, if a system call failed.
+        errno: Option<i32>,
+    },
+    /// The program could not be executed.
+    #[error("cannot execute `{program}` in the sandbox")]
+    Exec {
+        /// Program path.
+        program: String,
+        /// Cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Waiting for or killing the init process failed.
+    #[error("waiting for the sandbox init process")]
+    Wait(#[source] io::Error),
+    /// Init exited without reporting how the command ended.
+    #[error("the sandbox init process exited ({status}) without reporting the command's exit")]
+    Lost {
+        /// Exit status of stage A.
+        status: ExitStatus,
+    },
+}
+
+impl SandboxError {
+    /// The failing step, for setup errors.
+    pub fn step(&self) -> Option<Step> {
+        match self {
+            SandboxError::Setup { step, .. } => Some(*step),
+            _ => None,
+        }
+    }
+}
+
+/// Where the command's stdout and stderr go.
+#[derive(Debug)]
+pub struct Stdio2 {
+    /// Standard output.
+    pub stdout: Stdio,
+    /// Standard error.
+    pub stderr: Stdio,
+}
+
+impl Stdio2 {
+    /// Share the caller's stdout and stderr.
+    pub fn inherit() -> Self {
+        Stdio2 {
+            stdout: Stdio::inherit(),
+            stderr: Stdio::inherit(),
+        }
+    }
+}
+
+/// Run `plan` in a fresh sandbox and wait for it, killing the whole tree after `timeout`.
+pub fn run(
+    plan: &SetupPlan,
+    timeout: Option<Duration>,
+    stdio: Stdio2,
+) -> Result<Outcome, SandboxError> {
+    let (ours, theirs) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(SandboxError::Socketpair)?;
+    let start = Instant::now();
+    let deadline = timeout.map(|t| start + t);
+    let mut child = {
+        // The socket becomes the child's stdin (dup2 clears close-on-exec on fd 0 only), so no
+        // descriptor is ever left inheritable for other threads' children.
+        let mut cmd = Command::new("/proc/self/exe");
+        cmd.arg("__sandbox-init")
+            .env_clear()
+            .stdin(Stdio::from(theirs))
+            .stdout(stdio.stdout)
+            .stderr(stdio.stderr);
+        cmd.spawn().map_err(SandboxError::SpawnInit)?
+    };
+    channel::send(ours.as_fd(), &ToInit::Plan(Box::new(plan.clone())), None)?;
+
+    let mut pid1: Option<OwnedFd> = None;
+    let mut setup_error: Option<SandboxError> = None;
+    let mut enforced = None;
+    let mut exited: Option<(Termination, Vec<ProcessInfo>)> = None;
+    let mut timed_out = false;
+    let mut buf = Vec::new();
+    loop {
+        let wait = match deadline {
+            _ if timed_out => PollTimeout::NONE,
+            None => PollTimeout::NONE,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now()).as_millis();
+                PollTimeout::try_from(left.min(i32::MAX as u128) as i32)
+                    .unwrap_or(PollTimeout::MAX)
+            }
+        };
+        let mut fds = [PollFd::new(ours.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, wait) {
+            Ok(0) => {
+                // Deadline: SIGKILL pid 1, which makes the kernel kill everything in its pid
+                // namespace, detached and double-forked processes included. Before pid 1 exists,
+                // kill stage A instead.
+                timed_out = true;
+                let killed = match &pid1 {
+                    Some(fd) => crate::sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL),
+                    None => child.kill(),
+                };
+                if let Err(e) = killed {
+                    if e.raw_os_error() != Some(libc::ESRCH) {
+                        return Err(SandboxError::Wait(e));
+                    }
+                }
+                continue;
+            }
+            Ok(_) => {}
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(SandboxError::Wait(e.into())),
+        }
+        match channel::recv::<FromInit>(ours.as_fd(), &mut buf)? {
+            None => break,
+            Some((msg, fd)) => match msg {
+                FromInit::Spawned => pid1 = fd,
+                FromInit::StepFailed { step, error, errno } => {
+                    setup_error = Some(SandboxError::Setup { step, error, errno });
+                }
+                FromInit::Enforced {
+                    landlock,
+                    seccomp_filters,
+                } => {
+                    enforced = Some(Enforced {
+                        landlock,
+                        seccomp_filters,
+                    });
+                }
+                FromInit::ExecFailed { errno } => {
+                    setup_error = Some(SandboxError::Exec {
+                        program: plan.exec.program.display().to_string(),
+                        source: io::Error::from_raw_os_error(errno),
+                    });
+                }
+                FromInit::Exited {
+                    termination,
+                    survivors,
+                } => exited = Some((termination, survivors)),
+            },
+        }
+    }
+    let status = child.wait().map_err(SandboxError::Wait)?;
+    let duration = start.elapsed();
+    if let Some(e) = setup_error {
+        return Err(e);
+    }
+    let (termination, survivors) = match exited {
+        Some(x) => x,
+        None if timed_out => (Termination::Signaled(libc::SIGKILL), Vec::new()),
+        None => return Err(SandboxError::Lost { status }),
+    };
+    Ok(Outcome {
+        termination,
+        timed_out,
+        duration,
+        enforced,
+        survivors,
+    })
+}

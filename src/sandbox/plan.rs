@@ -1,0 +1,701 @@
+//! `SetupPlan`: pure data computed from a [`SandboxSpec`], executed step by step by `init`.
+//!
+//! No system calls happen here. The plan fixes, in order, every mount operation (parents before
+//! children, mount targets created only inside our own fresh tmpfs), the Landlock rules that
+//! mirror the resulting mount view, the seccomp deny table, and the rlimits. Because it is plain
+//! data it is unit-tested without privileges, and it is what the parent sends to the init process.
+
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::seccomp::{self, SeccompPlan};
+use super::spec::{ExecSpec, Level, MountKind, NetworkSpec, SandboxSpec};
+
+/// Host device nodes bound into the sandbox's private `/dev`.
+pub const DEV_NODES: [&str; 5] = ["null", "zero", "full", "random", "urandom"];
+
+/// One mount-namespace operation. Paths are absolute as seen from inside the sandbox (the
+/// executor prefixes the staging root until `pivot_root`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "op")]
+pub enum MountOp {
+    /// Create a directory in our own tmpfs.
+    MakeDir {
+        /// Directory to create.
+        path: PathBuf,
+    },
+    /// Create an empty regular file in our own tmpfs (a target for a file bind mount).
+    MakeFile {
+        /// File to create.
+        path: PathBuf,
+    },
+    /// Create a symbolic link in our own tmpfs.
+    Symlink {
+        /// The link.
+        path: PathBuf,
+        /// Its target, verbatim.
+        target: PathBuf,
+    },
+    /// Recursively bind a host path (opened before the staging root hid anything) at `path`.
+    Bind {
+        /// Host source path; opened `O_PATH` at the start of setup.
+        source: PathBuf,
+        /// Target path inside the sandbox.
+        path: PathBuf,
+        /// Add `MOUNT_ATTR_RDONLY` (recursively).
+        readonly: bool,
+        /// Keep device nodes usable (only for the `/dev` node binds).
+        allow_devices: bool,
+        /// Add `MOUNT_ATTR_NOEXEC`.
+        noexec: bool,
+    },
+    /// Mount a fresh tmpfs.
+    Tmpfs {
+        /// Mount point.
+        path: PathBuf,
+        /// Size limit in bytes.
+        size: u64,
+        /// Mode of the tmpfs root (octal permission bits).
+        mode: u32,
+        /// Add `noexec`.
+        noexec: bool,
+    },
+    /// Mount a fresh procfs for the sandbox's pid namespace (never the host's `/proc`).
+    Proc {
+        /// Mount point.
+        path: PathBuf,
+    },
+    /// Make an existing mount read-only; with `bind_first`, first bind the path onto itself so
+    /// that only that subtree changes (used for `/proc/sys`).
+    MakeReadOnly {
+        /// Path whose mount becomes read-only.
+        path: PathBuf,
+        /// Bind the path onto itself first.
+        bind_first: bool,
+    },
+}
+
+/// What a Landlock rule grants beneath a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FsAccess {
+    /// List directories only.
+    ListDir,
+    /// Read files, list directories, execute.
+    Read,
+    /// Read and write existing device files (no creating or removing entries).
+    Devices,
+    /// Everything.
+    Full,
+}
+
+/// One Landlock path-beneath rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LandlockRule {
+    /// Path inside the sandbox.
+    pub path: PathBuf,
+    /// Access granted beneath it.
+    pub access: FsAccess,
+}
+
+/// The Landlock ruleset to apply after all mounts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LandlockPlan {
+    /// Whether a ruleset that is not fully enforced aborts the run.
+    pub level: Level,
+    /// Filesystem rules mirroring the mount view.
+    pub rules: Vec<LandlockRule>,
+    /// Handle `BindTcp` with no rule: every TCP bind is denied.
+    pub deny_tcp_bind: bool,
+    /// Scope abstract unix sockets and signals to the sandbox's own domain.
+    pub scoped: bool,
+}
+
+/// A resource limit, applied as soft = hard = min(value, current hard limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rlimit {
+    /// `RLIMIT_NPROC`.
+    Nproc(u64),
+    /// `RLIMIT_NOFILE`.
+    Nofile(u64),
+    /// `RLIMIT_FSIZE` in bytes.
+    Fsize(u64),
+    /// `RLIMIT_CORE` in bytes.
+    Core(u64),
+    /// `RLIMIT_CPU` in seconds.
+    Cpu(u64),
+}
+
+/// How the network namespace is prepared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkPlan {
+    /// Bring `lo` up.
+    pub loopback_up: bool,
+}
+
+/// Everything `init` needs, in the order it needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetupPlan {
+    /// uid mapped to itself.
+    pub uid: u32,
+    /// gid mapped to itself.
+    pub gid: u32,
+    /// UTS hostname.
+    pub hostname: String,
+    /// Size of the staging root tmpfs in bytes (it only holds mount points and links).
+    pub root_size: u64,
+    /// Ordered mount operations, executed inside the staging root.
+    pub mounts: Vec<MountOp>,
+    /// Landlock rules applied after every mount.
+    pub landlock: LandlockPlan,
+    /// seccomp filters installed last.
+    pub seccomp: SeccompPlan,
+    /// Resource limits.
+    pub rlimits: Vec<Rlimit>,
+    /// Network namespace preparation.
+    pub network: NetworkPlan,
+    /// The command.
+    pub exec: ExecSpec,
+}
+
+/// A mount before it is lowered to [`MountOp`]s.
+#[derive(Debug, Clone)]
+enum Entry {
+    Host { path: PathBuf, readonly: bool },
+    Symlink { path: PathBuf, target: PathBuf },
+    Tmpfs { path: PathBuf, size: u64, mode: u32, noexec: bool },
+    Dev,
+    Proc,
+}
+
+impl Entry {
+    fn path(&self) -> &Path {
+        match self {
+            Entry::Host { path, .. } | Entry::Symlink { path, .. } | Entry::Tmpfs { path, .. } => {
+                path
+            }
+            Entry::Dev => Path::new("/dev"),
+            Entry::Proc => Path::new("/proc"),
+        }
+    }
+}
+
+fn depth(path: &Path) -> usize {
+    path.components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .count()
+}
+
+/// Where an existing path's content comes from, as far as the plan knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// Inside a tmpfs we mounted (including the staging root): we may create entries.
+    Ours,
+    /// Inside a host bind: the path must already exist on the host; never create anything.
+    Host,
+}
+
+struct Lowering {
+    ops: Vec<MountOp>,
+    /// Mount points so far, with the origin of their content.
+    mounted: Vec<(PathBuf, Origin)>,
+    /// Directories and files we created in our own tmpfs.
+    created: Vec<PathBuf>,
+}
+
+impl Lowering {
+    fn origin_of(&self, path: &Path) -> Origin {
+        self.mounted
+            .iter()
+            .filter(|(m, _)| path.starts_with(m))
+            .max_by_key(|(m, _)| depth(m))
+            .map_or(Origin::Ours, |(_, o)| *o)
+    }
+
+    /// Create `path`'s missing ancestors (and, if `leaf` is given, the path itself) inside our
+    /// tmpfs. Paths that live under a host bind are left alone: they exist on the host.
+    fn prepare(&mut self, path: &Path, leaf: Option<LeafKind>) {
+        let mut ancestors: Vec<&Path> = path.ancestors().skip(1).collect();
+        ancestors.reverse();
+        for dir in ancestors {
+            if dir == Path::new("/") {
+                continue;
+            }
+            self.make(dir, LeafKind::Dir);
+        }
+        if let Some(kind) = leaf {
+            self.make(path, kind);
+        }
+    }
+
+    fn make(&mut self, path: &Path, kind: LeafKind) {
+        if self.origin_of(path) == Origin::Host
+            || self.created.iter().any(|c| c == path)
+            || self.mounted.iter().any(|(m, _)| m == path)
+        {
+            return;
+        }
+        self.created.push(path.to_path_buf());
+        self.ops.push(match kind {
+            LeafKind::Dir => MountOp::MakeDir {
+                path: path.to_path_buf(),
+            },
+            LeafKind::File => MountOp::MakeFile {
+                path: path.to_path_buf(),
+            },
+        });
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum LeafKind {
+    Dir,
+    File,
+}
+
+impl SetupPlan {
+    /// Compute the plan for `spec`. `is_dir` tells whether a host bind source is a directory
+    /// (file binds need a file as mount target); the caller provides it so that this function
+    /// stays free of I/O.
+    pub fn from_spec(spec: &SandboxSpec, is_dir: &dyn Fn(&Path) -> bool) -> SetupPlan {
+        let mut entries: Vec<Entry> = vec![
+            Entry::Proc,
+            Entry::Dev,
+            Entry::Tmpfs {
+                path: PathBuf::from("/tmp"),
+                size: spec.tmp_size,
+                mode: 0o1777,
+                noexec: false,
+            },
+            Entry::Tmpfs {
+                path: spec.home.clone(),
+                size: spec.home_size,
+                mode: 0o700,
+                noexec: false,
+            },
+        ];
+        for m in &spec.mounts {
+            entries.push(match &m.kind {
+                MountKind::ReadOnly => Entry::Host {
+                    path: m.path.clone(),
+                    readonly: true,
+                },
+                MountKind::ReadWrite => Entry::Host {
+                    path: m.path.clone(),
+                    readonly: false,
+                },
+                MountKind::Symlink { target } => Entry::Symlink {
+                    path: m.path.clone(),
+                    target: target.clone(),
+                },
+                MountKind::Tmpfs { size } => Entry::Tmpfs {
+                    path: m.path.clone(),
+                    size: *size,
+                    mode: 0o755,
+                    noexec: false,
+                },
+            });
+        }
+        // Parents first; among equals keep the spec's order (a later entry for the same path is
+        // mounted on top and wins).
+        entries.sort_by_key(|e| depth(e.path()));
+
+        let mut low = Lowering {
+            ops: Vec::new(),
+            mounted: Vec::new(),
+            created: Vec::new(),
+        };
+        let mut rules = vec![LandlockRule {
+            path: PathBuf::from("/"),
+            access: FsAccess::ListDir,
+        }];
+        for entry in &entries {
+            match entry {
+                Entry::Host { path, readonly } => {
+                    let dir = is_dir(path);
+                    low.prepare(
+                        path,
+                        Some(if dir { LeafKind::Dir } else { LeafKind::File }),
+                    );
+                    low.ops.push(MountOp::Bind {
+                        source: path.clone(),
+                        path: path.clone(),
+                        readonly: *readonly,
+                        allow_devices: false,
+                        noexec: false,
+                    });
+                    low.mounted.push((path.clone(), Origin::Host));
+                    rules.push(LandlockRule {
+                        path: path.clone(),
+                        access: if *readonly {
+                            FsAccess::Read
+                        } else {
+                            FsAccess::Full
+                        },
+                    });
+                }
+                Entry::Symlink { path, target } => {
+                    low.prepare(path, None);
+                    if low.origin_of(path) == Origin::Ours {
+                        low.ops.push(MountOp::Symlink {
+                            path: path.clone(),
+                            target: target.clone(),
+                        });
+                        low.created.push(path.clone());
+                    }
+                }
+                Entry::Tmpfs {
+                    path,
+                    size,
+                    mode,
+                    noexec,
+                } => {
+                    low.prepare(path, Some(LeafKind::Dir));
+                    low.ops.push(MountOp::Tmpfs {
+                        path: path.clone(),
+                        size: *size,
+                        mode: *mode,
+                        noexec: *noexec,
+                    });
+                    low.mounted.push((path.clone(), Origin::Ours));
+                    rules.push(LandlockRule {
+                        path: path.clone(),
+                        access: FsAccess::Full,
+                    });
+                }
+                Entry::Proc => {
+                    let proc_ = PathBuf::from("/proc");
+                    low.prepare(&proc_, Some(LeafKind::Dir));
+                    low.ops.push(MountOp::Proc {
+                        path: proc_.clone(),
+                    });
+                    low.mounted.push((proc_.clone(), Origin::Host));
+                    low.ops.push(MountOp::MakeReadOnly {
+                        path: PathBuf::from("/proc/sys"),
+                        bind_first: true,
+                    });
+                    rules.push(LandlockRule {
+                        path: proc_,
+                        access: FsAccess::Read,
+                    });
+                }
+                Entry::Dev => lower_dev(&mut low, spec, &mut rules),
+            }
+        }
+
+        let mut rlimits = vec![
+            Rlimit::Nproc(spec.limits.nproc),
+            Rlimit::Nofile(spec.limits.nofile),
+            Rlimit::Fsize(spec.limits.fsize),
+            Rlimit::Core(0),
+        ];
+        if let Some(cpu) = spec.limits.cpu_secs {
+            rlimits.push(Rlimit::Cpu(cpu));
+        }
+
+        SetupPlan {
+            uid: spec.uid,
+            gid: spec.gid,
+            hostname: spec.hostname.clone(),
+            root_size: 1 << 20,
+            mounts: low.ops,
+            landlock: LandlockPlan {
+                level: spec.enforcement.landlock,
+                rules,
+                deny_tcp_bind: true,
+                scoped: true,
+            },
+            seccomp: seccomp::deny_plan(spec.enforcement.seccomp),
+            rlimits,
+            network: match spec.network {
+                NetworkSpec::Isolated => NetworkPlan { loopback_up: true },
+            },
+            exec: spec.exec.clone(),
+        }
+    }
+
+    /// Host paths that must be opened before the staging root is mounted.
+    pub fn bind_sources(&self) -> impl Iterator<Item = &Path> {
+        self.mounts.iter().filter_map(|op| match op {
+            MountOp::Bind { source, .. } => Some(source.as_path()),
+            _ => None,
+        })
+    }
+}
+
+/// The minimal `/dev`: a tmpfs holding binds of the harmless host nodes, the `fd`/`std*` links
+/// and a private size-limited `/dev/shm`; then the tmpfs itself becomes read-only.
+fn lower_dev(low: &mut Lowering, spec: &SandboxSpec, rules: &mut Vec<LandlockRule>) {
+    let dev = PathBuf::from("/dev");
+    low.prepare(&dev, Some(LeafKind::Dir));
+    low.ops.push(MountOp::Tmpfs {
+        path: dev.clone(),
+        size: 64 << 10,
+        mode: 0o755,
+        noexec: true,
+    });
+    low.mounted.push((dev.clone(), Origin::Ours));
+    for node in DEV_NODES {
+        let path = dev.join(node);
+        low.prepare(&path, Some(LeafKind::File));
+        low.ops.push(MountOp::Bind {
+            source: path.clone(),
+            path: path.clone(),
+            readonly: false,
+            allow_devices: true,
+            noexec: true,
+        });
+        low.mounted.push((path, Origin::Host));
+    }
+    for (link, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        let path = dev.join(link);
+        low.ops.push(MountOp::Symlink {
+            path: path.clone(),
+            target: PathBuf::from(target),
+        });
+        low.created.push(path);
+    }
+    let shm = dev.join("shm");
+    low.prepare(&shm, Some(LeafKind::Dir));
+    low.ops.push(MountOp::Tmpfs {
+        path: shm.clone(),
+        size: spec.shm_size,
+        mode: 0o1777,
+        noexec: true,
+    });
+    low.mounted.push((shm.clone(), Origin::Ours));
+    low.ops.push(MountOp::MakeReadOnly {
+        path: dev.clone(),
+        bind_first: false,
+    });
+    rules.push(LandlockRule {
+        path: dev,
+        access: FsAccess::Devices,
+    });
+    rules.push(LandlockRule {
+        path: shm,
+        access: FsAccess::Full,
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::spec::{EnforcementLevels, Limits, MountSpec};
+
+    fn spec(mounts: Vec<MountSpec>, home: &str) -> SandboxSpec {
+        SandboxSpec {
+            exec: ExecSpec {
+                program: PathBuf::from("/usr/bin/true"),
+                argv: vec!["true".into()],
+                env: vec![],
+                cwd: PathBuf::from("/"),
+            },
+            mounts,
+            home: PathBuf::from(home),
+            tmp_size: 1 << 30,
+            shm_size: 1 << 26,
+            home_size: 1 << 30,
+            hostname: "localhost".into(),
+            uid: 1000,
+            gid: 1000,
+            limits: Limits {
+                timeout_ms: None,
+                nproc: 512,
+                nofile: 4096,
+                fsize: 1 << 32,
+                cpu_secs: None,
+            },
+            enforcement: EnforcementLevels {
+                landlock: Level::BestEffort,
+                seccomp: Level::Required,
+            },
+            network: NetworkSpec::Isolated,
+        }
+    }
+
+    fn ro(p: &str) -> MountSpec {
+        MountSpec {
+            path: p.into(),
+            kind: MountKind::ReadOnly,
+        }
+    }
+    fn rw(p: &str) -> MountSpec {
+        MountSpec {
+            path: p.into(),
+            kind: MountKind::ReadWrite,
+        }
+    }
+
+    fn ops_text(plan: &SetupPlan) -> Vec<String> {
+        plan.mounts
+            .iter()
+            .map(|op| match op {
+                MountOp::MakeDir { path } => format!("mkdir {}", path.display()),
+                MountOp::MakeFile { path } => format!("touch {}", path.display()),
+                MountOp::Symlink { path, target } => {
+                    format!("ln {} -> {}", path.display(), target.display())
+                }
+                MountOp::Bind {
+                    path,
+                    readonly,
+                    allow_devices,
+                    ..
+                } => format!(
+                    "bind {} {}{}",
+                    path.display(),
+                    if *readonly { "ro" } else { "rw" },
+                    if *allow_devices { ",dev" } else { "" }
+                ),
+                MountOp::Tmpfs { path, .. } => format!("tmpfs {}", path.display()),
+                MountOp::Proc { path } => format!("proc {}", path.display()),
+                MountOp::MakeReadOnly { path, .. } => format!("ro {}", path.display()),
+            })
+            .collect()
+    }
+
+    /// The whole mount sequence for a typical project layout, pinned: parents first, targets
+    /// created only in our own tmpfs, nested package dir writable inside a read-only project.
+    #[test]
+    fn plan_for_project_layout() {
+        let s = spec(
+            vec![
+                ro("/usr"),
+                MountSpec {
+                    path: "/bin".into(),
+                    kind: MountKind::Symlink {
+                        target: "usr/bin".into(),
+                    },
+                },
+                ro("/etc/passwd"),
+                ro("/home/u/proj"),
+                rw("/home/u/proj/node_modules/pkg"),
+            ],
+            "/home/u",
+        );
+        let plan = SetupPlan::from_spec(&s, &|p: &Path| !p.starts_with("/etc/passwd"));
+        assert_eq!(
+            ops_text(&plan),
+            vec![
+                "mkdir /proc",
+                "proc /proc",
+                "ro /proc/sys",
+                "mkdir /dev",
+                "tmpfs /dev",
+                "touch /dev/null",
+                "bind /dev/null rw,dev",
+                "touch /dev/zero",
+                "bind /dev/zero rw,dev",
+                "touch /dev/full",
+                "bind /dev/full rw,dev",
+                "touch /dev/random",
+                "bind /dev/random rw,dev",
+                "touch /dev/urandom",
+                "bind /dev/urandom rw,dev",
+                "ln /dev/fd -> /proc/self/fd",
+                "ln /dev/stdin -> /proc/self/fd/0",
+                "ln /dev/stdout -> /proc/self/fd/1",
+                "ln /dev/stderr -> /proc/self/fd/2",
+                "mkdir /dev/shm",
+                "tmpfs /dev/shm",
+                "ro /dev",
+                "mkdir /tmp",
+                "tmpfs /tmp",
+                "mkdir /usr",
+                "bind /usr ro",
+                "ln /bin -> usr/bin",
+                "mkdir /home",
+                "mkdir /home/u",
+                "tmpfs /home/u",
+                "mkdir /etc",
+                "touch /etc/passwd",
+                "bind /etc/passwd ro",
+                "mkdir /home/u/proj",
+                "bind /home/u/proj ro",
+                "bind /home/u/proj/node_modules/pkg rw",
+            ]
+        );
+        // The nested writable directory is inside a host bind: nothing is created there.
+        assert!(!plan.mounts.iter().any(|op| matches!(op,
+            MountOp::MakeDir { path } if path.starts_with("/home/u/proj/"))));
+    }
+
+    #[test]
+    fn landlock_rules_mirror_mount_view() {
+        let s = spec(vec![ro("/usr"), rw("/work/pkg")], "/root");
+        let plan = SetupPlan::from_spec(&s, &|_| true);
+        let rules: Vec<(String, FsAccess)> = plan
+            .landlock
+            .rules
+            .iter()
+            .map(|r| (r.path.display().to_string(), r.access))
+            .collect();
+        for expected in [
+            ("/", FsAccess::ListDir),
+            ("/usr", FsAccess::Read),
+            ("/work/pkg", FsAccess::Full),
+            ("/tmp", FsAccess::Full),
+            ("/root", FsAccess::Full),
+            ("/dev", FsAccess::Devices),
+            ("/dev/shm", FsAccess::Full),
+            ("/proc", FsAccess::Read),
+        ] {
+            assert!(
+                rules.contains(&(expected.0.to_string(), expected.1)),
+                "missing {expected:?} in {rules:?}"
+            );
+        }
+        assert_eq!(rules.len(), 8, "{rules:?}");
+        assert!(plan.landlock.deny_tcp_bind && plan.landlock.scoped);
+    }
+
+    #[test]
+    fn writable_dir_under_tmp_is_created_in_private_tmp() {
+        let s = spec(vec![rw("/tmp/x/y")], "/root");
+        let plan = SetupPlan::from_spec(&s, &|_| true);
+        let text = ops_text(&plan);
+        let tmpfs = text.iter().position(|t| t == "tmpfs /tmp").unwrap();
+        let mk = text.iter().position(|t| t == "mkdir /tmp/x/y").unwrap();
+        let bind = text.iter().position(|t| t == "bind /tmp/x/y rw").unwrap();
+        assert!(tmpfs < mk && mk < bind, "{text:?}");
+    }
+
+    #[test]
+    fn home_inside_a_bind_is_overmounted_without_creating_host_dirs() {
+        let s = spec(vec![ro("/home")], "/home/u");
+        let plan = SetupPlan::from_spec(&s, &|_| true);
+        let text = ops_text(&plan);
+        assert!(!text.contains(&"mkdir /home/u".to_string()), "{text:?}");
+        let bind = text.iter().position(|t| t == "bind /home ro").unwrap();
+        let home = text.iter().position(|t| t == "tmpfs /home/u").unwrap();
+        assert!(bind < home);
+    }
+
+    #[test]
+    fn rlimits_and_bind_sources() {
+        let s = spec(vec![ro("/usr"), rw("/w")], "/root");
+        let plan = SetupPlan::from_spec(&s, &|_| true);
+        assert!(plan.rlimits.contains(&Rlimit::Core(0)));
+        assert!(plan.rlimits.contains(&Rlimit::Nproc(512)));
+        let sources: Vec<_> = plan.bind_sources().collect();
+        assert!(sources.contains(&Path::new("/usr")));
+        assert!(sources.contains(&Path::new("/dev/null")));
+        assert!(sources.contains(&Path::new("/w")));
+    }
+
+    #[test]
+    fn plan_round_trips_through_json() {
+        let s = spec(vec![ro("/usr")], "/root");
+        let plan = SetupPlan::from_spec(&s, &|_| true);
+        let json = serde_json::to_string(&plan).unwrap();
+        let back: SetupPlan = serde_json::from_str(&json).unwrap();
+        assert_eq!(plan, back);
+    }
+}

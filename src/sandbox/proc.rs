@@ -1,0 +1,90 @@
+//! Process hygiene: single-thread assertion, rlimits, descriptor hygiene, and the survivor scan
+//! that pid 1 runs after the command exits.
+
+use std::io;
+
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
+
+use super::channel::ProcessInfo;
+use super::plan::Rlimit;
+use crate::sys;
+
+/// Fail unless this process has exactly one thread (fork and `unshare(CLONE_NEWUSER)` need it).
+pub fn assert_single_threaded() -> io::Result<()> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let threads = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .map(str::trim)
+        .unwrap_or("?");
+    if threads == "1" {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "the sandbox init has {threads} threads, expected 1"
+        )))
+    }
+}
+
+/// Apply each limit as soft = hard = min(value, current hard limit): limits only ever go down.
+pub fn set_rlimits(limits: &[Rlimit]) -> io::Result<()> {
+    for limit in limits {
+        let (resource, value) = match *limit {
+            Rlimit::Nproc(v) => (Resource::RLIMIT_NPROC, v),
+            Rlimit::Nofile(v) => (Resource::RLIMIT_NOFILE, v),
+            Rlimit::Fsize(v) => (Resource::RLIMIT_FSIZE, v),
+            Rlimit::Core(v) => (Resource::RLIMIT_CORE, v),
+            Rlimit::Cpu(v) => (Resource::RLIMIT_CPU, v),
+        };
+        let (_, hard) = getrlimit(resource)?;
+        let value = value.min(hard);
+        setrlimit(resource, value, value)
+            .map_err(|e| io::Error::other(format!("setrlimit({resource:?}, {value}): {e}")))?;
+    }
+    Ok(())
+}
+
+/// Mark every descriptor above stderr close-on-exec, so nothing of ours leaks into the command.
+pub fn fd_hygiene() -> io::Result<()> {
+    sys::close_range_cloexec(3)
+}
+
+/// Every process in our pid namespace except pid 1 (ourselves), read from our own `/proc`.
+pub fn survivors() -> Vec<ProcessInfo> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    let mut out = Vec::new();
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid == 1 {
+            continue;
+        }
+        let base = entry.path();
+        let ppid = std::fs::read_to_string(base.join("stat"))
+            .ok()
+            .and_then(|s| {
+                // The comm field may contain spaces and parentheses: parse after the last ')'.
+                let rest = s.rsplit_once(')')?.1;
+                rest.split_whitespace().nth(1)?.parse().ok()
+            })
+            .unwrap_or(0);
+        let argv = std::fs::read(base.join("cmdline"))
+            .map(|raw| {
+                raw.split(|b| *b == 0)
+                    .filter(|a| !a.is_empty())
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push(ProcessInfo { pid, ppid, argv });
+    }
+    out.sort_by_key(|p| p.pid);
+    out
+}

@@ -1,0 +1,456 @@
+//! seccomp deny filters: the table (pure data, part of the plan) and its compilation and
+//! installation with `seccompiler` (in the sandboxed child, last step before `execve`).
+//!
+//! The default action of every filter is "allow": these are deny lists aimed at kernel attack
+//! surface that install scripts never need. One filter per errno, because a seccompiler filter has
+//! exactly one match action; the kernel runs all of them. Why each entry is here is in
+//! `../shared/reference/sandbox-design.md` §4 and in the comments below.
+
+use serde::{Deserialize, Serialize};
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch, sock_filter,
+};
+use thiserror::Error;
+
+use super::spec::Level;
+
+/// A condition on one syscall argument. Several conditions in a rule are ANDed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "cmp")]
+pub enum ArgCond {
+    /// `(arg & mask) == mask`, on the low 32 bits.
+    HasBits {
+        /// Argument index.
+        arg: u8,
+        /// Bits that must all be set.
+        mask: u32,
+    },
+    /// `arg == value` on the low 32 bits (ioctl request numbers: flatpak CVE-2019-10063).
+    Eq32 {
+        /// Argument index.
+        arg: u8,
+        /// Value.
+        value: u32,
+    },
+    /// `arg != value` on the low 32 bits.
+    Ne32 {
+        /// Argument index.
+        arg: u8,
+        /// Value.
+        value: u32,
+    },
+}
+
+/// A syscall, optionally restricted by argument conditions. Rules for the same syscall are ORed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyscallRule {
+    /// Syscall name, for reports and tests.
+    pub name: String,
+    /// Syscall number on the running architecture.
+    pub nr: i64,
+    /// ANDed conditions; empty means every call.
+    pub when: Vec<ArgCond>,
+}
+
+/// One filter: every matching rule returns `errno`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilterPlan {
+    /// Short name used in reports ("privileged", "new-apis", "socket-families").
+    pub name: String,
+    /// errno returned on a match.
+    pub errno: i32,
+    /// Matching rules.
+    pub rules: Vec<SyscallRule>,
+}
+
+/// All filters, installed in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeccompPlan {
+    /// Required or best-effort.
+    pub level: Level,
+    /// Filters.
+    pub filters: Vec<FilterPlan>,
+}
+
+/// Failures compiling or installing a filter.
+#[derive(Debug, Error)]
+pub enum SeccompError {
+    /// seccompiler rejected the rule set.
+    #[error("compiling seccomp filter `{filter}`")]
+    Compile {
+        /// Filter name.
+        filter: String,
+        /// Cause.
+        #[source]
+        source: seccompiler::BackendError,
+    },
+    /// The kernel refused the filter.
+    #[error("installing seccomp filter `{filter}`")]
+    Install {
+        /// Filter name.
+        filter: String,
+        /// Cause.
+        #[source]
+        source: seccompiler::Error,
+    },
+}
+
+macro_rules! rule {
+    ($name:ident) => {
+        SyscallRule {
+            name: stringify!($name).to_string(),
+            nr: libc::$name as i64,
+            when: vec![],
+        }
+    };
+    ($name:ident, $($cond:expr),+) => {
+        SyscallRule {
+            name: stringify!($name).to_string(),
+            nr: libc::$name as i64,
+            when: vec![$($cond),+],
+        }
+    };
+}
+
+/// Syscalls numbered after 2019 share one number on every architecture.
+fn unified(name: &str, nr: i64) -> SyscallRule {
+    SyscallRule {
+        name: name.to_string(),
+        nr,
+        when: vec![],
+    }
+}
+
+fn named(mut r: SyscallRule) -> SyscallRule {
+    r.name = r.name.trim_start_matches("SYS_").to_string();
+    r
+}
+
+/// Namespace-creating clone flags; `clone` with any of them is refused.
+const CLONE_NS_FLAGS: [u32; 8] = [
+    libc::CLONE_NEWNS as u32,
+    libc::CLONE_NEWCGROUP as u32,
+    libc::CLONE_NEWUTS as u32,
+    libc::CLONE_NEWIPC as u32,
+    libc::CLONE_NEWUSER as u32,
+    libc::CLONE_NEWPID as u32,
+    libc::CLONE_NEWNET as u32,
+    0x80, // CLONE_NEWTIME
+];
+
+/// `TIOCSTI` (CVE-2017-5226) and `TIOCLINUX` (CVE-2023-28100): terminal input injection.
+const TIOCSTI: u32 = 0x5412;
+const TIOCLINUX: u32 = 0x541C;
+
+/// Socket families that install scripts legitimately use. NETLINK is needed by
+/// `os.networkInterfaces()`; everything else (AF_VSOCK reaches the hypervisor, AF_PACKET, …) is
+/// refused.
+const ALLOWED_FAMILIES: [u32; 4] = [
+    libc::AF_UNIX as u32,
+    libc::AF_INET as u32,
+    libc::AF_INET6 as u32,
+    libc::AF_NETLINK as u32,
+];
+
+/// The default deny table.
+pub fn deny_plan(level: Level) -> SeccompPlan {
+    // Privileged kernel interfaces: namespaces, mounts, keyrings, bpf, tracing, modules, kexec,
+    // NUMA page moves, handle-based opens. All return EPERM, as if the capability were missing.
+    let mut privileged = vec![
+        rule!(SYS_unshare),
+        rule!(SYS_setns),
+        rule!(SYS_mount),
+        rule!(SYS_umount2),
+        rule!(SYS_pivot_root),
+        rule!(SYS_chroot),
+        rule!(SYS_keyctl),
+        rule!(SYS_add_key),
+        rule!(SYS_request_key),
+        rule!(SYS_bpf),
+        rule!(SYS_perf_event_open),
+        rule!(SYS_userfaultfd),
+        rule!(SYS_ptrace),
+        rule!(SYS_process_vm_readv),
+        rule!(SYS_process_vm_writev),
+        rule!(SYS_init_module),
+        rule!(SYS_finit_module),
+        rule!(SYS_delete_module),
+        rule!(SYS_kexec_load),
+        rule!(SYS_kexec_file_load),
+        rule!(SYS_reboot),
+        rule!(SYS_swapon),
+        rule!(SYS_swapoff),
+        rule!(SYS_acct),
+        rule!(SYS_syslog),
+        rule!(SYS_quotactl),
+        rule!(SYS_vhangup),
+        rule!(SYS_open_by_handle_at),
+        rule!(SYS_name_to_handle_at),
+        rule!(SYS_move_pages),
+        rule!(SYS_mbind),
+        rule!(SYS_migrate_pages),
+        rule!(SYS_fanotify_init),
+        rule!(
+            SYS_ioctl,
+            ArgCond::Eq32 {
+                arg: 1,
+                value: TIOCSTI
+            }
+        ),
+        rule!(
+            SYS_ioctl,
+            ArgCond::Eq32 {
+                arg: 1,
+                value: TIOCLINUX
+            }
+        ),
+        // Only the default persona and the query value: READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE
+        // and friends weaken exploit mitigations.
+        rule!(
+            SYS_personality,
+            ArgCond::Ne32 { arg: 0, value: 0 },
+            ArgCond::Ne32 {
+                arg: 0,
+                value: 0xffff_ffff
+            }
+        ),
+    ];
+    #[cfg(target_arch = "x86_64")]
+    privileged.extend([
+        rule!(SYS_uselib),
+        rule!(SYS_iopl),
+        rule!(SYS_ioperm),
+        rule!(SYS_quotactl_fd),
+    ]);
+    for flag in CLONE_NS_FLAGS {
+        privileged.push(rule!(SYS_clone, ArgCond::HasBits { arg: 0, mask: flag }));
+    }
+
+    // Interfaces a classic-syscall filter cannot see into: io_uring runs opens and connects
+    // without passing through seccomp; clone3 passes its flags in memory (CVE-2021-41133); the new
+    // mount API would bypass the mount rules. ENOSYS makes libc and libuv fall back.
+    let new_apis = vec![
+        unified("io_uring_setup", 425),
+        unified("io_uring_enter", 426),
+        unified("io_uring_register", 427),
+        unified("open_tree", 428),
+        unified("move_mount", 429),
+        unified("fsopen", 430),
+        unified("fsconfig", 431),
+        unified("fsmount", 432),
+        unified("fspick", 433),
+        unified("clone3", 435),
+        unified("mount_setattr", 442),
+        unified("open_tree_attr", 467),
+    ];
+
+    let families = vec![named(SyscallRule {
+        name: "SYS_socket".into(),
+        nr: libc::SYS_socket,
+        when: ALLOWED_FAMILIES
+            .iter()
+            .map(|f| ArgCond::Ne32 { arg: 0, value: *f })
+            .collect(),
+    })];
+
+    SeccompPlan {
+        level,
+        filters: vec![
+            FilterPlan {
+                name: "privileged".into(),
+                errno: libc::EPERM,
+                rules: privileged.into_iter().map(named).collect(),
+            },
+            FilterPlan {
+                name: "new-apis".into(),
+                errno: libc::ENOSYS,
+                rules: new_apis,
+            },
+            FilterPlan {
+                name: "socket-families".into(),
+                errno: libc::EAFNOSUPPORT,
+                rules: families,
+            },
+        ],
+    }
+}
+
+fn target_arch() -> TargetArch {
+    #[cfg(target_arch = "x86_64")]
+    {
+        TargetArch::x86_64
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        TargetArch::aarch64
+    }
+    #[cfg(target_arch = "riscv64")]
+    {
+        TargetArch::riscv64
+    }
+}
+
+fn condition(c: &ArgCond) -> Result<SeccompCondition, seccompiler::BackendError> {
+    match *c {
+        ArgCond::HasBits { arg, mask } => SeccompCondition::new(
+            arg,
+            SeccompCmpArgLen::Dword,
+            SeccompCmpOp::MaskedEq(u64::from(mask)),
+            u64::from(mask),
+        ),
+        ArgCond::Eq32 { arg, value } => SeccompCondition::new(
+            arg,
+            SeccompCmpArgLen::Dword,
+            SeccompCmpOp::Eq,
+            u64::from(value),
+        ),
+        ArgCond::Ne32 { arg, value } => SeccompCondition::new(
+            arg,
+            SeccompCmpArgLen::Dword,
+            SeccompCmpOp::Ne,
+            u64::from(value),
+        ),
+    }
+}
+
+/// Compile one filter, with the x32 guard spliced in after the architecture check.
+pub fn compile(filter: &FilterPlan) -> Result<BpfProgram, SeccompError> {
+    let err = |source| SeccompError::Compile {
+        filter: filter.name.clone(),
+        source,
+    };
+    let mut map: std::collections::BTreeMap<i64, Vec<SeccompRule>> = Default::default();
+    for rule in &filter.rules {
+        let entry = map.entry(rule.nr).or_default();
+        if !rule.when.is_empty() {
+            let conds = rule
+                .when
+                .iter()
+                .map(condition)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(err)?;
+            entry.push(SeccompRule::new(conds).map_err(err)?);
+        }
+    }
+    // A syscall with one unconditional rule must match always: seccompiler expresses that as an
+    // empty rule vector, so drop conditional rules if an unconditional one exists.
+    for rule in &filter.rules {
+        if rule.when.is_empty() {
+            map.insert(rule.nr, vec![]);
+        }
+    }
+    let errno = u32::try_from(filter.errno).unwrap_or(libc::EPERM as u32);
+    let program: BpfProgram = SeccompFilter::new(
+        map,
+        SeccompAction::Allow,
+        SeccompAction::Errno(errno),
+        target_arch(),
+    )
+    .map_err(err)?
+    .try_into()
+    .map_err(err)?;
+    Ok(with_x32_guard(program))
+}
+
+/// seccompiler checks `AUDIT_ARCH` but not the x32 bit: on kernels with x32 enabled,
+/// `nr | 0x40000000` would match no rule. Insert, right after the 3-instruction arch check:
+/// load nr; if nr >= 0x40000000 return ERRNO(ENOSYS). BPF jumps are relative and only forward, so
+/// inserting before the rest of the program keeps every later jump valid.
+fn with_x32_guard(mut program: BpfProgram) -> BpfProgram {
+    if !cfg!(target_arch = "x86_64") || program.len() < 3 {
+        return program;
+    }
+    const BPF_LD_W_ABS: u16 = 0x00 | 0x00 | 0x20;
+    const BPF_JMP_JGE_K: u16 = 0x05 | 0x30;
+    const BPF_RET_K: u16 = 0x06;
+    let guard = [
+        sock_filter {
+            code: BPF_LD_W_ABS,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+        sock_filter {
+            code: BPF_JMP_JGE_K,
+            jt: 0,
+            jf: 1,
+            k: 0x4000_0000,
+        },
+        sock_filter {
+            code: BPF_RET_K,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ERRNO | (libc::ENOSYS as u32),
+        },
+    ];
+    program.splice(3..3, guard);
+    program
+}
+
+/// Compile and install every filter of the plan. Returns how many filters were installed.
+pub fn install(plan: &SeccompPlan) -> Result<usize, SeccompError> {
+    let programs = plan
+        .filters
+        .iter()
+        .map(|f| compile(f).map(|p| (f.name.clone(), p)))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (name, program) in &programs {
+        seccompiler::apply_filter(program).map_err(|source| SeccompError::Install {
+            filter: name.clone(),
+            source,
+        })?;
+    }
+    Ok(programs.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_filter_compiles_with_x32_guard() {
+        let plan = deny_plan(Level::Required);
+        for f in &plan.filters {
+            let p = compile(f).unwrap();
+            if cfg!(target_arch = "x86_64") {
+                assert_eq!(p[4].k, 0x4000_0000, "x32 guard in {}", f.name);
+            }
+        }
+    }
+
+    #[test]
+    fn table_covers_the_issue_list() {
+        let plan = deny_plan(Level::Required);
+        let names = |i: usize| -> Vec<String> {
+            plan.filters[i]
+                .rules
+                .iter()
+                .map(|r| r.name.clone())
+                .collect()
+        };
+        let eperm = names(0);
+        for n in [
+            "unshare",
+            "setns",
+            "mount",
+            "keyctl",
+            "bpf",
+            "ptrace",
+            "perf_event_open",
+            "userfaultfd",
+            "kexec_load",
+            "init_module",
+            "ioctl",
+            "clone",
+        ] {
+            assert!(eperm.iter().any(|x| x == n), "{n} not in EPERM filter");
+        }
+        let enosys = names(1);
+        for n in ["io_uring_setup", "clone3", "open_tree", "fsopen", "move_mount"] {
+            assert!(enosys.iter().any(|x| x == n), "{n} not in ENOSYS filter");
+        }
+        assert_eq!(plan.filters[2].errno, libc::EAFNOSUPPORT);
+        assert_eq!(plan.filters[2].rules[0].when.len(), 4);
+    }
+}

@@ -1,0 +1,123 @@
+//! `SandboxSpec`: the resolved, serialisable contract for one sandboxed command.
+//!
+//! Everything here is already decided: paths are absolute and canonical, presets are expanded,
+//! the environment is final and the program is resolved to an absolute path. Nothing in
+//! `sandbox/` ever looks at a CLI flag, a profile or a preset; it only sees this type (and the
+//! [`SetupPlan`](super::plan::SetupPlan) computed from it).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// How strongly a mechanism is required.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Level {
+    /// Abort before running the command if the mechanism cannot be fully enforced.
+    Required,
+    /// Run anyway, but record the achieved status in the report and warn.
+    BestEffort,
+}
+
+/// The program to execute and the world it starts in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecSpec {
+    /// Absolute path of the program, resolved against the sandbox `PATH`.
+    pub program: PathBuf,
+    /// Full argv, including `argv[0]`.
+    pub argv: Vec<String>,
+    /// The complete environment (already filtered; nothing else is inherited).
+    pub env: Vec<(String, String)>,
+    /// Working directory inside the sandbox (a real host path that is visible there).
+    pub cwd: PathBuf,
+}
+
+/// One path made visible inside the sandbox at its real host path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountSpec {
+    /// Absolute canonical path, both on the host and inside the sandbox.
+    pub path: PathBuf,
+    /// What is mounted there.
+    pub kind: MountKind,
+}
+
+/// What a [`MountSpec`] puts at its path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "type")]
+pub enum MountKind {
+    /// The host path, read-only (`ro,nosuid,nodev`).
+    ReadOnly,
+    /// The host path, writable (`nosuid,nodev`).
+    ReadWrite,
+    /// A symbolic link with this target (used for the usrmerge links such as `/bin -> usr/bin`).
+    Symlink {
+        /// Link target, exactly as on the host.
+        target: PathBuf,
+    },
+    /// A fresh, private, size-limited tmpfs owned by the sandbox user.
+    Tmpfs {
+        /// Size limit in bytes.
+        size: u64,
+    },
+}
+
+/// Resource limits for the sandboxed process tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Wall-clock limit in milliseconds for the whole tree; `None` means no limit.
+    pub timeout_ms: Option<u64>,
+    /// `RLIMIT_NPROC`: processes of the sandbox user (counted per user namespace).
+    pub nproc: u64,
+    /// `RLIMIT_NOFILE`.
+    pub nofile: u64,
+    /// `RLIMIT_FSIZE` in bytes.
+    pub fsize: u64,
+    /// `RLIMIT_CPU` in seconds, a backstop behind the wall clock; `None` for no limit.
+    pub cpu_secs: Option<u64>,
+}
+
+/// Required/best-effort level of each optional mechanism.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnforcementLevels {
+    /// Landlock filesystem/network/scope rules.
+    pub landlock: Level,
+    /// seccomp deny filters.
+    pub seccomp: Level,
+}
+
+/// The network the sandbox sees.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "type")]
+pub enum NetworkSpec {
+    /// An empty network namespace with only loopback up: nothing outside is reachable.
+    Isolated,
+}
+
+/// The resolved contract for one sandboxed command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxSpec {
+    /// What to run.
+    pub exec: ExecSpec,
+    /// Host paths made visible (besides the fixed system view: `/proc`, `/dev`, `/tmp`).
+    pub mounts: Vec<MountSpec>,
+    /// Where the throwaway home directory is mounted (the caller's real `HOME` path).
+    pub home: PathBuf,
+    /// Size limit of the private `/tmp` in bytes.
+    pub tmp_size: u64,
+    /// Size limit of the private `/dev/shm` in bytes.
+    pub shm_size: u64,
+    /// Size limit of the throwaway home in bytes.
+    pub home_size: u64,
+    /// Hostname inside the UTS namespace.
+    pub hostname: String,
+    /// The caller's uid, mapped to itself inside the user namespace.
+    pub uid: u32,
+    /// The caller's gid, mapped to itself inside the user namespace.
+    pub gid: u32,
+    /// Resource limits.
+    pub limits: Limits,
+    /// Required/best-effort levels.
+    pub enforcement: EnforcementLevels,
+    /// Network view.
+    pub network: NetworkSpec,
+}

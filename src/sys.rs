@@ -1,0 +1,225 @@
+//! Thin wrappers for the few system calls that neither `nix` nor the other crates expose safely.
+//!
+//! This is the only module allowed to contain `unsafe`. Each wrapper makes exactly one system call
+//! (or one libc call) and every block states the invariant it relies on, who upholds it, and what
+//! happens if it is wrong.
+
+#![allow(unsafe_code)]
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::unistd::{ForkResult, Pid};
+
+/// `fork(2)`, for the sandbox init process only.
+///
+/// The caller must be single-threaded: after `fork` in a multi-threaded process only
+/// async-signal-safe functions may run, and the init process allocates freely afterwards.
+pub fn fork_single_threaded() -> io::Result<ForkResult> {
+    // SAFETY: the only callers are the stages of `sandbox::init`, which run in a freshly exec'd
+    // process image and call `init::assert_single_threaded` before their first fork, so no other
+    // thread can hold a lock (allocator, stdio) that the child would inherit in a locked state.
+    // If that invariant were broken the child could deadlock on such a lock; it could not corrupt
+    // the parent.
+    unsafe { nix::unistd::fork() }.map_err(io::Error::from)
+}
+
+/// `_exit(2)`: leave immediately without running atexit handlers or flushing stdio buffers.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: `_exit` has no preconditions; it never returns and touches no Rust state. It is used
+    // in forked children so that buffers inherited from the parent are not flushed twice.
+    unsafe { libc::_exit(code) }
+}
+
+/// `struct mount_attr` from `<linux/mount.h>` (libc does not export it on every target).
+#[repr(C)]
+#[derive(Debug, Default)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// `MOUNT_ATTR_RDONLY`.
+pub const MOUNT_ATTR_RDONLY: u64 = 0x0000_0001;
+/// `MOUNT_ATTR_NOSUID`.
+pub const MOUNT_ATTR_NOSUID: u64 = 0x0000_0002;
+/// `MOUNT_ATTR_NODEV`.
+pub const MOUNT_ATTR_NODEV: u64 = 0x0000_0004;
+/// `MOUNT_ATTR_NOEXEC`.
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x0000_0008;
+
+/// `mount_setattr(2)` on the mount whose root is `fd` (`AT_EMPTY_PATH`), optionally recursively.
+///
+/// Unlike a `MS_REMOUNT`, it only adds the requested attributes, so flags locked by a more
+/// privileged mount namespace (`nosuid`, `nodev`, `ro`) are never accidentally cleared.
+pub fn mount_setattr(fd: BorrowedFd<'_>, recursive: bool, attr_set: u64) -> io::Result<()> {
+    let attr = MountAttr {
+        attr_set,
+        ..MountAttr::default()
+    };
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: `fd` is a live borrowed descriptor, the path is a static NUL-terminated empty
+    // string, and `attr` is a properly initialised `struct mount_attr` whose size we pass, all of
+    // which outlive the call. The kernel only reads from these pointers. A wrong size would make
+    // the kernel reject the call with EINVAL, not corrupt memory.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `close_range(first, ~0, CLOSE_RANGE_CLOEXEC)`: mark every descriptor from `first` close-on-exec.
+pub fn close_range_cloexec(first: u32) -> io::Result<()> {
+    // SAFETY: the call takes integers only. Marking descriptors close-on-exec cannot invalidate any
+    // Rust-owned descriptor before the exec that follows; after a failed exec our own descriptors
+    // (the control channel) are still open because CLOEXEC only acts at exec time.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `pidfd_open(2)`: a descriptor that refers to exactly this process, immune to pid reuse.
+pub fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
+    // SAFETY: integer arguments only; the kernel returns a new descriptor or -1.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = RawFd::try_from(ret).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: `fd` was just returned by pidfd_open, so it is open and owned by nobody else; the
+    // OwnedFd becomes its only owner and closes it once.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `pidfd_send_signal(2)`.
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: libc::c_int) -> io::Result<()> {
+    // SAFETY: `pidfd` is a live descriptor borrowed for the call; the info pointer is NULL, which
+    // the kernel documents as "behave like kill(2)".
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `SECBIT_NOROOT`.
+pub const SECBIT_NOROOT: libc::c_ulong = 1 << 0;
+/// `SECBIT_NOROOT_LOCKED`.
+pub const SECBIT_NOROOT_LOCKED: libc::c_ulong = 1 << 1;
+/// `SECBIT_NO_SETUID_FIXUP`.
+pub const SECBIT_NO_SETUID_FIXUP: libc::c_ulong = 1 << 2;
+/// `SECBIT_NO_SETUID_FIXUP_LOCKED`.
+pub const SECBIT_NO_SETUID_FIXUP_LOCKED: libc::c_ulong = 1 << 3;
+/// `SECBIT_KEEP_CAPS_LOCKED` (keep-caps itself stays off).
+pub const SECBIT_KEEP_CAPS_LOCKED: libc::c_ulong = 1 << 5;
+/// `SECBIT_NO_CAP_AMBIENT_RAISE`.
+pub const SECBIT_NO_CAP_AMBIENT_RAISE: libc::c_ulong = 1 << 6;
+/// `SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED`.
+pub const SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED: libc::c_ulong = 1 << 7;
+
+/// `prctl(PR_SET_SECUREBITS, bits)`. Needs `CAP_SETPCAP` in the current user namespace.
+pub fn set_securebits(bits: libc::c_ulong) -> io::Result<()> {
+    // SAFETY: PR_SET_SECUREBITS takes one integer argument; the unused arguments are zero as the
+    // man page requires. No memory is passed.
+    let ret = unsafe { libc::prctl(libc::PR_SET_SECUREBITS, bits, 0, 0, 0) };
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `LANDLOCK_CREATE_RULESET_VERSION`.
+const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
+
+/// The Landlock ABI version the running kernel implements (`landlock_create_ruleset(NULL, 0,
+/// LANDLOCK_CREATE_RULESET_VERSION)`).
+pub fn landlock_abi_version() -> io::Result<i32> {
+    // SAFETY: with the VERSION flag the kernel requires a NULL attribute pointer and size 0, and
+    // returns an integer; no descriptor is created.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        i32::try_from(ret).map_err(|_| io::Error::from_raw_os_error(libc::EOVERFLOW))
+    }
+}
+
+/// Bring an interface up with `SIOCGIFFLAGS`/`SIOCSIFFLAGS` on `sock` (any AF_INET socket).
+pub fn interface_up(sock: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
+    // SAFETY: `ifreq` is plain old data for which all-zero bytes are a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    let bytes = name.to_bytes_with_nul();
+    if bytes.len() > req.ifr_name.len() {
+        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    for (dst, src) in req.ifr_name.iter_mut().zip(bytes) {
+        *dst = libc::c_char::from_ne_bytes([*src]);
+    }
+    // SAFETY: `req` is a live, initialised `ifreq` that outlives the call; SIOCGIFFLAGS writes the
+    // flags into its union, which is large enough by definition of the struct.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: SIOCGIFFLAGS just initialised the `ifru_flags` member of the union, so reading and
+    // updating it reads initialised memory.
+    unsafe {
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+    }
+    // SAFETY: as above; SIOCSIFFLAGS only reads `req`.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Take ownership of a descriptor the kernel just installed in our table via `SCM_RIGHTS`.
+pub fn own_received_fd(raw: RawFd) -> OwnedFd {
+    // SAFETY: `raw` comes straight from a `recvmsg` control message, so the kernel created it for
+    // this process and no other owner exists; the returned OwnedFd is its single owner. Calling
+    // this twice for one control message would double-close; `channel::recv` calls it once per fd.
+    unsafe { OwnedFd::from_raw_fd(raw) }
+}
