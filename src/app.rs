@@ -35,12 +35,20 @@ fn sandbox_error(e: SandboxError, facts: Option<&KernelFacts>) -> RunError {
             };
             doctor::hint(*step, *errno, facts)
         }
-        SandboxError::Exec { source, .. } if source.raw_os_error() == Some(libc::ENOENT) => Some(
-            "the program or its interpreter (`#!` line) does not exist inside the sandbox; expose it with `--ro`".into(),
-        ),
+        SandboxError::Exec { source, .. } if source.raw_os_error() == Some(libc::ENOENT) => {
+            Some(doctor::Diagnosis {
+                cause:
+                    "the program or its interpreter (`#!` line) does not exist inside the sandbox"
+                        .into(),
+                fix: "expose the interpreter's directory with `--ro`".into(),
+            })
+        }
         _ => None,
     };
-    RunError::Sandbox { source: e, hint }
+    RunError::Sandbox {
+        source: e,
+        diagnosis: hint,
+    }
 }
 
 /// Resolve a request against a profile into a spec and its plan, printing warnings.
@@ -54,7 +62,8 @@ pub fn prepare(
     for w in warnings {
         eprintln!("warning[{}]: {}", w.code, w.message);
     }
-    let plan = SetupPlan::from_spec(&spec, &|p| p.is_dir());
+    let mut plan = SetupPlan::from_spec(&spec, &|p| p.is_dir());
+    plan.trace_steps = tracing::enabled!(tracing::Level::DEBUG);
     Ok((spec, plan))
 }
 
@@ -98,7 +107,13 @@ fn run(args: RunArgs) -> Result<u8, RunError> {
     .map_err(|e| sandbox_error(e, None))?;
     tell(&spec, &outcome);
     if let Some(path) = &args.report {
-        Report::new(vec![ScriptRun::new(&spec, &plan.seccomp, &outcome, started)]).write(path)?;
+        Report::new(vec![ScriptRun::new(
+            &spec,
+            &plan.seccomp,
+            &outcome,
+            started,
+        )])
+        .write(path)?;
     }
     let code = outcome.termination.exit_code();
     Ok(u8::try_from(code & 0xff).unwrap_or(u8::MAX))
@@ -163,21 +178,26 @@ fn doctor(args: DoctorArgs) -> Result<u8, RunError> {
                 ),
                 Some(e.clone()),
             ),
-            None => ("unknown", "the probe ended before setup finished".into(), None),
+            None => (
+                "unknown",
+                "the probe ended before setup finished".into(),
+                None,
+            ),
         },
         Err(e) => ("unavailable", crate::error::render(e), None),
     };
     let userns = match &probe {
         Ok(_) => "usable".to_string(),
         Err(RunError::Sandbox {
-            source: SandboxError::Setup { step, .. },
+            source:
+                SandboxError::Setup {
+                    step: sandbox::init::Step::Unshare | sandbox::init::Step::MapIds,
+                    ..
+                },
             ..
-        }) if matches!(
-            step,
-            sandbox::init::Step::Unshare | sandbox::init::Step::MapIds
-        ) =>
-        {
-            format!("not usable: {}", facts.userns_cause())
+        }) => {
+            let d = facts.userns_cause();
+            format!("not usable: {}; fix: {}", d.cause, d.fix)
         }
         Err(_) => "created, but the sandbox failed later (see tier)".to_string(),
     };
@@ -218,7 +238,11 @@ fn doctor(args: DoctorArgs) -> Result<u8, RunError> {
         println!("landlock          {landlock}");
         println!(
             "seccomp           filters: {}; user notification: {}",
-            if facts.seccomp_actions.is_some() { "yes" } else { "unknown" },
+            if facts.seccomp_actions.is_some() {
+                "yes"
+            } else {
+                "unknown"
+            },
             if facts.user_notif() { "yes" } else { "no" }
         );
         println!("isolation tier    {tier}: {detail}");

@@ -42,7 +42,9 @@ impl KernelFacts {
             ),
             landlock_abi: sys::landlock_abi_version().map_err(|e| match e.raw_os_error() {
                 Some(libc::ENOSYS) => "not built into this kernel (needs Linux >= 5.13)".into(),
-                Some(libc::EOPNOTSUPP) => "built in but disabled (add `landlock` to the `lsm=` boot parameter)".into(),
+                Some(libc::EOPNOTSUPP) => {
+                    "built in but disabled (add `landlock` to the `lsm=` boot parameter)".into()
+                }
                 _ => e.to_string(),
             }),
             seccomp_actions: sysctl("/proc/sys/kernel/seccomp/actions_avail"),
@@ -56,47 +58,91 @@ impl KernelFacts {
             .is_some_and(|a| a.split_whitespace().any(|x| x == "user_notif"))
     }
 
-    /// The most likely reason user namespaces cannot be used, with the fix.
-    pub fn userns_cause(&self) -> String {
+    /// The most likely reason user namespaces cannot be used, and the fix.
+    pub fn userns_cause(&self) -> Diagnosis {
         if self.unprivileged_userns_clone.as_deref() == Some("0") {
-            return "unprivileged user namespaces are disabled (`kernel.unprivileged_userns_clone = 0`)\n\nhint: `sudo sysctl -w kernel.unprivileged_userns_clone=1` (persist it in /etc/sysctl.d/)".into();
+            return Diagnosis::new(
+                "unprivileged user namespaces are disabled (`kernel.unprivileged_userns_clone = 0`)",
+                "`sudo sysctl -w kernel.unprivileged_userns_clone=1` (persist it in /etc/sysctl.d/)",
+            );
         }
         if self.max_user_namespaces.as_deref() == Some("0") {
-            return "user namespaces are disabled (`user.max_user_namespaces = 0`)\n\nhint: `sudo sysctl -w user.max_user_namespaces=15000`".into();
+            return Diagnosis::new(
+                "user namespaces are disabled (`user.max_user_namespaces = 0`)",
+                "`sudo sysctl -w user.max_user_namespaces=15000`",
+            );
         }
         if self.apparmor_restrict_unprivileged_userns.as_deref() == Some("1") {
-            return "AppArmor restricts unprivileged user namespaces (`kernel.apparmor_restrict_unprivileged_userns = 1`, Ubuntu >= 23.10)\n\nhint: see scripts/check-userns.sh; allow ringfence with an AppArmor profile granting `userns,` or set the sysctl to 0".into();
+            return Diagnosis::new(
+                "AppArmor restricts unprivileged user namespaces (`kernel.apparmor_restrict_unprivileged_userns = 1`, Ubuntu >= 23.10)",
+                "see scripts/check-userns.sh; allow ringfence with an AppArmor profile granting `userns,` or set the sysctl to 0",
+            );
         }
         if std::path::Path::new("/.dockerenv").exists()
             || std::path::Path::new("/run/.containerenv").exists()
         {
-            return "this looks like a container whose seccomp profile or missing privileges block namespace creation\n\nhint: run the container with `--security-opt seccomp=unconfined --security-opt apparmor=unconfined` (Docker) or grant it user namespaces".into();
+            return Diagnosis::new(
+                "this looks like a container whose seccomp profile or missing privileges block namespace creation",
+                "run the container with `--security-opt seccomp=unconfined --security-opt apparmor=unconfined` (Docker) or grant it user namespaces",
+            );
         }
-        "the kernel refused to create a user namespace\n\nhint: check `sysctl user.max_user_namespaces` and your container or LSM configuration (scripts/check-userns.sh)".into()
+        Diagnosis::new(
+            "the kernel refused to create a user namespace",
+            "check `sysctl user.max_user_namespaces` and your container or LSM configuration (scripts/check-userns.sh)",
+        )
     }
 }
 
-/// A hint for a setup failure, naming the cause and the fix where we can tell.
-pub fn hint(step: Step, errno: Option<i32>, facts: &KernelFacts) -> Option<String> {
+/// Why something failed and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Diagnosis {
+    /// The cause, as far as we can tell.
+    pub cause: String,
+    /// What the user can do.
+    pub fix: String,
+}
+
+impl Diagnosis {
+    fn new(cause: impl Into<String>, fix: impl Into<String>) -> Self {
+        Diagnosis {
+            cause: cause.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+/// Cause and fix for a setup failure, where we can tell.
+pub fn hint(step: Step, errno: Option<i32>, facts: &KernelFacts) -> Option<Diagnosis> {
     let denied = matches!(
         errno,
         Some(libc::EPERM | libc::EACCES | libc::ENOSPC | libc::EINVAL | libc::EUSERS)
     );
     match step {
-        Step::Unshare | Step::MapIds if denied => Some(format!(
-            "user namespaces are not usable here: {}",
-            facts.userns_cause()
+        Step::Unshare | Step::MapIds if denied => {
+            let d = facts.userns_cause();
+            Some(Diagnosis::new(
+                format!("user namespaces are not usable here: {}", d.cause),
+                d.fix,
+            ))
+        }
+        Step::MakeMountsPrivate | Step::MountRoot | Step::BuildRoot if denied => {
+            let d = facts.userns_cause();
+            Some(Diagnosis::new(
+                format!(
+                    "the user namespace was created but mounting inside it is denied: {}",
+                    d.cause
+                ),
+                d.fix,
+            ))
+        }
+        Step::Landlock => Some(Diagnosis::new(
+            "the profile requires Landlock and this kernel cannot enforce it fully",
+            "set `landlock = \"best-effort\"` under [enforcement] to run without it",
         )),
-        Step::MakeMountsPrivate | Step::MountRoot | Step::BuildRoot if denied => Some(format!(
-            "the user namespace was created but mounting inside it is denied: {}",
-            facts.userns_cause()
+        Step::Seccomp => Some(Diagnosis::new(
+            "the profile requires seccomp and the filter could not be installed",
+            "set `seccomp = \"best-effort\"` under [enforcement] to run without it",
         )),
-        Step::Landlock => Some(
-            "set `landlock = \"best-effort\"` under [enforcement] to run without it".into(),
-        ),
-        Step::Seccomp => Some(
-            "set `seccomp = \"best-effort\"` under [enforcement] to run without it".into(),
-        ),
         _ => None,
     }
 }

@@ -3,6 +3,7 @@
 
 use thiserror::Error;
 
+use crate::doctor::Diagnosis;
 use crate::policy::PolicyError;
 use crate::report::ReportError;
 use crate::sandbox::SandboxError;
@@ -14,13 +15,13 @@ pub enum RunError {
     #[error(transparent)]
     Policy(#[from] PolicyError),
     /// The sandbox machinery failed.
-    #[error("{source}{}", hint.as_ref().map(|h| format!("\n\nhint: {h}")).unwrap_or_default())]
+    #[error("{source}{}", diagnosis.as_ref().map(|d| format!("\n  cause: {}\n\nhint: {}", d.cause, d.fix)).unwrap_or_default())]
     Sandbox {
         /// Cause.
         #[source]
         source: SandboxError,
-        /// What to do about it.
-        hint: Option<String>,
+        /// Why, and what to do about it.
+        diagnosis: Option<Diagnosis>,
     },
     /// The report could not be written.
     #[error(transparent)]

@@ -4,8 +4,6 @@
 //! (or one libc call) and every block states the invariant it relies on, who upholds it, and what
 //! happens if it is wrong.
 
-#![allow(unsafe_code)]
-
 use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -207,7 +205,7 @@ pub fn interface_up(sock: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
     // SAFETY: SIOCGIFFLAGS just initialised the `ifru_flags` member of the union, so reading and
     // updating it reads initialised memory.
     unsafe {
-        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        req.ifr_ifru.ifru_flags |= libc::c_short::try_from(libc::IFF_UP).unwrap_or(1);
     }
     // SAFETY: as above; SIOCSIFFLAGS only reads `req`.
     if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } == -1 {
@@ -222,4 +220,36 @@ pub fn own_received_fd(raw: RawFd) -> OwnedFd {
     // this process and no other owner exists; the returned OwnedFd is its single owner. Calling
     // this twice for one control message would double-close; `channel::recv` calls it once per fd.
     unsafe { OwnedFd::from_raw_fd(raw) }
+}
+
+/// Drop every capability from the bounding set: `PR_CAPBSET_DROP` for 0, 1, 2, … until the
+/// kernel answers EINVAL (no such capability). Needs `CAP_SETPCAP`.
+pub fn drop_bounding_set() -> io::Result<()> {
+    for cap in 0..=255u32 {
+        // SAFETY: PR_CAPBSET_DROP takes an integer capability number; the remaining arguments
+        // are zero as required. No memory is passed.
+        let ret = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) };
+        if ret == -1 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINVAL) && cap > 0 {
+                return Ok(());
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// `close_range(first, last, 0)`: close every descriptor in the range.
+pub fn close_range(first: u32, last: u32) -> io::Result<()> {
+    // SAFETY: integer arguments only. Closing descriptors that Rust objects still own would make
+    // those objects close a stale number later; the only caller is the freshly forked sandbox
+    // child, which owns none of the descriptors it closes (they are the supervisor's, inherited by
+    // fork) and never returns into the supervisor's code.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }

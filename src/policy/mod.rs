@@ -75,7 +75,11 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 pub fn search_path(path: &str, name: &str, cwd: &Path) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     path.split(':').find_map(|dir| {
-        let dir = if dir.is_empty() { Path::new(".") } else { Path::new(dir) };
+        let dir = if dir.is_empty() {
+            Path::new(".")
+        } else {
+            Path::new(dir)
+        };
         let candidate = cwd.join(dir).join(name);
         let meta = std::fs::metadata(&candidate).ok()?;
         (meta.is_file() && meta.permissions().mode() & 0o111 != 0).then_some(candidate)
@@ -130,7 +134,10 @@ pub enum PolicyError {
         source: Box<toml::de::Error>,
     },
     /// Unsupported `version`.
-    #[error("profile `{name}` has version {found}; this ringfence reads version {}", file::CURRENT_VERSION)]
+    #[error(
+        "profile `{name}` has version {found}; this ringfence reads version {}",
+        file::CURRENT_VERSION
+    )]
     Version {
         /// Path or `default`.
         name: String,

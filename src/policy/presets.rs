@@ -10,7 +10,9 @@ use super::ResolveContext;
 pub const PRESETS: [&str; 3] = ["@system", "@etc", "@node"];
 
 /// The usrmerge links or directories at the top level.
-const SYSTEM_TOP: [&str; 7] = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
+const SYSTEM_TOP: [&str; 7] = [
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+];
 
 /// The part of `/etc` programs need to run: accounts, name service, TLS roots, the dynamic
 /// linker, time zone, alternatives. Never all of `/etc`: it may hold `/etc/npmrc` and other
@@ -45,8 +47,18 @@ const ETC_CURATED: [&str; 24] = [
 /// Expand one preset. `None` if the name is unknown.
 pub fn expand(name: &str, ctx: &ResolveContext) -> Option<Vec<MountSpec>> {
     match name {
-        "@system" => Some(SYSTEM_TOP.iter().flat_map(|p| host_entry(Path::new(p))).collect()),
-        "@etc" => Some(ETC_CURATED.iter().flat_map(|p| host_entry(Path::new(p))).collect()),
+        "@system" => Some(
+            SYSTEM_TOP
+                .iter()
+                .flat_map(|p| host_entry(Path::new(p)))
+                .collect(),
+        ),
+        "@etc" => Some(
+            ETC_CURATED
+                .iter()
+                .flat_map(|p| host_entry(Path::new(p)))
+                .collect(),
+        ),
         "@node" => Some(node_prefix(ctx).into_iter().map(read_only).collect()),
         _ => None,
     }

@@ -18,7 +18,9 @@ fn size(errors: &mut Vec<String>, key: &str, v: Option<&str>, default: u64) -> u
     match v {
         None => default,
         Some(s) => parse_size(s).unwrap_or_else(|| {
-            errors.push(format!("[limits] {key} = {s:?} is not a size like \"512MiB\""));
+            errors.push(format!(
+                "[limits] {key} = {s:?} is not a size like \"512MiB\""
+            ));
             default
         }),
     }
@@ -33,7 +35,10 @@ fn canonical_request_path(
     let abs = cwd.join(p);
     match std::fs::canonicalize(&abs) {
         Ok(c) => {
-            if RESERVED.iter().any(|r| c == Path::new(r) || c.starts_with(r) && *r != "/") {
+            if RESERVED
+                .iter()
+                .any(|r| c == Path::new(r) || c.starts_with(r) && *r != "/")
+            {
                 errors.push(format!(
                     "{flag} `{}`: the sandbox provides its own `/`, `/proc` and `/dev`",
                     p.display()
@@ -118,7 +123,9 @@ pub fn resolve(
     // falls back to a neutral path.
     let home = if ctx.home.is_absolute()
         && ctx.home != Path::new("/")
-        && !RESERVED.iter().any(|r| ctx.home.starts_with(r) && *r != "/")
+        && !RESERVED
+            .iter()
+            .any(|r| ctx.home.starts_with(r) && *r != "/")
         && !mounts
             .iter()
             .any(|m| matches!(m.kind, MountKind::Symlink { .. }) && m.path == ctx.home)
@@ -181,12 +188,12 @@ pub fn resolve(
     }
     env.sort();
 
+    // A host path is visible only under a bind of the host: the sandbox's /tmp and HOME are
+    // private, so the host's /tmp/x or ~/x are *not* what the sandbox sees at those paths.
     let visible = |p: &Path| -> bool {
-        p.starts_with("/tmp")
-            || p.starts_with(&home)
-            || mounts.iter().any(|m| {
-                p.starts_with(&m.path) && !matches!(m.kind, MountKind::Symlink { .. })
-            })
+        mounts
+            .iter()
+            .any(|m| p.starts_with(&m.path) && !matches!(m.kind, MountKind::Symlink { .. }))
     };
 
     // Working directory: the requested or current one if it is visible, else the throwaway home.
@@ -202,6 +209,8 @@ pub fn resolve(
                     "--cwd `{}` is not visible inside the sandbox; add `--ro` or `--rw` for it",
                     c.display()
                 ));
+            } else if c == Path::new("/") || c == home {
+                // Nothing to expose: `/` is the sandbox's own, HOME is the throwaway one.
             } else {
                 warnings.push(Warning {
                     code: "cwd-not-visible",
@@ -227,7 +236,9 @@ pub fn resolve(
                 Some(0) => None,
                 Some(ms) => Some(ms),
                 None => {
-                    errors.push(format!("[limits] timeout = {s:?} is not a duration like \"15m\""));
+                    errors.push(format!(
+                        "[limits] timeout = {s:?} is not a duration like \"15m\""
+                    ));
                     None
                 }
             },
@@ -395,7 +406,11 @@ mod tests {
         assert_eq!(spec.limits.timeout_ms, Some(3000));
         assert!(spec.exec.env.contains(&("FOO".into(), "bar".into())));
         // Explicitly requested: passed.
-        assert!(spec.exec.env.contains(&("NPM_TOKEN".into(), "npm_secret".into())));
+        assert!(
+            spec.exec
+                .env
+                .contains(&("NPM_TOKEN".into(), "npm_secret".into()))
+        );
         // HOME "/" is unusable: neutral fallback.
         assert_eq!(spec.home, Path::new(FALLBACK_HOME));
     }

@@ -306,7 +306,10 @@ impl ScriptRun {
                 namespaces: Namespaces {
                     user: Mechanism {
                         status: Status::FullyEnforced,
-                        detail: Some(format!("uid {} and gid {} mapped to themselves", spec.uid, spec.gid)),
+                        detail: Some(format!(
+                            "uid {} and gid {} mapped to themselves",
+                            spec.uid, spec.gid
+                        )),
                     },
                     mount: Mechanism::full(),
                     pid: Mechanism::full(),

@@ -132,11 +132,28 @@ pub fn send<T: Serialize>(
 }
 
 /// Receive one message. `Ok(None)` means every peer closed its end.
+///
+/// The buffer is sized to the pending datagram (peeked with `MSG_TRUNC`, which unix
+/// `SOCK_SEQPACKET` sockets honour), so small messages cost no large allocation.
 pub fn recv<T: for<'de> Deserialize<'de>>(
     sock: BorrowedFd<'_>,
     buf: &mut Vec<u8>,
 ) -> Result<Option<(T, Option<OwnedFd>)>, ChannelError> {
-    buf.resize(MAX_MESSAGE, 0);
+    let pending = loop {
+        match nix::sys::socket::recv(
+            sock.as_raw_fd(),
+            &mut [],
+            MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC,
+        ) {
+            Ok(n) => break n,
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(ChannelError::Recv(e)),
+        }
+    };
+    if pending > MAX_MESSAGE {
+        return Err(ChannelError::TooLarge);
+    }
+    buf.resize(pending.max(1), 0);
     let mut cmsg = nix::cmsg_space!([RawFd; 1]);
     let (len, fd) = loop {
         let mut iov = [IoSliceMut::new(buf)];

@@ -1,15 +1,18 @@
 //! The `__sandbox-init` process: one ordered list of named steps.
 //!
-//! The parent spawns `/proc/self/exe __sandbox-init` with the control socket as stdin and sends a
-//! [`SetupPlan`]. Three stages follow, each a fork of the previous one, so that setup runs in a
-//! fresh single-threaded image that never `execve`s between creating the user namespace and
-//! finishing the mounts (an `execve` as a non-root uid would drop the namespace capabilities).
+//! Stage A starts one of two ways. When the parent is single-threaded (`ringfence run`), it simply
+//! forks and the child enters [`forked`] with the plan in memory. Otherwise it spawns
+//! `/proc/self/exe __sandbox-init` with the control socket as stdin and sends the [`SetupPlan`]
+//! ([`main`]), so that setup never runs in a forked copy of a multi-threaded process. Three stages
+//! follow, each a fork of the previous one, so the setup runs single-threaded and never `execve`s
+//! between creating the user namespace and finishing the mounts (an `execve` as a non-root uid
+//! would drop the namespace capabilities).
 //!
 //! Stage A — outside the new pid namespace, relays pid 1's fate:
 //!
 //! | #  | Step                     | Why here |
 //! |----|--------------------------|----------|
-//! | 1  | `read-plan`              | the plan arrives on stdin, which then becomes `/dev/null` |
+//! | 1  | `read-plan`              | re-exec path: the plan arrives on stdin; fork path: close inherited descriptors. Either way stdin becomes `/dev/null` |
 //! | 2  | `assert-single-threaded` | `unshare(CLONE_NEWUSER)` and fork-then-allocate need it (birdcage) |
 //! | 3  | `die-with-supervisor`    | PDEATHSIG, then re-check the parent (the signal is lost if it already died) |
 //! | 4  | `unshare`                | user, mount, pid, net, ipc, uts namespaces at once |
@@ -191,6 +194,33 @@ impl<T> StepResult<T> for Result<T, seccomp::SeccompError> {
     }
 }
 
+/// Per-step timing on stderr when the plan asks for it (`ringfence -vv`).
+struct Timer {
+    on: bool,
+    last: std::time::Instant,
+}
+
+impl Timer {
+    fn new(on: bool) -> Self {
+        Timer {
+            on,
+            last: std::time::Instant::now(),
+        }
+    }
+
+    /// Print how long `step` took since the previous mark.
+    fn mark(&mut self, step: Step) {
+        if self.on {
+            let now = std::time::Instant::now();
+            eprintln!(
+                "ringfence-init: {step:<24} {:>8.1} µs",
+                (now - self.last).as_secs_f64() * 1e6
+            );
+            self.last = now;
+        }
+    }
+}
+
 fn report_and_exit(chan: BorrowedFd<'_>, f: Failure) -> ! {
     let _ = channel::send(
         chan,
@@ -204,62 +234,98 @@ fn report_and_exit(chan: BorrowedFd<'_>, f: Failure) -> ! {
     sys::exit_now(125)
 }
 
-/// Entry point of `ringfence __sandbox-init`. Never returns.
+/// Entry point of `ringfence __sandbox-init` (the re-exec path). Never returns.
 pub fn main() -> ! {
-    // fd 0 is the control socket. Move it above stderr (close-on-exec), then make stdin /dev/null
-    // so that neither our stages nor the command ever read the parent's terminal.
+    // fd 0 is the control socket. Move it above stderr (close-on-exec); stdin then becomes
+    // /dev/null so that neither our stages nor the command ever read the parent's terminal.
     // (`try_clone_to_owned` is `fcntl(F_DUPFD_CLOEXEC, 3)`.)
     let chan = match std::io::stdin().as_fd().try_clone_to_owned() {
         Ok(fd) => fd,
         Err(_) => sys::exit_now(125),
     };
     let chan_fd = chan.as_fd();
-    match stage_a(chan_fd) {
+    let parent = getppid();
+    // 1. read-plan
+    let mut buf = Vec::new();
+    let plan = match channel::recv::<ToInit>(chan_fd, &mut buf) {
+        Ok(Some((ToInit::Plan(plan), _))) => plan,
+        Ok(None) => sys::exit_now(125),
+        Err(e) => report_and_exit(
+            chan_fd,
+            Failure {
+                step: Step::ReadPlan,
+                error: chain(&e),
+                errno: None,
+            },
+        ),
+    };
+    drop(buf);
+    match stage_a(chan_fd, &plan, parent) {
         Ok(never) => match never {},
         Err(f) => report_and_exit(chan_fd, f),
     }
 }
 
+/// Entry point of the fork path: the supervisor, while single-threaded, forked and this child
+/// continues here with the plan already in memory (saving an `execve` and the plan's decoding).
+/// `stdout`/`stderr` replace fds 1/2 when given; every other inherited descriptor except the
+/// channel is closed, so no other sandbox's pipes or sockets stay open in this one.
+pub fn forked(
+    chan: BorrowedFd<'_>,
+    plan: &SetupPlan,
+    supervisor: Pid,
+    stdout: Option<BorrowedFd<'_>>,
+    stderr: Option<BorrowedFd<'_>>,
+) -> ! {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if let Some(fd) = stdout {
+            nix::unistd::dup2_stdout(fd).at(Step::ReadPlan)?;
+        }
+        if let Some(fd) = stderr {
+            nix::unistd::dup2_stderr(fd).at(Step::ReadPlan)?;
+        }
+        proc::close_all_except(&[chan.as_raw_fd()]).at(Step::ReadPlan)?;
+        stage_a(chan, plan, supervisor)
+    }));
+    match result {
+        Ok(Ok(never)) => match never {},
+        Ok(Err(f)) => report_and_exit(chan, f),
+        // Never unwind into the supervisor's stack copy: its destructors are not ours to run.
+        Err(_) => sys::exit_now(125),
+    }
+}
+
 enum Never {}
 
-fn stage_a(chan: BorrowedFd<'_>) -> Result<Never, Failure> {
-    // 1. read-plan
-    let mut buf = Vec::new();
-    let plan = match channel::recv::<ToInit>(chan, &mut buf) {
-        Ok(Some((ToInit::Plan(plan), _))) => plan,
-        Ok(None) => sys::exit_now(125),
-        Err(e) => {
-            return Err(Failure {
-                step: Step::ReadPlan,
-                error: chain(&e),
-                errno: None,
-            });
-        }
-    };
-    drop(buf);
-    let devnull = open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()).at(Step::ReadPlan)?;
+fn stage_a(chan: BorrowedFd<'_>, plan: &SetupPlan, supervisor: Pid) -> Result<Never, Failure> {
+    let devnull =
+        open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()).at(Step::ReadPlan)?;
     nix::unistd::dup2_stdin(&devnull).at(Step::ReadPlan)?;
     drop(devnull);
 
+    let mut t = Timer::new(plan.trace_steps);
     // 2. assert-single-threaded
     proc::assert_single_threaded().at(Step::AssertSingleThreaded)?;
+    t.mark(Step::AssertSingleThreaded);
 
     // 3. die-with-supervisor
-    let parent = getppid();
     prctl::set_pdeathsig(Signal::SIGKILL).at(Step::DieWithSupervisor)?;
-    if getppid() != parent {
+    t.mark(Step::DieWithSupervisor);
+    if getppid() != supervisor {
         sys::exit_now(125);
     }
 
     // 4. unshare
     namespaces::enter().at(Step::Unshare)?;
+    t.mark(Step::Unshare);
 
     // 5. map-ids
     namespaces::map_ids(plan.uid, plan.gid).at(Step::MapIds)?;
+    t.mark(Step::MapIds);
 
     // 6. fork-init
     match sys::fork_single_threaded().at(Step::ForkInit)? {
-        ForkResult::Child => match stage_b(chan, &plan) {
+        ForkResult::Child => match stage_b(chan, plan) {
             Ok(never) => match never {},
             Err(f) => report_and_exit(chan, f),
         },
@@ -287,36 +353,48 @@ fn stage_a(chan: BorrowedFd<'_>) -> Result<Never, Failure> {
 }
 
 fn stage_b(chan: BorrowedFd<'_>, plan: &SetupPlan) -> Result<Never, Failure> {
+    let mut t = Timer::new(plan.trace_steps);
     // 7. die-with-stage-a. Our parent is outside the pid namespace, so getppid() reads 0 and
     // cannot be re-checked; stage A only dies by being killed, and then so do we.
     prctl::set_pdeathsig(Signal::SIGKILL).at(Step::DieWithStageA)?;
+    // Name ourselves so that `ps` inside the sandbox shows what pid 1 is.
+    let _ = prctl::set_name(c"ringfence-init");
+    t.mark(Step::DieWithStageA);
 
     // 8. make-mounts-private
     mount::make_private().at(Step::MakeMountsPrivate)?;
+    t.mark(Step::MakeMountsPrivate);
 
     // 9. open-sources
     let sources = mount::open_sources(plan.bind_sources()).at(Step::OpenSources)?;
+    t.mark(Step::OpenSources);
 
     // 10. mount-root
     mount::mount_root(plan.root_size).at(Step::MountRoot)?;
+    t.mark(Step::MountRoot);
 
     // 11. build-root
     for op in &plan.mounts {
         mount::apply(op, &sources).at(Step::BuildRoot)?;
     }
     drop(sources);
+    t.mark(Step::BuildRoot);
 
     // 12. pivot-root
     mount::pivot().at(Step::PivotRoot)?;
+    t.mark(Step::PivotRoot);
 
     // 13. remount-root-read-only
     mount::root_read_only().at(Step::RemountRootReadOnly)?;
+    t.mark(Step::RemountRootReadOnly);
 
     // 14. set-hostname
     sethostname(&plan.hostname).at(Step::SetHostname)?;
+    t.mark(Step::SetHostname);
 
     // 15. network
     net::setup(&plan.network).at(Step::Network)?;
+    t.mark(Step::Network);
 
     // 16. fork-command
     let child = match sys::fork_single_threaded().at(Step::ForkCommand)? {
@@ -359,38 +437,50 @@ fn reap_until(command: Pid) -> Termination {
 fn cstring(s: &[u8], step: Step) -> Result<CString, Failure> {
     CString::new(s).map_err(|_| Failure {
         step,
-        error: format!("argument contains a NUL byte: {:?}", String::from_utf8_lossy(s)),
+        error: format!(
+            "argument contains a NUL byte: {:?}",
+            String::from_utf8_lossy(s)
+        ),
         errno: None,
     })
 }
 
 fn stage_c(chan: BorrowedFd<'_>, plan: &SetupPlan) -> Result<Never, Failure> {
+    let mut t = Timer::new(plan.trace_steps);
     // 17. new-session
     setsid().at(Step::NewSession)?;
+    t.mark(Step::NewSession);
 
     // 18. die-with-parent
     prctl::set_pdeathsig(Signal::SIGKILL).at(Step::DieWithParent)?;
+    t.mark(Step::DieWithParent);
     if getppid() != Pid::from_raw(1) {
         sys::exit_now(125);
     }
 
     // 19. set-rlimits
     proc::set_rlimits(&plan.rlimits).at(Step::SetRlimits)?;
+    t.mark(Step::SetRlimits);
 
     // 20. no-new-privs
     prctl::set_no_new_privs().at(Step::NoNewPrivs)?;
+    t.mark(Step::NoNewPrivs);
 
     // 21. drop-caps
     caps::drop_all().at(Step::DropCaps)?;
+    t.mark(Step::DropCaps);
 
     // 22. landlock
     let landlock = landlock::restrict(&plan.landlock).at(Step::Landlock)?;
+    t.mark(Step::Landlock);
 
     // 23. chdir
     chdir(&plan.exec.cwd).at(Step::Chdir)?;
+    t.mark(Step::Chdir);
 
     // 24. fd-hygiene
     proc::fd_hygiene().at(Step::FdHygiene)?;
+    t.mark(Step::FdHygiene);
 
     // Prepare exec arguments before seccomp, so nothing after the filter allocates needlessly.
     let program = cstring(plan.exec.program.as_os_str().as_bytes(), Step::Exec)?;
@@ -416,6 +506,7 @@ fn stage_c(chan: BorrowedFd<'_>, plan: &SetupPlan) -> Result<Never, Failure> {
         }
         Err(e) => return Err(e).at(Step::Seccomp),
     };
+    t.mark(Step::Seccomp);
 
     let _ = channel::send(
         chan,

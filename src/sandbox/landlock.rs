@@ -6,8 +6,8 @@
 //! mode drops what an older kernel lacks and [`LandlockOutcome`] records what was achieved.
 
 use landlock::{
-    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, LandlockStatus, PathBeneath,
-    PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
+    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, LandlockStatus,
+    PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
 };
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -100,7 +100,7 @@ pub fn restrict(plan: &LandlockPlan) -> Result<LandlockOutcome, LandlockError> {
         })?;
         // Directory-only rights on a file rule would make the crate report partial enforcement.
         let mut rights = access(rule.access);
-        if !rule.path.is_dir() {
+        if !rule.dir {
             rights &= AccessFs::from_file(PINNED_ABI);
         }
         created = created.add_rule(PathBeneath::new(fd, rights))?;

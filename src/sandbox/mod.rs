@@ -18,7 +18,11 @@ pub mod spec;
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
+
+use nix::sys::signal::Signal;
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -89,11 +93,8 @@ pub enum SandboxError {
     #[error("waiting for the sandbox init process")]
     Wait(#[source] io::Error),
     /// Init exited without reporting how the command ended.
-    #[error("the sandbox init process exited ({status}) without reporting the command's exit")]
-    Lost {
-        /// Exit status of stage A.
-        status: ExitStatus,
-    },
+    #[error("the sandbox init process exited without reporting the command's exit")]
+    Lost,
 }
 
 impl SandboxError {
@@ -106,22 +107,89 @@ impl SandboxError {
     }
 }
 
-/// Where the command's stdout and stderr go.
-#[derive(Debug)]
+/// Where the command's stdout and stderr go (`None`: share the caller's).
+#[derive(Debug, Default)]
 pub struct Stdio2 {
     /// Standard output.
-    pub stdout: Stdio,
+    pub stdout: Option<OwnedFd>,
     /// Standard error.
-    pub stderr: Stdio,
+    pub stderr: Option<OwnedFd>,
 }
 
 impl Stdio2 {
     /// Share the caller's stdout and stderr.
     pub fn inherit() -> Self {
-        Stdio2 {
-            stdout: Stdio::inherit(),
-            stderr: Stdio::inherit(),
+        Stdio2::default()
+    }
+}
+
+/// The stage-A process, started by fork (single-threaded caller) or by re-exec.
+enum InitProcess {
+    Forked(Pid),
+    Exec(Child),
+}
+
+impl InitProcess {
+    fn kill(&mut self) -> io::Result<()> {
+        match self {
+            InitProcess::Forked(pid) => {
+                nix::sys::signal::kill(*pid, Signal::SIGKILL).map_err(io::Error::from)
+            }
+            InitProcess::Exec(child) => child.kill(),
         }
+    }
+
+    fn wait(self) -> io::Result<()> {
+        match self {
+            InitProcess::Forked(pid) => loop {
+                match waitpid(pid, None) {
+                    Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) => return Ok(()),
+                    Ok(_) | Err(nix::Error::EINTR) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            },
+            InitProcess::Exec(mut child) => child.wait().map(drop),
+        }
+    }
+}
+
+/// Start stage A. A single-threaded caller forks (no `execve`, no plan decoding); otherwise the
+/// binary is re-executed so that no setup ever runs in a fork of a multi-threaded process.
+fn start_init(
+    plan: &SetupPlan,
+    ours: &OwnedFd,
+    theirs: OwnedFd,
+    stdio: Stdio2,
+) -> Result<InitProcess, SandboxError> {
+    if proc::thread_count().map_err(SandboxError::SpawnInit)? == 1 {
+        let supervisor = nix::unistd::getpid();
+        match crate::sys::fork_single_threaded().map_err(SandboxError::SpawnInit)? {
+            ForkResult::Child => {
+                // Our end of the channel must not stay open in the sandbox, or we would never
+                // see EOF; `forked` closes every descriptor but its own end and stdio.
+                let _ = ours;
+                init::forked(
+                    theirs.as_fd(),
+                    plan,
+                    supervisor,
+                    stdio.stdout.as_ref().map(|f| f.as_fd()),
+                    stdio.stderr.as_ref().map(|f| f.as_fd()),
+                )
+            }
+            ForkResult::Parent { child } => Ok(InitProcess::Forked(child)),
+        }
+    } else {
+        // The socket becomes the child's stdin (dup2 clears close-on-exec on fd 0 only), so no
+        // descriptor is ever left inheritable for other threads' children.
+        let mut cmd = Command::new("/proc/self/exe");
+        cmd.arg("__sandbox-init")
+            .env_clear()
+            .stdin(Stdio::from(theirs))
+            .stdout(stdio.stdout.map_or_else(Stdio::inherit, Stdio::from))
+            .stderr(stdio.stderr.map_or_else(Stdio::inherit, Stdio::from));
+        let child = cmd.spawn().map_err(SandboxError::SpawnInit)?;
+        channel::send(ours.as_fd(), &ToInit::Plan(Box::new(plan.clone())), None)?;
+        Ok(InitProcess::Exec(child))
     }
 }
 
@@ -140,18 +208,7 @@ pub fn run(
     .map_err(SandboxError::Socketpair)?;
     let start = Instant::now();
     let deadline = timeout.map(|t| start + t);
-    let mut child = {
-        // The socket becomes the child's stdin (dup2 clears close-on-exec on fd 0 only), so no
-        // descriptor is ever left inheritable for other threads' children.
-        let mut cmd = Command::new("/proc/self/exe");
-        cmd.arg("__sandbox-init")
-            .env_clear()
-            .stdin(Stdio::from(theirs))
-            .stdout(stdio.stdout)
-            .stderr(stdio.stderr);
-        cmd.spawn().map_err(SandboxError::SpawnInit)?
-    };
-    channel::send(ours.as_fd(), &ToInit::Plan(Box::new(plan.clone())), None)?;
+    let mut child = start_init(plan, &ours, theirs, stdio)?;
 
     let mut pid1: Option<OwnedFd> = None;
     let mut setup_error: Option<SandboxError> = None;
@@ -165,8 +222,9 @@ pub fn run(
             None => PollTimeout::NONE,
             Some(d) => {
                 let left = d.saturating_duration_since(Instant::now()).as_millis();
-                PollTimeout::try_from(left.min(i32::MAX as u128) as i32)
-                    .unwrap_or(PollTimeout::MAX)
+                i32::try_from(left).map_or(PollTimeout::MAX, |ms| {
+                    PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+                })
             }
         };
         let mut fds = [PollFd::new(ours.as_fd(), PollFlags::POLLIN)];
@@ -220,7 +278,7 @@ pub fn run(
             },
         }
     }
-    let status = child.wait().map_err(SandboxError::Wait)?;
+    child.wait().map_err(SandboxError::Wait)?;
     let duration = start.elapsed();
     if let Some(e) = setup_error {
         return Err(e);
@@ -228,7 +286,7 @@ pub fn run(
     let (termination, survivors) = match exited {
         Some(x) => x,
         None if timed_out => (Termination::Signaled(libc::SIGKILL), Vec::new()),
-        None => return Err(SandboxError::Lost { status }),
+        None => return Err(SandboxError::Lost),
     };
     Ok(Outcome {
         termination,

@@ -160,7 +160,8 @@ pub fn mount_root(size: u64) -> Result<(), MountError> {
 
 fn set_attrs(target: &Path, recursive: bool, attrs: u64) -> Result<(), MountError> {
     let fd = open_exact(target)?;
-    sys::mount_setattr(fd.as_fd(), recursive, attrs).map_err(op_err("setting attributes on", target))
+    sys::mount_setattr(fd.as_fd(), recursive, attrs)
+        .map_err(op_err("setting attributes on", target))
 }
 
 /// Apply one operation inside the staging root.

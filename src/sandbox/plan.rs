@@ -97,6 +97,8 @@ pub struct LandlockRule {
     pub path: PathBuf,
     /// Access granted beneath it.
     pub access: FsAccess,
+    /// Whether the path is a directory (file rules cannot carry directory-only rights).
+    pub dir: bool,
 }
 
 /// The Landlock ruleset to apply after all mounts.
@@ -158,14 +160,28 @@ pub struct SetupPlan {
     pub network: NetworkPlan,
     /// The command.
     pub exec: ExecSpec,
+    /// Print per-step timings on stderr (set by the caller for `-vv`).
+    #[serde(default)]
+    pub trace_steps: bool,
 }
 
 /// A mount before it is lowered to [`MountOp`]s.
 #[derive(Debug, Clone)]
 enum Entry {
-    Host { path: PathBuf, readonly: bool },
-    Symlink { path: PathBuf, target: PathBuf },
-    Tmpfs { path: PathBuf, size: u64, mode: u32, noexec: bool },
+    Host {
+        path: PathBuf,
+        readonly: bool,
+    },
+    Symlink {
+        path: PathBuf,
+        target: PathBuf,
+    },
+    Tmpfs {
+        path: PathBuf,
+        size: u64,
+        mode: u32,
+        noexec: bool,
+    },
     Dev,
     Proc,
 }
@@ -310,15 +326,13 @@ impl SetupPlan {
         let mut rules = vec![LandlockRule {
             path: PathBuf::from("/"),
             access: FsAccess::ListDir,
+            dir: true,
         }];
         for entry in &entries {
             match entry {
                 Entry::Host { path, readonly } => {
                     let dir = is_dir(path);
-                    low.prepare(
-                        path,
-                        Some(if dir { LeafKind::Dir } else { LeafKind::File }),
-                    );
+                    low.prepare(path, Some(if dir { LeafKind::Dir } else { LeafKind::File }));
                     low.ops.push(MountOp::Bind {
                         source: path.clone(),
                         path: path.clone(),
@@ -334,6 +348,7 @@ impl SetupPlan {
                         } else {
                             FsAccess::Full
                         },
+                        dir,
                     });
                 }
                 Entry::Symlink { path, target } => {
@@ -363,6 +378,7 @@ impl SetupPlan {
                     rules.push(LandlockRule {
                         path: path.clone(),
                         access: FsAccess::Full,
+                        dir: true,
                     });
                 }
                 Entry::Proc => {
@@ -379,6 +395,7 @@ impl SetupPlan {
                     rules.push(LandlockRule {
                         path: proc_,
                         access: FsAccess::Read,
+                        dir: true,
                     });
                 }
                 Entry::Dev => lower_dev(&mut low, spec, &mut rules),
@@ -413,6 +430,7 @@ impl SetupPlan {
                 NetworkSpec::Isolated => NetworkPlan { loopback_up: true },
             },
             exec: spec.exec.clone(),
+            trace_steps: false,
         }
     }
 
@@ -478,10 +496,12 @@ fn lower_dev(low: &mut Lowering, spec: &SandboxSpec, rules: &mut Vec<LandlockRul
     rules.push(LandlockRule {
         path: dev,
         access: FsAccess::Devices,
+        dir: true,
     });
     rules.push(LandlockRule {
         path: shm,
         access: FsAccess::Full,
+        dir: true,
     });
 }
 

@@ -11,19 +11,40 @@ use crate::sys;
 
 /// Fail unless this process has exactly one thread (fork and `unshare(CLONE_NEWUSER)` need it).
 pub fn assert_single_threaded() -> io::Result<()> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    let threads = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .map(str::trim)
-        .unwrap_or("?");
-    if threads == "1" {
+    let threads = thread_count()?;
+    if threads == 1 {
         Ok(())
     } else {
         Err(io::Error::other(format!(
             "the sandbox init has {threads} threads, expected 1"
         )))
     }
+}
+
+/// Close every descriptor above stderr except `keep` (sorted or not).
+pub fn close_all_except(keep: &[i32]) -> io::Result<()> {
+    let mut keep: Vec<u32> = keep.iter().filter_map(|k| u32::try_from(*k).ok()).collect();
+    keep.sort_unstable();
+    let mut first = 3u32;
+    for k in keep {
+        if k >= first {
+            if k > first {
+                sys::close_range(first, k - 1)?;
+            }
+            first = k + 1;
+        }
+    }
+    sys::close_range(first, u32::MAX)
+}
+
+/// Number of threads of this process.
+pub fn thread_count() -> io::Result<usize> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| io::Error::other("no Threads: line in /proc/self/status"))
 }
 
 /// Apply each limit as soft = hard = min(value, current hard limit): limits only ever go down.

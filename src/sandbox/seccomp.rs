@@ -6,11 +6,11 @@
 //! exactly one match action; the kernel runs all of them. Why each entry is here is in
 //! `../shared/reference/sandbox-design.md` §4 and in the comments below.
 
-use serde::{Deserialize, Serialize};
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
     SeccompRule, TargetArch, sock_filter,
 };
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::spec::Level;
@@ -314,8 +314,8 @@ fn condition(c: &ArgCond) -> Result<SeccompCondition, seccompiler::BackendError>
     }
 }
 
-/// Compile one filter, with the x32 guard spliced in after the architecture check.
-pub fn compile(filter: &FilterPlan) -> Result<BpfProgram, SeccompError> {
+/// Compile one filter to classic BPF (arch check first, as seccompiler emits it).
+fn compile_one(filter: &FilterPlan) -> Result<BpfProgram, SeccompError> {
     let err = |source| SeccompError::Compile {
         filter: filter.name.clone(),
         source,
@@ -341,7 +341,7 @@ pub fn compile(filter: &FilterPlan) -> Result<BpfProgram, SeccompError> {
         }
     }
     let errno = u32::try_from(filter.errno).unwrap_or(libc::EPERM as u32);
-    let program: BpfProgram = SeccompFilter::new(
+    SeccompFilter::new(
         map,
         SeccompAction::Allow,
         SeccompAction::Errno(errno),
@@ -349,59 +349,85 @@ pub fn compile(filter: &FilterPlan) -> Result<BpfProgram, SeccompError> {
     )
     .map_err(err)?
     .try_into()
-    .map_err(err)?;
-    Ok(with_x32_guard(program))
+    .map_err(err)
 }
 
-/// seccompiler checks `AUDIT_ARCH` but not the x32 bit: on kernels with x32 enabled,
-/// `nr | 0x40000000` would match no rule. Insert, right after the 3-instruction arch check:
-/// load nr; if nr >= 0x40000000 return ERRNO(ENOSYS). BPF jumps are relative and only forward, so
-/// inserting before the rest of the program keeps every later jump valid.
-fn with_x32_guard(mut program: BpfProgram) -> BpfProgram {
-    if !cfg!(target_arch = "x86_64") || program.len() < 3 {
-        return program;
-    }
-    const BPF_LD_W_ABS: u16 = 0x00 | 0x00 | 0x20;
-    const BPF_JMP_JGE_K: u16 = 0x05 | 0x30;
-    const BPF_RET_K: u16 = 0x06;
-    let guard = [
-        sock_filter {
-            code: BPF_LD_W_ABS,
-            jt: 0,
-            jf: 0,
-            k: 0,
-        },
-        sock_filter {
-            code: BPF_JMP_JGE_K,
-            jt: 0,
-            jf: 1,
-            k: 0x4000_0000,
-        },
-        sock_filter {
-            code: BPF_RET_K,
-            jt: 0,
-            jf: 0,
-            k: libc::SECCOMP_RET_ERRNO | (libc::ENOSYS as u32),
-        },
-    ];
-    program.splice(3..3, guard);
-    program
-}
+const BPF_LD_W_ABS: u16 = 0x20;
+const BPF_JMP_JA: u16 = 0x05;
+const BPF_JMP_JGE_K: u16 = 0x05 | 0x30;
+const BPF_RET_K: u16 = 0x06;
+/// seccompiler's architecture check: load arch, jump-if-equal over the kill, kill.
+const ARCH_CHECK_LEN: usize = 3;
 
-/// Compile and install every filter of the plan. Returns how many filters were installed.
-pub fn install(plan: &SeccompPlan) -> Result<usize, SeccompError> {
+/// Compile every filter of the plan into **one** BPF program.
+///
+/// seccompiler gives one match action per filter, and each installed filter costs the kernel a
+/// separate BPF JIT at install time and a separate run on every syscall. So the filters are
+/// compiled separately and chained: one architecture check, the x32 guard, then each filter's
+/// body in order, where every "allow" return of a non-final body becomes a jump to the start of
+/// the next body. Classic BPF jumps are relative and forward-only, so the bodies need no other
+/// change, and each body starts by loading the syscall number itself.
+pub fn compile(plan: &SeccompPlan) -> Result<BpfProgram, SeccompError> {
     let programs = plan
         .filters
         .iter()
-        .map(|f| compile(f).map(|p| (f.name.clone(), p)))
+        .map(compile_one)
         .collect::<Result<Vec<_>, _>>()?;
-    for (name, program) in &programs {
-        seccompiler::apply_filter(program).map_err(|source| SeccompError::Install {
-            filter: name.clone(),
-            source,
-        })?;
+    let mut out: BpfProgram = match programs.first() {
+        Some(p) => p[..ARCH_CHECK_LEN].to_vec(),
+        None => return Ok(vec![]),
+    };
+    if cfg!(target_arch = "x86_64") {
+        // seccompiler checks AUDIT_ARCH but not the x32 bit: with x32 enabled in the kernel,
+        // `nr | 0x40000000` would match no rule. Refuse every x32 syscall.
+        out.extend([
+            sock_filter {
+                code: BPF_LD_W_ABS,
+                jt: 0,
+                jf: 0,
+                k: 0,
+            },
+            sock_filter {
+                code: BPF_JMP_JGE_K,
+                jt: 0,
+                jf: 1,
+                k: 0x4000_0000,
+            },
+            sock_filter {
+                code: BPF_RET_K,
+                jt: 0,
+                jf: 0,
+                k: libc::SECCOMP_RET_ERRNO | (libc::ENOSYS as u32),
+            },
+        ]);
     }
-    Ok(programs.len())
+    let last = programs.len() - 1;
+    for (i, program) in programs.iter().enumerate() {
+        let body = &program[ARCH_CHECK_LEN..];
+        for (j, ins) in body.iter().enumerate() {
+            if i != last && ins.code == BPF_RET_K && ins.k == libc::SECCOMP_RET_ALLOW {
+                out.push(sock_filter {
+                    code: BPF_JMP_JA,
+                    jt: 0,
+                    jf: 0,
+                    k: u32::try_from(body.len() - j - 1).unwrap_or(u32::MAX),
+                });
+            } else {
+                out.push(ins.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Compile and install the plan as one filter. Returns how many rule groups it enforces.
+pub fn install(plan: &SeccompPlan) -> Result<usize, SeccompError> {
+    let program = compile(plan)?;
+    seccompiler::apply_filter(&program).map_err(|source| SeccompError::Install {
+        filter: "merged".into(),
+        source,
+    })?;
+    Ok(plan.filters.len())
 }
 
 #[cfg(test)]
@@ -409,14 +435,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_filter_compiles_with_x32_guard() {
+    fn merged_program_has_one_arch_check_x32_guard_and_chained_bodies() {
         let plan = deny_plan(Level::Required);
-        for f in &plan.filters {
-            let p = compile(f).unwrap();
-            if cfg!(target_arch = "x86_64") {
-                assert_eq!(p[4].k, 0x4000_0000, "x32 guard in {}", f.name);
+        let p = compile(&plan).unwrap();
+        if cfg!(target_arch = "x86_64") {
+            assert_eq!(p[4].k, 0x4000_0000, "x32 guard");
+        }
+        let allows = p
+            .iter()
+            .filter(|i| i.code == BPF_RET_K && i.k == libc::SECCOMP_RET_ALLOW)
+            .count();
+        let last_alone = compile_one(plan.filters.last().unwrap()).unwrap();
+        let last_allows = last_alone
+            .iter()
+            .filter(|i| i.code == BPF_RET_K && i.k == libc::SECCOMP_RET_ALLOW)
+            .count();
+        // Only the final body may still return "allow"; the others jump onwards.
+        assert_eq!(allows, last_allows);
+        // Every jump stays inside the program.
+        for (pc, i) in p.iter().enumerate() {
+            if i.code == BPF_JMP_JA {
+                assert!(pc + 1 + (i.k as usize) < p.len());
             }
         }
+        assert!(p.len() < 4096);
     }
 
     #[test]
@@ -447,7 +489,13 @@ mod tests {
             assert!(eperm.iter().any(|x| x == n), "{n} not in EPERM filter");
         }
         let enosys = names(1);
-        for n in ["io_uring_setup", "clone3", "open_tree", "fsopen", "move_mount"] {
+        for n in [
+            "io_uring_setup",
+            "clone3",
+            "open_tree",
+            "fsopen",
+            "move_mount",
+        ] {
             assert!(enosys.iter().any(|x| x == n), "{n} not in ENOSYS filter");
         }
         assert_eq!(plan.filters[2].errno, libc::EAFNOSUPPORT);

@@ -1,0 +1,233 @@
+//! Shared test harness: a disposable world per test, the real binary, the probe helper, and the
+//! user-namespace gate.
+//!
+//! Environment knobs:
+//! - `RINGFENCE_TEST_MUST_WORK=1`: a missing capability (user namespaces, gcc for the probe) is a
+//!   failure, not a skip. CI always sets it.
+//! - `RINGFENCE_BIN`: the `ringfence` binary to test (default: the one cargo built). CI sets it
+//!   when it re-runs the suite as an unprivileged user from a copy of the build.
+//! - `RINGFENCE_FIXTURES`: the fixtures directory (default: the source tree's).
+//! - `RINGFENCE_TEST_SKIP_CLEANUP=1`: keep each test's temporary directory.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+/// The binary under test.
+pub fn bin() -> PathBuf {
+    std::env::var_os("RINGFENCE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_ringfence")))
+}
+
+/// The fixtures directory.
+pub fn fixtures() -> PathBuf {
+    std::env::var_os("RINGFENCE_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures"))
+}
+
+fn must_work() -> bool {
+    std::env::var("RINGFENCE_TEST_MUST_WORK").as_deref() == Ok("1")
+}
+
+/// Skip (loudly) or fail (under MUST_WORK) when a prerequisite is missing.
+pub fn skip_or_fail(why: &str) -> bool {
+    if must_work() {
+        panic!("RINGFENCE_TEST_MUST_WORK=1 but {why}");
+    }
+    eprintln!("SKIP: {why} (see scripts/check-userns.sh)");
+    false
+}
+
+/// Whether user namespaces work here; probed once by running the real sandbox around `true`.
+pub fn require_userns() -> bool {
+    static OK: OnceLock<Result<(), String>> = OnceLock::new();
+    let r = OK.get_or_init(|| {
+        let out = Command::new(bin())
+            .args(["run", "--", "true"])
+            .current_dir("/")
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    });
+    match r {
+        Ok(()) => true,
+        Err(e) => skip_or_fail(&format!("the sandbox cannot start here: {e}")),
+    }
+}
+
+/// `id -u` of the test process.
+pub fn uid() -> u32 {
+    nix_uid()
+}
+
+fn nix_uid() -> u32 {
+    // Read from /proc to avoid a libc dependency in tests.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+/// The compiled `try-syscall` probe, in a directory that tests expose read-only.
+pub fn probe() -> Option<PathBuf> {
+    static PROBE: OnceLock<Option<PathBuf>> = OnceLock::new();
+    PROBE
+        .get_or_init(|| {
+            let src = fixtures().join("probe/try-syscall.c");
+            let dir = std::env::temp_dir().join(format!("ringfence-probe-{}", uid()));
+            std::fs::create_dir_all(&dir).ok()?;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).ok()?;
+            let out = dir.join("try-syscall");
+            let tmp = dir.join(format!("try-syscall.{}", std::process::id()));
+            let status = Command::new("gcc")
+                .args(["-O1", "-Wall", "-o"])
+                .arg(&tmp)
+                .arg(&src)
+                .status()
+                .ok()?;
+            if !status.success() {
+                return None;
+            }
+            std::fs::rename(&tmp, &out).ok()?;
+            Some(out)
+        })
+        .clone()
+}
+
+/// The probe, or skip/fail when it cannot be built.
+pub fn require_probe() -> Option<PathBuf> {
+    match probe() {
+        Some(p) => Some(p),
+        None => {
+            skip_or_fail("gcc could not build fixtures/probe/try-syscall.c");
+            None
+        }
+    }
+}
+
+/// Parse the probe's `name result` lines.
+pub fn probe_results(stdout: &[u8]) -> BTreeMap<String, String> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter_map(|l| {
+            let (a, b) = l.split_once(' ')?;
+            Some((a.to_string(), b.to_string()))
+        })
+        .collect()
+}
+
+/// A disposable world: a temp dir with `home/` (what the test pretends is the user's real home),
+/// `project/` and `outside/`.
+pub struct TestContext {
+    dir: tempfile::TempDir,
+    /// Fake real home (HOME for the ringfence process).
+    pub home: PathBuf,
+    /// A project directory.
+    pub project: PathBuf,
+    /// A directory never exposed to the sandbox.
+    pub outside: PathBuf,
+}
+
+impl TestContext {
+    /// A new world.
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("ringfence-test-")
+            .tempdir()
+            .unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let ctx = TestContext {
+            home: root.join("home"),
+            project: root.join("project"),
+            outside: root.join("outside"),
+            dir,
+        };
+        for d in [&ctx.home, &ctx.project, &ctx.outside] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        ctx
+    }
+
+    /// The world's root.
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().canonicalize().unwrap()
+    }
+
+    /// `ringfence <args>` with HOME set to the fake home, run from the project directory.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(bin());
+        c.env("HOME", &self.home)
+            .current_dir(&self.project)
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// `ringfence run [flags] -- sh -c SCRIPT`, with the project writable.
+    pub fn sh(&self, script: &str) -> Output {
+        self.run(
+            &["--rw", self.project.to_str().unwrap()],
+            &["sh", "-c", script],
+        )
+    }
+
+    /// `ringfence run FLAGS -- COMMAND`.
+    pub fn run(&self, flags: &[&str], command: &[&str]) -> Output {
+        self.cmd()
+            .arg("run")
+            .args(flags)
+            .arg("--")
+            .args(command)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for TestContext {
+    fn drop(&mut self) {
+        if std::env::var("RINGFENCE_TEST_SKIP_CLEANUP").as_deref() == Ok("1") {
+            let kept =
+                std::mem::replace(&mut self.dir, tempfile::Builder::new().tempdir().unwrap());
+            eprintln!("kept {}", kept.keep().display());
+        }
+    }
+}
+
+/// Render an Output for assertion messages.
+pub fn show(out: &Output) -> String {
+    format!(
+        "status: {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Host processes whose command line contains `marker`.
+pub fn host_processes_with(marker: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if entry.file_name().to_string_lossy().parse::<u32>().is_err() {
+            continue;
+        }
+        if let Ok(raw) = std::fs::read(entry.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
+            if cmd.contains(marker) {
+                found.push(format!("{} {}", entry.file_name().to_string_lossy(), cmd));
+            }
+        }
+    }
+    found
+}

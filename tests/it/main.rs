@@ -1,0 +1,21 @@
+//! The one integration-test binary: every test runs the real `ringfence` binary.
+//!
+//! Sandbox tests skip loudly when user namespaces are unavailable and fail instead under
+//! `RINGFENCE_TEST_MUST_WORK=1` (CI). CI runs this binary as root and again as an unprivileged
+//! user.
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+/// Argument errors, exit codes, `doctor`.
+mod cli;
+/// JSON report contract.
+mod report;
+/// Filesystem view: writable and read-only paths, HOME, /tmp, /etc, other users' files.
+mod sandbox_fs;
+/// Network isolation against listeners on the host's loopback.
+mod sandbox_net;
+/// Credentials, pid namespace, timeout, survivors, descriptors, rlimits, terminal.
+mod sandbox_proc;
+/// Every seccomp deny entry returns its errno.
+mod seccomp;

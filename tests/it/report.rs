@@ -1,0 +1,228 @@
+//! The report contract, frozen by deserialising into local mirror structs that reject unknown
+//! fields: adding, renaming or removing a field fails here first.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::common::{TestContext, require_userns, show};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Report {
+    schema_version: u32,
+    tool: Tool,
+    runs: Vec<Run>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Tool {
+    name: String,
+    version: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Run {
+    command: Vec<String>,
+    program: PathBuf,
+    cwd: PathBuf,
+    started_unix_ms: u64,
+    duration_ms: f64,
+    exit: Exit,
+    exit_status: i32,
+    timed_out: bool,
+    timeout_ms: Option<u64>,
+    view: View,
+    enforcement: Enforcement,
+    survivors: Vec<Survivor>,
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct View {
+    read_only: Vec<PathBuf>,
+    read_write: Vec<PathBuf>,
+    home: PathBuf,
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+#[allow(clippy::enum_variant_names)] // mirrors the report's wording exactly
+enum Status {
+    FullyEnforced,
+    PartiallyEnforced,
+    NotEnforced,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Mechanism {
+    status: Status,
+    #[serde(default)]
+    detail: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Namespaces {
+    user: Mechanism,
+    mount: Mechanism,
+    pid: Mechanism,
+    net: Mechanism,
+    ipc: Mechanism,
+    uts: Mechanism,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Landlock {
+    status: Status,
+    requested_abi: u32,
+    kernel_abi: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Seccomp {
+    status: Status,
+    filters: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rlimits {
+    status: Status,
+    #[serde(default)]
+    detail: Option<String>,
+    nproc: u64,
+    nofile: u64,
+    fsize: u64,
+    core: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Enforcement {
+    namespaces: Namespaces,
+    landlock: Landlock,
+    seccomp: Seccomp,
+    capabilities: Mechanism,
+    no_new_privs: Mechanism,
+    rlimits: Rlimits,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Survivor {
+    pid: i32,
+    ppid: i32,
+    argv: Vec<String>,
+}
+
+fn read(path: &std::path::Path) -> Report {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+#[test]
+fn report_describes_what_was_enforced() {
+    if !require_userns() {
+        return;
+    }
+    let ctx = TestContext::new();
+    let report = ctx.root().join("r.json");
+    let out = ctx.run(
+        &[
+            "--report",
+            report.to_str().unwrap(),
+            "--rw",
+            ctx.project.to_str().unwrap(),
+        ],
+        &["sh", "-c", "exit 5"],
+    );
+    assert_eq!(out.status.code(), Some(5), "{}", show(&out));
+    let r = read(&report);
+    assert_eq!(r.schema_version, 1);
+    assert_eq!(r.tool.name, "ringfence");
+    assert!(!r.tool.version.is_empty());
+    assert_eq!(r.runs.len(), 1);
+    let run = &r.runs[0];
+    assert_eq!(run.command, ["sh", "-c", "exit 5"]);
+    assert!(run.program.is_absolute());
+    assert_eq!(run.cwd, ctx.project);
+    assert!(run.started_unix_ms > 1_600_000_000_000);
+    assert!(run.duration_ms > 0.0);
+    assert_eq!(run.exit, Exit::Code(5));
+    assert_eq!(run.exit_status, 5);
+    assert!(!run.timed_out);
+    assert!(run.timeout_ms.is_some());
+    assert!(run.view.read_write.contains(&ctx.project));
+    assert!(run.view.read_only.contains(&PathBuf::from("/usr")));
+    assert_eq!(run.view.home, ctx.home);
+    let e = &run.enforcement;
+    for ns in [
+        &e.namespaces.user,
+        &e.namespaces.mount,
+        &e.namespaces.pid,
+        &e.namespaces.net,
+        &e.namespaces.ipc,
+        &e.namespaces.uts,
+    ] {
+        assert_eq!(ns.status, Status::FullyEnforced);
+    }
+    assert_eq!(e.seccomp.status, Status::FullyEnforced);
+    assert_eq!(e.seccomp.filters, 3);
+    assert_eq!(e.capabilities.status, Status::FullyEnforced);
+    assert_eq!(e.no_new_privs.status, Status::FullyEnforced);
+    assert_eq!(e.rlimits.core, 0);
+    assert!(e.rlimits.nproc > 0 && e.rlimits.nofile > 0 && e.rlimits.fsize > 0);
+    // Landlock: whatever the kernel gives, the report must say it; pinned via env in CI.
+    assert_eq!(e.landlock.requested_abi, 7);
+    match std::env::var("RINGFENCE_TEST_LANDLOCK_ABI")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+    {
+        Some(abi) if abi >= 7 => {
+            assert_eq!(e.landlock.status, Status::FullyEnforced);
+            assert_eq!(e.landlock.kernel_abi, Some(abi));
+        }
+        Some(0) => assert_eq!(e.landlock.status, Status::NotEnforced),
+        _ => {}
+    }
+    assert!(run.survivors.is_empty());
+    let _ = (
+        &e.namespaces.user.detail,
+        &e.rlimits.status,
+        &e.rlimits.detail,
+    );
+}
+
+#[test]
+fn timed_out_run_is_reported() {
+    if !require_userns() {
+        return;
+    }
+    let ctx = TestContext::new();
+    let report = ctx.root().join("r.json");
+    let out = ctx.run(
+        &["--report", report.to_str().unwrap(), "--timeout", "0.5"],
+        &["sleep", "30"],
+    );
+    assert_eq!(out.status.code(), Some(137), "{}", show(&out));
+    let r = read(&report);
+    assert!(r.runs[0].timed_out);
+    assert_eq!(r.runs[0].exit, Exit::Signal(9));
+    assert_eq!(r.runs[0].timeout_ms, Some(500));
+    let _ = (&r.runs[0]
+        .survivors
+        .first()
+        .map(|s| (s.pid, s.ppid, &s.argv)),);
+}

@@ -1,0 +1,290 @@
+use std::path::Path;
+
+use crate::common::{TestContext, require_userns, show};
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Snapshot of a directory tree: relative path → contents (files) or "<dir>".
+fn tree(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            if meta.is_dir() {
+                out.push((rel, b"<dir>".to_vec()));
+                stack.push(p);
+            } else {
+                out.push((rel, std::fs::read(&p).unwrap_or_default()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn exit_status_is_the_commands() {
+    if !require_userns() {
+        return;
+    }
+    let ctx = TestContext::new();
+    assert_eq!(ctx.sh("exit 0").status.code(), Some(0));
+    assert_eq!(ctx.sh("exit 7").status.code(), Some(7));
+    assert_eq!(ctx.sh("exit 255").status.code(), Some(255));
+    // Killed by a signal: 128 + signal, like a shell.
+    let out = ctx.sh("kill -TERM $$");
+    assert_eq!(out.status.code(), Some(143), "{}", show(&out));
+    let out = ctx.sh("kill -KILL $$");
+    assert_eq!(out.status.code(), Some(137), "{}", show(&out));
+}
+
+#[test]
+fn writable_path_is_writable_and_changes_land_on_the_host() {
+    if !require_userns() {
+        return;
+    }
+    let ctx = TestContext::new();
+    let out = ctx.sh(&format!(
+        "echo built > {p}/out.txt && mkdir -p {p}/build/Release && echo ok",
+        p = ctx.project.display()
+    ));
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(
+        std::fs::read_to_string(ctx.project.join("out.txt")).unwrap(),
+        "built\n"
+    );
+    assert!(ctx.project.join("build/Release").is_dir());
+}
+
+#[test]
+fn writes_outside_the_writable_set_fail_and_leave_the_host_untouched() {
+    if !require_userns() {
+        return;
+    }
+    let ctx = TestContext::new();
+    let ro = ctx.root().join("readonly");
+    std::fs::create_dir(&ro).unwrap();
+    std::fs::write(ro.join("keep.txt"), "original").unwrap();
+    let before_ro = tree(&ro);
+    let before_outside = tree(&ctx.outside);
+    let script = format!(
+        r#"
+        for target in {ro}/keep.txt {ro}/new.txt /usr/ringfence-test /etc/ringfence-test /ringfence-test {outside}/x; do
+            if (echo pwned > "$target") 2>/dev/null; then echo "WROTE $target"; else echo "DENIED $target"; fi
+        done
+        if rm -f {ro}/keep.txt 2>/dev/null && [ ! -e {ro}/keep.txt ]; then echo "WROTE rm"; else echo "DENIED rm"; fi
+        if mkdir {ro}/d 2>/dev/null; then echo "WROTE mkdir"; else echo "DENIED mkdir"; fi
+        "#,
+        ro = ro.display(),
+        outside = ctx.outside.display()
+    );
+    let out = ctx.run(
+        &[
+            "--ro",
+            ro.to_str().unwrap(),
+            "--rw",
+            ctx.project.to_str().unwrap(),
+        ],
+        &["sh", "-c", &script],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let text = stdout(&out);
+    assert!(!text.contains("WROTE"), "{text}");
+    assert_eq!(text.matches("DENIED").count(), 8, "{text}");
+    assert_eq!(tree(&ro), before_ro);
+    assert_eq!(tree(&ctx.outside), before_outside);
+    assert!(!Path::new("/usr/ringfence-test").exists());
+    assert!(!Path::new("/ringfence-test").exists());
+}
+
+#[test]
+fn writable_directory_nested_in_read_only_tree() {
+    if !require_userns() {
+        return;
+    }
+    let ctx = TestContext::new();
+    let pkg = ctx.project.join("node_modules/pkg");
+    let sibling = ctx.project.join("node_modules/sibling");
+    std::fs::create_dir_all(&pkg).unwrap();
+    std::fs::create_dir_all(&sibling).unwrap();
+    std::fs::write(sibling.join("index.js"), "module.exports = 1").unwrap();
+    let script = format!(
+        "echo built > {pkg}/build.txt && (echo tampered > {sib}/index.js) 2>/dev/null; (echo x > {proj}/package.json) 2>/dev/null; cat {sib}/index.js",
+        pkg = pkg.display(),
+        sib = sibling.display(),
+        proj = ctx.project.display()
+    );
+    let out = ctx.run(
+        &[
+            "--ro",
+            ctx.project.to_str().unwrap(),
+            "--rw",
+            pkg.to_str().unwrap(),
+        ],
+        &["sh", "-c", &script],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(stdout(&out), "module.exports = 1");
+    assert_eq!(
+        std::fs::read_to_string(pkg.join("build.txt")).unwrap(),
+        "built\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(sibling.join("index.js")).unwrap(),
+        "module.exports = 1"
+    );
+    assert!(!ctx.project.join("package.json").exists());
+}
+
+#[test]
+fn home_is_a_throwaway_directory_at_the_real_path() {
+    if !require_userns() {
+        return;
+    }
+    let ctx = TestContext::new();
+    std::fs::create_dir_all(ctx.home.join(".ssh")).unwrap();
+    std::fs::write(ctx.home.join(".ssh/id_ed25519"), "REAL-HOST-KEY").unwrap();
+    std::fs::write(ctx.home.join(".npmrc"), "//registry/:_authToken=REAL").unwrap();
+    let before = tree(&ctx.home);
+    let out = ctx.sh(
+        r#"echo "HOME=$HOME"; ls -A "$HOME" | wc -l; cat "$HOME/.ssh/id_ed25519" 2>&1 | head -c 200;
+           echo persist >> "$HOME/.bashrc" && mkdir -p "$HOME/.config/x" && echo ok"#,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("HOME={}", ctx.home.display())),
+        "{text}"
+    );
+    let mut lines = text.lines();
+    lines.next();
+    assert_eq!(lines.next(), Some("0"), "home must start empty: {text}");
+    assert!(!text.contains("REAL-HOST-KEY"), "{text}");
+    assert!(text.contains("No such file"), "{text}");
+    assert!(text.trim_end().ends_with("ok"), "{text}");
+    assert_eq!(tree(&ctx.home), before, "host home changed");
+}
+
+#[test]
+fn host_tmp_and_other_users_files_are_invisible() {
+    if !require_userns() {
+        return;
+    }
+    let ctx = TestContext::new();
+    // The test's own temp dir lives under the host's /tmp (or $TMPDIR): it must not be visible.
+    let host_tmp_file = ctx.outside.join("secret.txt");
+    std::fs::write(&host_tmp_file, "host tmp secret").unwrap();
+    let script = format!(
+        r#"
+        test -e {f} && echo "VISIBLE {f}"
+        ls -A /tmp | tr '\n' ' '; echo
+        for p in /etc/shadow /etc/npmrc /root/.bashrc /var /run /home/rftest /sys /boot /mnt /srv /opt; do
+            test -e "$p" && echo "VISIBLE $p"
+        done
+        ls /etc | tr '\n' ' '
+        echo
+        ls /dev | tr '\n' ' '
+        "#,
+        f = host_tmp_file.display()
+    );
+    let out = ctx.run(&[], &["sh", "-c", &script]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let text = stdout(&out);
+    let mut lines = text.lines();
+    // The private /tmp holds nothing but the path down to the throwaway HOME (which the tests
+    // place under the host's temp dir).
+    for entry in lines.next().unwrap_or("").split_whitespace() {
+        assert!(
+            ctx.home.starts_with(Path::new("/tmp").join(entry)),
+            "unexpected /tmp entry {entry}: {text}"
+        );
+    }
+    let visible: Vec<&str> = text.lines().filter(|l| l.starts_with("VISIBLE")).collect();
+    assert!(visible.is_empty(), "{text}");
+    let etc = lines.next().unwrap_or("");
+    for must in [
+        "passwd",
+        "group",
+        "hosts",
+        "resolv.conf",
+        "nsswitch.conf",
+        "ld.so.cache",
+        "ssl",
+    ] {
+        assert!(
+            etc.split(' ').any(|e| e == must),
+            "/etc lacks {must}: {etc}"
+        );
+    }
+    assert!(!etc.split(' ').any(|e| e == "shadow"), "{etc}");
+    let dev: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+    let mut dev_sorted = dev.clone();
+    dev_sorted.sort();
+    assert_eq!(
+        dev_sorted,
+        vec![
+            "fd", "full", "null", "random", "shm", "stderr", "stdin", "stdout", "urandom", "zero"
+        ],
+        "{text}"
+    );
+}
+
+#[test]
+fn proc_is_fresh_and_read_only_where_it_matters() {
+    if !require_userns() {
+        return;
+    }
+    let ctx = TestContext::new();
+    let out = ctx.sh(
+        r#"(echo 1 > /proc/sys/kernel/ns_last_pid) 2>/dev/null && echo WROTE-SYSCTL;
+           grep -c . /proc/self/mountinfo >/dev/null && echo mountinfo-ok;
+           awk '$5=="/proc" {print $9}' /proc/self/mountinfo"#,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let text = stdout(&out);
+    assert!(!text.contains("WROTE-SYSCTL"), "{text}");
+    assert!(text.contains("mountinfo-ok"), "{text}");
+    assert!(
+        text.lines().any(|l| l == "proc"),
+        "a fresh procfs at /proc: {text}"
+    );
+}
+
+#[test]
+fn devices_work_and_tmp_is_usable() {
+    if !require_userns() {
+        return;
+    }
+    let ctx = TestContext::new();
+    let out = ctx.sh(
+        r#"head -c 16 /dev/urandom | wc -c; echo x > /dev/null && echo null-ok;
+           echo data > /tmp/f && cat /tmp/f; echo shm > /dev/shm/x && cat /dev/shm/x;
+           (echo x > /dev/evil) 2>/dev/null && echo WROTE-DEV; true"#,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(stdout(&out), "16\nnull-ok\ndata\nshm\n", "{}", show(&out));
+}
+
+#[test]
+fn symlinked_bind_source_is_resolved_to_its_real_path() {
+    if !require_userns() {
+        return;
+    }
+    let ctx = TestContext::new();
+    let real = ctx.root().join("real");
+    std::fs::create_dir(&real).unwrap();
+    std::fs::write(real.join("f"), "via link").unwrap();
+    let link = ctx.root().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let out = ctx.run(
+        &["--ro", link.to_str().unwrap()],
+        &["cat", real.join("f").to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(stdout(&out), "via link");
+}

@@ -1,0 +1,133 @@
+use std::io::Read;
+use std::net::{TcpListener, UdpSocket};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixListener};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crate::common::{TestContext, probe_results, require_probe, require_userns, show};
+
+/// Listeners on the host's loopback that count what reaches them.
+struct Listeners {
+    tcp_port: u16,
+    udp_port: u16,
+    abstract_name: String,
+    hits: Arc<AtomicUsize>,
+}
+
+impl Listeners {
+    fn start() -> Self {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp_port = tcp.local_addr().unwrap().port();
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let udp_port = udp.local_addr().unwrap().port();
+        let abstract_name = format!("ringfence-test-{}-{}", std::process::id(), tcp_port);
+        let unix =
+            UnixListener::bind_addr(&SocketAddr::from_abstract_name(&abstract_name).unwrap())
+                .unwrap();
+        let h = hits.clone();
+        std::thread::spawn(move || {
+            for s in tcp.incoming().flatten() {
+                let mut s = s;
+                let mut buf = [0u8; 64];
+                let _ = s.read(&mut buf);
+                h.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let h = hits.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 64];
+            while udp.recv(&mut buf).is_ok() {
+                h.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let h = hits.clone();
+        std::thread::spawn(move || {
+            for s in unix.incoming().flatten() {
+                let mut s = s;
+                let mut buf = [0u8; 64];
+                let _ = s.read(&mut buf);
+                h.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        Listeners {
+            tcp_port,
+            udp_port,
+            abstract_name,
+            hits,
+        }
+    }
+
+    fn probes(&self) -> Vec<String> {
+        vec![
+            format!("tcp:{}", self.tcp_port),
+            format!("udp:{}", self.udp_port),
+            format!("abstract:{}", self.abstract_name),
+        ]
+    }
+
+    fn hits_after_settle(&self) -> usize {
+        std::thread::sleep(Duration::from_millis(300));
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+#[test]
+fn nothing_reaches_listeners_on_the_host_loopback() {
+    if !require_userns() {
+        return;
+    }
+    let Some(probe) = require_probe() else {
+        return;
+    };
+    let l = Listeners::start();
+    let ctx = TestContext::new();
+    let dir = probe.parent().unwrap().to_str().unwrap().to_string();
+    let probes = l.probes();
+    let mut args = vec![probe.to_str().unwrap()];
+    args.extend(probes.iter().map(String::as_str));
+    let out = ctx.run(&["--ro", &dir], &args);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let got = probe_results(&out.stdout);
+    assert_eq!(
+        got[&probes[0]], "ECONNREFUSED",
+        "TCP to host loopback: {got:?}"
+    );
+    assert!(
+        matches!(got[&probes[2]].as_str(), "ECONNREFUSED" | "EPERM"),
+        "abstract socket: {got:?}"
+    );
+    assert_eq!(l.hits_after_settle(), 0, "a host listener received data");
+}
+
+/// Control: the same probes without the sandbox do reach the listeners.
+#[test]
+fn the_same_probes_reach_the_listeners_without_the_sandbox() {
+    let Some(probe) = require_probe() else {
+        return;
+    };
+    let l = Listeners::start();
+    let out = std::process::Command::new(&probe)
+        .args(l.probes())
+        .output()
+        .unwrap();
+    let got = probe_results(&out.stdout);
+    assert!(got.values().all(|v| v == "ok"), "{got:?}");
+    assert_eq!(l.hits_after_settle(), 3);
+}
+
+#[test]
+fn only_loopback_exists_and_it_is_up() {
+    if !require_userns() {
+        return;
+    }
+    let ctx = TestContext::new();
+    let out = ctx.sh("cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '; cat /sys/class/net/lo/operstate 2>/dev/null; true");
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let ifaces: Vec<&str> = text.lines().take_while(|l| !l.is_empty()).collect();
+    assert_eq!(ifaces.first(), Some(&"lo"), "{text}");
+    assert_eq!(ifaces.len(), 1, "{text}");
+}
