@@ -1,4 +1,4 @@
-//! Policy: profile files (raw) → host-resolved [`SandboxSpec`].
+//! Policy: profile files (raw) → host-resolved [`SandboxSpec`](crate::sandbox::spec::SandboxSpec).
 //!
 //! Precedence, highest first: command-line flags, then the selected profile, then the built-in
 //! defaults of this module. Everything that needs the host (canonical paths, the `node` prefix,

@@ -96,7 +96,7 @@ pub fn survivors() -> Vec<ProcessInfo> {
                 rest.split_whitespace().nth(1)?.parse().ok()
             })
             .unwrap_or(0);
-        let argv = std::fs::read(base.join("cmdline"))
+        let argv: Vec<String> = std::fs::read(base.join("cmdline"))
             .map(|raw| {
                 raw.split(|b| *b == 0)
                     .filter(|a| !a.is_empty())
@@ -104,6 +104,15 @@ pub fn survivors() -> Vec<ProcessInfo> {
                     .collect()
             })
             .unwrap_or_default();
+        let argv = if argv.is_empty() {
+            // Between fork and exec (or a kernel thread-like process) cmdline is empty: name it
+            // by its comm, in brackets as ps does.
+            std::fs::read_to_string(base.join("comm"))
+                .map(|c| vec![format!("[{}]", c.trim_end())])
+                .unwrap_or_default()
+        } else {
+            argv
+        };
         out.push(ProcessInfo { pid, ppid, argv });
     }
     out.sort_by_key(|p| p.pid);

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The project's test command (README): formatting, lints, docs, unit and integration tests as the
+# current user, then — when run as root — the integration suite again as an unprivileged user,
+# because real users are not root.
+#
+# RINGFENCE_TEST_MUST_WORK=1 (default when CI is set) turns "user namespaces unavailable" skips into
+# failures.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -n "${CI:-}" ]; then
+    export RINGFENCE_TEST_MUST_WORK="${RINGFENCE_TEST_MUST_WORK:-1}"
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+
+echo "== cargo doc"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked --quiet
+
+echo "== cargo test (as $(id -un))"
+cargo test --locked
+
+if [ "$(id -u)" = 0 ]; then
+    user=ringfence-ci
+    if ! id "$user" >/dev/null 2>&1; then
+        useradd --create-home --shell /bin/sh "$user"
+    fi
+    # Run a copy of the build from a directory the user can read: the checkout may live under
+    # /root, which is not readable by others.
+    stage=$(mktemp -d /tmp/ringfence-ci.XXXXXX)
+    trap 'rm -rf "$stage"' EXIT
+    test_bin=$(cargo test --locked --test it --no-run 2>&1 | sed -n 's/.*(\(target\/[^)]*\/it-[0-9a-f]*\)).*/\1/p' | tail -1)
+    [ -n "$test_bin" ] || { echo "could not find the integration test binary" >&2; exit 1; }
+    cp target/debug/ringfence "$stage/ringfence"
+    cp "$test_bin" "$stage/it"
+    cp -r fixtures "$stage/fixtures"
+    chmod -R a+rX "$stage"
+    echo "== integration tests as unprivileged user $user"
+    home=$(getent passwd "$user" | cut -d: -f6)
+    (cd / && runuser -u "$user" -- env -i \
+        PATH=/usr/local/bin:/usr/bin:/bin HOME="$home" \
+        RINGFENCE_BIN="$stage/ringfence" RINGFENCE_FIXTURES="$stage/fixtures" \
+        RINGFENCE_TEST_MUST_WORK="${RINGFENCE_TEST_MUST_WORK:-}" \
+        RINGFENCE_TEST_LANDLOCK_ABI="${RINGFENCE_TEST_LANDLOCK_ABI:-}" \
+        "$stage/it" --test-threads "$(nproc)")
+fi
+echo "== all tests passed"
