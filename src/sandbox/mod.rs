@@ -161,7 +161,9 @@ fn start_init(
     theirs: OwnedFd,
     stdio: Stdio2,
 ) -> Result<InitProcess, SandboxError> {
-    if proc::thread_count().map_err(SandboxError::SpawnInit)? == 1 {
+    // `RINGFENCE_SANDBOX_REEXEC=1` forces the re-exec path (tests cover both launchers with it).
+    let force_exec = std::env::var_os("RINGFENCE_SANDBOX_REEXEC").is_some_and(|v| v == "1");
+    if !force_exec && proc::thread_count().map_err(SandboxError::SpawnInit)? == 1 {
         let supervisor = nix::unistd::getpid();
         match crate::sys::fork_single_threaded().map_err(SandboxError::SpawnInit)? {
             ForkResult::Child => {

@@ -281,3 +281,40 @@ fn terminal_injection_is_refused() {
     let out = ctx.sh("read -r line < /proc/self/stat; set -- $line; echo $7");
     assert_eq!(stdout(&out).trim(), "0", "tty_nr must be 0: {}", show(&out));
 }
+
+/// The re-exec launcher (used when the caller is multi-threaded, as `install --jobs` is) builds the
+/// same sandbox as the fork launcher.
+#[test]
+fn reexec_launcher_builds_the_same_sandbox() {
+    if !require_userns() {
+        return;
+    }
+    let ctx = TestContext::new();
+    let marker = format!("41{}.2718", std::process::id());
+    let report = ctx.root().join("r.json");
+    let out = ctx
+        .cmd()
+        .env("RINGFENCE_SANDBOX_REEXEC", "1")
+        .args(["run", "--report", report.to_str().unwrap(), "--rw", ctx.project.to_str().unwrap(), "--"])
+        .args(["sh", "-c", &format!("grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; cat /proc/1/comm; readlink /proc/1/exe; (setsid sleep {marker} &); echo w > {}/f; exit 4", ctx.project.display())])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", show(&out));
+    let text = stdout(&out);
+    assert!(text.contains("CapEff:\t0000000000000000"), "{text}");
+    assert!(text.contains("NoNewPrivs:\t1"), "{text}");
+    assert!(text.contains("Seccomp:\t2"), "{text}");
+    assert!(text.contains("ringfence-init"), "{text}");
+    assert!(ctx.project.join("f").exists());
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(v["runs"][0]["enforcement"]["seccomp"]["filters"], 3);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !host_processes_with(&marker).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "{:?}",
+            host_processes_with(&marker)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
