@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
-use crate::cli::{Cli, Command, DoctorArgs, RunArgs};
+use crate::cli::{Cli, Command, DoctorArgs, InstallArgs, RunArgs};
 use crate::doctor::{self, KernelFacts};
 use crate::error::RunError;
 use crate::policy::{self, PolicyError, ResolveContext, RunRequest};
@@ -19,6 +19,8 @@ pub fn main(cli: Cli) -> Result<u8, RunError> {
     match cli.command {
         Command::Run(args) => run(args),
         Command::Doctor(args) => doctor(args),
+        Command::Install(args) => install(crate::npm::Command2::Install, args),
+        Command::Ci(args) => install(crate::npm::Command2::Ci, args),
     }
 }
 
@@ -90,6 +92,7 @@ fn run(args: RunArgs) -> Result<u8, RunError> {
         timeout,
         env: args.env,
         cwd: args.cwd,
+        ..Default::default()
     };
     let (spec, plan) = prepare(args.profile.as_deref(), &req)?;
     if args.show_plan {
@@ -248,4 +251,20 @@ fn doctor(args: DoctorArgs) -> Result<u8, RunError> {
         println!("isolation tier    {tier}: {detail}");
     }
     Ok(if probe.is_ok() { 0 } else { 2 })
+}
+
+fn install(command: crate::npm::Command2, args: InstallArgs) -> Result<u8, RunError> {
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if jobs == 0 {
+        return Err(RunError::Usage("--jobs must be at least 1".into()));
+    }
+    crate::install::run(crate::install::InstallOptions {
+        command,
+        npm_args: args.npm_args,
+        report: args.report,
+        jobs,
+        profile: args.profile,
+    })
 }

@@ -22,6 +22,10 @@ pub struct Cli {
 pub enum Command {
     /// Run a command in a fresh sandbox and exit with its status (128+signal if killed).
     Run(RunArgs),
+    /// `npm install`, with every lifecycle script replayed in its own sandbox.
+    Install(InstallArgs),
+    /// `npm ci`, with every lifecycle script replayed in its own sandbox.
+    Ci(InstallArgs),
     /// Show which isolation mechanisms this kernel offers and which tier `run` would use.
     Doctor(DoctorArgs),
 }
@@ -64,4 +68,25 @@ pub struct DoctorArgs {
     /// Print machine-readable JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `ringfence install` / `ringfence ci`.
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// Write a JSON report of every script run.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Scripts of one phase run in up to N parallel sandboxes (default: the CPU count).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Use this profile instead of the built-in default.
+    #[arg(long, value_name = "FILE", env = "RINGFENCE_PROFILE")]
+    pub profile: Option<PathBuf>,
+    /// Arguments for npm (package specs, `--omit=dev`, ...).
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "NPM ARGS"
+    )]
+    pub npm_args: Vec<String>,
 }

@@ -23,6 +23,9 @@ pub enum RunError {
         /// Why, and what to do about it.
         diagnosis: Option<Diagnosis>,
     },
+    /// npm, the project or its lockfile.
+    #[error(transparent)]
+    Npm(#[from] crate::npm::NpmError),
     /// The report could not be written.
     #[error(transparent)]
     Report(#[from] ReportError),

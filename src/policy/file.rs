@@ -34,6 +34,17 @@ pub struct ProfileFile {
     /// Miscellaneous sandbox settings.
     #[serde(default)]
     pub sandbox: SandboxSection,
+    /// Per-package settings, by package name.
+    #[serde(default)]
+    pub package: BTreeMap<String, PackageSection>,
+}
+
+/// `[package."<name>"]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PackageSection {
+    /// Wall-clock limit for this package's scripts (e.g. a long native build).
+    pub timeout: Option<String>,
 }
 
 /// `[fs]`.

@@ -101,6 +101,11 @@ pub struct RunRequest {
     pub env: Vec<String>,
     /// Working directory override.
     pub cwd: Option<PathBuf>,
+    /// The exact environment to give the command (replayed npm scripts get npm's), instead of
+    /// the profile's allowlist filtering of the caller's environment.
+    pub base_env: Option<Vec<(String, String)>>,
+    /// Wall-clock limit for this package from the profile's `[package."<name>"]` section.
+    pub package: Option<String>,
 }
 
 /// Something worth telling the user that does not stop the run.

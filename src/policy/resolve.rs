@@ -156,12 +156,15 @@ pub fn resolve(
         Some(prefix) => name.starts_with(prefix),
         None => pattern == name,
     };
-    let mut env: Vec<(String, String)> = ctx
-        .env
-        .iter()
-        .filter(|(k, _)| profile.env.pass.iter().any(|p| matches(p, k)))
-        .cloned()
-        .collect();
+    let mut env: Vec<(String, String)> = match &req.base_env {
+        Some(base) => base.clone(),
+        None => ctx
+            .env
+            .iter()
+            .filter(|(k, _)| profile.env.pass.iter().any(|p| matches(p, k)))
+            .cloned()
+            .collect(),
+    };
     let set = |env: &mut Vec<(String, String)>, k: &str, v: &str| {
         env.retain(|(name, _)| name != k);
         env.push((k.to_string(), v.to_string()));
@@ -182,7 +185,9 @@ pub fn resolve(
         }
     }
     set(&mut env, "HOME", &home.display().to_string());
-    set(&mut env, "TMPDIR", "/tmp");
+    if req.base_env.is_none() || env.iter().any(|(k, _)| k == "TMPDIR") {
+        set(&mut env, "TMPDIR", "/tmp");
+    }
     if !env.iter().any(|(k, _)| k == "PATH") {
         set(&mut env, "PATH", DEFAULT_PATH);
     }
@@ -228,9 +233,14 @@ pub fn resolve(
 
     // Limits.
     let l = &profile.limits;
+    let package_timeout = req
+        .package
+        .as_ref()
+        .and_then(|name| profile.package.get(name))
+        .and_then(|p| p.timeout.as_deref());
     let timeout_ms = match &req.timeout {
         Some(t) => Some(u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
-        None => match l.timeout.as_deref() {
+        None => match package_timeout.or(l.timeout.as_deref()) {
             None => Some(15 * 60_000),
             Some(s) => match parse_duration_ms(s) {
                 Some(0) => None,

@@ -5,6 +5,11 @@
 //!   "schema_version": 1,
 //!   "tool": { "name": "ringfence", "version": "0.1.0" },
 //!   "runs": [ {
+//!       "package": {                           // install/ci only
+//!         "name": "esbuild", "version": "0.28.2", "location": "node_modules/esbuild",
+//!         "event": "postinstall", "kind": "dependency" | "link" | "root",
+//!         "integrity": "sha512-…" | null, "script_sha256": "…",
+//!         "outcome": "ok" | "failed" | "optional-failed" },
 //!       "command": ["sh", "-c", "…"],          // argv as executed
 //!       "program": "/usr/bin/sh",              // absolute path executed
 //!       "cwd": "/home/u/proj",
@@ -164,9 +169,34 @@ pub struct View {
     pub home: PathBuf,
 }
 
+/// The npm package and lifecycle event a run belongs to (`install`/`ci` only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageRef {
+    /// Package name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Lockfile location (`node_modules/a/node_modules/c`; empty for the root project).
+    pub location: String,
+    /// Lifecycle event.
+    pub event: String,
+    /// `dependency`, `link` or `root`.
+    pub kind: String,
+    /// npm's integrity for the package, when known.
+    pub integrity: Option<String>,
+    /// SHA-256 of the script command (hex), to tell scripts apart across versions.
+    pub script_sha256: String,
+    /// The outcome in npm's terms: `ok`, `failed`, `optional-failed` (the optional set was
+    /// removed, as npm does) or `skipped-after-failure`.
+    pub outcome: String,
+}
+
 /// One sandboxed command.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScriptRun {
+    /// The package and event (`install`/`ci` only).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub package: Option<PackageRef>,
     /// argv.
     pub command: Vec<String>,
     /// Absolute program path.
@@ -292,6 +322,7 @@ impl ScriptRun {
             (Status::FullyEnforced, None)
         };
         ScriptRun {
+            package: None,
             command: spec.exec.argv.clone(),
             program: spec.exec.program.clone(),
             cwd: spec.exec.cwd.clone(),

@@ -1,0 +1,694 @@
+//! `ringfence install` / `ringfence ci`: npm with `--ignore-scripts`, then npm's lifecycle
+//! replayed script by script, each in its own sandbox.
+//!
+//! Steps: read the project (malformed manifest or lockfile → exit 2 before anything changes) →
+//! snapshot what npm would diff against → `npm <cmd> --ignore-scripts` with the user's own config,
+//! capturing npm's environment → the build set (added/changed nodes and root links) → phases →
+//! run each phase's jobs in parallel sandboxes (`--jobs`), barrier between phases → optional
+//! failures remove their optional set, a required failure stops and rolls back as npm does.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::RunError;
+use crate::npm::env::NodeExtras;
+use crate::npm::manifest::Manifest;
+use crate::npm::scripts::{Job, Kind, PlanInput, plan};
+use crate::npm::tree::{Lockfile, build_set, optional_set, scan_identities};
+use crate::npm::{self, Command2, NpmError, Toolchain};
+use crate::policy::{self, PolicyError, ResolveContext, RunRequest};
+use crate::report::{PackageRef, Report, ScriptRun};
+use crate::sandbox::plan::SetupPlan;
+use crate::sandbox::{self, Outcome, SandboxError, Stdio2};
+
+/// Options of `install` / `ci`.
+#[derive(Debug, Clone)]
+pub struct InstallOptions {
+    /// `install` or `ci`.
+    pub command: Command2,
+    /// Arguments passed to npm.
+    pub npm_args: Vec<String>,
+    /// Report path.
+    pub report: Option<PathBuf>,
+    /// Parallel sandboxes per phase.
+    pub jobs: usize,
+    /// Profile file.
+    pub profile: Option<PathBuf>,
+}
+
+/// What happened to one job.
+#[derive(Debug)]
+struct JobResult {
+    job: Job,
+    spec: Option<crate::sandbox::spec::SandboxSpec>,
+    seccomp: Option<crate::sandbox::seccomp::SeccompPlan>,
+    started_unix_ms: u64,
+    result: Result<Outcome, RunError>,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+impl JobResult {
+    fn failed(&self) -> bool {
+        match &self.result {
+            Ok(o) => o.termination.exit_code() != 0,
+            Err(_) => true,
+        }
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(0))
+        .unwrap_or(0)
+}
+
+fn npm_err(e: NpmError) -> RunError {
+    RunError::Npm(e)
+}
+
+/// Global installs write outside the project; they are not supported (yet).
+fn is_global(args: &[String]) -> bool {
+    args.iter().any(|a| {
+        a == "-g"
+            || a == "--global"
+            || a == "--location=global"
+            || a.starts_with("--global=") && a != "--global=false"
+    })
+}
+
+/// Everything the jobs share.
+struct Context<'a> {
+    profile: &'a policy::ProfileFile,
+    rctx: &'a ResolveContext,
+    tool: &'a Toolchain,
+    project: &'a Path,
+    npm_cache: Option<PathBuf>,
+    nodedir: Option<PathBuf>,
+}
+
+impl Context<'_> {
+    /// The sandbox for one job: its package directory writable (its nested `node_modules`
+    /// read-only), or the whole project for the user's own root and link scripts; the project,
+    /// node, npm and npm's cache readable; no network; throwaway HOME.
+    fn spec(&self, job: &Job) -> Result<(crate::sandbox::spec::SandboxSpec, SetupPlan), RunError> {
+        let shell = job
+            .env
+            .get("npm_config_script_shell")
+            .filter(|s| !s.is_empty())
+            .cloned()
+            .unwrap_or_else(|| "sh".into());
+        let mut ro = vec![self.project.to_path_buf(), self.tool.npm_dir.clone()];
+        ro.extend(self.npm_cache.iter().cloned());
+        ro.extend(self.nodedir.iter().cloned());
+        if !self.tool.node_prefix.starts_with("/usr") {
+            ro.push(self.tool.node_prefix.clone());
+        }
+        let mut rw = Vec::new();
+        match job.kind {
+            Kind::Dep => {
+                rw.push(job.dir.clone());
+                let nested = job.dir.join("node_modules");
+                if nested.is_dir() {
+                    ro.push(nested);
+                }
+            }
+            Kind::Link | Kind::Root => {
+                rw.push(self.project.to_path_buf());
+                if !job.dir.starts_with(self.project) {
+                    rw.push(job.dir.clone());
+                }
+            }
+        }
+        ro.retain(|p| p.exists());
+        let req = RunRequest {
+            command: vec![shell, "-c".into(), job.command.clone()],
+            rw,
+            ro,
+            timeout: None,
+            env: vec![],
+            cwd: Some(job.dir.clone()),
+            base_env: Some(
+                job.env
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+            package: Some(job.name.clone()),
+        };
+        let (spec, warnings) = policy::resolve(self.profile, self.rctx, &req)?;
+        for w in warnings {
+            tracing::debug!("{}@{} {}: {}", job.name, job.version, job.event, w.message);
+        }
+        let plan = SetupPlan::from_spec(&spec, &|p| p.is_dir());
+        Ok((spec, plan))
+    }
+
+    fn run_job(&self, job: Job) -> JobResult {
+        let started_unix_ms = unix_ms();
+        let prepared = self.spec(&job);
+        let (spec, plan) = match prepared {
+            Ok(x) => x,
+            Err(e) => {
+                return JobResult {
+                    job,
+                    spec: None,
+                    seccomp: None,
+                    started_unix_ms,
+                    result: Err(e),
+                    stdout: vec![],
+                    stderr: vec![],
+                };
+            }
+        };
+        let timeout = spec.limits.timeout_ms.map(Duration::from_millis);
+        if job.foreground {
+            // npm's banner for foreground scripts, then the script shares our terminal.
+            let mut out = std::io::stdout().lock();
+            let _ = write!(
+                out,
+                "\n> {}@{} {}\n> {}\n\n",
+                job.name, job.version, job.event, job.command
+            );
+            let _ = out.flush();
+            drop(out);
+            let result = sandbox::run(&plan, timeout, Stdio2::inherit()).map_err(|source| {
+                RunError::Sandbox {
+                    source,
+                    diagnosis: None,
+                }
+            });
+            return JobResult {
+                job,
+                seccomp: Some(plan.seccomp.clone()),
+                spec: Some(spec),
+                started_unix_ms,
+                result,
+                stdout: vec![],
+                stderr: vec![],
+            };
+        }
+        let files = (tempfile::tempfile(), tempfile::tempfile());
+        let (mut out, mut err) = match files {
+            (Ok(o), Ok(e)) => (o, e),
+            (Err(e), _) | (_, Err(e)) => {
+                return JobResult {
+                    job,
+                    spec: Some(spec),
+                    seccomp: None,
+                    started_unix_ms,
+                    result: Err(RunError::Sandbox {
+                        source: SandboxError::SpawnInit(e),
+                        diagnosis: None,
+                    }),
+                    stdout: vec![],
+                    stderr: vec![],
+                };
+            }
+        };
+        let stdio = match (out.try_clone(), err.try_clone()) {
+            (Ok(o), Ok(e)) => Stdio2 {
+                stdout: Some(o.into()),
+                stderr: Some(e.into()),
+            },
+            _ => Stdio2::inherit(),
+        };
+        let result = sandbox::run(&plan, timeout, stdio).map_err(|source| RunError::Sandbox {
+            source,
+            diagnosis: None,
+        });
+        let read_back = |f: &mut std::fs::File| {
+            let mut v = Vec::new();
+            let _ = f.rewind();
+            let _ = f.read_to_end(&mut v);
+            v
+        };
+        let stdout = read_back(&mut out);
+        let stderr = read_back(&mut err);
+        JobResult {
+            job,
+            seccomp: Some(plan.seccomp.clone()),
+            spec: Some(spec),
+            started_unix_ms,
+            result,
+            stdout,
+            stderr,
+        }
+    }
+}
+
+/// Run one phase: background jobs on up to `jobs` parallel sandboxes; once a required job has
+/// failed, no further job of the phase is started (npm's first rejection fails the phase).
+fn run_phase(ctx: &Context<'_>, jobs: Vec<Job>, parallel: usize) -> Vec<JobResult> {
+    let (fg, bg): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| j.foreground);
+    let mut results = Vec::new();
+    for job in fg {
+        let r = ctx.run_job(job);
+        let stop = r.failed();
+        results.push(r);
+        if stop {
+            return results;
+        }
+    }
+    if bg.is_empty() {
+        return results;
+    }
+    let queue = Mutex::new(bg.into_iter().enumerate().collect::<VecDeque<_>>());
+    let done = Mutex::new(Vec::<(usize, JobResult)>::new());
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let workers = parallel
+        .max(1)
+        .min(queue.lock().map(|q| q.len()).unwrap_or(1));
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                loop {
+                    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        break;
+                    }
+                    let next = queue.lock().ok().and_then(|mut q| q.pop_front());
+                    let Some((i, job)) = next else { break };
+                    let r = ctx.run_job(job);
+                    if r.failed() && !r.job.optional {
+                        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    if let Ok(mut d) = done.lock() {
+                        d.push((i, r));
+                    }
+                }
+            });
+        }
+    });
+    let mut done = done.into_inner().unwrap_or_default();
+    done.sort_by_key(|(i, _)| *i);
+    results.extend(done.into_iter().map(|(_, r)| r));
+    results
+}
+
+/// Remove an optional set as arborist does: the folders, their bin links, and their entries in
+/// the hidden lockfile (package-lock.json keeps them, marked optional).
+fn remove_optional_set(
+    project: &Path,
+    after: &Lockfile,
+    set: &BTreeSet<String>,
+) -> Result<(), RunError> {
+    for loc in set {
+        let Some(entry) = after.packages.get(loc) else {
+            continue;
+        };
+        if entry.get("link").and_then(serde_json::Value::as_bool) == Some(true) {
+            continue;
+        }
+        // Bins live in the parent's node_modules/.bin.
+        let parent_nm = match loc.rfind("node_modules/") {
+            Some(i) => &loc[..i + "node_modules/".len()],
+            None => continue,
+        };
+        if let Some(bins) = entry.get("bin").and_then(serde_json::Value::as_object) {
+            for bin in bins.keys() {
+                let base = bin.rsplit('/').next().unwrap_or(bin);
+                let link = project.join(parent_nm).join(".bin").join(base);
+                if std::fs::symlink_metadata(&link).is_ok_and(|m| m.file_type().is_symlink()) {
+                    let _ = std::fs::remove_file(&link);
+                }
+            }
+        }
+        let dir = project.join(loc);
+        if dir.starts_with(project.join("node_modules")) && dir.is_dir() {
+            std::fs::remove_dir_all(&dir).map_err(|source| {
+                RunError::Npm(NpmError::Read {
+                    path: dir.clone(),
+                    source,
+                })
+            })?;
+        }
+    }
+    // Rewrite the hidden lockfile without the removed entries.
+    let hidden = project.join("node_modules/.package-lock.json");
+    if let Ok(mut v) = npm::read_json(&hidden) {
+        if let Some(p) = v.get_mut("packages").and_then(|p| p.as_object_mut()) {
+            for loc in set {
+                p.remove(loc);
+            }
+        }
+        if let Ok(text) = serde_json::to_string_pretty(&v) {
+            let _ = std::fs::write(&hidden, format!("{text}\n"));
+        }
+    }
+    Ok(())
+}
+
+/// State needed to leave the project as npm would after a failed required script.
+struct Rollback {
+    node_modules_existed: bool,
+    package_lock: Option<Vec<u8>>,
+}
+
+impl Rollback {
+    fn apply(&self, project: &Path) -> String {
+        let lock = project.join("package-lock.json");
+        match &self.package_lock {
+            Some(bytes) => {
+                let _ = std::fs::write(&lock, bytes);
+            }
+            None => {
+                let _ = std::fs::remove_file(&lock);
+            }
+        }
+        if self.node_modules_existed {
+            "package-lock.json was restored; node_modules keeps the packages npm installed (with --ignore-scripts)".into()
+        } else {
+            let _ = std::fs::remove_dir_all(project.join("node_modules"));
+            "node_modules and package-lock.json were removed, as npm does after a failed install"
+                .into()
+        }
+    }
+}
+
+fn script_sha256(cmd: &str) -> String {
+    let d = Sha256::digest(cmd.as_bytes());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn kind_name(k: Kind) -> &'static str {
+    match k {
+        Kind::Dep => "dependency",
+        Kind::Link => "link",
+        Kind::Root => "root",
+    }
+}
+
+/// Print a failed background script like npm does: code, path, command, then its output.
+fn print_failure(r: &JobResult) {
+    let code = match &r.result {
+        Ok(o) => o.termination.exit_code(),
+        Err(_) => 2,
+    };
+    let mut e = std::io::stderr().lock();
+    let _ = writeln!(
+        e,
+        "ringfence error: {}@{} {} script failed",
+        r.job.name, r.job.version, r.job.event
+    );
+    let _ = writeln!(e, "ringfence error code {code}");
+    let _ = writeln!(e, "ringfence error path {}", r.job.dir.display());
+    let _ = writeln!(e, "ringfence error command failed");
+    let _ = writeln!(e, "ringfence error command sh -c {}", r.job.command);
+    if let Ok(o) = &r.result {
+        if o.timed_out {
+            let _ = writeln!(
+                e,
+                "ringfence error the script timed out and its sandbox was killed"
+            );
+        }
+    }
+    for stream in [&r.stdout, &r.stderr] {
+        for line in String::from_utf8_lossy(stream).lines() {
+            let _ = writeln!(e, "ringfence error {line}");
+        }
+    }
+}
+
+/// `ringfence install` / `ringfence ci`.
+pub fn run(opts: InstallOptions) -> Result<u8, RunError> {
+    let t0 = Instant::now();
+    if is_global(&opts.npm_args) {
+        return Err(RunError::Usage(
+            "global installs (`-g`) are not supported: ringfence replays scripts inside a project"
+                .into(),
+        ));
+    }
+    let rctx = ResolveContext::from_process().map_err(PolicyError::Context)?;
+    let profile = policy::load(opts.profile.as_deref())?;
+    let path_env = rctx.var("PATH").unwrap_or(policy::DEFAULT_PATH).to_string();
+    let tool = Toolchain::locate(&path_env, &rctx.cwd).map_err(npm_err)?;
+    let project = npm::find_project(&rctx.cwd).map_err(npm_err)?;
+    let project = std::fs::canonicalize(&project).unwrap_or(project);
+
+    // Read everything npm will read, before anything changes: a malformed manifest or lockfile
+    // is exit 2 with the project untouched.
+    let root = Manifest::read(&project).map_err(npm_err)?;
+    let lock_path = project.join("package-lock.json");
+    let package_lock_bytes = std::fs::read(&lock_path).ok();
+    let lock_before = Lockfile::read(&lock_path).map_err(npm_err)?;
+    // A lockfile that places packages outside node_modules would make npm itself write there:
+    // refuse it before npm runs.
+    if let Some(l) = &lock_before {
+        for (loc, v) in &l.packages {
+            let link_target = !loc.starts_with("node_modules/") && !loc.contains("/node_modules/");
+            npm::tree::check_location(loc, link_target).map_err(|why| {
+                npm_err(NpmError::BadPackage {
+                    name: v
+                        .get("name")
+                        .and_then(|n| n.as_str())
+                        .unwrap_or(loc)
+                        .to_string(),
+                    location: loc.clone(),
+                    why,
+                })
+            })?;
+            if let Some(name) = v.get("name").and_then(|n| n.as_str()) {
+                npm::tree::check_package_name(name).map_err(|why| {
+                    npm_err(NpmError::BadPackage {
+                        name: name.to_string(),
+                        location: loc.clone(),
+                        why,
+                    })
+                })?;
+            }
+        }
+    }
+    if opts.command == Command2::Ci && lock_before.is_none() {
+        return Err(RunError::Usage(format!(
+            "`ringfence ci` needs a package-lock.json in `{}` (as `npm ci` does)",
+            project.display()
+        )));
+    }
+    let node_modules_existed = project.join("node_modules").exists();
+    let hidden = project.join("node_modules/.package-lock.json");
+    let before = if opts.command == Command2::Ci {
+        BTreeMap::new()
+    } else {
+        match Lockfile::read(&hidden) {
+            Ok(Some(l)) => l.identities(),
+            _ => scan_identities(&project),
+        }
+    };
+    let locked_before: BTreeMap<String, Option<String>> = lock_before
+        .as_ref()
+        .map(|l| {
+            l.packages
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.get("version")
+                            .and_then(|x| x.as_str())
+                            .map(str::to_string),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+
+    // npm itself, outside the sandbox, with the user's own configuration.
+    let captured =
+        npm::run_ignore_scripts(&tool, opts.command, &opts.npm_args, &project, &rctx.env)
+            .map_err(npm_err)?;
+    let after = Lockfile::read(&hidden)
+        .map_err(npm_err)?
+        .unwrap_or_default();
+    let nodes = build_set(&project, &after, &before).map_err(npm_err)?;
+    let manifests = nodes
+        .iter()
+        .map(|n| Manifest::read(&n.dir))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(npm_err)?;
+    for (n, m) in nodes.iter().zip(&manifests) {
+        if let Some(name) = &m.name {
+            npm::tree::check_package_name(name).map_err(|why| {
+                npm_err(NpmError::BadPackage {
+                    name: name.clone(),
+                    location: n.location.clone(),
+                    why,
+                })
+            })?;
+        }
+    }
+
+    let mut npm_env = captured.env.clone();
+    let nodedir = match npm_env.get("npm_config_nodedir") {
+        Some(d) if !d.is_empty() => Some(PathBuf::from(d)),
+        _ => {
+            // Give node-gyp the headers of the node that runs, so it never downloads them.
+            let d = tool.nodedir();
+            match &d {
+                Some(d) => {
+                    npm_env.insert("npm_config_nodedir".into(), d.display().to_string());
+                }
+                None => tracing::warn!(
+                    "node headers not found under `{}`; native builds will try to download them and fail offline",
+                    tool.node_prefix.display()
+                ),
+            }
+            d
+        }
+    };
+    let registry = npm_env
+        .get("npm_config_registry")
+        .cloned()
+        .unwrap_or_else(|| "https://registry.npmjs.org/".into());
+    let remain = captured.remain.clone();
+    let package_args = match &remain {
+        Some(r) => r.len() > 1,
+        None => opts.npm_args.iter().any(|a| !a.starts_with('-')),
+    };
+    let run_root = opts.command == Command2::Ci || !package_args;
+    let diff_changed =
+        !nodes.iter().all(|n| n.link) || npm::tree::removed_any(&before, &after) || {
+            let ids = after.identities();
+            ids.iter().any(|(k, v)| before.get(k) != Some(v))
+        };
+    let node_gyp_bin = tool.node_gyp_bin();
+    let input = PlanInput {
+        project: &project,
+        nodes: nodes
+            .iter()
+            .zip(&manifests)
+            .map(|(n, m)| {
+                let fresh = locked_before
+                    .get(&n.location)
+                    .is_none_or(|v| *v != n.version);
+                (n, m, NodeExtras::for_node(n, fresh, &registry))
+            })
+            .collect(),
+        root: &root,
+        npm_env: &npm_env,
+        node_gyp_bin: &node_gyp_bin,
+        run_dependencies: diff_changed,
+        run_root,
+    };
+    let phases = plan(&input);
+
+    let npm_cache = npm_env
+        .get("npm_config_cache")
+        .map(PathBuf::from)
+        .or_else(|| Some(rctx.home.join(".npm")))
+        .filter(|p| p.exists())
+        .and_then(|p| std::fs::canonicalize(p).ok());
+    let ctx = Context {
+        profile: &profile,
+        rctx: &rctx,
+        tool: &tool,
+        project: &project,
+        npm_cache,
+        nodedir,
+    };
+    let rollback = Rollback {
+        node_modules_existed,
+        package_lock: package_lock_bytes,
+    };
+
+    let mut trashed: BTreeSet<String> = BTreeSet::new();
+    let mut runs = Vec::new();
+    let mut failure: Option<JobResult> = None;
+    let mut machinery: Option<RunError> = None;
+    let total: usize = phases.iter().map(|p| p.jobs.len()).sum();
+    let mut ran = 0usize;
+    for phase in phases {
+        let jobs: Vec<Job> = phase
+            .jobs
+            .into_iter()
+            .filter(|j| !trashed.contains(&j.location))
+            .collect();
+        tracing::info!("phase {}: {} script(s)", phase.name, jobs.len());
+        for r in run_phase(&ctx, jobs, opts.jobs) {
+            ran += 1;
+            let outcome = if r.failed() {
+                if r.job.optional && r.job.kind == Kind::Dep && matches!(r.result, Ok(_)) {
+                    let set = optional_set(&after, &r.job.location);
+                    tracing::info!(
+                        "optional {}@{} failed its {} script; removing {} package(s)",
+                        r.job.name,
+                        r.job.version,
+                        r.job.event,
+                        set.len()
+                    );
+                    trashed.extend(set);
+                    "optional-failed"
+                } else {
+                    "failed"
+                }
+            } else {
+                "ok"
+            };
+            if let (Some(spec), Some(seccomp), Ok(o)) = (&r.spec, &r.seccomp, &r.result) {
+                let mut run = ScriptRun::new(spec, seccomp, o, r.started_unix_ms);
+                run.package = Some(PackageRef {
+                    name: r.job.name.clone(),
+                    version: r.job.version.clone(),
+                    location: r.job.location.clone(),
+                    event: r.job.event.clone(),
+                    kind: kind_name(r.job.kind).into(),
+                    integrity: r.job.integrity.clone(),
+                    script_sha256: script_sha256(&r.job.command),
+                    outcome: outcome.into(),
+                });
+                runs.push(run);
+            }
+            if outcome == "failed" {
+                match r.result {
+                    Err(e) => {
+                        if machinery.is_none() {
+                            machinery = Some(e);
+                        }
+                    }
+                    Ok(_) => {
+                        if failure.is_none() {
+                            failure = Some(r);
+                        }
+                    }
+                }
+            }
+        }
+        if failure.is_some() || machinery.is_some() {
+            break;
+        }
+    }
+    let report = Report::new(runs);
+    if let Some(path) = &opts.report {
+        report.write(path)?;
+    }
+    if let Some(e) = machinery {
+        let what = rollback.apply(&project);
+        eprintln!("ringfence: {what}");
+        return Err(e);
+    }
+    if let Some(f) = failure {
+        if !f.job.foreground {
+            print_failure(&f);
+        }
+        let what = rollback.apply(&project);
+        eprintln!("ringfence: {what}");
+        let code = f
+            .result
+            .as_ref()
+            .map(|o| o.termination.exit_code())
+            .unwrap_or(1);
+        return Ok(u8::try_from(code.clamp(1, 255)).unwrap_or(1));
+    }
+    if !trashed.is_empty() {
+        remove_optional_set(&project, &after, &trashed)?;
+    }
+    eprintln!(
+        "ringfence: replayed {ran} of {total} lifecycle script(s), each in its own sandbox, in {:.1}s",
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(0)
+}
