@@ -505,11 +505,26 @@ pub fn run(opts: InstallOptions) -> Result<u8, RunError> {
         .map_err(npm_err)?
         .unwrap_or_default();
     let nodes = build_set(&project, &after, &before).map_err(npm_err)?;
-    let manifests = nodes
+    // A node is "fresh" when npm resolved it from the registry during this install; otherwise
+    // arborist loaded it from package-lock.json and knows only the lockfile's metadata.
+    let fresh = |n: &npm::tree::Node| {
+        opts.command != Command2::Ci
+            && locked_before
+                .get(&n.location)
+                .is_none_or(|v| *v != n.version)
+    };
+    let mut manifests = nodes
         .iter()
         .map(|n| Manifest::read(&n.dir))
         .collect::<Result<Vec<_>, _>>()
         .map_err(npm_err)?;
+    for (n, m) in nodes.iter().zip(manifests.iter_mut()) {
+        if !n.link && !fresh(n) {
+            if let Some(entry) = after.packages.get(&n.location) {
+                m.use_lockfile_meta(entry, &n.name);
+            }
+        }
+    }
     for (n, m) in nodes.iter().zip(&manifests) {
         if let Some(name) = &m.name {
             npm::tree::check_package_name(name).map_err(|why| {
@@ -611,7 +626,7 @@ pub fn run(opts: InstallOptions) -> Result<u8, RunError> {
         for r in run_phase(&ctx, jobs, opts.jobs) {
             ran += 1;
             let outcome = if r.failed() {
-                if r.job.optional && r.job.kind == Kind::Dep && matches!(r.result, Ok(_)) {
+                if r.job.optional && r.job.kind == Kind::Dep && r.result.is_ok() {
                     let set = optional_set(&after, &r.job.location);
                     tracing::info!(
                         "optional {}@{} failed its {} script; removing {} package(s)",

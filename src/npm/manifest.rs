@@ -79,6 +79,26 @@ impl Manifest {
         })
     }
 
+    /// Use the package data npm has for a node it loaded from a lockfile rather than from the
+    /// registry: only the lockfile's metadata keys (arborist `shrinkwrap.js` `pkgMetaKeys`:
+    /// version, engines, bin, ...; name for aliases), so `npm_package_config_*` is absent. The
+    /// scripts still come from `package.json` on disk, as arborist re-reads them.
+    pub fn use_lockfile_meta(&mut self, entry: &Value, location_name: &str) {
+        let name = entry
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or(location_name)
+            .to_string();
+        self.version = entry
+            .get("version")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        self.engines = entry.get("engines").cloned();
+        self.bin = entry.get("bin").and_then(|b| normalize_bin(b, Some(&name)));
+        self.config = None;
+        self.name = Some(name);
+    }
+
     /// The command for `event`, with npm's rules: only a non-empty string counts, and `install`
     /// falls back to `node-gyp rebuild` when neither `install` nor `preinstall` is set, `gypfile`
     /// is not `false` and `binding.gyp` is a regular file (`@npmcli/node-gyp` `isNodeGypPackage`).

@@ -231,3 +231,79 @@ pub fn host_processes_with(marker: &str) -> Vec<String> {
     }
     found
 }
+
+/// Copy a directory tree, following symlinks (fixture projects share files through links).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let src = e.path();
+        let dst = to.join(e.file_name());
+        if std::fs::metadata(&src).unwrap().is_dir() {
+            copy_tree(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
+/// Find an executable on the test's PATH.
+pub fn which(name: &str) -> Option<PathBuf> {
+    std::env::var("PATH")
+        .ok()?
+        .split(':')
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+}
+
+/// The fixture registry (`tests/registry/serve.py`) on a loopback port; killed on drop.
+pub struct Registry {
+    child: std::process::Child,
+    /// `http://127.0.0.1:<port>/`
+    pub url: String,
+}
+
+impl Registry {
+    /// Start it, or skip/fail when python3 is missing.
+    pub fn start() -> Option<Registry> {
+        let Some(python) = which("python3") else {
+            skip_or_fail("python3 is needed for the fixture registry");
+            return None;
+        };
+        let script = fixtures().join("../tests/registry/serve.py");
+        let script = if script.exists() {
+            script
+        } else {
+            fixtures().join("registry-server/serve.py")
+        };
+        let mut child = Command::new(python)
+            .arg(script)
+            .arg(fixtures().join("registry"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let port: u16 = line.trim().parse().expect("registry port");
+        Some(Registry {
+            child,
+            url: format!("http://127.0.0.1:{port}/"),
+        })
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// npm is needed for install tests.
+pub fn require_npm() -> bool {
+    which("npm").is_some() || skip_or_fail("npm is not installed")
+}

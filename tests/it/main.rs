@@ -9,6 +9,8 @@ mod common;
 
 /// Argument errors, exit codes, `doctor`.
 mod cli;
+/// `install`/`ci` against plain npm on fixture packages from a loopback registry.
+mod install;
 /// JSON report contract.
 mod report;
 /// Filesystem view: writable and read-only paths, HOME, /tmp, /etc, other users' files.

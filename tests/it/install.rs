@@ -1,0 +1,450 @@
+//! `ringfence install` / `ci` against plain npm, on fixture packages served from a loopback
+//! registry. Every fixture script records its event, cwd, start time and the exact environment it
+//! was given into its own directory (`fixtures/registry/.shared/rec.js`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::common::{
+    Registry, TestContext, bin, copy_tree, fixtures, require_npm, require_userns, show,
+};
+
+type Records = BTreeMap<(String, String), (BTreeMap<String, String>, f64)>;
+
+fn records(project: &Path) -> Records {
+    let mut out = Records::new();
+    let mut stack = vec![project.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            if meta.file_type().is_symlink() {
+                continue; // node_modules/<link> -> packages/x: count the real directory once
+            }
+            if p.file_name().is_some_and(|n| n == ".rec") {
+                for rec in std::fs::read_dir(&p).unwrap().flatten() {
+                    let v: serde_json::Value =
+                        serde_json::from_slice(&std::fs::read(rec.path()).unwrap()).unwrap();
+                    let rel = dir.strip_prefix(project).unwrap().display().to_string();
+                    let env: BTreeMap<String, String> = v["env"]
+                        .as_object()
+                        .unwrap()
+                        .iter()
+                        .filter(|(k, _)| {
+                            k.starts_with("npm_")
+                                || [
+                                    "PATH", "INIT_CWD", "NODE", "HOME", "NODE_ENV", "COLOR",
+                                    "EDITOR",
+                                ]
+                                .contains(&k.as_str())
+                        })
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                        .collect();
+                    out.insert(
+                        (rel, v["event"].as_str().unwrap().to_string()),
+                        (env, v["start"].as_f64().unwrap()),
+                    );
+                }
+            } else if meta.is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    out
+}
+
+struct World {
+    ctx: TestContext,
+    registry: Registry,
+    app: PathBuf,
+    cache: PathBuf,
+}
+
+impl World {
+    fn new() -> Option<World> {
+        if !require_userns() || !require_npm() {
+            return None;
+        }
+        let registry = Registry::start()?;
+        let ctx = TestContext::new();
+        let app = ctx.root().join("app");
+        let cache = ctx.root().join("npm-cache");
+        Some(World {
+            ctx,
+            registry,
+            app,
+            cache,
+        })
+    }
+
+    fn fresh_project(&self, name: &str) {
+        let _ = std::fs::remove_dir_all(&self.app);
+        copy_tree(&fixtures().join("projects").join(name), &self.app);
+    }
+
+    fn env(&self, c: &mut Command) {
+        c.env("HOME", &self.ctx.home)
+            .env("RINGFENCE_FIXTURE", "1")
+            .env("npm_config_registry", &self.registry.url)
+            .env("npm_config_cache", &self.cache)
+            .env("npm_config_fetch_retries", "0")
+            .env("npm_config_audit", "false")
+            .env("npm_config_fund", "false")
+            .env("npm_config_update_notifier", "false")
+            .current_dir(&self.app);
+    }
+
+    fn npm(&self, args: &[&str]) -> Output {
+        let mut c = Command::new("npm");
+        self.env(&mut c);
+        // Plain npm needs the headers configured to build offline; ringfence provides them itself.
+        c.env("npm_config_nodedir", node_prefix()).args(args);
+        c.output().unwrap()
+    }
+
+    fn ringfence(&self, args: &[&str]) -> Output {
+        let mut c = Command::new(bin());
+        self.env(&mut c);
+        c.args(args);
+        c.output().unwrap()
+    }
+}
+
+fn node_prefix() -> String {
+    let node = std::fs::canonicalize(crate::common::which("node").unwrap()).unwrap();
+    node.parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .display()
+        .to_string()
+}
+
+fn phase_of(rel: &str, event: &str) -> usize {
+    let link = rel == "dirdep" || rel.starts_with("packages/");
+    match (rel.is_empty(), link, event) {
+        (false, false, "preinstall") => 0,
+        (false, false, "install") => 1,
+        (false, false, "postinstall") => 2,
+        (false, true, "preinstall") => 3,
+        (false, true, "prepare") => 4,
+        (false, true, "install") => 5,
+        (false, true, "postinstall") => 6,
+        (true, _, e) => {
+            10 + [
+                "predependencies",
+                "dependencies",
+                "postdependencies",
+                "preinstall",
+                "install",
+                "postinstall",
+                "prepublish",
+                "preprepare",
+                "prepare",
+                "postprepare",
+            ]
+            .iter()
+            .position(|x| *x == e)
+            .unwrap()
+        }
+        _ => panic!("unexpected record {rel} {event}"),
+    }
+}
+
+fn top_level(app: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(app.join("node_modules"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// The same project, installed by plain `npm install` and by `ringfence install` at the same
+/// absolute path: same (package, event) records with identical npm environment, npm's phase
+/// barriers, the same built artefacts, bins and optional-failure outcome.
+#[test]
+fn install_matches_plain_npm() {
+    let Some(w) = World::new() else { return };
+
+    w.fresh_project("fidelity");
+    let out = w.npm(&["install"]);
+    assert!(out.status.success(), "plain npm failed\n{}", show(&out));
+    let npm_records = records(&w.app);
+    let npm_top = top_level(&w.app);
+    let npm_bins = std::fs::read_dir(w.app.join("node_modules/.bin"))
+        .unwrap()
+        .count();
+    let npm_lock: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.app.join("package-lock.json")).unwrap()).unwrap();
+    assert!(
+        w.app
+            .join("node_modules/rf-gyp/build/Release/hello.node")
+            .is_file()
+    );
+
+    w.fresh_project("fidelity");
+    let report = w.ctx.root().join("report.json");
+    let out = w.ringfence(&[
+        "install",
+        "--jobs",
+        "2",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "ringfence install failed\n{}",
+        show(&out)
+    );
+    let rf_records = records(&w.app);
+
+    // Same scripts ran.
+    let npm_keys: Vec<_> = npm_records.keys().collect();
+    let rf_keys: Vec<_> = rf_records.keys().collect();
+    assert_eq!(npm_keys, rf_keys);
+    assert!(npm_keys.len() >= 30, "{npm_keys:?}");
+    // Never run: dependency prepare, a workspace's `dependencies`, the failed optional's set.
+    for k in rf_records.keys() {
+        assert!(
+            !(k.0.starts_with("node_modules") && k.1.contains("prepare")),
+            "dependency prepare ran: {k:?}"
+        );
+        assert!(!k.0.contains("rf-fodep"), "{k:?}");
+    }
+    // Identical environments.
+    for (k, (npm_env, _)) in &npm_records {
+        let (rf_env, _) = &rf_records[k];
+        let diff: Vec<String> = npm_env
+            .keys()
+            .chain(rf_env.keys())
+            .filter(|x| npm_env.get(*x) != rf_env.get(*x))
+            .map(|x| {
+                format!(
+                    "{x}: npm={:?} ringfence={:?}",
+                    npm_env.get(x),
+                    rf_env.get(x)
+                )
+            })
+            .collect();
+        assert!(diff.is_empty(), "{k:?}\n{}", diff.join("\n"));
+    }
+    // Phase barriers: every script of a phase started after every script of earlier phases.
+    let mut by_phase: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+    for ((rel, event), (_, start)) in &rf_records {
+        by_phase
+            .entry(phase_of(rel, event))
+            .or_default()
+            .push(*start);
+    }
+    let mut last_max = f64::MIN;
+    for (phase, starts) in &by_phase {
+        let min = starts.iter().copied().fold(f64::MAX, f64::min);
+        assert!(
+            min > last_max,
+            "phase {phase} started before the previous phase's scripts"
+        );
+        last_max = starts.iter().copied().fold(f64::MIN, f64::max);
+    }
+    // Same tree, bins, native build, optional-failure outcome and lockfile.
+    assert_eq!(top_level(&w.app), npm_top);
+    assert!(!w.app.join("node_modules/rf-failopt").exists());
+    assert!(!w.app.join("node_modules/rf-fodep").exists());
+    assert!(!w.app.join("node_modules/.bin/fo-bin").exists());
+    assert_eq!(
+        std::fs::read_dir(w.app.join("node_modules/.bin"))
+            .unwrap()
+            .count(),
+        npm_bins
+    );
+    let rf_lock: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.app.join("package-lock.json")).unwrap()).unwrap();
+    assert_eq!(rf_lock, npm_lock);
+    let hello = Command::new("node")
+        .args(["-e", "process.stdout.write(require('rf-gyp').hello())"])
+        .current_dir(&w.app)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&hello.stdout),
+        "world",
+        "{}",
+        show(&hello)
+    );
+
+    // The report has one entry per script, with attribution.
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let runs = r["runs"].as_array().unwrap();
+    // Every script is reported: those that recorded, plus rf-gyp's implicit `node-gyp rebuild`
+    // and the failed optional install (whose package directory was removed).
+    assert_eq!(runs.len(), rf_records.len() + 2);
+    assert!(
+        runs.iter()
+            .any(|x| x["package"]["name"] == "rf-gyp" && x["command"][2] == "node-gyp rebuild")
+    );
+    let failed: Vec<&serde_json::Value> = runs
+        .iter()
+        .filter(|x| x["package"]["outcome"] == "optional-failed")
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["package"]["name"], "rf-failopt");
+    assert_eq!(failed[0]["exit"]["code"], 3);
+}
+
+/// `npm ci` from the lockfile: same records and environments (`npm_command=ci`, lockfile-loaded
+/// nodes have `npm_package_resolved=null` when the lockfile omits it).
+#[test]
+fn ci_matches_plain_npm_ci() {
+    let Some(w) = World::new() else { return };
+    w.fresh_project("fidelity");
+    let out = w.npm(&["install", "--ignore-scripts"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let lock = std::fs::read(w.app.join("package-lock.json")).unwrap();
+
+    let reset = || {
+        w.fresh_project("fidelity");
+        std::fs::write(w.app.join("package-lock.json"), &lock).unwrap();
+    };
+    reset();
+    let out = w.npm(&["ci"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let npm_records = records(&w.app);
+    reset();
+    let out = w.ringfence(&["ci"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let rf_records = records(&w.app);
+    assert_eq!(
+        npm_records.keys().collect::<Vec<_>>(),
+        rf_records.keys().collect::<Vec<_>>()
+    );
+    for (k, (npm_env, _)) in &npm_records {
+        assert_eq!(&rf_records[k].0, npm_env, "{k:?}");
+        assert_eq!(npm_env["npm_command"], "ci");
+    }
+}
+
+/// A required dependency's failing script stops the install, prints its output like npm, exits
+/// with its code, and leaves a fresh project as npm does: no node_modules, no package-lock.json.
+#[test]
+fn required_failure_stops_and_rolls_back() {
+    let Some(w) = World::new() else { return };
+    w.fresh_project("fidelity");
+    let mut c = Command::new(bin());
+    w.env(&mut c);
+    let out = c
+        .env("RINGFENCE_FIXTURE_FAIL", "rf-a:install")
+        .arg("install")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("rf-a@1.0.0 install"), "{err}");
+    assert!(err.contains("command sh -c node rec.js"), "{err}");
+    assert!(!w.app.join("node_modules").exists());
+    assert!(!w.app.join("package-lock.json").exists());
+    // Root scripts never ran.
+    assert!(!w.app.join(".rec").exists());
+}
+
+/// Each dependency script can write only its own package directory.
+#[test]
+fn dependency_scripts_are_confined_to_their_own_directory() {
+    let Some(w) = World::new() else { return };
+    w.fresh_project("confined");
+    let out = w.ringfence(&["install"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let probe = std::fs::read_to_string(w.app.join("node_modules/rf-writer/result.txt")).unwrap();
+    assert_eq!(
+        probe.lines().collect::<Vec<_>>(),
+        vec![
+            "own: ok",
+            "sibling: denied",
+            "project: denied",
+            "lockfile: denied",
+            "nested-node_modules: denied",
+            "home: ok",
+        ],
+        "{probe}"
+    );
+    assert!(!w.app.join("tampered.txt").exists());
+    assert!(!w.app.join("node_modules/rf-c/tampered.txt").exists());
+    assert!(!w.ctx.home.join(".bashrc").exists());
+}
+
+#[test]
+fn bad_input_is_exit_2_and_leaves_the_project_untouched() {
+    let Some(w) = World::new() else { return };
+    // Malformed package.json.
+    w.fresh_project("fidelity");
+    std::fs::write(w.app.join("package.json"), "{ not json").unwrap();
+    let out = w.ringfence(&["install"]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("package.json"),
+        "{}",
+        show(&out)
+    );
+    assert!(!w.app.join("node_modules").exists());
+
+    // Malformed lockfile.
+    w.fresh_project("fidelity");
+    std::fs::write(w.app.join("package-lock.json"), "[1,").unwrap();
+    let out = w.ringfence(&["ci"]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(!w.app.join("node_modules").exists());
+    assert_eq!(
+        std::fs::read_to_string(w.app.join("package-lock.json")).unwrap(),
+        "[1,"
+    );
+
+    // A lockfile placing a package outside node_modules (path tricks).
+    w.fresh_project("fidelity");
+    let evil = serde_json::json!({
+        "name": "fidelity-app", "lockfileVersion": 3, "requires": true,
+        "packages": {
+            "": {"name": "fidelity-app"},
+            "node_modules/../../escaped": {"version": "1.0.0", "resolved": "http://127.0.0.1:1/x.tgz"}
+        }
+    });
+    std::fs::write(w.app.join("package-lock.json"), evil.to_string()).unwrap();
+    let out = w.ringfence(&["ci"]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("refusing package"),
+        "{}",
+        show(&out)
+    );
+    assert!(!w.app.join("node_modules").exists());
+
+    // npm failing (a package that does not exist).
+    w.fresh_project("fidelity");
+    let out = w.ringfence(&["install", "rf-does-not-exist"]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no script was run"),
+        "{}",
+        show(&out)
+    );
+
+    // npm missing.
+    w.fresh_project("fidelity");
+    let mut c = Command::new(bin());
+    w.env(&mut c);
+    let out = c
+        .env("PATH", "/nonexistent")
+        .arg("install")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("`npm` was not found"),
+        "{}",
+        show(&out)
+    );
+    assert!(!w.app.join("node_modules").exists());
+}
