@@ -114,6 +114,22 @@ impl Context<'_> {
         match job.kind {
             Kind::Dep => {
                 rw.push(job.dir.clone());
+                // Profile allowances (each with a reason) for known packages that must write a
+                // sibling path, created first so that it can be mounted.
+                if let Some(section) = self.profile.package.get(&job.name) {
+                    for w in &section.write {
+                        let p = self.project.join(w);
+                        if std::fs::create_dir_all(&p).is_ok() {
+                            tracing::info!(
+                                "{}: `{}` writable by profile ({})",
+                                job.name,
+                                p.display(),
+                                section.reason.as_deref().unwrap_or("")
+                            );
+                            rw.push(p);
+                        }
+                    }
+                }
                 let nested = job.dir.join("node_modules");
                 if nested.is_dir() {
                     ro.push(nested);

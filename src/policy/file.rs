@@ -45,6 +45,12 @@ pub struct ProfileFile {
 pub struct PackageSection {
     /// Wall-clock limit for this package's scripts (e.g. a long native build).
     pub timeout: Option<String>,
+    /// Extra writable paths for this package's scripts, relative to the project root (they must
+    /// stay inside it), e.g. `node_modules/.prisma` for `@prisma/client`'s generated client.
+    #[serde(default)]
+    pub write: Vec<String>,
+    /// Why the allowance is needed: required whenever `write` is not empty.
+    pub reason: Option<String>,
 }
 
 /// `[fs]`.

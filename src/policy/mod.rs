@@ -191,5 +191,27 @@ pub fn load(path: Option<&Path>) -> Result<ProfileFile, PolicyError> {
             found: profile.version,
         });
     }
+    let mut problems = Vec::new();
+    for (pkg, section) in &profile.package {
+        if !section.write.is_empty() && section.reason.as_deref().is_none_or(str::is_empty) {
+            problems.push(format!(
+                "[package.\"{pkg}\"] allows writes but gives no `reason` (every allowance needs one)"
+            ));
+        }
+        for w in &section.write {
+            let p = Path::new(w);
+            if p.is_absolute()
+                || p.components()
+                    .any(|c| !matches!(c, std::path::Component::Normal(_)))
+            {
+                problems.push(format!(
+                    "[package.\"{pkg}\"] write `{w}` must be a normalised path relative to the project root"
+                ));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(PolicyError::Invalid(problems));
+    }
     Ok(profile)
 }
