@@ -22,7 +22,7 @@ use crate::npm::scripts::{Job, Kind, PlanInput, plan};
 use crate::npm::tree::{Lockfile, build_set, optional_set, scan_identities};
 use crate::npm::{self, Command2, NpmError, Toolchain};
 use crate::policy::{self, PolicyError, ResolveContext, RunRequest};
-use crate::report::{PackageRef, Report, ScriptRun};
+use crate::report::{PackageRef, Report, ReportWarning, ScriptRun};
 use crate::sandbox::plan::SetupPlan;
 use crate::sandbox::{self, Outcome, SandboxError, Stdio2};
 
@@ -553,6 +553,28 @@ pub fn run(opts: InstallOptions) -> Result<u8, RunError> {
         }
     }
 
+    // Git dependencies are prepared by npm at fetch time (a nested install plus `prepare`, then
+    // packed), which `--ignore-scripts` skips. That is not replayable in node_modules: say so.
+    let mut git_unprepared = Vec::new();
+    for (n, m) in nodes.iter().zip(&manifests) {
+        let git = n.resolved.as_deref().is_some_and(|r| r.starts_with("git+"));
+        if git && m.scripts.contains_key("prepare") {
+            eprintln!(
+                "warning[git-prepare-skipped]: {}@{} is a git dependency with a `prepare` script; npm runs it at fetch time, which `--ignore-scripts` skips, so its build output may be missing (its install scripts are still replayed)",
+                m.name.as_deref().unwrap_or(&n.name),
+                m.version.as_deref().unwrap_or("?")
+            );
+            git_unprepared.push(ReportWarning {
+                code: "git-prepare-skipped".into(),
+                location: Some(n.location.clone()),
+                message: format!(
+                    "git dependency {} has a `prepare` script that npm runs at fetch time; it was not run",
+                    m.name.as_deref().unwrap_or(&n.name)
+                ),
+            });
+        }
+    }
+
     let mut npm_env = captured.env.clone();
     let nodedir = match npm_env.get("npm_config_nodedir") {
         Some(d) if !d.is_empty() => Some(PathBuf::from(d)),
@@ -692,7 +714,8 @@ pub fn run(opts: InstallOptions) -> Result<u8, RunError> {
             break;
         }
     }
-    let report = Report::new(runs);
+    let mut report = Report::new(runs);
+    report.warnings = git_unprepared;
     if let Some(path) = &opts.report {
         report.write(path)?;
     }

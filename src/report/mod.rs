@@ -28,7 +28,8 @@
 //!         "rlimits": { "status": S, "nproc": 1024, "nofile": 4096, "fsize": 8589934592, "core": 0 }
 //!       },
 //!       "survivors": [ { "pid": 7, "ppid": 1, "argv": ["sleep", "100"] } ]
-//!   } ]
+//!   } ],
+//!   "warnings": [ { "code": "git-prepare-skipped", "location": "node_modules/x", "message": "…" } ]
 //! }
 //! ```
 //! where `S` is `"fully_enforced" | "partially_enforced" | "not_enforced"`, each with a
@@ -57,6 +58,21 @@ pub struct Report {
     pub tool: Tool,
     /// One entry per sandboxed command.
     pub runs: Vec<ScriptRun>,
+    /// Things the user should know that are not about one script run (e.g. a git dependency
+    /// whose fetch-time `prepare` npm would have run).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<ReportWarning>,
+}
+
+/// A report-level warning.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportWarning {
+    /// Stable kebab-case code.
+    pub code: String,
+    /// Lockfile location of the package concerned, if any.
+    pub location: Option<String>,
+    /// One-line message.
+    pub message: String,
 }
 
 /// Tool identification.
@@ -247,6 +263,7 @@ impl Report {
                 version: env!("CARGO_PKG_VERSION").into(),
             },
             runs,
+            warnings: Vec::new(),
         }
     }
 

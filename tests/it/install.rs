@@ -448,3 +448,65 @@ fn bad_input_is_exit_2_and_leaves_the_project_untouched() {
     );
     assert!(!w.app.join("node_modules").exists());
 }
+
+/// Git dependencies: npm prepares them at fetch time, which `--ignore-scripts` skips. ringfence
+/// replays their install scripts in node_modules, and says (stderr and report) that the fetch-time
+/// `prepare` did not run.
+#[test]
+fn git_dependency_prepare_is_reported_not_silently_lost() {
+    let Some(w) = World::new() else { return };
+    if crate::common::which("git").is_none() {
+        crate::common::skip_or_fail("git is not installed");
+        return;
+    }
+    let repo = w.ctx.root().join("gitdep");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::write(
+        repo.join("package.json"),
+        r#"{"name":"rf-gitdep","version":"1.0.0","scripts":{"prepare":"node rec.js","install":"node rec.js"}}"#,
+    )
+    .unwrap();
+    std::fs::copy(
+        fixtures().join("registry/.shared/rec.js"),
+        repo.join("rec.js"),
+    )
+    .unwrap();
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+            .args(args)
+            .current_dir(&repo)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", show(&out));
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "x"]);
+    let _ = std::fs::remove_dir_all(&w.app);
+    std::fs::create_dir_all(&w.app).unwrap();
+    std::fs::write(
+        w.app.join("package.json"),
+        format!(
+            r#"{{"name":"gitapp","version":"1.0.0","dependencies":{{"rf-gitdep":"git+file://{}"}}}}"#,
+            repo.display()
+        ),
+    )
+    .unwrap();
+    let report = w.ctx.root().join("r.json");
+    let out = w.ringfence(&["install", "--report", report.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("warning[git-prepare-skipped]"),
+        "{}",
+        show(&out)
+    );
+    assert!(
+        w.app
+            .join("node_modules/rf-gitdep/.rec/install.json")
+            .exists()
+    );
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(r["warnings"][0]["code"], "git-prepare-skipped");
+    assert_eq!(r["warnings"][0]["location"], "node_modules/rf-gitdep");
+}

@@ -13,6 +13,8 @@ struct Report {
     schema_version: u32,
     tool: Tool,
     runs: Vec<Run>,
+    #[serde(default)]
+    warnings: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -25,6 +27,8 @@ struct Tool {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Run {
+    #[serde(default)]
+    package: Option<Package>,
     command: Vec<String>,
     program: PathBuf,
     cwd: PathBuf,
@@ -122,6 +126,20 @@ struct Enforcement {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)] // fields exist to freeze the contract
+struct Package {
+    name: String,
+    version: String,
+    location: String,
+    event: String,
+    kind: String,
+    integrity: Option<String>,
+    script_sha256: String,
+    outcome: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Survivor {
     pid: i32,
     ppid: i32,
@@ -154,6 +172,7 @@ fn report_describes_what_was_enforced() {
     assert_eq!(r.tool.name, "ringfence");
     assert!(!r.tool.version.is_empty());
     assert_eq!(r.runs.len(), 1);
+    assert!(r.warnings.is_empty());
     let run = &r.runs[0];
     assert_eq!(run.command, ["sh", "-c", "exit 5"]);
     assert!(run.program.is_absolute());
@@ -198,6 +217,7 @@ fn report_describes_what_was_enforced() {
         _ => {}
     }
     assert!(run.survivors.is_empty());
+    assert!(run.package.is_none(), "`run` has no package");
     let _ = (
         &e.namespaces.user.detail,
         &e.rlimits.status,
@@ -225,4 +245,60 @@ fn timed_out_run_is_reported() {
         .survivors
         .first()
         .map(|s| (s.pid, s.ppid, &s.argv)),);
+}
+
+/// The install report holds one entry per script with package attribution, in the same frozen
+/// shape.
+#[test]
+fn install_report_contract() {
+    use crate::common::{Registry, copy_tree, fixtures, require_npm};
+    if !require_userns() || !require_npm() {
+        return;
+    }
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let ctx = TestContext::new();
+    let app = ctx.root().join("app");
+    copy_tree(&fixtures().join("projects/confined"), &app);
+    let report = ctx.root().join("r.json");
+    let out = std::process::Command::new(crate::common::bin())
+        .args(["install", "--report", report.to_str().unwrap()])
+        .env("HOME", &ctx.home)
+        .env("RINGFENCE_FIXTURE", "1")
+        .env("npm_config_registry", &registry.url)
+        .env("npm_config_cache", ctx.root().join("cache"))
+        .env("npm_config_audit", "false")
+        .env("npm_config_fund", "false")
+        .current_dir(&app)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let r = read(&report);
+    let events: Vec<(String, String, String)> = r
+        .runs
+        .iter()
+        .map(|run| {
+            let p = run.package.as_ref().unwrap();
+            (p.name.clone(), p.event.clone(), p.outcome.clone())
+        })
+        .collect();
+    assert!(
+        events.contains(&("rf-writer".into(), "postinstall".into(), "ok".into())),
+        "{events:?}"
+    );
+    let writer = r
+        .runs
+        .iter()
+        .find(|x| x.package.as_ref().unwrap().name == "rf-writer")
+        .unwrap();
+    let p = writer.package.as_ref().unwrap();
+    assert_eq!(p.location, "node_modules/rf-writer");
+    assert_eq!(p.kind, "dependency");
+    assert!(p.integrity.as_deref().unwrap_or("").starts_with("sha512-"));
+    assert_eq!(p.script_sha256.len(), 64);
+    assert_eq!(
+        writer.view.read_write,
+        vec![app.join("node_modules/rf-writer")]
+    );
 }
