@@ -7,6 +7,7 @@ use serde_json::json;
 use crate::cli::{Cli, Command, DoctorArgs, InstallArgs, RunArgs};
 use crate::doctor::{self, KernelFacts};
 use crate::error::RunError;
+use crate::observe::Observation;
 use crate::policy::{self, PolicyError, ResolveContext, RunRequest};
 use crate::report::{Report, ScriptRun};
 use crate::sandbox::landlock::Status;
@@ -53,20 +54,25 @@ fn sandbox_error(e: SandboxError, facts: Option<&KernelFacts>) -> RunError {
     }
 }
 
-/// Resolve a request against a profile into a spec and its plan, printing warnings.
+/// Resolve a request against a profile into a spec, printing warnings.
 pub fn prepare(
     profile: Option<&std::path::Path>,
     req: &RunRequest,
-) -> Result<(SandboxSpec, SetupPlan), RunError> {
+) -> Result<SandboxSpec, RunError> {
     let ctx = ResolveContext::from_process().map_err(PolicyError::Context)?;
     let profile = policy::load(profile)?;
     let (spec, warnings) = policy::resolve(&profile, &ctx, req)?;
     for w in warnings {
         eprintln!("warning[{}]: {}", w.code, w.message);
     }
-    let mut plan = SetupPlan::from_spec(&spec, &|p| p.is_dir());
+    Ok(spec)
+}
+
+/// The setup plan for a spec (with per-step timing when debug logging is on).
+pub fn plan_for(spec: &SandboxSpec) -> SetupPlan {
+    let mut plan = SetupPlan::from_spec(spec, &|p| p.is_dir());
     plan.trace_steps = tracing::enabled!(tracing::Level::DEBUG);
-    Ok((spec, plan))
+    plan
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -94,7 +100,9 @@ fn run(args: RunArgs) -> Result<u8, RunError> {
         cwd: args.cwd,
         ..Default::default()
     };
-    let (spec, plan) = prepare(args.profile.as_deref(), &req)?;
+    let mut spec = prepare(args.profile.as_deref(), &req)?;
+    let observation = Observation::attach(&mut spec, &req.env).map_err(RunError::Observe)?;
+    let plan = plan_for(&spec);
     if args.show_plan {
         let text = serde_json::to_string_pretty(&json!({ "spec": spec, "plan": plan }))
             .map_err(|e| RunError::Usage(e.to_string()))?;
@@ -108,15 +116,23 @@ fn run(args: RunArgs) -> Result<u8, RunError> {
         Stdio2::inherit(),
     )
     .map_err(|e| sandbox_error(e, None))?;
+    let (findings, canaries) = observation.finish(&outcome);
     tell(&spec, &outcome);
+    for f in &findings {
+        eprintln!(
+            "ringfence: finding [{}] {}",
+            serde_json::to_value(f.severity)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            f.summary
+        );
+    }
     if let Some(path) = &args.report {
-        Report::new(vec![ScriptRun::new(
-            &spec,
-            &plan.seccomp,
-            &outcome,
-            started,
-        )])
-        .write(path)?;
+        let mut run = ScriptRun::new(&spec, &plan.seccomp, &outcome, started);
+        run.findings = findings;
+        run.canaries = canaries;
+        Report::new(vec![run]).write(path)?;
     }
     let code = outcome.termination.exit_code();
     Ok(u8::try_from(code & 0xff).unwrap_or(u8::MAX))
@@ -129,18 +145,6 @@ fn tell(spec: &SandboxSpec, outcome: &Outcome) {
         eprintln!(
             "ringfence: `{cmd}` timed out after {:.1}s; the whole sandbox was killed",
             spec.limits.timeout_ms.unwrap_or(0) as f64 / 1000.0
-        );
-    }
-    if !outcome.survivors.is_empty() {
-        let list: Vec<String> = outcome
-            .survivors
-            .iter()
-            .map(|p| format!("{} `{}`", p.pid, p.argv.join(" ")))
-            .collect();
-        eprintln!(
-            "ringfence: {} process(es) outlived `{cmd}` and were killed: {}",
-            list.len(),
-            list.join(", ")
         );
     }
     if let Some(e) = &outcome.enforced {
@@ -161,7 +165,8 @@ fn doctor(args: DoctorArgs) -> Result<u8, RunError> {
         timeout: Some(Duration::from_secs(30)),
         ..Default::default()
     };
-    let probe = prepare(None, &req).and_then(|(spec, plan)| {
+    let probe = prepare(None, &req).and_then(|spec| {
+        let plan = plan_for(&spec);
         sandbox::run(&plan, Some(Duration::from_secs(30)), Stdio2::inherit())
             .map(|o| (spec, plan, o))
             .map_err(|e| sandbox_error(e, Some(&facts)))
@@ -260,11 +265,19 @@ fn install(command: crate::npm::Command2, args: InstallArgs) -> Result<u8, RunEr
     if jobs == 0 {
         return Err(RunError::Usage("--jobs must be at least 1".into()));
     }
+    let fail_on = match args.fail_on.as_str() {
+        "never" => None,
+        s => Some(
+            s.parse::<crate::observe::Severity>()
+                .map_err(RunError::Usage)?,
+        ),
+    };
     crate::install::run(crate::install::InstallOptions {
         command,
         npm_args: args.npm_args,
         report: args.report,
         jobs,
         profile: args.profile,
+        fail_on,
     })
 }

@@ -82,6 +82,10 @@ pub struct InstallArgs {
     /// Use this profile instead of the built-in default.
     #[arg(long, value_name = "FILE", env = "RINGFENCE_PROFILE")]
     pub profile: Option<PathBuf>,
+    /// Exit 1 when any finding is at least this severe: info, low, medium, high, critical, or
+    /// never.
+    #[arg(long, value_name = "SEVERITY", default_value = "high")]
+    pub fail_on: String,
     /// Arguments for npm (package specs, `--omit=dev`, ...).
     #[arg(
         trailing_var_arg = true,

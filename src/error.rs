@@ -29,6 +29,9 @@ pub enum RunError {
     /// The report could not be written.
     #[error(transparent)]
     Report(#[from] ReportError),
+    /// The decoy home could not be prepared.
+    #[error("preparing the decoy home")]
+    Observe(#[source] std::io::Error),
     /// A command-line value is invalid.
     #[error("{0}")]
     Usage(String),

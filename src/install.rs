@@ -21,9 +21,10 @@ use crate::npm::manifest::Manifest;
 use crate::npm::scripts::{Job, Kind, PlanInput, plan};
 use crate::npm::tree::{Lockfile, build_set, optional_set, scan_identities};
 use crate::npm::{self, Command2, NpmError, Toolchain};
+use crate::observe::decoys::Canary;
+use crate::observe::{Finding, Observation, Severity};
 use crate::policy::{self, PolicyError, ResolveContext, RunRequest};
 use crate::report::{PackageRef, Report, ReportWarning, ScriptRun};
-use crate::sandbox::plan::SetupPlan;
 use crate::sandbox::{self, Outcome, SandboxError, Stdio2};
 
 /// Options of `install` / `ci`.
@@ -39,6 +40,8 @@ pub struct InstallOptions {
     pub jobs: usize,
     /// Profile file.
     pub profile: Option<PathBuf>,
+    /// Exit 1 when a finding is at least this severe (`None`: never).
+    pub fail_on: Option<Severity>,
 }
 
 /// What happened to one job.
@@ -51,6 +54,8 @@ struct JobResult {
     result: Result<Outcome, RunError>,
     stdout: Vec<u8>,
     stderr: Vec<u8>,
+    findings: Vec<Finding>,
+    canaries: Vec<Canary>,
 }
 
 impl JobResult {
@@ -97,7 +102,7 @@ impl Context<'_> {
     /// The sandbox for one job: its package directory writable (its nested `node_modules`
     /// read-only), or the whole project for the user's own root and link scripts; the project,
     /// node, npm and npm's cache readable; no network; throwaway HOME.
-    fn spec(&self, job: &Job) -> Result<(crate::sandbox::spec::SandboxSpec, SetupPlan), RunError> {
+    fn spec(&self, job: &Job) -> Result<crate::sandbox::spec::SandboxSpec, RunError> {
         let shell = job
             .env
             .get("npm_config_script_shell")
@@ -162,14 +167,18 @@ impl Context<'_> {
         for w in warnings {
             tracing::debug!("{}@{} {}: {}", job.name, job.version, job.event, w.message);
         }
-        let plan = SetupPlan::from_spec(&spec, &|p| p.is_dir());
-        Ok((spec, plan))
+        Ok(spec)
     }
 
     fn run_job(&self, job: Job) -> JobResult {
         let started_unix_ms = unix_ms();
-        let prepared = self.spec(&job);
-        let (spec, plan) = match prepared {
+        // Every script gets its own decoy home and canaries, so what is read or written there is
+        // attributed to exactly this script.
+        let prepared = self.spec(&job).and_then(|mut spec| {
+            let obs = Observation::attach(&mut spec, &[]).map_err(RunError::Observe)?;
+            Ok((spec, obs))
+        });
+        let (spec, obs) = match prepared {
             Ok(x) => x,
             Err(e) => {
                 return JobResult {
@@ -180,9 +189,12 @@ impl Context<'_> {
                     result: Err(e),
                     stdout: vec![],
                     stderr: vec![],
+                    findings: vec![],
+                    canaries: vec![],
                 };
             }
         };
+        let plan = crate::app::plan_for(&spec);
         let timeout = spec.limits.timeout_ms.map(Duration::from_millis);
         if job.foreground {
             // npm's banner for foreground scripts, then the script shares our terminal.
@@ -200,6 +212,10 @@ impl Context<'_> {
                     diagnosis: None,
                 }
             });
+            let (findings, canaries) = match &result {
+                Ok(o) => obs.finish(o),
+                Err(_) => (vec![], vec![]),
+            };
             return JobResult {
                 job,
                 seccomp: Some(plan.seccomp.clone()),
@@ -208,6 +224,8 @@ impl Context<'_> {
                 result,
                 stdout: vec![],
                 stderr: vec![],
+                findings,
+                canaries,
             };
         }
         let files = (tempfile::tempfile(), tempfile::tempfile());
@@ -225,6 +243,8 @@ impl Context<'_> {
                     }),
                     stdout: vec![],
                     stderr: vec![],
+                    findings: vec![],
+                    canaries: vec![],
                 };
             }
         };
@@ -247,6 +267,10 @@ impl Context<'_> {
         };
         let stdout = read_back(&mut out);
         let stderr = read_back(&mut err);
+        let (findings, canaries) = match &result {
+            Ok(o) => obs.finish(o),
+            Err(_) => (vec![], vec![]),
+        };
         JobResult {
             job,
             seccomp: Some(plan.seccomp.clone()),
@@ -255,6 +279,8 @@ impl Context<'_> {
             result,
             stdout,
             stderr,
+            findings,
+            canaries,
         }
     }
 }
@@ -683,6 +709,8 @@ pub fn run(opts: InstallOptions) -> Result<u8, RunError> {
             };
             if let (Some(spec), Some(seccomp), Ok(o)) = (&r.spec, &r.seccomp, &r.result) {
                 let mut run = ScriptRun::new(spec, seccomp, o, r.started_unix_ms);
+                run.findings = r.findings.clone();
+                run.canaries = r.canaries.clone();
                 run.package = Some(PackageRef {
                     name: r.job.name.clone(),
                     version: r.job.version.clone(),
@@ -719,6 +747,11 @@ pub fn run(opts: InstallOptions) -> Result<u8, RunError> {
     if let Some(path) = &opts.report {
         report.write(path)?;
     }
+    eprint!("{}", report.summary(t0.elapsed().as_secs_f64()));
+    let flagged = match (opts.fail_on, report.worst()) {
+        (Some(threshold), Some(worst)) => worst >= threshold,
+        _ => false,
+    };
     if let Some(e) = machinery {
         let what = rollback.apply(&project);
         eprintln!("ringfence: {what}");
@@ -730,6 +763,9 @@ pub fn run(opts: InstallOptions) -> Result<u8, RunError> {
         }
         let what = rollback.apply(&project);
         eprintln!("ringfence: {what}");
+        if flagged {
+            return Ok(1);
+        }
         let code = f
             .result
             .as_ref()
@@ -740,9 +776,6 @@ pub fn run(opts: InstallOptions) -> Result<u8, RunError> {
     if !trashed.is_empty() {
         remove_optional_set(&project, &after, &trashed)?;
     }
-    eprintln!(
-        "ringfence: replayed {ran} of {total} lifecycle script(s), each in its own sandbox, in {:.1}s",
-        t0.elapsed().as_secs_f64()
-    );
-    Ok(0)
+    tracing::info!("replayed {ran} of {total} lifecycle script(s)");
+    Ok(u8::from(flagged))
 }

@@ -14,6 +14,7 @@ pub mod error;
 pub mod install;
 pub mod logging;
 pub mod npm;
+pub mod observe;
 pub mod policy;
 pub mod report;
 pub mod sandbox;

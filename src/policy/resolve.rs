@@ -312,6 +312,7 @@ pub fn resolve(
         },
         mounts,
         home,
+        home_source: None,
         tmp_size,
         shm_size,
         home_size,

@@ -27,7 +27,14 @@
 //!         "capabilities": S, "no_new_privs": S,
 //!         "rlimits": { "status": S, "nproc": 1024, "nofile": 4096, "fsize": 8589934592, "core": 0 }
 //!       },
-//!       "survivors": [ { "pid": 7, "ppid": 1, "argv": ["sleep", "100"] } ]
+//!       "survivors": [ { "pid": 7, "ppid": 1, "argv": ["sleep", "100"] } ],
+//!       "findings": [ { "kind": "secret-read" | "exfiltration" | "network-attempt" |
+//!                        "persistence-attempt" | "tamper-attempt" | "escape-attempt" |
+//!                        "survivor" | "fingerprinting",
+//!                       "severity": "info" | "low" | "medium" | "high" | "critical",
+//!                       "summary": "read decoy npm token `~/.npmrc`",
+//!                       "target": "/home/u/.npmrc", "detail": "…" } ],
+//!       "canaries": [ { "id": "npmrc-token", "value": "npm_…" } ]   // fake values
 //!   } ],
 //!   "warnings": [ { "code": "git-prepare-skipped", "location": "node_modules/x", "message": "…" } ]
 //! }
@@ -36,11 +43,14 @@
 //! `"detail"` string where the status needs explaining. Fields are only ever added within a schema
 //! version; a removal or change of meaning bumps `schema_version`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::observe::Finding;
+use crate::observe::decoys::Canary;
 use crate::sandbox::channel::{ProcessInfo, Termination};
 use crate::sandbox::landlock::{LandlockOutcome, Status};
 use crate::sandbox::spec::{MountKind, SandboxSpec};
@@ -237,6 +247,11 @@ pub struct ScriptRun {
     pub enforcement: Enforcement,
     /// Processes alive when the command exited (killed afterwards).
     pub survivors: Vec<ProcessInfo>,
+    /// What the run tried, classified, most severe first.
+    pub findings: Vec<Finding>,
+    /// The canaries planted for this run (decoy files and environment). Fake values by
+    /// construction: they identify what was taken if it shows up elsewhere.
+    pub canaries: Vec<Canary>,
 }
 
 /// Writing the report failed.
@@ -385,6 +400,88 @@ impl ScriptRun {
                 },
             },
             survivors: outcome.survivors.clone(),
+            findings: Vec::new(),
+            canaries: Vec::new(),
         }
+    }
+}
+
+fn severity_label(s: crate::observe::Severity) -> &'static str {
+    use crate::observe::Severity::*;
+    match s {
+        Info => "info",
+        Low => "low",
+        Medium => "MEDIUM",
+        High => "HIGH",
+        Critical => "CRITICAL",
+    }
+}
+
+fn kind_label(k: crate::observe::FindingKind) -> String {
+    serde_json::to_value(k)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+impl Report {
+    /// The human summary printed after `install`/`ci`: a headline, then one line per script run
+    /// with its findings underneath.
+    pub fn summary(&self, elapsed_secs: f64) -> String {
+        use std::fmt::Write as _;
+        let mut counts: BTreeMap<crate::observe::Severity, usize> = BTreeMap::new();
+        for f in self.runs.iter().flat_map(|r| &r.findings) {
+            *counts.entry(f.severity).or_default() += 1;
+        }
+        let findings = if counts.is_empty() {
+            "no findings".to_string()
+        } else {
+            counts
+                .iter()
+                .rev()
+                .map(|(s, n)| format!("{n} {}", severity_label(*s).to_ascii_lowercase()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "ringfence: {} lifecycle script(s), each in its own sandbox, {elapsed_secs:.1}s; {findings}",
+            self.runs.len()
+        );
+        for r in &self.runs {
+            let (who, outcome) = match &r.package {
+                Some(p) => (
+                    format!("{}@{} {}", p.name, p.version, p.event),
+                    p.outcome.as_str(),
+                ),
+                None => (r.command.join(" "), "ran"),
+            };
+            let status = match (outcome, r.timed_out) {
+                (_, true) => "timeout",
+                ("ok", _) | ("ran", _) => "ok",
+                ("optional-failed", _) => "opt-fail",
+                _ => "FAILED",
+            };
+            let _ = writeln!(out, "  {status:<8} {who}  {:.1}s", r.duration_ms / 1000.0);
+            for f in &r.findings {
+                let _ = writeln!(
+                    out,
+                    "           {:<8} {:<19} {}",
+                    severity_label(f.severity),
+                    kind_label(f.kind),
+                    f.summary
+                );
+            }
+        }
+        out
+    }
+
+    /// The most severe finding across all runs.
+    pub fn worst(&self) -> Option<crate::observe::Severity> {
+        self.runs
+            .iter()
+            .flat_map(|r| r.findings.iter().map(|f| f.severity))
+            .max()
     }
 }

@@ -169,6 +169,7 @@ pub struct SetupPlan {
 #[derive(Debug, Clone)]
 enum Entry {
     Host {
+        source: PathBuf,
         path: PathBuf,
         readonly: bool,
     },
@@ -285,20 +286,29 @@ impl SetupPlan {
                 mode: 0o1777,
                 noexec: false,
             },
-            Entry::Tmpfs {
+        ];
+        entries.push(match &spec.home_source {
+            Some(source) => Entry::Host {
+                source: source.clone(),
+                path: spec.home.clone(),
+                readonly: false,
+            },
+            None => Entry::Tmpfs {
                 path: spec.home.clone(),
                 size: spec.home_size,
                 mode: 0o700,
                 noexec: false,
             },
-        ];
+        });
         for m in &spec.mounts {
             entries.push(match &m.kind {
                 MountKind::ReadOnly => Entry::Host {
+                    source: m.path.clone(),
                     path: m.path.clone(),
                     readonly: true,
                 },
                 MountKind::ReadWrite => Entry::Host {
+                    source: m.path.clone(),
                     path: m.path.clone(),
                     readonly: false,
                 },
@@ -330,11 +340,15 @@ impl SetupPlan {
         }];
         for entry in &entries {
             match entry {
-                Entry::Host { path, readonly } => {
-                    let dir = is_dir(path);
+                Entry::Host {
+                    source,
+                    path,
+                    readonly,
+                } => {
+                    let dir = is_dir(source);
                     low.prepare(path, Some(if dir { LeafKind::Dir } else { LeafKind::File }));
                     low.ops.push(MountOp::Bind {
-                        source: path.clone(),
+                        source: source.clone(),
                         path: path.clone(),
                         readonly: *readonly,
                         allow_devices: false,
@@ -520,6 +534,7 @@ mod tests {
             },
             mounts,
             home: PathBuf::from(home),
+            home_source: None,
             tmp_size: 1 << 30,
             shm_size: 1 << 26,
             home_size: 1 << 30,

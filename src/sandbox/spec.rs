@@ -102,6 +102,8 @@ pub struct SandboxSpec {
     pub mounts: Vec<MountSpec>,
     /// Where the throwaway home directory is mounted (the caller's real `HOME` path).
     pub home: PathBuf,
+    /// A host directory (the decoy home) bound writable at `home`; `None` mounts an empty tmpfs.
+    pub home_source: Option<PathBuf>,
     /// Size limit of the private `/tmp` in bytes.
     pub tmp_size: u64,
     /// Size limit of the private `/dev/shm` in bytes.

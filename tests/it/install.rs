@@ -356,8 +356,27 @@ fn required_failure_stops_and_rolls_back() {
 fn dependency_scripts_are_confined_to_their_own_directory() {
     let Some(w) = World::new() else { return };
     w.fresh_project("confined");
-    let out = w.ringfence(&["install"]);
-    assert!(out.status.success(), "{}", show(&out));
+    let report = w.ctx.root().join("r.json");
+    let out = w.ringfence(&["install", "--report", report.to_str().unwrap()]);
+    // The HOME write is persistence (a high finding, so exit 1); everything else was refused.
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let writer = r["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["package"]["name"] == "rf-writer")
+        .unwrap();
+    assert_eq!(
+        writer["findings"][0]["kind"], "persistence-attempt",
+        "{writer:#}"
+    );
+    assert!(
+        writer["findings"][0]["target"]
+            .as_str()
+            .unwrap()
+            .ends_with("/.bashrc")
+    );
     let probe = std::fs::read_to_string(w.app.join("node_modules/rf-writer/result.txt")).unwrap();
     assert_eq!(
         probe.lines().collect::<Vec<_>>(),

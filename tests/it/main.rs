@@ -7,6 +7,8 @@
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
+/// Attack fixtures: contained, and reported with attribution.
+mod attacks;
 /// Argument errors, exit codes, `doctor`.
 mod cli;
 /// `install`/`ci` against plain npm on fixture packages from a loopback registry.

@@ -41,6 +41,28 @@ struct Run {
     view: View,
     enforcement: Enforcement,
     survivors: Vec<Survivor>,
+    findings: Vec<FindingM>,
+    canaries: Vec<CanaryM>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // fields exist to freeze the contract
+struct FindingM {
+    kind: String,
+    severity: String,
+    summary: String,
+    target: String,
+    #[serde(default)]
+    detail: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct CanaryM {
+    id: String,
+    value: String,
 }
 
 #[derive(Debug, Deserialize, PartialEq)]
@@ -218,6 +240,18 @@ fn report_describes_what_was_enforced() {
     }
     assert!(run.survivors.is_empty());
     assert!(run.package.is_none(), "`run` has no package");
+    assert!(run.findings.is_empty(), "{:?}", run.findings);
+    // Decoy files and well-known environment canaries were planted.
+    let ids: Vec<&str> = run.canaries.iter().map(|c| c.id.as_str()).collect();
+    for id in [
+        "npmrc-token",
+        "ssh-key",
+        "aws-secret-access-key",
+        "env:NPM_TOKEN",
+        "env:GITHUB_TOKEN",
+    ] {
+        assert!(ids.contains(&id), "{id} not in {ids:?}");
+    }
     let _ = (
         &e.namespaces.user.detail,
         &e.rlimits.status,
@@ -273,7 +307,8 @@ fn install_report_contract() {
         .current_dir(&app)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", show(&out));
+    // rf-writer appends to ~/.bashrc: a high finding, exit 1.
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let r = read(&report);
     let events: Vec<(String, String, String)> = r
         .runs

@@ -151,9 +151,15 @@ fn home_is_a_throwaway_directory_at_the_real_path() {
     std::fs::write(ctx.home.join(".ssh/id_ed25519"), "REAL-HOST-KEY").unwrap();
     std::fs::write(ctx.home.join(".npmrc"), "//registry/:_authToken=REAL").unwrap();
     let before = tree(&ctx.home);
-    let out = ctx.sh(
-        r#"echo "HOME=$HOME"; ls -A "$HOME" | wc -l; cat "$HOME/.ssh/id_ed25519" 2>&1 | head -c 200;
+    let report = ctx.root().join("r.json");
+    let out = ctx.run(
+        &["--report", report.to_str().unwrap()],
+        &[
+            "sh",
+            "-c",
+            r#"echo "HOME=$HOME"; cat "$HOME/.ssh/id_ed25519" 2>&1 | head -c 300; grep -c . "$HOME/.npmrc";
            echo persist >> "$HOME/.bashrc" && mkdir -p "$HOME/.config/x" && echo ok"#,
+        ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let text = stdout(&out);
@@ -161,13 +167,35 @@ fn home_is_a_throwaway_directory_at_the_real_path() {
         text.contains(&format!("HOME={}", ctx.home.display())),
         "{text}"
     );
-    let mut lines = text.lines();
-    lines.next();
-    assert_eq!(lines.next(), Some("0"), "home must start empty: {text}");
+    // The sandbox sees decoys at the real paths, never the host's files.
     assert!(!text.contains("REAL-HOST-KEY"), "{text}");
-    assert!(text.contains("No such file"), "{text}");
+    assert!(text.contains("BEGIN OPENSSH PRIVATE KEY"), "{text}");
     assert!(text.trim_end().ends_with("ok"), "{text}");
     assert_eq!(tree(&ctx.home), before, "host home changed");
+    // ... and the reads and the write are recorded.
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let kinds: Vec<(String, String)> = v["runs"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap().into(),
+                f["target"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let home = ctx.home.display().to_string();
+    for want in [
+        ("secret-read", format!("{home}/.ssh/id_ed25519")),
+        ("secret-read", format!("{home}/.npmrc")),
+        ("persistence-attempt", format!("{home}/.bashrc")),
+    ] {
+        assert!(
+            kinds.contains(&(want.0.to_string(), want.1.clone())),
+            "{want:?} not in {kinds:?}"
+        );
+    }
 }
 
 #[test]

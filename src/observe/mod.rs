@@ -1,0 +1,143 @@
+//! Recording what sandboxed code tried. Observation never enforces (namespaces and Landlock do):
+//! it plants decoys, watches them, compares, and turns what it saw into [`Finding`]s, which are
+//! data in the report, never errors.
+
+pub mod decoys;
+
+use serde::{Deserialize, Serialize};
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Worth knowing (legitimate noise such as a binary downloader's attempt).
+    Info,
+    /// Unusual but commonly benign.
+    Low,
+    /// Suspicious.
+    Medium,
+    /// Behaviour of malware: credential access, persistence, survivors.
+    High,
+    /// A secret (canary) left, or tried to leave, the sandbox.
+    Critical,
+}
+
+impl std::str::FromStr for Severity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "info" => Ok(Severity::Info),
+            "low" => Ok(Severity::Low),
+            "medium" => Ok(Severity::Medium),
+            "high" => Ok(Severity::High),
+            "critical" => Ok(Severity::Critical),
+            "never" => Err("never".into()),
+            other => Err(format!(
+                "unknown severity `{other}` (info, low, medium, high, critical)"
+            )),
+        }
+    }
+}
+
+/// The class of behaviour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingKind {
+    /// A decoy secret was opened or read.
+    SecretRead,
+    /// A canary value was seen leaving (DNS name, payload).
+    Exfiltration,
+    /// A connection or DNS attempt.
+    NetworkAttempt,
+    /// A write to a persistence location (shell rc, autostart, agent configs).
+    PersistenceAttempt,
+    /// A write attempted on other packages or the project.
+    TamperAttempt,
+    /// A denied privileged operation.
+    EscapeAttempt,
+    /// A process outlived the script.
+    Survivor,
+    /// Probing the environment (CI detection, metadata).
+    Fingerprinting,
+}
+
+/// One observed behaviour, attributed to the script run it is stored in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Class.
+    pub kind: FindingKind,
+    /// Severity.
+    pub severity: Severity,
+    /// One line for humans.
+    pub summary: String,
+    /// The path, host:port, canary id or process concerned.
+    pub target: String,
+    /// Supporting detail (never a real secret value).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+use crate::sandbox::Outcome;
+use crate::sandbox::spec::SandboxSpec;
+use decoys::{Canary, DecoyHome};
+
+/// The recording attached to one sandboxed run.
+#[derive(Debug)]
+pub struct Observation {
+    decoys: DecoyHome,
+}
+
+impl Observation {
+    /// Plant a decoy home at the spec's HOME and replace credential variables with canaries
+    /// (except the names the caller passed explicitly with `--env`).
+    pub fn attach(spec: &mut SandboxSpec, explicit_env: &[String]) -> std::io::Result<Self> {
+        let mut decoys = DecoyHome::plant(&spec.home)?;
+        spec.home_source = Some(decoys.host_dir().to_path_buf());
+        let keep: Vec<(String, String)> = spec
+            .exec
+            .env
+            .iter()
+            .filter(|(k, _)| {
+                explicit_env
+                    .iter()
+                    .any(|e| e == k || e.split_once('=').is_some_and(|(n, _)| n == k))
+            })
+            .cloned()
+            .collect();
+        let mut env: Vec<(String, String)> = spec
+            .exec
+            .env
+            .iter()
+            .filter(|kv| !keep.contains(kv))
+            .cloned()
+            .collect();
+        decoys.scrub_env(&mut env);
+        env.extend(keep);
+        env.sort();
+        spec.exec.env = env;
+        Ok(Observation { decoys })
+    }
+
+    /// Everything observed, once the run is over.
+    pub fn finish(self, outcome: &Outcome) -> (Vec<Finding>, Vec<Canary>) {
+        let mut findings = self.decoys.findings();
+        for p in &outcome.survivors {
+            findings.push(Finding {
+                kind: FindingKind::Survivor,
+                severity: Severity::High,
+                summary: format!(
+                    "a process outlived the script and was killed: `{}`",
+                    p.argv.join(" ")
+                ),
+                target: format!("pid {} (parent {})", p.pid, p.ppid),
+                detail: None,
+            });
+        }
+        (findings, self.decoys.canaries().to_vec())
+    }
+}
+
+/// The most severe finding, if any.
+pub fn worst(findings: &[Finding]) -> Option<Severity> {
+    findings.iter().map(|f| f.severity).max()
+}
