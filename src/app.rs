@@ -110,10 +110,12 @@ fn run(args: RunArgs) -> Result<u8, RunError> {
         return Ok(0);
     }
     let started = unix_ms(SystemTime::now());
+    let mut observation = observation;
     let outcome = sandbox::run(
         &plan,
         spec.limits.timeout_ms.map(Duration::from_millis),
         Stdio2::inherit(),
+        &mut |sockets| observation.sinkhole(sockets),
     )
     .map_err(|e| sandbox_error(e, None))?;
     let (findings, canaries) = observation.finish(&outcome);
@@ -167,9 +169,14 @@ fn doctor(args: DoctorArgs) -> Result<u8, RunError> {
     };
     let probe = prepare(None, &req).and_then(|spec| {
         let plan = plan_for(&spec);
-        sandbox::run(&plan, Some(Duration::from_secs(30)), Stdio2::inherit())
-            .map(|o| (spec, plan, o))
-            .map_err(|e| sandbox_error(e, Some(&facts)))
+        sandbox::run(
+            &plan,
+            Some(Duration::from_secs(30)),
+            Stdio2::inherit(),
+            &mut |_| {},
+        )
+        .map(|o| (spec, plan, o))
+        .map_err(|e| sandbox_error(e, Some(&facts)))
     });
     let (tier, detail, enforced) = match &probe {
         Ok((_, _, o)) => match &o.enforced {

@@ -178,7 +178,7 @@ impl Context<'_> {
             let obs = Observation::attach(&mut spec, &[]).map_err(RunError::Observe)?;
             Ok((spec, obs))
         });
-        let (spec, obs) = match prepared {
+        let (spec, mut obs) = match prepared {
             Ok(x) => x,
             Err(e) => {
                 return JobResult {
@@ -206,12 +206,11 @@ impl Context<'_> {
             );
             let _ = out.flush();
             drop(out);
-            let result = sandbox::run(&plan, timeout, Stdio2::inherit()).map_err(|source| {
-                RunError::Sandbox {
+            let result = sandbox::run(&plan, timeout, Stdio2::inherit(), &mut |s| obs.sinkhole(s))
+                .map_err(|source| RunError::Sandbox {
                     source,
                     diagnosis: None,
-                }
-            });
+                });
             let (findings, canaries) = match &result {
                 Ok(o) => obs.finish(o),
                 Err(_) => (vec![], vec![]),
@@ -255,10 +254,13 @@ impl Context<'_> {
             },
             _ => Stdio2::inherit(),
         };
-        let result = sandbox::run(&plan, timeout, stdio).map_err(|source| RunError::Sandbox {
-            source,
-            diagnosis: None,
-        });
+        let result =
+            sandbox::run(&plan, timeout, stdio, &mut |s| obs.sinkhole(s)).map_err(|source| {
+                RunError::Sandbox {
+                    source,
+                    diagnosis: None,
+                }
+            });
         let read_back = |f: &mut std::fs::File| {
             let mut v = Vec::new();
             let _ = f.rewind();

@@ -3,6 +3,7 @@
 //! data in the report, never errors.
 
 pub mod decoys;
+pub mod net;
 
 use serde::{Deserialize, Serialize};
 
@@ -85,6 +86,7 @@ use decoys::{Canary, DecoyHome};
 #[derive(Debug)]
 pub struct Observation {
     decoys: DecoyHome,
+    sinkhole: Option<net::Sinkhole>,
 }
 
 impl Observation {
@@ -115,12 +117,26 @@ impl Observation {
         env.extend(keep);
         env.sort();
         spec.exec.env = env;
-        Ok(Observation { decoys })
+        Ok(Observation {
+            decoys,
+            sinkhole: None,
+        })
+    }
+
+    /// Start serving the sinkhole sockets the sandbox handed over.
+    pub fn sinkhole(
+        &mut self,
+        sockets: Vec<(crate::sandbox::channel::SinkSocket, std::os::fd::OwnedFd)>,
+    ) {
+        self.sinkhole = Some(net::Sinkhole::start(sockets));
     }
 
     /// Everything observed, once the run is over.
     pub fn finish(self, outcome: &Outcome) -> (Vec<Finding>, Vec<Canary>) {
         let mut findings = self.decoys.findings();
+        if let Some(s) = self.sinkhole {
+            findings.extend(s.finish(self.decoys.canaries()));
+        }
         for p in &outcome.survivors {
             findings.push(Finding {
                 kind: FindingKind::Survivor,
@@ -133,6 +149,7 @@ impl Observation {
                 detail: None,
             });
         }
+        findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.kind.cmp(&b.kind)));
         (findings, self.decoys.canaries().to_vec())
     }
 }

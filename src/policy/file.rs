@@ -34,9 +34,21 @@ pub struct ProfileFile {
     /// Miscellaneous sandbox settings.
     #[serde(default)]
     pub sandbox: SandboxSection,
+    /// Network.
+    #[serde(default)]
+    pub net: NetSection,
     /// Per-package settings, by package name.
     #[serde(default)]
     pub package: BTreeMap<String, PackageSection>,
+}
+
+/// `[net]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct NetSection {
+    /// Record network attempts with the in-namespace sinkhole (default true). Nothing is ever
+    /// forwarded: with or without it, the sandbox has no network.
+    pub record: Option<bool>,
 }
 
 /// `[package."<name>"]`.

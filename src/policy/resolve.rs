@@ -328,7 +328,13 @@ pub fn resolve(
             landlock: profile.enforcement.landlock.unwrap_or(Level::BestEffort),
             seccomp: profile.enforcement.seccomp.unwrap_or(Level::Required),
         },
-        network: NetworkSpec::Isolated,
+        network: if profile.net.record.unwrap_or(true) {
+            NetworkSpec::Sinkhole {
+                tcp_ports: crate::observe::net::TCP_PORTS.to_vec(),
+            }
+        } else {
+            NetworkSpec::Isolated
+        },
     };
     Ok((spec, warnings))
 }

@@ -12,6 +12,9 @@ use super::init::Step;
 use super::landlock::LandlockOutcome;
 use super::plan::SetupPlan;
 
+/// Most descriptors one message carries (the sinkhole's listening sockets).
+pub const MAX_FDS: usize = 64;
+
 /// Largest message we accept (the plan is the biggest, typically a few KiB).
 pub const MAX_MESSAGE: usize = 4 << 20;
 
@@ -46,12 +49,28 @@ pub struct ProcessInfo {
     pub argv: Vec<String>,
 }
 
+/// A sinkhole socket handed to the supervisor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SinkSocket {
+    /// UDP DNS (dual-stack) on port 53.
+    Dns,
+    /// A listening TCP socket (dual-stack) on this port.
+    Tcp(u16),
+}
+
 /// Messages from the init process to the parent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "msg")]
 pub enum FromInit {
     /// Stage A forked the sandbox's pid 1; a pidfd for it is attached.
     Spawned,
+    /// The sinkhole's sockets, created inside the sandbox's network namespace, are attached in
+    /// this order.
+    Sinkhole {
+        /// What each attached socket is.
+        sockets: Vec<SinkSocket>,
+    },
     /// A setup step failed; nothing untrusted ran.
     StepFailed {
         /// Which step.
@@ -107,14 +126,14 @@ pub enum ChannelError {
     TooLarge,
 }
 
-/// Send one message, optionally with a descriptor.
+/// Send one message, with descriptors attached (at most [`MAX_FDS`]).
 pub fn send<T: Serialize>(
     sock: BorrowedFd<'_>,
     msg: &T,
-    fd: Option<BorrowedFd<'_>>,
+    fds: &[BorrowedFd<'_>],
 ) -> Result<(), ChannelError> {
     let bytes = serde_json::to_vec(msg).map_err(ChannelError::Decode)?;
-    let fds: Vec<RawFd> = fd.iter().map(|f| f.as_raw_fd()).collect();
+    let fds: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
     let cmsgs: Vec<ControlMessage<'_>> = if fds.is_empty() {
         vec![]
     } else {
@@ -138,7 +157,7 @@ pub fn send<T: Serialize>(
 pub fn recv<T: for<'de> Deserialize<'de>>(
     sock: BorrowedFd<'_>,
     buf: &mut Vec<u8>,
-) -> Result<Option<(T, Option<OwnedFd>)>, ChannelError> {
+) -> Result<Option<(T, Vec<OwnedFd>)>, ChannelError> {
     let pending = loop {
         match nix::sys::socket::recv(
             sock.as_raw_fd(),
@@ -154,7 +173,7 @@ pub fn recv<T: for<'de> Deserialize<'de>>(
         return Err(ChannelError::TooLarge);
     }
     buf.resize(pending.max(1), 0);
-    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+    let mut cmsg = nix::cmsg_space!([RawFd; MAX_FDS]);
     let (len, fd) = loop {
         let mut iov = [IoSliceMut::new(buf)];
         match recvmsg::<()>(
@@ -167,11 +186,11 @@ pub fn recv<T: for<'de> Deserialize<'de>>(
                 if msg.flags.contains(MsgFlags::MSG_TRUNC) {
                     return Err(ChannelError::TooLarge);
                 }
-                let mut fd = None;
+                let mut fd = Vec::new();
                 for c in msg.cmsgs().map_err(ChannelError::Recv)? {
                     if let ControlMessageOwned::ScmRights(fds) = c {
                         for raw in fds {
-                            fd = Some(crate::sys::own_received_fd(raw));
+                            fd.push(crate::sys::own_received_fd(raw));
                         }
                     }
                 }

@@ -31,7 +31,7 @@
 //! | 12 | `pivot-root`             | `pivot_root(".", ".")` and detach the old root: the host tree is gone |
 //! | 13 | `remount-root-read-only` | nothing can be created at the top level |
 //! | 14 | `set-hostname`           | UTS namespace is ours |
-//! | 15 | `network`                | loopback up in the empty net namespace (sinkhole seam) |
+//! | 15 | `network`                | loopback up; with the sinkhole, local routes for every address and the DNS/TCP listening sockets, created here (we hold CAP_NET_BIND_SERVICE in this netns) and handed to the supervisor |
 //! | 16 | `fork-command`           | the command must never be pid 1 |
 //!
 //! Stage C — becomes the command:
@@ -229,7 +229,7 @@ fn report_and_exit(chan: BorrowedFd<'_>, f: Failure) -> ! {
             error: f.error,
             errno: f.errno,
         },
-        None,
+        &[],
     );
     sys::exit_now(125)
 }
@@ -331,7 +331,7 @@ fn stage_a(chan: BorrowedFd<'_>, plan: &SetupPlan, supervisor: Pid) -> Result<Ne
         },
         ForkResult::Parent { child } => {
             let pidfd = sys::pidfd_open(child).at(Step::ForkInit)?;
-            channel::send(chan, &FromInit::Spawned, Some(pidfd.as_fd())).map_err(|e| Failure {
+            channel::send(chan, &FromInit::Spawned, &[pidfd.as_fd()]).map_err(|e| Failure {
                 step: Step::ForkInit,
                 error: chain(&e),
                 errno: None,
@@ -393,7 +393,18 @@ fn stage_b(chan: BorrowedFd<'_>, plan: &SetupPlan) -> Result<Never, Failure> {
     t.mark(Step::SetHostname);
 
     // 15. network
-    net::setup(&plan.network).at(Step::Network)?;
+    let sinks = net::setup(&plan.network).at(Step::Network)?;
+    if !sinks.is_empty() {
+        let (kinds, fds): (Vec<_>, Vec<_>) = sinks.into_iter().unzip();
+        let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
+        channel::send(chan, &FromInit::Sinkhole { sockets: kinds }, &borrowed).map_err(|e| {
+            Failure {
+                step: Step::Network,
+                error: chain(&e),
+                errno: None,
+            }
+        })?;
+    }
     t.mark(Step::Network);
 
     // 16. fork-command
@@ -412,7 +423,7 @@ fn stage_b(chan: BorrowedFd<'_>, plan: &SetupPlan) -> Result<Never, Failure> {
             termination,
             survivors,
         },
-        None,
+        &[],
     );
     // Returning from pid 1 makes the kernel SIGKILL every process left in the namespace.
     sys::exit_now(0)
@@ -514,7 +525,7 @@ fn stage_c(chan: BorrowedFd<'_>, plan: &SetupPlan) -> Result<Never, Failure> {
             landlock,
             seccomp_filters,
         },
-        None,
+        &[],
     );
 
     // 26. exec
@@ -522,6 +533,6 @@ fn stage_c(chan: BorrowedFd<'_>, plan: &SetupPlan) -> Result<Never, Failure> {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    let _ = channel::send(chan, &FromInit::ExecFailed { errno: err as i32 }, None);
+    let _ = channel::send(chan, &FromInit::ExecFailed { errno: err as i32 }, &[]);
     sys::exit_now(127)
 }

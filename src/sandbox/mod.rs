@@ -190,7 +190,7 @@ fn start_init(
             .stdout(stdio.stdout.map_or_else(Stdio::inherit, Stdio::from))
             .stderr(stdio.stderr.map_or_else(Stdio::inherit, Stdio::from));
         let child = cmd.spawn().map_err(SandboxError::SpawnInit)?;
-        channel::send(ours.as_fd(), &ToInit::Plan(Box::new(plan.clone())), None)?;
+        channel::send(ours.as_fd(), &ToInit::Plan(Box::new(plan.clone())), &[])?;
         Ok(InitProcess::Exec(child))
     }
 }
@@ -200,6 +200,7 @@ pub fn run(
     plan: &SetupPlan,
     timeout: Option<Duration>,
     stdio: Stdio2,
+    on_sinkhole: &mut dyn FnMut(Vec<(channel::SinkSocket, OwnedFd)>),
 ) -> Result<Outcome, SandboxError> {
     let (ours, theirs) = socketpair(
         AddressFamily::Unix,
@@ -253,8 +254,11 @@ pub fn run(
         }
         match channel::recv::<FromInit>(ours.as_fd(), &mut buf)? {
             None => break,
-            Some((msg, fd)) => match msg {
-                FromInit::Spawned => pid1 = fd,
+            Some((msg, fds)) => match msg {
+                FromInit::Spawned => pid1 = fds.into_iter().next(),
+                FromInit::Sinkhole { sockets } => {
+                    on_sinkhole(sockets.into_iter().zip(fds).collect());
+                }
                 FromInit::StepFailed { step, error, errno } => {
                     setup_error = Some(SandboxError::Setup { step, error, errno });
                 }

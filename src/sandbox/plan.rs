@@ -135,6 +135,15 @@ pub enum Rlimit {
 pub struct NetworkPlan {
     /// Bring `lo` up.
     pub loopback_up: bool,
+    /// Set up the recording sinkhole.
+    pub sinkhole: Option<SinkholePlan>,
+}
+
+/// The sinkhole's sockets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SinkholePlan {
+    /// TCP ports to listen on (UDP 53 always).
+    pub tcp_ports: Vec<u16>,
 }
 
 /// Everything `init` needs, in the order it needs it.
@@ -440,8 +449,17 @@ impl SetupPlan {
             },
             seccomp: seccomp::deny_plan(spec.enforcement.seccomp),
             rlimits,
-            network: match spec.network {
-                NetworkSpec::Isolated => NetworkPlan { loopback_up: true },
+            network: match &spec.network {
+                NetworkSpec::Isolated => NetworkPlan {
+                    loopback_up: true,
+                    sinkhole: None,
+                },
+                NetworkSpec::Sinkhole { tcp_ports } => NetworkPlan {
+                    loopback_up: true,
+                    sinkhole: Some(SinkholePlan {
+                        tcp_ports: tcp_ports.clone(),
+                    }),
+                },
             },
             exec: spec.exec.clone(),
             trace_steps: false,

@@ -91,6 +91,12 @@ pub struct EnforcementLevels {
 pub enum NetworkSpec {
     /// An empty network namespace with only loopback up: nothing outside is reachable.
     Isolated,
+    /// The same, plus the recording sinkhole: every address is local to the namespace, DNS (UDP
+    /// 53) and these TCP ports are served by the supervisor, which records what arrives.
+    Sinkhole {
+        /// TCP ports to listen on.
+        tcp_ports: Vec<u16>,
+    },
 }
 
 /// The resolved contract for one sandboxed command.
