@@ -98,10 +98,15 @@ fn run(args: RunArgs) -> Result<u8, RunError> {
         timeout,
         env: args.env,
         cwd: args.cwd,
+        no_record: args.no_record,
         ..Default::default()
     };
     let mut spec = prepare(args.profile.as_deref(), &req)?;
-    let observation = Observation::attach(&mut spec, &req.env).map_err(RunError::Observe)?;
+    let observation = if req.no_record {
+        None
+    } else {
+        Some(Observation::attach(&mut spec, &req.env).map_err(RunError::Observe)?)
+    };
     let plan = plan_for(&spec);
     if args.show_plan {
         let text = serde_json::to_string_pretty(&json!({ "spec": spec, "plan": plan }))
@@ -115,10 +120,17 @@ fn run(args: RunArgs) -> Result<u8, RunError> {
         &plan,
         spec.limits.timeout_ms.map(Duration::from_millis),
         Stdio2::inherit(),
-        &mut |sockets| observation.sinkhole(sockets),
+        &mut |sockets| {
+            if let Some(o) = observation.as_mut() {
+                o.sinkhole(sockets);
+            }
+        },
     )
     .map_err(|e| sandbox_error(e, None))?;
-    let (findings, canaries) = observation.finish(&outcome);
+    let (findings, canaries) = match observation {
+        Some(o) => o.finish(&outcome),
+        None => (Vec::new(), Vec::new()),
+    };
     tell(&spec, &outcome);
     for f in &findings {
         eprintln!(
@@ -286,5 +298,6 @@ fn install(command: crate::npm::Command2, args: InstallArgs) -> Result<u8, RunEr
         jobs,
         profile: args.profile,
         fail_on,
+        no_record: args.no_record,
     })
 }

@@ -57,6 +57,9 @@ pub struct RunArgs {
     /// Print the resolved sandbox plan as JSON and exit without running anything.
     #[arg(long)]
     pub show_plan: bool,
+    /// Containment only: no decoy secrets, canaries or network sinkhole (nothing is recorded).
+    #[arg(long)]
+    pub no_record: bool,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -82,6 +85,9 @@ pub struct InstallArgs {
     /// Use this profile instead of the built-in default.
     #[arg(long, value_name = "FILE", env = "RINGFENCE_PROFILE")]
     pub profile: Option<PathBuf>,
+    /// Containment only: no decoy secrets, canaries or network sinkhole (nothing is recorded).
+    #[arg(long)]
+    pub no_record: bool,
     /// Exit 1 when any finding is at least this severe: info, low, medium, high, critical, or
     /// never.
     #[arg(long, value_name = "SEVERITY", default_value = "high")]

@@ -42,6 +42,8 @@ pub struct InstallOptions {
     pub profile: Option<PathBuf>,
     /// Exit 1 when a finding is at least this severe (`None`: never).
     pub fail_on: Option<Severity>,
+    /// Containment only: no decoys, canaries or sinkhole.
+    pub no_record: bool,
 }
 
 /// What happened to one job.
@@ -96,6 +98,7 @@ struct Context<'a> {
     project: &'a Path,
     npm_cache: Option<PathBuf>,
     nodedir: Option<PathBuf>,
+    no_record: bool,
 }
 
 impl Context<'_> {
@@ -162,6 +165,7 @@ impl Context<'_> {
                     .collect(),
             ),
             package: Some(job.name.clone()),
+            no_record: self.no_record,
         };
         let (spec, warnings) = policy::resolve(self.profile, self.rctx, &req)?;
         for w in warnings {
@@ -175,7 +179,11 @@ impl Context<'_> {
         // Every script gets its own decoy home and canaries, so what is read or written there is
         // attributed to exactly this script.
         let prepared = self.spec(&job).and_then(|mut spec| {
-            let obs = Observation::attach(&mut spec, &[]).map_err(RunError::Observe)?;
+            let obs = if self.no_record {
+                None
+            } else {
+                Some(Observation::attach(&mut spec, &[]).map_err(RunError::Observe)?)
+            };
             Ok((spec, obs))
         });
         let (spec, mut obs) = match prepared {
@@ -206,14 +214,18 @@ impl Context<'_> {
             );
             let _ = out.flush();
             drop(out);
-            let result = sandbox::run(&plan, timeout, Stdio2::inherit(), &mut |s| obs.sinkhole(s))
-                .map_err(|source| RunError::Sandbox {
-                    source,
-                    diagnosis: None,
-                });
-            let (findings, canaries) = match &result {
-                Ok(o) => obs.finish(o),
-                Err(_) => (vec![], vec![]),
+            let result = sandbox::run(&plan, timeout, Stdio2::inherit(), &mut |s| {
+                if let Some(o) = obs.as_mut() {
+                    o.sinkhole(s);
+                }
+            })
+            .map_err(|source| RunError::Sandbox {
+                source,
+                diagnosis: None,
+            });
+            let (findings, canaries) = match (&result, obs) {
+                (Ok(o), Some(obs)) => obs.finish(o),
+                _ => (vec![], vec![]),
             };
             return JobResult {
                 job,
@@ -254,13 +266,15 @@ impl Context<'_> {
             },
             _ => Stdio2::inherit(),
         };
-        let result =
-            sandbox::run(&plan, timeout, stdio, &mut |s| obs.sinkhole(s)).map_err(|source| {
-                RunError::Sandbox {
-                    source,
-                    diagnosis: None,
-                }
-            });
+        let result = sandbox::run(&plan, timeout, stdio, &mut |s| {
+            if let Some(o) = obs.as_mut() {
+                o.sinkhole(s);
+            }
+        })
+        .map_err(|source| RunError::Sandbox {
+            source,
+            diagnosis: None,
+        });
         let read_back = |f: &mut std::fs::File| {
             let mut v = Vec::new();
             let _ = f.rewind();
@@ -269,9 +283,9 @@ impl Context<'_> {
         };
         let stdout = read_back(&mut out);
         let stderr = read_back(&mut err);
-        let (findings, canaries) = match &result {
-            Ok(o) => obs.finish(o),
-            Err(_) => (vec![], vec![]),
+        let (findings, canaries) = match (&result, obs) {
+            (Ok(o), Some(obs)) => obs.finish(o),
+            _ => (vec![], vec![]),
         };
         JobResult {
             job,
@@ -670,6 +684,7 @@ pub fn run(opts: InstallOptions) -> Result<u8, RunError> {
         project: &project,
         npm_cache,
         nodedir,
+        no_record: opts.no_record,
     };
     let rollback = Rollback {
         node_modules_existed,

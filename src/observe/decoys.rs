@@ -1,17 +1,24 @@
 //! The throwaway HOME, populated with realistic decoy credentials carrying per-run canary values,
-//! watched with inotify (kernel truth, no TOCTOU; it sees opens made through a bind mount in
-//! another mount namespace), and compared after the run to find persistence writes.
+//! and compared after the run: a decoy whose access time moved was read, a persistence path that
+//! changed was written.
+//!
+//! Reads are detected through the access time, which the kernel updates on every read made
+//! through any mount of the file (kernel truth, no TOCTOU, no syscall interception): after
+//! planting, each decoy's atime is set far in the past, so even `relatime` updates it on the first
+//! read, at any timestamp granularity. inotify would also work but its teardown waits for an SRCU
+//! grace period (measured here: 1 to 18 ms per sandbox), which is paid on every run.
 //!
 //! The directory lives on the host (a private temp dir) and is bind-mounted at the caller's real
 //! HOME path inside the sandbox; it is deleted after the run, so nothing written there reaches
 //! the real home.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
+use nix::sys::stat::{UtimensatFlags, utimensat};
+use nix::sys::time::TimeSpec;
 use serde::{Deserialize, Serialize};
 
 use super::{Finding, FindingKind, Severity};
@@ -117,10 +124,11 @@ pub struct DecoyHome {
     /// The HOME path as the sandbox sees it.
     home: PathBuf,
     canaries: Vec<Canary>,
-    inotify: Option<Inotify>,
-    watches: HashMap<WatchDescriptor, &'static str>,
     before: BTreeMap<String, Vec<u8>>,
 }
+
+/// The access time planted on every decoy (2001-09-09): any read moves it.
+const SENTINEL_ATIME: i64 = 1_000_000_000;
 
 /// Environment variables that hold credentials: never passed to scripts; canaries instead.
 pub fn is_secret_var(name: &str) -> bool {
@@ -276,28 +284,21 @@ impl DecoyHome {
             std::fs::write(&p, text)?;
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))?;
         }
-        // Snapshot first: reading the files after the watches exist would report ourselves.
         let before = snapshot(dir.path());
-        // Watch every decoy for opens and reads. Best effort: without inotify the run goes on
-        // and the report simply has no secret-read evidence from this source.
-        let mut watches = HashMap::new();
-        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok();
-        if let Some(ino) = &inotify {
-            for (rel, _) in SECRET_FILES {
-                if let Ok(wd) = ino.add_watch(
-                    &dir.path().join(rel),
-                    AddWatchFlags::IN_OPEN | AddWatchFlags::IN_ACCESS,
-                ) {
-                    watches.insert(wd, rel);
-                }
-            }
+        // Last, after our own reads (the snapshot): park every decoy's atime in the past.
+        for (rel, _) in SECRET_FILES {
+            utimensat(
+                nix::fcntl::AT_FDCWD,
+                &dir.path().join(rel),
+                &TimeSpec::new(SENTINEL_ATIME, 0),
+                &TimeSpec::UTIME_OMIT,
+                UtimensatFlags::NoFollowSymlink,
+            )?;
         }
         Ok(DecoyHome {
             dir,
             home: home.to_path_buf(),
             canaries,
-            inotify,
-            watches,
             before,
         })
     }
@@ -355,52 +356,22 @@ impl DecoyHome {
     /// comparison of the home after the run with what was planted). Call once, after the run.
     pub fn findings(&self) -> Vec<Finding> {
         let mut out = Vec::new();
-        let mut seen: BTreeMap<&'static str, (bool, bool)> = BTreeMap::new();
-        if let Some(ino) = &self.inotify {
-            while let Ok(events) = ino.read_events() {
-                if events.is_empty() {
-                    break;
-                }
-                for e in events {
-                    if let Some(rel) = self.watches.get(&e.wd) {
-                        let entry = seen.entry(rel).or_default();
-                        if e.mask.contains(AddWatchFlags::IN_OPEN) {
-                            entry.0 = true;
-                        }
-                        if e.mask.contains(AddWatchFlags::IN_ACCESS) {
-                            entry.1 = true;
-                        }
-                    }
-                }
+        // Reads first: the snapshot below reads the files itself.
+        for (rel, class) in SECRET_FILES {
+            let read = std::fs::symlink_metadata(self.dir.path().join(rel))
+                .map(|m| std::os::unix::fs::MetadataExt::atime(&m) != SENTINEL_ATIME)
+                .unwrap_or(false);
+            if read {
+                out.push(Finding {
+                    kind: FindingKind::SecretRead,
+                    severity: Severity::High,
+                    summary: format!("read decoy {class} `~/{rel}`"),
+                    target: self.home.join(rel).display().to_string(),
+                    detail: Some(format!("{class}; the file held only per-run canary values")),
+                });
             }
         }
-        for (rel, (opened, read)) in seen {
-            let class = SECRET_FILES
-                .iter()
-                .find(|(p, _)| *p == rel)
-                .map_or("secret", |(_, c)| *c);
-            out.push(Finding {
-                kind: FindingKind::SecretRead,
-                severity: Severity::High,
-                summary: format!(
-                    "{} decoy {class} `~/{rel}`",
-                    if read {
-                        "read"
-                    } else if opened {
-                        "opened"
-                    } else {
-                        "touched"
-                    }
-                ),
-                target: self.home.join(rel).display().to_string(),
-                detail: Some(format!("{class}; the file held only per-run canary values")),
-            });
-        }
         let after = snapshot(self.dir.path());
-        // Our own snapshot just read the decoys: drop those events.
-        if let Some(ino) = &self.inotify {
-            while ino.read_events().is_ok_and(|e| !e.is_empty()) {}
-        }
         for (rel, content) in &after {
             if self.before.get(rel) == Some(content) {
                 continue;

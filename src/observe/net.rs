@@ -39,6 +39,8 @@ struct Shared {
 #[derive(Debug)]
 pub struct Sinkhole {
     stop: Arc<AtomicBool>,
+    /// Closing the write end wakes the serving threads at once (their poll sees POLLHUP).
+    wake: Option<OwnedFd>,
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
     conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
@@ -48,6 +50,10 @@ impl Sinkhole {
     /// Start serving the sockets the sandbox created.
     pub fn start(sockets: Vec<(SinkSocket, OwnedFd)>) -> Sinkhole {
         let stop = Arc::new(AtomicBool::new(false));
+        let (wake_rx, wake_tx) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+            Ok((r, w)) => (Some(Arc::new(r)), Some(w)),
+            Err(_) => (None, None),
+        };
         let shared = Arc::new(Shared::default());
         let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let mut threads = Vec::new();
@@ -56,20 +62,24 @@ impl Sinkhole {
             match kind {
                 SinkSocket::Dns => {
                     let udp = UdpSocket::from(fd);
-                    let (stop, shared) = (stop.clone(), shared.clone());
-                    threads.push(std::thread::spawn(move || serve_dns(&udp, &stop, &shared)));
+                    let (stop, shared, wake) = (stop.clone(), shared.clone(), wake_rx.clone());
+                    threads.push(std::thread::spawn(move || {
+                        serve_dns(&udp, &stop, &shared, wake.as_deref())
+                    }));
                 }
                 SinkSocket::Tcp(_) => listeners.push(TcpListener::from(fd)),
             }
         }
         {
-            let (stop, shared, conns) = (stop.clone(), shared.clone(), conns.clone());
+            let (stop, shared, conns, wake) =
+                (stop.clone(), shared.clone(), conns.clone(), wake_rx.clone());
             threads.push(std::thread::spawn(move || {
-                serve_tcp(&listeners, &stop, &shared, &conns)
+                serve_tcp(&listeners, &stop, &shared, &conns, wake.as_deref())
             }));
         }
         Sinkhole {
             stop,
+            wake: wake_tx,
             shared,
             threads,
             conns,
@@ -77,8 +87,9 @@ impl Sinkhole {
     }
 
     /// Stop serving and classify everything that arrived.
-    pub fn finish(self, canaries: &[Canary]) -> Vec<Finding> {
+    pub fn finish(mut self, canaries: &[Canary]) -> Vec<Finding> {
         self.stop.store(true, Ordering::SeqCst);
+        drop(self.wake.take());
         for t in self.threads {
             let _ = t.join();
         }
@@ -103,10 +114,54 @@ impl Sinkhole {
     }
 }
 
-fn serve_dns(udp: &UdpSocket, stop: &AtomicBool, shared: &Shared) {
-    let _ = udp.set_read_timeout(Some(Duration::from_millis(50)));
+/// Wait until `fd` is readable or the wake pipe closes; `false` means stop.
+fn wait_readable(
+    fds: &[std::os::fd::BorrowedFd<'_>],
+    wake: Option<&OwnedFd>,
+    stop: &AtomicBool,
+) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let mut set: Vec<PollFd<'_>> = fds
+        .iter()
+        .map(|f| PollFd::new(*f, PollFlags::POLLIN))
+        .collect();
+    if let Some(w) = wake {
+        set.push(PollFd::new(w.as_fd(), PollFlags::POLLIN));
+    }
+    // Without a wake pipe, poll in short slices so a stop is still noticed.
+    let timeout = if wake.is_some() {
+        PollTimeout::NONE
+    } else {
+        PollTimeout::from(50u16)
+    };
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            return false;
+        }
+        match poll(&mut set, timeout) {
+            Ok(0) | Err(nix::Error::EINTR) => continue,
+            Ok(_) => {
+                if wake.is_some()
+                    && set
+                        .last()
+                        .and_then(|p| p.revents())
+                        .is_some_and(|r| !r.is_empty())
+                {
+                    return false;
+                }
+                return true;
+            }
+            Err(_) => return false,
+        }
+    }
+}
+
+fn serve_dns(udp: &UdpSocket, stop: &AtomicBool, shared: &Shared, wake: Option<&OwnedFd>) {
+    use std::os::fd::AsFd;
+    let _ = udp.set_nonblocking(true);
     let mut buf = [0u8; 1500];
-    while !stop.load(Ordering::SeqCst) {
+    while wait_readable(&[udp.as_fd()], wake, stop) {
         let Ok((n, from)) = udp.recv_from(&mut buf) else {
             continue;
         };
@@ -181,20 +236,14 @@ fn serve_tcp(
     stop: &AtomicBool,
     shared: &Arc<Shared>,
     conns: &Arc<Mutex<Vec<JoinHandle<()>>>>,
+    wake: Option<&OwnedFd>,
 ) {
+    use std::os::fd::AsFd;
     for l in listeners {
         let _ = l.set_nonblocking(true);
     }
-    while !stop.load(Ordering::SeqCst) {
-        let mut fds: Vec<nix::poll::PollFd<'_>> = listeners
-            .iter()
-            .map(|l| {
-                nix::poll::PollFd::new(std::os::fd::AsFd::as_fd(l), nix::poll::PollFlags::POLLIN)
-            })
-            .collect();
-        if nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(50u16)).unwrap_or(0) <= 0 {
-            continue;
-        }
+    let fds: Vec<std::os::fd::BorrowedFd<'_>> = listeners.iter().map(|l| l.as_fd()).collect();
+    while wait_readable(&fds, wake, stop) {
         for l in listeners {
             while let Ok((stream, _)) = l.accept() {
                 let shared = shared.clone();

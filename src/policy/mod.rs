@@ -106,6 +106,8 @@ pub struct RunRequest {
     pub base_env: Option<Vec<(String, String)>>,
     /// Wall-clock limit for this package from the profile's `[package."<name>"]` section.
     pub package: Option<String>,
+    /// Containment only: no sinkhole (and the caller plants no decoys).
+    pub no_record: bool,
 }
 
 /// Something worth telling the user that does not stop the run.

@@ -328,7 +328,7 @@ pub fn resolve(
             landlock: profile.enforcement.landlock.unwrap_or(Level::BestEffort),
             seccomp: profile.enforcement.seccomp.unwrap_or(Level::Required),
         },
-        network: if profile.net.record.unwrap_or(true) {
+        network: if profile.net.record.unwrap_or(true) && !req.no_record {
             NetworkSpec::Sinkhole {
                 tcp_ports: crate::observe::net::TCP_PORTS.to_vec(),
             }
