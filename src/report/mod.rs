@@ -485,3 +485,116 @@ impl Report {
             .max()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::{Finding, FindingKind, Severity};
+    use crate::sandbox::landlock::{LandlockOutcome, Status};
+
+    fn run(name: &str, event: &str, outcome: &str, findings: Vec<Finding>) -> ScriptRun {
+        let full = || Mechanism {
+            status: Status::FullyEnforced,
+            detail: None,
+        };
+        ScriptRun {
+            package: Some(PackageRef {
+                name: name.into(),
+                version: "1.0.0".into(),
+                location: format!("node_modules/{name}"),
+                event: event.into(),
+                kind: "dependency".into(),
+                integrity: None,
+                script_sha256: "0".repeat(64),
+                outcome: outcome.into(),
+            }),
+            command: vec!["sh".into(), "-c".into(), "x".into()],
+            program: "/usr/bin/sh".into(),
+            cwd: "/p".into(),
+            started_unix_ms: 0,
+            duration_ms: 1234.0,
+            exit: Exit::Code(0),
+            exit_status: 0,
+            timed_out: false,
+            timeout_ms: None,
+            view: View {
+                read_only: vec![],
+                read_write: vec![],
+                home: "/h".into(),
+            },
+            enforcement: Enforcement {
+                namespaces: Namespaces {
+                    user: full(),
+                    mount: full(),
+                    pid: full(),
+                    net: full(),
+                    ipc: full(),
+                    uts: full(),
+                },
+                landlock: LandlockOutcome {
+                    status: Status::FullyEnforced,
+                    requested_abi: 7,
+                    kernel_abi: Some(7),
+                },
+                seccomp: SeccompStatus {
+                    status: Status::FullyEnforced,
+                    filters: 3,
+                },
+                capabilities: full(),
+                no_new_privs: full(),
+                rlimits: RlimitStatus {
+                    status: Status::FullyEnforced,
+                    detail: None,
+                    nproc: 1,
+                    nofile: 1,
+                    fsize: 1,
+                    core: 0,
+                },
+            },
+            survivors: vec![],
+            findings,
+            canaries: vec![],
+        }
+    }
+
+    /// The human summary, pinned.
+    #[test]
+    fn summary_snapshot() {
+        let report = Report::new(vec![
+            run("argon2", "install", "ok", vec![]),
+            run(
+                "evil",
+                "postinstall",
+                "ok",
+                vec![
+                    Finding {
+                        kind: FindingKind::Exfiltration,
+                        severity: Severity::Critical,
+                        summary: "secret sent to `webhook.site:80` (env:NPM_TOKEN)".into(),
+                        target: "webhook.site:80".into(),
+                        detail: None,
+                    },
+                    Finding {
+                        kind: FindingKind::SecretRead,
+                        severity: Severity::High,
+                        summary: "read decoy npm token `~/.npmrc`".into(),
+                        target: "/h/.npmrc".into(),
+                        detail: None,
+                    },
+                ],
+            ),
+            run("opt", "install", "optional-failed", vec![]),
+        ]);
+        assert_eq!(
+            report.summary(3.25),
+            "ringfence: 3 lifecycle script(s), each in its own sandbox, 3.2s; 1 critical, 1 high
+  ok       argon2@1.0.0 install  1.2s
+  ok       evil@1.0.0 postinstall  1.2s
+           CRITICAL exfiltration        secret sent to `webhook.site:80` (env:NPM_TOKEN)
+           HIGH     secret-read         read decoy npm token `~/.npmrc`
+  opt-fail opt@1.0.0 install  1.2s
+"
+        );
+        assert_eq!(report.worst(), Some(Severity::Critical));
+    }
+}

@@ -168,8 +168,34 @@ struct Survivor {
     argv: Vec<String>,
 }
 
+/// Validate a report against `docs/report.schema.json` (every report a test writes goes
+/// through this as well as through the mirror structs above).
+pub fn validate_against_schema(report: &serde_json::Value) -> Result<(), String> {
+    let schema_path = std::env::var_os("RINGFENCE_FIXTURES")
+        .map(|f| std::path::PathBuf::from(f).join("../docs/report.schema.json"))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/report.schema.json")
+        });
+    let schema: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&schema_path).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    let validator = jsonschema::validator_for(&schema).map_err(|e| e.to_string())?;
+    let errors: Vec<String> = validator
+        .iter_errors(report)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
+}
+
 fn read(path: &std::path::Path) -> Report {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    validate_against_schema(&v).unwrap();
+    serde_json::from_value(v).unwrap()
 }
 
 #[test]
@@ -336,4 +362,18 @@ fn install_report_contract() {
         writer.view.read_write,
         vec![app.join("node_modules/rf-writer")]
     );
+}
+
+/// The schema check can fail: an unknown field, a wrong severity, a missing field.
+#[test]
+fn schema_rejects_malformed_reports() {
+    let good = serde_json::json!({"schema_version": 1, "tool": {"name": "ringfence", "version": "0"}, "runs": []});
+    assert!(validate_against_schema(&good).is_ok());
+    for bad in [
+        serde_json::json!({"schema_version": 2, "tool": {"name": "ringfence", "version": "0"}, "runs": []}),
+        serde_json::json!({"schema_version": 1, "tool": {"name": "ringfence", "version": "0"}, "runs": [], "extra": 1}),
+        serde_json::json!({"schema_version": 1, "tool": {"name": "ringfence", "version": "0"}}),
+    ] {
+        assert!(validate_against_schema(&bad).is_err(), "{bad}");
+    }
 }
