@@ -296,6 +296,26 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// Point a ringfence or npm command at this registry, with HOME, an isolated npm cache, the
+    /// fixture interlock on, and npm's network-y extras off.
+    pub fn configure<'c>(
+        &self,
+        cmd: &'c mut Command,
+        home: &Path,
+        cache: &Path,
+    ) -> &'c mut Command {
+        cmd.env("HOME", home)
+            .env("RINGFENCE_FIXTURE", "1")
+            .env("npm_config_registry", &self.url)
+            .env("npm_config_cache", cache)
+            .env("npm_config_fetch_retries", "0")
+            .env("npm_config_audit", "false")
+            .env("npm_config_fund", "false")
+            .env("npm_config_update_notifier", "false")
+    }
+}
+
 impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -101,15 +101,11 @@ fn attack_fixtures_are_contained_and_reported() {
         let outside_before = tree(&ctx.outside);
         let marker = format!("rf-marker-{}-{}", std::process::id(), exp.package);
         let report = ctx.root().join("report.json");
-        let out = Command::new(bin())
+        let mut cmd = Command::new(bin());
+        registry.configure(&mut cmd, &ctx.home, &ctx.root().join("cache"));
+        let out = cmd
             .args(["install", "--report", report.to_str().unwrap()])
-            .env("HOME", &ctx.home)
-            .env("RINGFENCE_FIXTURE", "1")
             .env("RINGFENCE_FIXTURE_MARKER", &marker)
-            .env("npm_config_registry", &registry.url)
-            .env("npm_config_cache", ctx.root().join("cache"))
-            .env("npm_config_audit", "false")
-            .env("npm_config_fund", "false")
             .current_dir(&app)
             .output()
             .unwrap();

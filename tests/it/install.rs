@@ -87,14 +87,8 @@ impl World {
     }
 
     fn env(&self, c: &mut Command) {
-        c.env("HOME", &self.ctx.home)
-            .env("RINGFENCE_FIXTURE", "1")
-            .env("npm_config_registry", &self.registry.url)
-            .env("npm_config_cache", &self.cache)
-            .env("npm_config_fetch_retries", "0")
-            .env("npm_config_audit", "false")
-            .env("npm_config_fund", "false")
-            .env("npm_config_update_notifier", "false")
+        self.registry
+            .configure(c, &self.ctx.home, &self.cache)
             .current_dir(&self.app);
     }
 

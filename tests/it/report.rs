@@ -322,14 +322,10 @@ fn install_report_contract() {
     let app = ctx.root().join("app");
     copy_tree(&fixtures().join("projects/confined"), &app);
     let report = ctx.root().join("r.json");
-    let out = std::process::Command::new(crate::common::bin())
+    let mut cmd = std::process::Command::new(crate::common::bin());
+    registry.configure(&mut cmd, &ctx.home, &ctx.root().join("cache"));
+    let out = cmd
         .args(["install", "--report", report.to_str().unwrap()])
-        .env("HOME", &ctx.home)
-        .env("RINGFENCE_FIXTURE", "1")
-        .env("npm_config_registry", &registry.url)
-        .env("npm_config_cache", ctx.root().join("cache"))
-        .env("npm_config_audit", "false")
-        .env("npm_config_fund", "false")
         .current_dir(&app)
         .output()
         .unwrap();
