@@ -120,19 +120,16 @@ fn run(args: RunArgs) -> Result<u8, RunError> {
         &plan,
         spec.limits.timeout_ms.map(Duration::from_millis),
         Stdio2::inherit(),
-        &mut |sockets| {
+        &mut |what| {
             if let Some(o) = observation.as_mut() {
-                o.sinkhole(sockets);
+                o.take(what);
             }
         },
     )
     .map_err(|e| sandbox_error(e, None))?;
-    let (findings, canaries) = match observation {
-        Some(o) => o.finish(&outcome),
-        None => (Vec::new(), Vec::new()),
-    };
+    let observed = observation.map(|o| o.finish(&outcome)).unwrap_or_default();
     tell(&spec, &outcome);
-    for f in &findings {
+    for f in &observed.findings {
         eprintln!(
             "ringfence: finding [{}] {}",
             serde_json::to_value(f.severity)
@@ -144,8 +141,7 @@ fn run(args: RunArgs) -> Result<u8, RunError> {
     }
     if let Some(path) = &args.report {
         let mut run = ScriptRun::new(&spec, &plan.seccomp, &outcome, started);
-        run.findings = findings;
-        run.canaries = canaries;
+        run.observed(observed);
         Report::new(vec![run]).write(path)?;
     }
     let code = outcome.termination.exit_code();
@@ -177,6 +173,7 @@ fn doctor(args: DoctorArgs) -> Result<u8, RunError> {
     let req = RunRequest {
         command: vec!["true".into()],
         timeout: Some(Duration::from_secs(30)),
+        no_record: true,
         ..Default::default()
     };
     let probe = prepare(None, &req).and_then(|spec| {

@@ -21,8 +21,7 @@ use crate::npm::manifest::Manifest;
 use crate::npm::scripts::{Job, Kind, PlanInput, plan};
 use crate::npm::tree::{Lockfile, build_set, optional_set, scan_identities};
 use crate::npm::{self, Command2, NpmError, Toolchain};
-use crate::observe::decoys::Canary;
-use crate::observe::{Finding, Observation, Severity};
+use crate::observe::{Observation, Observed, Severity};
 use crate::policy::{self, PolicyError, ResolveContext, RunRequest};
 use crate::report::{PackageRef, Report, ReportWarning, ScriptRun};
 use crate::sandbox::{self, Outcome, SandboxError, Stdio2};
@@ -56,8 +55,7 @@ struct JobResult {
     result: Result<Outcome, RunError>,
     stdout: Vec<u8>,
     stderr: Vec<u8>,
-    findings: Vec<Finding>,
-    canaries: Vec<Canary>,
+    observed: Observed,
 }
 
 impl JobResult {
@@ -197,8 +195,7 @@ impl Context<'_> {
                     result: Err(e),
                     stdout: vec![],
                     stderr: vec![],
-                    findings: vec![],
-                    canaries: vec![],
+                    observed: Default::default(),
                 };
             }
         };
@@ -216,16 +213,16 @@ impl Context<'_> {
             drop(out);
             let result = sandbox::run(&plan, timeout, Stdio2::inherit(), &mut |s| {
                 if let Some(o) = obs.as_mut() {
-                    o.sinkhole(s);
+                    o.take(s);
                 }
             })
             .map_err(|source| RunError::Sandbox {
                 source,
                 diagnosis: None,
             });
-            let (findings, canaries) = match (&result, obs) {
+            let observed = match (&result, obs) {
                 (Ok(o), Some(obs)) => obs.finish(o),
-                _ => (vec![], vec![]),
+                _ => Default::default(),
             };
             return JobResult {
                 job,
@@ -235,8 +232,7 @@ impl Context<'_> {
                 result,
                 stdout: vec![],
                 stderr: vec![],
-                findings,
-                canaries,
+                observed,
             };
         }
         let files = (tempfile::tempfile(), tempfile::tempfile());
@@ -254,8 +250,7 @@ impl Context<'_> {
                     }),
                     stdout: vec![],
                     stderr: vec![],
-                    findings: vec![],
-                    canaries: vec![],
+                    observed: Default::default(),
                 };
             }
         };
@@ -268,7 +263,7 @@ impl Context<'_> {
         };
         let result = sandbox::run(&plan, timeout, stdio, &mut |s| {
             if let Some(o) = obs.as_mut() {
-                o.sinkhole(s);
+                o.take(s);
             }
         })
         .map_err(|source| RunError::Sandbox {
@@ -283,9 +278,9 @@ impl Context<'_> {
         };
         let stdout = read_back(&mut out);
         let stderr = read_back(&mut err);
-        let (findings, canaries) = match (&result, obs) {
+        let observed = match (&result, obs) {
             (Ok(o), Some(obs)) => obs.finish(o),
-            _ => (vec![], vec![]),
+            _ => Default::default(),
         };
         JobResult {
             job,
@@ -295,8 +290,7 @@ impl Context<'_> {
             result,
             stdout,
             stderr,
-            findings,
-            canaries,
+            observed,
         }
     }
 }
@@ -726,8 +720,7 @@ pub fn run(opts: InstallOptions) -> Result<u8, RunError> {
             };
             if let (Some(spec), Some(seccomp), Ok(o)) = (&r.spec, &r.seccomp, &r.result) {
                 let mut run = ScriptRun::new(spec, seccomp, o, r.started_unix_ms);
-                run.findings = r.findings.clone();
-                run.canaries = r.canaries.clone();
+                run.observed(r.observed.clone());
                 run.package = Some(PackageRef {
                     name: r.job.name.clone(),
                     version: r.job.version.clone(),

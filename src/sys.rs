@@ -253,3 +253,87 @@ pub fn close_range(first: u32, last: u32) -> io::Result<()> {
         Ok(())
     }
 }
+
+/// Install a classic-BPF seccomp filter with `SECCOMP_FILTER_FLAG_NEW_LISTENER` and return the
+/// listener descriptor (seccompiler cannot pass that flag). `no_new_privs` must already be set.
+pub fn seccomp_install_listener(program: &[seccompiler::sock_filter]) -> io::Result<OwnedFd> {
+    let len =
+        u16::try_from(program.len()).map_err(|_| io::Error::from_raw_os_error(libc::E2BIG))?;
+    let prog = libc::sock_fprog {
+        len,
+        filter: program.as_ptr().cast::<libc::sock_filter>().cast_mut(),
+    };
+    // SAFETY: seccompiler's `sock_filter` is `#[repr(C)]` with the same layout as the kernel's
+    // `struct sock_filter` (u16, u8, u8, u32), so the pointer cast is valid; `program` outlives the
+    // call and the kernel only reads `len` entries from it, copying them before returning.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = RawFd::try_from(ret).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: the kernel just returned this new listener descriptor; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `SECCOMP_IOCTL_NOTIF_RECV`: the next pending notification.
+pub fn seccomp_notif_recv(listener: BorrowedFd<'_>) -> io::Result<libc::seccomp_notif> {
+    // SAFETY: `seccomp_notif` is plain old data; the kernel requires it zeroed before RECV.
+    let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+    // SAFETY: `req` is a live, correctly sized `seccomp_notif` the kernel fills in.
+    let ret = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_RECV as _,
+            &mut req as *mut libc::seccomp_notif,
+        )
+    };
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(req)
+    }
+}
+
+/// `SECCOMP_IOCTL_NOTIF_ID_VALID`: the notifying task is still blocked in that syscall (so the
+/// memory we read belonged to it, not to a recycled pid).
+pub fn seccomp_notif_id_valid(listener: BorrowedFd<'_>, id: u64) -> bool {
+    // SAFETY: the kernel reads one u64 from a live local.
+    unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_ID_VALID as _,
+            &id as *const u64,
+        ) == 0
+    }
+}
+
+/// `SECCOMP_IOCTL_NOTIF_SEND` with `SECCOMP_USER_NOTIF_FLAG_CONTINUE`: let the syscall proceed as
+/// if nothing happened. The recorder only ever observes; enforcement is the sandbox's job.
+pub fn seccomp_notif_continue(listener: BorrowedFd<'_>, id: u64) -> io::Result<()> {
+    let resp = libc::seccomp_notif_resp {
+        id,
+        val: 0,
+        error: 0,
+        flags: u32::try_from(libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE).unwrap_or(1),
+    };
+    // SAFETY: the kernel reads a live, initialised `seccomp_notif_resp`.
+    let ret = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_SEND as _,
+            &resp as *const libc::seccomp_notif_resp,
+        )
+    };
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}

@@ -4,6 +4,7 @@
 
 pub mod decoys;
 pub mod net;
+pub mod syscalls;
 
 use serde::{Deserialize, Serialize};
 
@@ -87,6 +88,8 @@ use decoys::{Canary, DecoyHome};
 pub struct Observation {
     decoys: DecoyHome,
     sinkhole: Option<net::Sinkhole>,
+    recorder: Option<syscalls::Recorder>,
+    context: syscalls::Context,
 }
 
 impl Observation {
@@ -117,25 +120,48 @@ impl Observation {
         env.extend(keep);
         env.sort();
         spec.exec.env = env;
+        let context = syscalls::Context {
+            home: spec.home.clone(),
+            writable: spec
+                .mounts
+                .iter()
+                .filter(|m| m.kind == crate::sandbox::spec::MountKind::ReadWrite)
+                .map(|m| m.path.clone())
+                .collect(),
+            cwd: spec.exec.cwd.clone(),
+        };
         Ok(Observation {
             decoys,
             sinkhole: None,
+            recorder: None,
+            context,
         })
     }
 
-    /// Start serving the sinkhole sockets the sandbox handed over.
-    pub fn sinkhole(
-        &mut self,
-        sockets: Vec<(crate::sandbox::channel::SinkSocket, std::os::fd::OwnedFd)>,
-    ) {
-        self.sinkhole = Some(net::Sinkhole::start(sockets));
+    /// Take over what the sandbox hands the supervisor: the sinkhole's sockets, the recorder's
+    /// listener.
+    pub fn take(&mut self, what: crate::sandbox::Attach) {
+        match what {
+            crate::sandbox::Attach::Sinkhole(sockets) => {
+                self.sinkhole = Some(net::Sinkhole::start(sockets));
+            }
+            crate::sandbox::Attach::Recorder(fd) => {
+                self.recorder = Some(syscalls::Recorder::start(fd, self.context.clone()));
+            }
+        }
     }
 
     /// Everything observed, once the run is over.
-    pub fn finish(self, outcome: &Outcome) -> (Vec<Finding>, Vec<Canary>) {
+    pub fn finish(self, outcome: &Outcome) -> Observed {
         let mut findings = self.decoys.findings();
         if let Some(s) = self.sinkhole {
             findings.extend(s.finish(self.decoys.canaries()));
+        }
+        let mut spawned = Vec::new();
+        if let Some(r) = self.recorder {
+            let (f, s) = r.finish();
+            findings.extend(f);
+            spawned = s;
         }
         for p in &outcome.survivors {
             findings.push(Finding {
@@ -150,8 +176,23 @@ impl Observation {
             });
         }
         findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.kind.cmp(&b.kind)));
-        (findings, self.decoys.canaries().to_vec())
+        Observed {
+            findings,
+            canaries: self.decoys.canaries().to_vec(),
+            spawned,
+        }
     }
+}
+
+/// Everything recorded for one run.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    /// Classified behaviour, most severe first.
+    pub findings: Vec<Finding>,
+    /// The canaries planted.
+    pub canaries: Vec<Canary>,
+    /// Distinct command lines the script ran.
+    pub spawned: Vec<syscalls::Spawned>,
 }
 
 /// The most severe finding, if any.

@@ -335,6 +335,7 @@ pub fn resolve(
         } else {
             NetworkSpec::Isolated
         },
+        record_syscalls: profile.net.record.unwrap_or(true) && !req.no_record,
     };
     Ok((spec, warnings))
 }

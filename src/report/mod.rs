@@ -34,7 +34,8 @@
 //!                       "severity": "info" | "low" | "medium" | "high" | "critical",
 //!                       "summary": "read decoy npm token `~/.npmrc`",
 //!                       "target": "/home/u/.npmrc", "detail": "…" } ],
-//!       "canaries": [ { "id": "npmrc-token", "value": "npm_…" } ]   // fake values
+//!       "canaries": [ { "id": "npmrc-token", "value": "npm_…" } ],  // fake values
+//!       "spawned": [ { "argv": ["/usr/bin/gcc", "-c", "…"], "count": 12 } ]
 //!   } ],
 //!   "warnings": [ { "code": "git-prepare-skipped", "location": "node_modules/x", "message": "…" } ]
 //! }
@@ -252,6 +253,8 @@ pub struct ScriptRun {
     /// The canaries planted for this run (decoy files and environment). Fake values by
     /// construction: they identify what was taken if it shows up elsewhere.
     pub canaries: Vec<Canary>,
+    /// Distinct command lines the script ran (from the syscall recorder), with counts.
+    pub spawned: Vec<crate::observe::syscalls::Spawned>,
 }
 
 /// Writing the report failed.
@@ -302,6 +305,13 @@ impl Report {
 }
 
 impl ScriptRun {
+    /// Attach what the observation recorded.
+    pub fn observed(&mut self, o: crate::observe::Observed) {
+        self.findings = o.findings;
+        self.canaries = o.canaries;
+        self.spawned = o.spawned;
+    }
+
     /// Build the entry for one finished run.
     pub fn new(
         spec: &SandboxSpec,
@@ -402,6 +412,7 @@ impl ScriptRun {
             survivors: outcome.survivors.clone(),
             findings: Vec::new(),
             canaries: Vec::new(),
+            spawned: Vec::new(),
         }
     }
 }
@@ -554,6 +565,7 @@ mod tests {
             survivors: vec![],
             findings,
             canaries: vec![],
+            spawned: vec![],
         }
     }
 

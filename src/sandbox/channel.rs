@@ -80,6 +80,8 @@ pub enum FromInit {
         /// The errno, if the failure was a system call.
         errno: Option<i32>,
     },
+    /// The recorder's seccomp listener is attached.
+    Recorder,
     /// Every layer is in place; the next thing is `execve`.
     Enforced {
         /// Landlock's achieved status.

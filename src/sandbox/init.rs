@@ -517,6 +517,19 @@ fn stage_c(chan: BorrowedFd<'_>, plan: &SetupPlan) -> Result<Never, Failure> {
         }
         Err(e) => return Err(e).at(Step::Seccomp),
     };
+    // The recorder's listener must reach the supervisor before the first notified syscall
+    // (the execve below), or that syscall would wait forever; sendmsg is not notified.
+    if plan.recorder {
+        match seccomp::compile_recorder()
+            .map_err(|e| chain(&e))
+            .and_then(|p| sys::seccomp_install_listener(&p).map_err(|e| e.to_string()))
+        {
+            Ok(listener) => {
+                let _ = channel::send(chan, &FromInit::Recorder, &[listener.as_fd()]);
+            }
+            Err(e) => tracing::warn!("syscall recorder unavailable: {e}"),
+        }
+    }
     t.mark(Step::Seccomp);
 
     let _ = channel::send(

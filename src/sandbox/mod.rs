@@ -107,6 +107,15 @@ impl SandboxError {
     }
 }
 
+/// Observation endpoints the sandbox hands to the supervisor while it runs.
+#[derive(Debug)]
+pub enum Attach {
+    /// The sinkhole's sockets, created inside the sandbox's network namespace.
+    Sinkhole(Vec<(channel::SinkSocket, OwnedFd)>),
+    /// The recorder's seccomp notification listener.
+    Recorder(OwnedFd),
+}
+
 /// Where the command's stdout and stderr go (`None`: share the caller's).
 #[derive(Debug, Default)]
 pub struct Stdio2 {
@@ -200,7 +209,7 @@ pub fn run(
     plan: &SetupPlan,
     timeout: Option<Duration>,
     stdio: Stdio2,
-    on_sinkhole: &mut dyn FnMut(Vec<(channel::SinkSocket, OwnedFd)>),
+    attach: &mut dyn FnMut(Attach),
 ) -> Result<Outcome, SandboxError> {
     let (ours, theirs) = socketpair(
         AddressFamily::Unix,
@@ -257,7 +266,12 @@ pub fn run(
             Some((msg, fds)) => match msg {
                 FromInit::Spawned => pid1 = fds.into_iter().next(),
                 FromInit::Sinkhole { sockets } => {
-                    on_sinkhole(sockets.into_iter().zip(fds).collect());
+                    attach(Attach::Sinkhole(sockets.into_iter().zip(fds).collect()));
+                }
+                FromInit::Recorder => {
+                    if let Some(fd) = fds.into_iter().next() {
+                        attach(Attach::Recorder(fd));
+                    }
                 }
                 FromInit::StepFailed { step, error, errno } => {
                     setup_error = Some(SandboxError::Setup { step, error, errno });

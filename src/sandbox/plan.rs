@@ -169,6 +169,9 @@ pub struct SetupPlan {
     pub network: NetworkPlan,
     /// The command.
     pub exec: ExecSpec,
+    /// Install the recorder's notification filter and hand its listener to the supervisor.
+    #[serde(default)]
+    pub recorder: bool,
     /// Print per-step timings on stderr (set by the caller for `-vv`).
     #[serde(default)]
     pub trace_steps: bool,
@@ -462,6 +465,7 @@ impl SetupPlan {
                 },
             },
             exec: spec.exec.clone(),
+            recorder: spec.record_syscalls,
             trace_steps: false,
         }
     }
@@ -571,6 +575,7 @@ mod tests {
                 seccomp: Level::Required,
             },
             network: NetworkSpec::Isolated,
+            record_syscalls: false,
         }
     }
 

@@ -420,6 +420,66 @@ pub fn compile(plan: &SeccompPlan) -> Result<BpfProgram, SeccompError> {
     Ok(out)
 }
 
+/// Syscalls the recorder is notified of (CONTINUE only: it observes, never decides). `sendto`
+/// only with a destination address.
+pub fn recorder_rules() -> Vec<SyscallRule> {
+    let mut v = vec![
+        rule!(SYS_openat),
+        unified("openat2", 437),
+        rule!(SYS_execve),
+        rule!(SYS_execveat),
+        rule!(SYS_connect),
+    ];
+    #[cfg(target_arch = "x86_64")]
+    v.extend([rule!(SYS_open), rule!(SYS_creat)]);
+    v.into_iter().map(named).collect()
+}
+
+/// Compile the recorder's filter: matching syscalls return `SECCOMP_RET_USER_NOTIF`. seccompiler
+/// has no such action in 0.5, so the filter is compiled with a sentinel TRACE value that is then
+/// rewritten (and `sendto` with a destination is added the same way).
+pub fn compile_recorder() -> Result<BpfProgram, SeccompError> {
+    const SENTINEL: u32 = 0x1234;
+    let mut rules = recorder_rules();
+    rules.push(named(SyscallRule {
+        name: "SYS_sendto".into(),
+        nr: libc::SYS_sendto,
+        when: vec![ArgCond::Ne32 { arg: 4, value: 0 }],
+    }));
+    let err = |source| SeccompError::Compile {
+        filter: "recorder".into(),
+        source,
+    };
+    let mut map: std::collections::BTreeMap<i64, Vec<SeccompRule>> = Default::default();
+    for r in &rules {
+        let entry = map.entry(r.nr).or_default();
+        if !r.when.is_empty() {
+            let conds = r
+                .when
+                .iter()
+                .map(condition)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(err)?;
+            entry.push(SeccompRule::new(conds).map_err(err)?);
+        }
+    }
+    let mut program: BpfProgram = SeccompFilter::new(
+        map,
+        SeccompAction::Allow,
+        SeccompAction::Trace(SENTINEL),
+        target_arch(),
+    )
+    .map_err(err)?
+    .try_into()
+    .map_err(err)?;
+    for ins in &mut program {
+        if ins.code == BPF_RET_K && ins.k == (libc::SECCOMP_RET_TRACE | SENTINEL) {
+            ins.k = libc::SECCOMP_RET_USER_NOTIF;
+        }
+    }
+    Ok(program)
+}
+
 /// Compile and install the plan as one filter. Returns how many rule groups it enforces.
 pub fn install(plan: &SeccompPlan) -> Result<usize, SeccompError> {
     let program = compile(plan)?;

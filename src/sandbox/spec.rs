@@ -128,4 +128,7 @@ pub struct SandboxSpec {
     pub enforcement: EnforcementLevels,
     /// Network view.
     pub network: NetworkSpec,
+    /// Report file opens, execs and connects to the supervisor (seccomp user notification,
+    /// CONTINUE only).
+    pub record_syscalls: bool,
 }

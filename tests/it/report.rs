@@ -43,6 +43,15 @@ struct Run {
     survivors: Vec<Survivor>,
     findings: Vec<FindingM>,
     canaries: Vec<CanaryM>,
+    spawned: Vec<SpawnedM>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct SpawnedM {
+    argv: Vec<String>,
+    count: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -267,6 +276,14 @@ fn report_describes_what_was_enforced() {
     assert!(run.survivors.is_empty());
     assert!(run.package.is_none(), "`run` has no package");
     assert!(run.findings.is_empty(), "{:?}", run.findings);
+    // The syscall recorder saw the shell run.
+    assert!(
+        run.spawned
+            .iter()
+            .any(|s| s.argv.first().is_some_and(|a| a.ends_with("sh"))),
+        "{:?}",
+        run.spawned
+    );
     // Decoy files and well-known environment canaries were planted.
     let ids: Vec<&str> = run.canaries.iter().map(|c| c.id.as_str()).collect();
     for id in [

@@ -1,0 +1,621 @@
+//! The syscall recorder: a seccomp user-notification listener (installed by the sandboxed
+//! process itself, handed to us before its first notified syscall). For every `open*`, `creat`,
+//! `execve*`, `connect` and `sendto`-with-address it reads the arguments from the target's memory,
+//! checks the notification is still valid, and answers CONTINUE: the kernel then runs the syscall
+//! exactly as if we were not there. Pointer arguments can change after we read them (TOCTOU), so
+//! this only ever records; namespaces and Landlock enforce.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Finding, FindingKind, Severity};
+use crate::sys;
+
+/// What the recorder needs to know about the sandbox.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// HOME inside the sandbox (the decoy home; its writes are judged by the home diff).
+    pub home: PathBuf,
+    /// Host paths bound writable.
+    pub writable: Vec<PathBuf>,
+    /// The command's working directory.
+    pub cwd: PathBuf,
+}
+
+/// A distinct command line the script ran, with how often.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Spawned {
+    /// argv (truncated to 16 arguments of 200 bytes).
+    pub argv: Vec<String>,
+    /// Times run.
+    pub count: usize,
+}
+
+#[derive(Debug, Clone)]
+enum Event {
+    Open { path: PathBuf, write: bool },
+    Exec { argv: Vec<String> },
+    Connect { addr: String },
+}
+
+/// A running recorder.
+#[derive(Debug)]
+pub struct Recorder {
+    thread: Option<JoinHandle<Vec<Event>>>,
+    context: Context,
+}
+
+const O_ACCMODE: u64 = 3;
+const O_CREAT: u64 = 0o100;
+const O_TRUNC: u64 = 0o1000;
+const O_APPEND: u64 = 0o2000;
+
+impl Recorder {
+    /// Serve `listener` until every task of the sandbox is gone.
+    pub fn start(listener: OwnedFd, context: Context) -> Recorder {
+        let thread = std::thread::spawn(move || serve(&listener));
+        Recorder {
+            thread: Some(thread),
+            context,
+        }
+    }
+
+    /// The findings and the distinct commands run. Call after the sandbox is gone (the thread
+    /// ends when the listener reports that no task uses the filter any more).
+    pub fn finish(mut self) -> (Vec<Finding>, Vec<Spawned>) {
+        let events = self
+            .thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default();
+        classify(&events, &self.context)
+    }
+}
+
+fn serve(listener: &OwnedFd) -> Vec<Event> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let mut events = Vec::new();
+    let mut mem: BTreeMap<u32, File> = BTreeMap::new();
+    loop {
+        let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::Error::EINTR) => continue,
+            Err(_) => break,
+            Ok(_) => {}
+        }
+        let revents = fds[0].revents().unwrap_or(PollFlags::empty());
+        if !revents.contains(PollFlags::POLLIN) {
+            // POLLHUP without POLLIN: every task using the filter has exited.
+            break;
+        }
+        let req = match sys::seccomp_notif_recv(listener.as_fd()) {
+            Ok(r) => r,
+            // ENOENT: the target died between poll and recv.
+            Err(_) => continue,
+        };
+        let event = read_event(&req, &mut mem);
+        // Only trust what we read if the target is still blocked in this very syscall.
+        let valid = sys::seccomp_notif_id_valid(listener.as_fd(), req.id);
+        let _ = sys::seccomp_notif_continue(listener.as_fd(), req.id);
+        if let (true, Some(e)) = (valid, event) {
+            if matches!(e, Event::Exec { .. }) {
+                // The address space is replaced by a successful exec: reopen next time.
+                mem.remove(&req.pid);
+            }
+            events.push(e);
+        }
+        if events.len() > 200_000 {
+            // Bound memory for pathological scripts; keep serving so they never block.
+            events.drain(..100_000);
+        }
+    }
+    events
+}
+
+fn mem_of(mem: &mut BTreeMap<u32, File>, pid: u32) -> Option<&File> {
+    match mem.entry(pid) {
+        std::collections::btree_map::Entry::Occupied(e) => Some(e.into_mut()),
+        std::collections::btree_map::Entry::Vacant(v) => {
+            Some(v.insert(File::open(format!("/proc/{pid}/mem")).ok()?))
+        }
+    }
+}
+
+fn read_cstr(f: &File, addr: u64, max: usize) -> Option<String> {
+    if addr == 0 {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut buf = [0u8; 256];
+    let mut at = addr;
+    while out.len() < max {
+        let n = f.read_at(&mut buf, at).ok()?;
+        if n == 0 {
+            break;
+        }
+        if let Some(end) = buf[..n].iter().position(|b| *b == 0) {
+            out.extend_from_slice(&buf[..end]);
+            return Some(String::from_utf8_lossy(&out).into_owned());
+        }
+        out.extend_from_slice(&buf[..n]);
+        at += n as u64;
+    }
+    Some(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn read_u64(f: &File, addr: u64) -> Option<u64> {
+    let mut b = [0u8; 8];
+    (f.read_at(&mut b, addr).ok()? == 8).then(|| u64::from_ne_bytes(b))
+}
+
+/// Resolve `path` as the kernel would for `dirfd` in process `pid`.
+fn resolve(pid: u32, dirfd: i64, path: &str) -> PathBuf {
+    let p = Path::new(path);
+    if p.is_absolute() {
+        return p.to_path_buf();
+    }
+    let base = if dirfd == i64::from(libc::AT_FDCWD) {
+        std::fs::read_link(format!("/proc/{pid}/cwd")).ok()
+    } else {
+        std::fs::read_link(format!("/proc/{pid}/fd/{dirfd}")).ok()
+    };
+    base.unwrap_or_default().join(p)
+}
+
+fn read_event(req: &libc::seccomp_notif, mem: &mut BTreeMap<u32, File>) -> Option<Event> {
+    let nr = i64::from(req.data.nr);
+    let a = req.data.args;
+    let pid = req.pid;
+    // The dirfd argument is an int: only its low 32 bits are meaningful (AT_FDCWD is -100).
+    let dirfd_of = |v: u64| {
+        let low = v.to_le_bytes();
+        i64::from(i32::from_le_bytes([low[0], low[1], low[2], low[3]]))
+    };
+    let f = mem_of(mem, pid)?;
+    #[cfg(target_arch = "x86_64")]
+    {
+        if nr == libc::SYS_open {
+            let path = read_cstr(f, a[0], 4096)?;
+            return Some(Event::Open {
+                path: resolve(pid, i64::from(libc::AT_FDCWD), &path),
+                write: is_write(a[1]),
+            });
+        }
+        if nr == libc::SYS_creat {
+            let path = read_cstr(f, a[0], 4096)?;
+            return Some(Event::Open {
+                path: resolve(pid, i64::from(libc::AT_FDCWD), &path),
+                write: true,
+            });
+        }
+    }
+    if nr == libc::SYS_openat {
+        let path = read_cstr(f, a[1], 4096)?;
+        return Some(Event::Open {
+            path: resolve(pid, dirfd_of(a[0]), &path),
+            write: is_write(a[2]),
+        });
+    }
+    if nr == 437 {
+        // openat2(dirfd, path, struct open_how *{ u64 flags, ... }, size)
+        let path = read_cstr(f, a[1], 4096)?;
+        let flags = read_u64(f, a[2]).unwrap_or(0);
+        return Some(Event::Open {
+            path: resolve(pid, dirfd_of(a[0]), &path),
+            write: is_write(flags),
+        });
+    }
+    if nr == libc::SYS_execve || nr == libc::SYS_execveat {
+        let argv_ptr = if nr == libc::SYS_execve { a[1] } else { a[2] };
+        let mut argv = Vec::new();
+        for i in 0..16u64 {
+            let p = read_u64(f, argv_ptr + i * 8)?;
+            if p == 0 {
+                break;
+            }
+            argv.push(read_cstr(f, p, 200)?);
+        }
+        if argv.is_empty() {
+            let path_ptr = if nr == libc::SYS_execve { a[0] } else { a[1] };
+            argv.push(read_cstr(f, path_ptr, 4096)?);
+        }
+        return Some(Event::Exec { argv });
+    }
+    if nr == libc::SYS_connect || nr == libc::SYS_sendto {
+        let (ptr, len) = if nr == libc::SYS_connect {
+            (a[1], a[2])
+        } else {
+            (a[4], a[5])
+        };
+        let len = usize::try_from(len.min(128)).unwrap_or(0);
+        let mut buf = vec![0u8; len];
+        let n = f.read_at(&mut buf, ptr).ok()?;
+        return sockaddr(&buf[..n]).map(|addr| Event::Connect { addr });
+    }
+    None
+}
+
+fn is_write(flags: u64) -> bool {
+    flags & O_ACCMODE != 0 || flags & (O_CREAT | O_TRUNC | O_APPEND) != 0
+}
+
+/// Render a `struct sockaddr` (unix path, inet, inet6).
+fn sockaddr(b: &[u8]) -> Option<String> {
+    let family = u16::from_ne_bytes([*b.first()?, *b.get(1)?]);
+    match i32::from(family) {
+        libc::AF_UNIX => {
+            let raw = b.get(2..)?;
+            if raw.first() == Some(&0) {
+                let name: Vec<u8> = raw[1..].iter().copied().take_while(|c| *c != 0).collect();
+                Some(format!("unix:@{}", String::from_utf8_lossy(&name)))
+            } else {
+                let name: Vec<u8> = raw.iter().copied().take_while(|c| *c != 0).collect();
+                Some(format!("unix:{}", String::from_utf8_lossy(&name)))
+            }
+        }
+        libc::AF_INET => {
+            let port = u16::from_be_bytes([*b.get(2)?, *b.get(3)?]);
+            Some(format!(
+                "{}.{}.{}.{}:{port}",
+                b.get(4)?,
+                b.get(5)?,
+                b.get(6)?,
+                b.get(7)?
+            ))
+        }
+        libc::AF_INET6 => {
+            let port = u16::from_be_bytes([*b.get(2)?, *b.get(3)?]);
+            let mut o = [0u8; 16];
+            o.copy_from_slice(b.get(8..24)?);
+            Some(format!("[{}]:{port}", std::net::Ipv6Addr::from(o)))
+        }
+        _ => None,
+    }
+}
+
+/// Credential files looked for outside HOME (another user's home, the host's root, the
+/// project's dotenv files, orchestrator secrets). Opens of invisible paths in general are noise
+/// (PATH and library lookups), so only these names count.
+fn secret_path(path: &Path) -> Option<&'static str> {
+    let s = path.to_string_lossy();
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy())
+        .unwrap_or_default();
+    if ["/etc/shadow", "/etc/gshadow", "/etc/sudoers"].contains(&s.as_ref())
+        || s.starts_with("/var/run/secrets/")
+        || s.starts_with("/run/secrets/")
+    {
+        return Some("a system secret");
+    }
+    if s.contains("/.ssh/id_") || s.ends_with("/.ssh/authorized_keys") {
+        return Some("an ssh key");
+    }
+    if file == ".npmrc" || s.ends_with("/.git-credentials") || s.ends_with("/.config/gh/hosts.yml")
+    {
+        return Some("a token file");
+    }
+    if s.ends_with("/.aws/credentials")
+        || s.ends_with("/.kube/config")
+        || s.ends_with("/.docker/config.json")
+    {
+        return Some("cloud credentials");
+    }
+    if (file == ".env" || file.starts_with(".env.")) && !s.contains("/node_modules/") {
+        return Some("a dotenv file");
+    }
+    None
+}
+
+/// Where a write outside the writable set points, and how bad that is.
+fn tamper_class(path: &Path) -> Option<(Severity, &'static str)> {
+    let s = path.to_string_lossy();
+    if s.starts_with("/dev/") || s.starts_with("/proc/") || s.starts_with("/tmp/") || s == "/tmp" {
+        return None;
+    }
+    let name = |n: &str| path.components().any(|c| c.as_os_str() == n);
+    if name(".git") || name(".github") || name(".husky") {
+        return Some((Severity::High, "the project's git hooks or CI workflows"));
+    }
+    if name(".claude") || name(".vscode") || name(".cursor") {
+        return Some((
+            Severity::High,
+            "an AI-agent or IDE auto-run config of the project",
+        ));
+    }
+    if name("node_modules") {
+        return Some((Severity::High, "another package"));
+    }
+    if s.starts_with("/etc/")
+        || s.starts_with("/usr/")
+        || s.starts_with("/bin")
+        || s.starts_with("/lib")
+    {
+        return Some((Severity::High, "system files"));
+    }
+    Some((Severity::High, "outside the package's own directory"))
+}
+
+fn classify(events: &[Event], ctx: &Context) -> (Vec<Finding>, Vec<Spawned>) {
+    let mut out = Vec::new();
+    let mut spawned: BTreeMap<Vec<String>, usize> = BTreeMap::new();
+    let mut seen: std::collections::BTreeSet<(FindingKind, String)> = Default::default();
+    let mut environ_reads: std::collections::BTreeSet<String> = Default::default();
+    let mut push = |out: &mut Vec<Finding>, f: Finding| {
+        if seen.insert((f.kind, f.target.clone())) {
+            out.push(f);
+        }
+    };
+    for e in events {
+        match e {
+            Event::Open { path, write, .. } => {
+                // HOME is the decoy home: reads show in the decoys' atime, writes in its diff.
+                if path.starts_with(&ctx.home) {
+                    continue;
+                }
+                let s = path.to_string_lossy();
+                if let Some(rest) = s.strip_prefix("/proc/") {
+                    // Paths name pids of the sandbox's own namespace. pid 1 is our init, the
+                    // stand-in for npm; many different pids is a scan for tokens.
+                    let owner = rest.split('/').next().unwrap_or("");
+                    if s.ends_with("/environ") && owner.parse::<u32>().is_ok() {
+                        environ_reads.insert(owner.to_string());
+                    }
+                    continue;
+                }
+                if let Some(class) = secret_path(path) {
+                    push(
+                        &mut out,
+                        Finding {
+                            kind: FindingKind::SecretRead,
+                            severity: Severity::High,
+                            summary: format!("tried to open {class} `{s}` outside the decoy home"),
+                            target: s.into_owned(),
+                            detail: Some(
+                                "not visible in the sandbox; the attempt is what matters".into(),
+                            ),
+                        },
+                    );
+                    continue;
+                }
+                if *write
+                    && !path.starts_with(&ctx.home)
+                    && !ctx.writable.iter().any(|w| path.starts_with(w))
+                {
+                    if let Some((sev, class)) = tamper_class(path) {
+                        push(
+                            &mut out,
+                            Finding {
+                                kind: FindingKind::TamperAttempt,
+                                severity: sev,
+                                summary: format!("tried to write `{s}` ({class}); refused"),
+                                target: s.into_owned(),
+                                detail: None,
+                            },
+                        );
+                    }
+                }
+            }
+            Event::Exec { argv } => {
+                *spawned.entry(argv.clone()).or_default() += 1;
+                if let Some(f) = exec_finding(argv) {
+                    push(&mut out, f);
+                }
+            }
+            Event::Connect { addr } => {
+                if addr.starts_with("unix:") {
+                    let sock = addr.trim_start_matches("unix:");
+                    if sock.contains("docker.sock")
+                        || sock.contains("containerd")
+                        || sock.contains("podman")
+                    {
+                        push(
+                            &mut out,
+                            Finding {
+                                kind: FindingKind::EscapeAttempt,
+                                severity: Severity::High,
+                                summary: format!(
+                                    "tried to reach a container runtime socket `{sock}`"
+                                ),
+                                target: addr.clone(),
+                                detail: None,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+    }
+    if environ_reads.contains("1") || environ_reads.len() >= 3 {
+        out.push(Finding {
+            kind: FindingKind::SecretRead,
+            severity: Severity::High,
+            summary: format!(
+                "read other processes' environments (pids {})",
+                environ_reads.iter().cloned().collect::<Vec<_>>().join(", ")
+            ),
+            target: "/proc/*/environ".into(),
+            detail: Some("a way to steal tokens from the parent (npm) process".into()),
+        });
+    } else if !environ_reads.is_empty() {
+        out.push(Finding {
+            kind: FindingKind::Fingerprinting,
+            severity: Severity::Low,
+            summary: format!(
+                "read the environment of a sibling process (pid {}) in its own sandbox",
+                environ_reads.iter().cloned().collect::<Vec<_>>().join(", ")
+            ),
+            target: "/proc/*/environ".into(),
+            detail: None,
+        });
+    }
+    let mut list: Vec<Spawned> = spawned
+        .into_iter()
+        .map(|(argv, count)| Spawned { argv, count })
+        .collect();
+    list.truncate(500);
+    (out, list)
+}
+
+fn exec_finding(argv: &[String]) -> Option<Finding> {
+    let base = |s: &str| s.rsplit('/').next().unwrap_or(s).to_string();
+    let prog = base(argv.first()?);
+    // For `node x.js` / `sh -c ...` look at what is run, not the interpreter.
+    let joined = argv.iter().map(|a| base(a)).collect::<Vec<_>>().join(" ");
+    let has = |words: &[&str]| words.iter().all(|w| argv.iter().any(|a| base(a) == *w));
+    let (kind, severity, what) = if (prog == "npm" || joined.contains("npm-cli.js"))
+        && [
+            "publish", "whoami", "adduser", "login", "token", "access", "owner",
+        ]
+        .iter()
+        .any(|c| argv.iter().skip(1).any(|a| a == c))
+    {
+        (
+            FindingKind::TamperAttempt,
+            Severity::High,
+            "worm propagation: npm account or publish command",
+        )
+    } else if has(&["git", "credential"]) || has(&["gh", "auth"]) || prog == "trufflehog" {
+        (
+            FindingKind::SecretRead,
+            Severity::High,
+            "credential helper or secret scanner",
+        )
+    } else if [
+        "sudo", "su", "doas", "pkexec", "nsenter", "docker", "podman", "kubectl", "setcap",
+        "mount", "unshare", "chroot", "insmod", "modprobe",
+    ]
+    .contains(&prog.as_str())
+    {
+        (
+            FindingKind::EscapeAttempt,
+            Severity::High,
+            "privilege or container escape tool",
+        )
+    } else if [
+        "curl", "wget", "nc", "ncat", "socat", "ssh", "scp", "telnet", "dig", "nslookup", "host",
+    ]
+    .contains(&prog.as_str())
+    {
+        (
+            FindingKind::NetworkAttempt,
+            Severity::Medium,
+            "network tool",
+        )
+    } else if has(&["git", "push"]) || has(&["git", "remote"]) {
+        (
+            FindingKind::TamperAttempt,
+            Severity::High,
+            "git push from an install script",
+        )
+    } else if ["crontab", "systemctl", "launchctl", "at"].contains(&prog.as_str()) {
+        (
+            FindingKind::PersistenceAttempt,
+            Severity::High,
+            "scheduler / service persistence",
+        )
+    } else {
+        return None;
+    };
+    let shown: Vec<&str> = argv.iter().take(8).map(String::as_str).collect();
+    Some(Finding {
+        kind,
+        severity,
+        summary: format!("ran `{}` ({what})", shown.join(" ")),
+        target: prog,
+        detail: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification() {
+        let ctx = Context {
+            home: "/home/u".into(),
+            writable: vec!["/p/node_modules/x".into()],
+            cwd: "/p/node_modules/x".into(),
+        };
+        let events = vec![
+            Event::Open {
+                path: "/p/node_modules/x/build/a.o".into(),
+                write: true,
+            },
+            Event::Open {
+                path: "/p/node_modules/y/index.js".into(),
+                write: true,
+            },
+            Event::Open {
+                path: "/p/.github/workflows/x.yml".into(),
+                write: true,
+            },
+            Event::Open {
+                path: "/p/package.json".into(),
+                write: false,
+            },
+            Event::Open {
+                path: "/proc/1/environ".into(),
+                write: false,
+            },
+            Event::Open {
+                path: "/proc/self/environ".into(),
+                write: false,
+            },
+            Event::Open {
+                path: "/home/u/.bashrc".into(),
+                write: true,
+            },
+            Event::Exec {
+                argv: vec!["/usr/bin/npm".into(), "publish".into()],
+            },
+            Event::Exec {
+                argv: vec!["/usr/bin/gcc".into(), "-c".into()],
+            },
+            Event::Exec {
+                argv: vec!["/usr/bin/gcc".into(), "-c".into()],
+            },
+            Event::Connect {
+                addr: "unix:/var/run/docker.sock".into(),
+            },
+        ];
+        let (f, spawned) = classify(&events, &ctx);
+        let kinds: Vec<(FindingKind, &str)> =
+            f.iter().map(|x| (x.kind, x.target.as_str())).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (FindingKind::TamperAttempt, "/p/node_modules/y/index.js"),
+                (FindingKind::TamperAttempt, "/p/.github/workflows/x.yml"),
+                (FindingKind::TamperAttempt, "npm"),
+                (FindingKind::EscapeAttempt, "unix:/var/run/docker.sock"),
+                (FindingKind::SecretRead, "/proc/*/environ"),
+            ]
+        );
+        assert_eq!(
+            spawned
+                .iter()
+                .find(|s| s.argv[0] == "/usr/bin/gcc")
+                .unwrap()
+                .count,
+            2
+        );
+    }
+
+    #[test]
+    fn sockaddrs() {
+        let mut v4 = vec![2u8, 0, 0x01, 0xbb, 10, 1, 2, 3];
+        v4.resize(16, 0);
+        assert_eq!(sockaddr(&v4).as_deref(), Some("10.1.2.3:443"));
+        let mut un = vec![1u8, 0];
+        un.extend_from_slice(b"/run/x.sock\0");
+        assert_eq!(sockaddr(&un).as_deref(), Some("unix:/run/x.sock"));
+    }
+}
