@@ -128,6 +128,18 @@ impl Observation {
                 .filter(|m| m.kind == crate::sandbox::spec::MountKind::ReadWrite)
                 .map(|m| m.path.clone())
                 .collect(),
+            visible: spec
+                .mounts
+                .iter()
+                .filter(|m| {
+                    matches!(
+                        m.kind,
+                        crate::sandbox::spec::MountKind::ReadWrite
+                            | crate::sandbox::spec::MountKind::ReadOnly
+                    )
+                })
+                .map(|m| m.path.clone())
+                .collect(),
             cwd: spec.exec.cwd.clone(),
         };
         Ok(Observation {

@@ -24,6 +24,8 @@ pub struct Context {
     pub home: PathBuf,
     /// Host paths bound writable.
     pub writable: Vec<PathBuf>,
+    /// Every host path bound into the sandbox (read-only or writable).
+    pub visible: Vec<PathBuf>,
     /// The command's working directory.
     pub cwd: PathBuf,
 }
@@ -154,18 +156,31 @@ fn read_u64(f: &File, addr: u64) -> Option<u64> {
     (f.read_at(&mut b, addr).ok()? == 8).then(|| u64::from_ne_bytes(b))
 }
 
-/// Resolve `path` as the kernel would for `dirfd` in process `pid`.
+/// Resolve `path` as the kernel would for `dirfd` in process `pid` (lexically: `..` is folded,
+/// symlinks are not followed, which is what the report should show anyway).
 fn resolve(pid: u32, dirfd: i64, path: &str) -> PathBuf {
     let p = Path::new(path);
-    if p.is_absolute() {
-        return p.to_path_buf();
-    }
-    let base = if dirfd == i64::from(libc::AT_FDCWD) {
-        std::fs::read_link(format!("/proc/{pid}/cwd")).ok()
+    let joined = if p.is_absolute() {
+        p.to_path_buf()
     } else {
-        std::fs::read_link(format!("/proc/{pid}/fd/{dirfd}")).ok()
+        let base = if dirfd == i64::from(libc::AT_FDCWD) {
+            std::fs::read_link(format!("/proc/{pid}/cwd")).ok()
+        } else {
+            std::fs::read_link(format!("/proc/{pid}/fd/{dirfd}")).ok()
+        };
+        base.unwrap_or_default().join(p)
     };
-    base.unwrap_or_default().join(p)
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
 }
 
 fn read_event(req: &libc::seccomp_notif, mem: &mut BTreeMap<u32, File>) -> Option<Event> {
@@ -187,6 +202,13 @@ fn read_event(req: &libc::seccomp_notif, mem: &mut BTreeMap<u32, File>) -> Optio
                 write: is_write(a[1]),
             });
         }
+        if nr == libc::SYS_mkdir || nr == libc::SYS_unlink {
+            let path = read_cstr(f, a[0], 4096)?;
+            return Some(Event::Open {
+                path: resolve(pid, i64::from(libc::AT_FDCWD), &path),
+                write: true,
+            });
+        }
         if nr == libc::SYS_creat {
             let path = read_cstr(f, a[0], 4096)?;
             return Some(Event::Open {
@@ -200,6 +222,13 @@ fn read_event(req: &libc::seccomp_notif, mem: &mut BTreeMap<u32, File>) -> Optio
         return Some(Event::Open {
             path: resolve(pid, dirfd_of(a[0]), &path),
             write: is_write(a[2]),
+        });
+    }
+    if nr == libc::SYS_mkdirat || nr == libc::SYS_unlinkat {
+        let path = read_cstr(f, a[1], 4096)?;
+        return Some(Event::Open {
+            path: resolve(pid, dirfd_of(a[0]), &path),
+            write: true,
         });
     }
     if nr == 437 {
@@ -316,7 +345,7 @@ fn secret_path(path: &Path) -> Option<&'static str> {
 /// Where a write outside the writable set points, and how bad that is.
 fn tamper_class(path: &Path) -> Option<(Severity, &'static str)> {
     let s = path.to_string_lossy();
-    if s.starts_with("/dev/") || s.starts_with("/proc/") || s.starts_with("/tmp/") || s == "/tmp" {
+    if s.starts_with("/dev/") || s.starts_with("/proc/") {
         return None;
     }
     let name = |n: &str| path.components().any(|c| c.as_os_str() == n);
@@ -388,6 +417,12 @@ fn classify(events: &[Event], ctx: &Context) -> (Vec<Finding>, Vec<Spawned>) {
                     && !path.starts_with(&ctx.home)
                     && !ctx.writable.iter().any(|w| path.starts_with(w))
                 {
+                    // The private /tmp is the sandbox's own, unless a host path is bound there.
+                    let private_tmp = path.starts_with("/tmp")
+                        && !ctx.visible.iter().any(|v| path.starts_with(v));
+                    if private_tmp {
+                        continue;
+                    }
                     if let Some((sev, class)) = tamper_class(path) {
                         push(
                             &mut out,
@@ -542,6 +577,7 @@ mod tests {
         let ctx = Context {
             home: "/home/u".into(),
             writable: vec!["/p/node_modules/x".into()],
+            visible: vec!["/p".into()],
             cwd: "/p/node_modules/x".into(),
         };
         let events = vec![

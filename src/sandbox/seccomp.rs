@@ -426,12 +426,19 @@ pub fn recorder_rules() -> Vec<SyscallRule> {
     let mut v = vec![
         rule!(SYS_openat),
         unified("openat2", 437),
+        rule!(SYS_mkdirat),
+        rule!(SYS_unlinkat),
         rule!(SYS_execve),
         rule!(SYS_execveat),
         rule!(SYS_connect),
     ];
     #[cfg(target_arch = "x86_64")]
-    v.extend([rule!(SYS_open), rule!(SYS_creat)]);
+    v.extend([
+        rule!(SYS_open),
+        rule!(SYS_creat),
+        rule!(SYS_mkdir),
+        rule!(SYS_unlink),
+    ]);
     v.into_iter().map(named).collect()
 }
 
