@@ -180,7 +180,11 @@ impl Context<'_> {
             let obs = if self.no_record {
                 None
             } else {
-                Some(Observation::attach(&mut spec, &[]).map_err(RunError::Observe)?)
+                let caches: Vec<PathBuf> = self.npm_cache.iter().cloned().collect();
+                Some(
+                    Observation::attach_with_caches(&mut spec, &[], &caches)
+                        .map_err(RunError::Observe)?,
+                )
             };
             Ok((spec, obs))
         });

@@ -96,6 +96,16 @@ impl Observation {
     /// Plant a decoy home at the spec's HOME and replace credential variables with canaries
     /// (except the names the caller passed explicitly with `--env`).
     pub fn attach(spec: &mut SandboxSpec, explicit_env: &[String]) -> std::io::Result<Self> {
+        Self::attach_with_caches(spec, explicit_env, &[])
+    }
+
+    /// [`Observation::attach`], naming shared read-only caches (npm's) whose write attempts are
+    /// expected noise.
+    pub fn attach_with_caches(
+        spec: &mut SandboxSpec,
+        explicit_env: &[String],
+        caches: &[std::path::PathBuf],
+    ) -> std::io::Result<Self> {
         let mut decoys = DecoyHome::plant(&spec.home)?;
         spec.home_source = Some(decoys.host_dir().to_path_buf());
         let keep: Vec<(String, String)> = spec
@@ -140,6 +150,7 @@ impl Observation {
                 })
                 .map(|m| m.path.clone())
                 .collect(),
+            caches: caches.to_vec(),
             cwd: spec.exec.cwd.clone(),
         };
         Ok(Observation {

@@ -26,6 +26,9 @@ pub struct Context {
     pub writable: Vec<PathBuf>,
     /// Every host path bound into the sandbox (read-only or writable).
     pub visible: Vec<PathBuf>,
+    /// Read-only shared caches (npm's): write attempts there are expected from nested npm runs
+    /// and reported at low severity.
+    pub caches: Vec<PathBuf>,
     /// The command's working directory.
     pub cwd: PathBuf,
 }
@@ -348,6 +351,13 @@ fn tamper_class(path: &Path) -> Option<(Severity, &'static str)> {
     if s.starts_with("/dev/") || s.starts_with("/proc/") {
         return None;
     }
+    // Python writes its bytecode cache opportunistically next to every module it imports
+    // (node-gyp's gyp among them) and carries on when it cannot: noise, not tampering.
+    if path.components().any(|c| c.as_os_str() == "__pycache__")
+        || path.extension().is_some_and(|e| e == "pyc")
+    {
+        return None;
+    }
     let name = |n: &str| path.components().any(|c| c.as_os_str() == n);
     if name(".git") || name(".github") || name(".husky") {
         return Some((Severity::High, "the project's git hooks or CI workflows"));
@@ -423,6 +433,21 @@ fn classify(events: &[Event], ctx: &Context) -> (Vec<Finding>, Vec<Spawned>) {
                     if private_tmp {
                         continue;
                     }
+                    if ctx.caches.iter().any(|c| path.starts_with(c)) {
+                        push(
+                            &mut out,
+                            Finding {
+                                kind: FindingKind::TamperAttempt,
+                                severity: Severity::Low,
+                                summary: format!(
+                                    "tried to write the shared npm cache `{s}` (read-only in the sandbox)"
+                                ),
+                                target: s.into_owned(),
+                                detail: None,
+                            },
+                        );
+                        continue;
+                    }
                     if let Some((sev, class)) = tamper_class(path) {
                         push(
                             &mut out,
@@ -444,6 +469,9 @@ fn classify(events: &[Event], ctx: &Context) -> (Vec<Finding>, Vec<Spawned>) {
                 }
             }
             Event::Connect { addr } => {
+                if let Some(f) = inet_connect_finding(addr) {
+                    push(&mut out, f);
+                }
                 if addr.starts_with("unix:") {
                     let sock = addr.trim_start_matches("unix:");
                     if sock.contains("docker.sock")
@@ -496,6 +524,48 @@ fn classify(events: &[Event], ctx: &Context) -> (Vec<Finding>, Vec<Spawned>) {
         .collect();
     list.truncate(500);
     (out, list)
+}
+
+/// A connection the sinkhole cannot see: a port it does not listen on (refused at once inside
+/// the namespace). Ports it serves are reported by the sinkhole itself, with names and payloads.
+fn inet_connect_finding(addr: &str) -> Option<Finding> {
+    let (host, port) = addr.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if port == 0 || super::net::TCP_PORTS.contains(&port) || port == 53 {
+        return None;
+    }
+    let ip: std::net::IpAddr = host.parse().ok()?;
+    if ip.is_loopback() || ip.is_unspecified() {
+        return Some(Finding {
+            kind: FindingKind::NetworkAttempt,
+            severity: Severity::Low,
+            summary: format!(
+                "connection attempt to `{addr}` (the sandbox's own loopback; nothing listens)"
+            ),
+            target: addr.to_string(),
+            detail: None,
+        });
+    }
+    let fake = matches!(ip, std::net::IpAddr::V4(v4) if v4.octets()[0] == 198 && (v4.octets()[1] & 0xfe) == 18);
+    Some(Finding {
+        kind: FindingKind::NetworkAttempt,
+        severity: if fake {
+            Severity::Medium
+        } else {
+            Severity::High
+        },
+        summary: format!(
+            "connection attempt to `{addr}` on an unusual port{}; refused",
+            if fake {
+                " (a name the sinkhole resolved)"
+            } else {
+                " (a hard-coded address)"
+            }
+        ),
+        target: addr.to_string(),
+        detail: None,
+    })
 }
 
 fn exec_finding(argv: &[String]) -> Option<Finding> {
@@ -578,6 +648,7 @@ mod tests {
             home: "/home/u".into(),
             writable: vec!["/p/node_modules/x".into()],
             visible: vec!["/p".into()],
+            caches: vec![],
             cwd: "/p/node_modules/x".into(),
         };
         let events = vec![
@@ -596,6 +667,10 @@ mod tests {
             Event::Open {
                 path: "/p/package.json".into(),
                 write: false,
+            },
+            Event::Open {
+                path: "/usr/lib/python3/x/__pycache__".into(),
+                write: true,
             },
             Event::Open {
                 path: "/proc/1/environ".into(),
@@ -621,6 +696,12 @@ mod tests {
             Event::Connect {
                 addr: "unix:/var/run/docker.sock".into(),
             },
+            Event::Connect {
+                addr: "203.0.113.7:1337".into(),
+            },
+            Event::Connect {
+                addr: "198.18.0.1:443".into(),
+            },
         ];
         let (f, spawned) = classify(&events, &ctx);
         let kinds: Vec<(FindingKind, &str)> =
@@ -632,6 +713,7 @@ mod tests {
                 (FindingKind::TamperAttempt, "/p/.github/workflows/x.yml"),
                 (FindingKind::TamperAttempt, "npm"),
                 (FindingKind::EscapeAttempt, "unix:/var/run/docker.sock"),
+                (FindingKind::NetworkAttempt, "203.0.113.7:1337"),
                 (FindingKind::SecretRead, "/proc/*/environ"),
             ]
         );
