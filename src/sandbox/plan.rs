@@ -184,6 +184,8 @@ enum Entry {
         source: PathBuf,
         path: PathBuf,
         readonly: bool,
+        /// The source is a directory of ours (the decoy home): mount points may be created in it.
+        ours: bool,
     },
     Symlink {
         path: PathBuf,
@@ -304,6 +306,7 @@ impl SetupPlan {
                 source: source.clone(),
                 path: spec.home.clone(),
                 readonly: false,
+                ours: true,
             },
             None => Entry::Tmpfs {
                 path: spec.home.clone(),
@@ -318,11 +321,13 @@ impl SetupPlan {
                     source: m.path.clone(),
                     path: m.path.clone(),
                     readonly: true,
+                    ours: false,
                 },
                 MountKind::ReadWrite => Entry::Host {
                     source: m.path.clone(),
                     path: m.path.clone(),
                     readonly: false,
+                    ours: false,
                 },
                 MountKind::Symlink { target } => Entry::Symlink {
                     path: m.path.clone(),
@@ -356,6 +361,7 @@ impl SetupPlan {
                     source,
                     path,
                     readonly,
+                    ours,
                 } => {
                     let dir = is_dir(source);
                     low.prepare(path, Some(if dir { LeafKind::Dir } else { LeafKind::File }));
@@ -366,7 +372,10 @@ impl SetupPlan {
                         allow_devices: false,
                         noexec: false,
                     });
-                    low.mounted.push((path.clone(), Origin::Host));
+                    low.mounted.push((
+                        path.clone(),
+                        if *ours { Origin::Ours } else { Origin::Host },
+                    ));
                     rules.push(LandlockRule {
                         path: path.clone(),
                         access: if *readonly {
@@ -735,6 +744,23 @@ mod tests {
         let bind = text.iter().position(|t| t == "bind /home ro").unwrap();
         let home = text.iter().position(|t| t == "tmpfs /home/u").unwrap();
         assert!(bind < home);
+    }
+
+    /// The decoy home is our own directory: binds below HOME (npm's cache in `~/.npm`) get their
+    /// mount points created in it.
+    #[test]
+    fn mount_points_below_a_decoy_home_are_created() {
+        let mut s = spec(vec![ro("/home/u/.npm")], "/home/u");
+        s.home_source = Some(PathBuf::from("/tmp/decoy"));
+        let plan = SetupPlan::from_spec(&s, &|_| true);
+        let text = ops_text(&plan);
+        let home = text.iter().position(|t| t == "bind /home/u rw").unwrap();
+        let mk = text.iter().position(|t| t == "mkdir /home/u/.npm").unwrap();
+        let cache = text
+            .iter()
+            .position(|t| t == "bind /home/u/.npm ro")
+            .unwrap();
+        assert!(home < mk && mk < cache, "{text:?}");
     }
 
     #[test]

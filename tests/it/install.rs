@@ -72,7 +72,9 @@ impl World {
         let registry = Registry::start()?;
         let ctx = TestContext::new();
         let app = ctx.root().join("app");
-        let cache = ctx.root().join("npm-cache");
+        // npm's default cache location, inside HOME: the sandbox mounts it read-only inside the
+        // decoy home.
+        let cache = ctx.home.join(".npm");
         Some(World {
             ctx,
             registry,
