@@ -44,9 +44,21 @@ pub struct Spawned {
 
 #[derive(Debug, Clone)]
 enum Event {
-    Open { path: PathBuf, write: bool },
-    Exec { argv: Vec<String> },
-    Connect { addr: String },
+    Open {
+        path: PathBuf,
+        write: bool,
+    },
+    /// `mkdir` of a path: only a write attempt if the path did not already exist (EEXIST is
+    /// what `mkdir -p` gets for every existing ancestor).
+    Mkdir {
+        path: PathBuf,
+    },
+    Exec {
+        argv: Vec<String>,
+    },
+    Connect {
+        addr: String,
+    },
 }
 
 /// A running recorder.
@@ -205,7 +217,13 @@ fn read_event(req: &libc::seccomp_notif, mem: &mut BTreeMap<u32, File>) -> Optio
                 write: is_write(a[1]),
             });
         }
-        if nr == libc::SYS_mkdir || nr == libc::SYS_unlink {
+        if nr == libc::SYS_mkdir {
+            let path = read_cstr(f, a[0], 4096)?;
+            return Some(Event::Mkdir {
+                path: resolve(pid, i64::from(libc::AT_FDCWD), &path),
+            });
+        }
+        if nr == libc::SYS_unlink {
             let path = read_cstr(f, a[0], 4096)?;
             return Some(Event::Open {
                 path: resolve(pid, i64::from(libc::AT_FDCWD), &path),
@@ -227,7 +245,13 @@ fn read_event(req: &libc::seccomp_notif, mem: &mut BTreeMap<u32, File>) -> Optio
             write: is_write(a[2]),
         });
     }
-    if nr == libc::SYS_mkdirat || nr == libc::SYS_unlinkat {
+    if nr == libc::SYS_mkdirat {
+        let path = read_cstr(f, a[1], 4096)?;
+        return Some(Event::Mkdir {
+            path: resolve(pid, dirfd_of(a[0]), &path),
+        });
+    }
+    if nr == libc::SYS_unlinkat {
         let path = read_cstr(f, a[1], 4096)?;
         return Some(Event::Open {
             path: resolve(pid, dirfd_of(a[0]), &path),
@@ -391,8 +415,21 @@ fn classify(events: &[Event], ctx: &Context) -> (Vec<Finding>, Vec<Spawned>) {
             out.push(f);
         }
     };
-    for e in events {
+    let owned: Vec<Event> = events
+        .iter()
+        .filter_map(|e| match e {
+            // Sandbox paths equal host paths for everything visible, so an existing host path
+            // means the mkdir failed with EEXIST.
+            Event::Mkdir { path } => (!path.exists()).then(|| Event::Open {
+                path: path.clone(),
+                write: true,
+            }),
+            other => Some(other.clone()),
+        })
+        .collect();
+    for e in &owned {
         match e {
+            Event::Mkdir { .. } => {}
             Event::Open { path, write, .. } => {
                 // HOME is the decoy home: reads show in the decoys' atime, writes in its diff.
                 if path.starts_with(&ctx.home) {
