@@ -314,32 +314,38 @@ fn condition(c: &ArgCond) -> Result<SeccompCondition, seccompiler::BackendError>
     }
 }
 
-/// Compile one filter to classic BPF (arch check first, as seccompiler emits it).
-fn compile_one(filter: &FilterPlan) -> Result<BpfProgram, SeccompError> {
-    let err = |source| SeccompError::Compile {
-        filter: filter.name.clone(),
-        source,
-    };
+/// seccompiler's rule map for `rules`: conditional rules of one syscall are ORed; an
+/// unconditional rule means "every call", which seccompiler spells as an empty rule list.
+fn rule_map(
+    rules: &[SyscallRule],
+) -> Result<std::collections::BTreeMap<i64, Vec<SeccompRule>>, seccompiler::BackendError> {
     let mut map: std::collections::BTreeMap<i64, Vec<SeccompRule>> = Default::default();
-    for rule in &filter.rules {
+    for rule in rules {
         let entry = map.entry(rule.nr).or_default();
         if !rule.when.is_empty() {
             let conds = rule
                 .when
                 .iter()
                 .map(condition)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(err)?;
-            entry.push(SeccompRule::new(conds).map_err(err)?);
+                .collect::<Result<Vec<_>, _>>()?;
+            entry.push(SeccompRule::new(conds)?);
         }
     }
-    // A syscall with one unconditional rule must match always: seccompiler expresses that as an
-    // empty rule vector, so drop conditional rules if an unconditional one exists.
-    for rule in &filter.rules {
+    for rule in rules {
         if rule.when.is_empty() {
             map.insert(rule.nr, vec![]);
         }
     }
+    Ok(map)
+}
+
+/// Compile one filter to classic BPF (arch check first, as seccompiler emits it).
+fn compile_one(filter: &FilterPlan) -> Result<BpfProgram, SeccompError> {
+    let err = |source| SeccompError::Compile {
+        filter: filter.name.clone(),
+        source,
+    };
+    let map = rule_map(&filter.rules).map_err(err)?;
     let errno = u32::try_from(filter.errno).unwrap_or(libc::EPERM as u32);
     SeccompFilter::new(
         map,
@@ -465,25 +471,7 @@ pub fn compile_recorder() -> Result<BpfProgram, SeccompError> {
         filter: "recorder".into(),
         source,
     };
-    let mut map: std::collections::BTreeMap<i64, Vec<SeccompRule>> = Default::default();
-    for r in &rules {
-        let entry = map.entry(r.nr).or_default();
-        if !r.when.is_empty() {
-            let conds = r
-                .when
-                .iter()
-                .map(condition)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(err)?;
-            entry.push(SeccompRule::new(conds).map_err(err)?);
-        }
-    }
-    // An unconditional rule means "every call": seccompiler spells that as no rules at all.
-    for r in &rules {
-        if r.when.is_empty() {
-            map.insert(r.nr, vec![]);
-        }
-    }
+    let map = rule_map(&rules).map_err(err)?;
     let mut program: BpfProgram = SeccompFilter::new(
         map,
         SeccompAction::Allow,
