@@ -504,6 +504,26 @@ fn classify(events: &[Event], ctx: &Context) -> (Vec<Finding>, Vec<Spawned>) {
                 if let Some(f) = exec_finding(argv) {
                     push(&mut out, f);
                 }
+                // A program run from HOME or the private /tmp was dropped there by the script:
+                // a second stage or a brought-along runtime.
+                if let Some(prog) = argv.first().map(PathBuf::from) {
+                    let dropped = prog.is_absolute()
+                        && (prog.starts_with(&ctx.home)
+                            || (prog.starts_with("/tmp")
+                                && !ctx.visible.iter().any(|v| prog.starts_with(v))));
+                    if dropped {
+                        push(
+                            &mut out,
+                            Finding {
+                                kind: FindingKind::EscapeAttempt,
+                                severity: Severity::High,
+                                summary: format!("ran a program it dropped: `{}`", argv.join(" ")),
+                                target: prog.display().to_string(),
+                                detail: Some("second stage or brought-along runtime".into()),
+                            },
+                        );
+                    }
+                }
             }
             Event::Connect { addr } => {
                 if let Some(f) = inet_connect_finding(addr) {
