@@ -338,25 +338,13 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-fn decode_base32(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim_end_matches('=').to_ascii_uppercase();
-    if s.len() < 8
-        || !s
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b))
-    {
-        return None;
-    }
+/// Pack `width`-bit symbols (`None` = not in the alphabet) into bytes, as base32/base64 do.
+fn unpack_bits(symbols: impl Iterator<Item = Option<u8>>, width: u32) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     let (mut acc, mut bits) = (0u32, 0u32);
-    for b in s.bytes() {
-        let v = if b.is_ascii_uppercase() {
-            b - b'A'
-        } else {
-            b - b'2' + 26
-        };
-        acc = (acc << 5) | u32::from(v);
-        bits += 5;
+    for v in symbols {
+        acc = ((acc << width) | u32::from(v?)) & 0xFFFF;
+        bits += width;
         if bits >= 8 {
             bits -= 8;
             out.push(((acc >> bits) & 0xFF) as u8);
@@ -365,30 +353,37 @@ fn decode_base32(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+fn decode_base32(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim_end_matches('=').to_ascii_uppercase();
+    if s.len() < 8 {
+        return None;
+    }
+    unpack_bits(
+        s.bytes().map(|b| match b {
+            b'A'..=b'Z' => Some(b - b'A'),
+            b'2'..=b'7' => Some(b - b'2' + 26),
+            _ => None,
+        }),
+        5,
+    )
+}
+
 fn decode_base64(s: &str) -> Option<Vec<u8>> {
     let s = s.trim_end_matches('=');
     if s.len() < 12 {
         return None;
     }
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for b in s.bytes() {
-        let v = match b {
-            b'A'..=b'Z' => b - b'A',
-            b'a'..=b'z' => b - b'a' + 26,
-            b'0'..=b'9' => b - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push(((acc >> bits) & 0xFF) as u8);
-        }
-    }
-    Some(out)
+    unpack_bits(
+        s.bytes().map(|b| match b {
+            b'A'..=b'Z' => Some(b - b'A'),
+            b'a'..=b'z' => Some(b - b'a' + 26),
+            b'0'..=b'9' => Some(b - b'0' + 52),
+            b'+' | b'-' => Some(62),
+            b'/' | b'_' => Some(63),
+            _ => None,
+        }),
+        6,
+    )
 }
 
 /// Every text a payload may carry a secret in: itself, and the decodings of its hex, base32 and

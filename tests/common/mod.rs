@@ -215,6 +215,11 @@ pub fn show(out: &Output) -> String {
     )
 }
 
+/// A command's stdout as text.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Host processes whose command line contains `marker`.
 pub fn host_processes_with(marker: &str) -> Vec<String> {
     let mut found = Vec::new();

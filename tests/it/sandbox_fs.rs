@@ -1,10 +1,6 @@
 use std::path::Path;
 
-use crate::common::{TestContext, require_userns, show};
-
-fn stdout(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use crate::common::{TestContext, require_userns, show, stdout};
 
 /// Snapshot of a directory tree: relative path → contents (files) or "<dir>".
 fn tree(root: &Path) -> Vec<(String, Vec<u8>)> {

@@ -1,10 +1,6 @@
 use std::time::{Duration, Instant};
 
-use crate::common::{TestContext, host_processes_with, require_userns, show, uid};
-
-fn stdout(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use crate::common::{TestContext, host_processes_with, require_userns, show, stdout, uid};
 
 fn field<'a>(status: &'a str, name: &str) -> &'a str {
     status
