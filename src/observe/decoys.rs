@@ -358,17 +358,18 @@ impl DecoyHome {
         let mut out = Vec::new();
         // Reads first: the snapshot below reads the files itself.
         for (rel, class) in SECRET_FILES {
-            let read = std::fs::symlink_metadata(self.dir.path().join(rel))
-                .map(|m| std::os::unix::fs::MetadataExt::atime(&m) != SENTINEL_ATIME)
-                .unwrap_or(false);
-            if read {
+            use std::os::unix::fs::MetadataExt;
+            let read_at = std::fs::symlink_metadata(self.dir.path().join(rel))
+                .ok()
+                .filter(|m| m.atime() != SENTINEL_ATIME)
+                .map(|m| unix_ms(m.atime(), m.atime_nsec()));
+            if let Some(at) = read_at {
                 out.push(Finding {
                     kind: FindingKind::SecretRead,
                     severity: Severity::High,
                     summary: format!("read decoy {class} `~/{rel}`"),
                     target: self.home.join(rel).display().to_string(),
-                    detail: Some(format!("{class}; the file held only per-run canary values")),
-                });
+                    detail: Some(format!("{class}; the file held only per-run canary values")), process: None, at_unix_ms: Some(at),});
             }
         }
         let after = snapshot(self.dir.path());
@@ -384,9 +385,14 @@ impl DecoyHome {
                     rel == p
                 }
             });
-            let executable = std::fs::metadata(self.dir.path().join(rel))
-                .map(|m| m.permissions().mode() & 0o111 != 0)
-                .unwrap_or(false);
+            let meta = std::fs::symlink_metadata(self.dir.path().join(rel)).ok();
+            let executable = meta
+                .as_ref()
+                .is_some_and(|m| m.permissions().mode() & 0o111 != 0);
+            let written_at = meta.as_ref().map(|m| {
+                use std::os::unix::fs::MetadataExt;
+                unix_ms(m.mtime(), m.mtime_nsec())
+            });
             if let Some((_, class)) = persistence {
                 out.push(Finding {
                     kind: FindingKind::PersistenceAttempt,
@@ -399,20 +405,23 @@ impl DecoyHome {
                     detail: Some(format!(
                         "written to the throwaway home; first bytes: {}",
                         preview(content)
-                    )),
-                });
+                    )), process: None, at_unix_ms: written_at,});
             } else if executable && BIN_DIRS.iter().any(|d| rel.starts_with(d)) {
                 out.push(Finding {
                     kind: FindingKind::PersistenceAttempt,
                     severity: Severity::Medium,
                     summary: format!("dropped an executable `~/{rel}`"),
                     target: self.home.join(rel).display().to_string(),
-                    detail: Some(format!("{} bytes", content.len())),
-                });
+                    detail: Some(format!("{} bytes", content.len())), process: None, at_unix_ms: written_at,});
             }
         }
         out
     }
+}
+
+/// A file time as milliseconds since the epoch.
+pub(crate) fn unix_ms(secs: i64, nsec: i64) -> u64 {
+    u64::try_from(secs.saturating_mul(1000).saturating_add(nsec / 1_000_000)).unwrap_or(0)
 }
 
 fn preview(bytes: &[u8]) -> String {

@@ -77,6 +77,29 @@ pub struct Finding {
     /// Supporting detail (never a real secret value).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The process that did it, when the mechanism that saw it knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<Actor>,
+    /// When it happened (milliseconds since the Unix epoch), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_unix_ms: Option<u64>,
+}
+
+/// A process inside the sandbox, as a finding names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// pid in the sandbox's own pid namespace (the numbering `survivors` use); 1 is ringfence's
+    /// init, the script's own shell is 2 or more.
+    pub pid: u32,
+    /// Its command line (truncated to 16 arguments of 200 bytes), when it could be read.
+    pub argv: Vec<String>,
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 use crate::sandbox::Outcome;
@@ -176,17 +199,23 @@ impl Observation {
 
     /// Everything observed, once the run is over.
     pub fn finish(self, outcome: &Outcome) -> Observed {
+        // The tree is killed when the script's own process exits; the run ends right after.
+        let outcome_end_ms = now_unix_ms();
         let mut findings = self.decoys.findings();
+        let recorded = self.recorder.map(|r| r.finish()).unwrap_or_default();
         if let Some(s) = self.sinkhole {
-            findings.extend(s.finish(self.decoys.canaries()));
+            findings.extend(s.finish(self.decoys.canaries(), &recorded.connects));
         }
-        let mut spawned = Vec::new();
-        if let Some(r) = self.recorder {
-            let (f, s) = r.finish();
-            findings.extend(f);
-            spawned = s;
-        }
+        findings.extend(recorded.findings);
+        let spawned = recorded.spawned;
         for p in &outcome.survivors {
+            let pid = u32::try_from(p.pid).unwrap_or(0);
+            let did: Vec<&str> = findings
+                .iter()
+                .filter(|f| f.process.as_ref().is_some_and(|a| a.pid == pid))
+                .map(|f| f.summary.as_str())
+                .take(5)
+                .collect();
             findings.push(Finding {
                 kind: FindingKind::Survivor,
                 severity: Severity::High,
@@ -195,7 +224,12 @@ impl Observation {
                     p.argv.join(" ")
                 ),
                 target: format!("pid {} (parent {})", p.pid, p.ppid),
-                detail: None,
+                detail: (!did.is_empty()).then(|| format!("before it was killed it: {}", did.join("; "))),
+                process: Some(Actor {
+                    pid,
+                    argv: p.argv.clone(),
+                }),
+                at_unix_ms: Some(outcome_end_ms),
             });
         }
         findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.kind.cmp(&b.kind)));

@@ -13,7 +13,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::decoys::Canary;
-use super::{Finding, FindingKind, Severity};
+use super::syscalls::ConnectSeen;
+use super::{Actor, Finding, FindingKind, Severity};
 use crate::sandbox::channel::SinkSocket;
 
 /// TCP ports the sinkhole listens on (others are refused at once inside the namespace).
@@ -25,8 +26,16 @@ pub const TCP_PORTS: [u16; 20] = [
 /// What arrived.
 #[derive(Debug, Clone)]
 enum Event {
-    Dns { name: String, qtype: u16 },
-    Tcp { dst: SocketAddr, payload: Vec<u8> },
+    Dns {
+        name: String,
+        qtype: u16,
+        at: u64,
+    },
+    Tcp {
+        dst: SocketAddr,
+        payload: Vec<u8>,
+        at: u64,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -86,8 +95,9 @@ impl Sinkhole {
         }
     }
 
-    /// Stop serving and classify everything that arrived.
-    pub fn finish(mut self, canaries: &[Canary]) -> Vec<Finding> {
+    /// Stop serving and classify everything that arrived; `connects` (from the syscall
+    /// recorder, if any) name the process behind each connection.
+    pub fn finish(mut self, canaries: &[Canary], connects: &[ConnectSeen]) -> Vec<Finding> {
         self.stop.store(true, Ordering::SeqCst);
         drop(self.wake.take());
         for t in self.threads {
@@ -110,7 +120,7 @@ impl Sinkhole {
             .lock()
             .map(|f| f.clone())
             .unwrap_or_default();
-        classify(&events, &fake, canaries)
+        classify(&events, &fake, canaries, connects)
     }
 }
 
@@ -172,6 +182,7 @@ fn serve_dns(udp: &UdpSocket, stop: &AtomicBool, shared: &Shared, wake: Option<&
             e.push(Event::Dns {
                 name: name.clone(),
                 qtype,
+                at: super::now_unix_ms(),
             });
         }
         let ip = (qtype == 1).then(|| fake_ip(shared, &name));
@@ -261,6 +272,7 @@ fn serve_tcp(
 fn handle(mut stream: TcpStream, shared: &Shared) {
     let _ = stream.set_nonblocking(false);
     let Ok(dst) = stream.local_addr() else { return };
+    let at = super::now_unix_ms();
     let _ = stream.set_read_timeout(Some(Duration::from_millis(300)));
     let mut payload = Vec::new();
     let mut buf = [0u8; 8192];
@@ -285,7 +297,7 @@ fn handle(mut stream: TcpStream, shared: &Shared) {
             .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
     }
     if let Ok(mut e) = shared.events.lock() {
-        e.push(Event::Tcp { dst, payload });
+        e.push(Event::Tcp { dst, payload, at });
     }
 }
 
@@ -508,19 +520,33 @@ fn printable(data: &[u8]) -> String {
         .replace('\n', "\\n")
 }
 
+/// The process that made a connection: the last connect to the same destination (DNS: to any
+/// port 53) the recorder saw before it arrived (with 50 ms of slack for clock reads).
+fn who(connects: &[ConnectSeen], at: u64, matches: impl Fn(&str) -> bool) -> Option<Actor> {
+    let same: Vec<&ConnectSeen> = connects.iter().filter(|c| matches(&c.addr)).collect();
+    same.iter()
+        .rev()
+        .find(|c| c.at_unix_ms <= at + 50)
+        .or(same.last())
+        .map(|c| c.actor.clone())
+}
+
 fn classify(
     events: &[Event],
     fake: &HashMap<Ipv4Addr, String>,
     canaries: &[Canary],
+    connects: &[ConnectSeen],
 ) -> Vec<Finding> {
     let mut out = Vec::new();
-    let mut dns_seen: BTreeMap<String, Vec<u16>> = BTreeMap::new();
+    let mut dns_seen: BTreeMap<String, (Vec<u16>, u64)> = BTreeMap::new();
     for e in events {
-        if let Event::Dns { name, qtype } = e {
-            dns_seen.entry(name.clone()).or_default().push(*qtype);
+        if let Event::Dns { name, qtype, at } = e {
+            let entry = dns_seen.entry(name.clone()).or_insert((Vec::new(), *at));
+            entry.0.push(*qtype);
         }
     }
-    for (name, qtypes) in &dns_seen {
+    for (name, (qtypes, at)) in &dns_seen {
+        let process = who(connects, *at, |a| a.ends_with(":53"));
         let hits = canaries_in(name.as_bytes(), canaries);
         let decoded: Vec<String> = name
             .split('.')
@@ -542,8 +568,7 @@ fn classify(
                         .join(", ")
                 ),
                 target: name.clone(),
-                detail,
-            });
+                detail, process: process.clone(), at_unix_ms: Some(*at),});
         } else {
             let (sev, why) = host_class(name);
             // Long encoded labels are a DNS tunnel even without a canary (hostname, user, cwd).
@@ -557,15 +582,15 @@ fn classify(
                 severity: sev,
                 summary: format!("DNS lookup of `{name}` ({why}; {} queries)", qtypes.len()),
                 target: name.clone(),
-                detail,
-            });
+                detail, process: process.clone(), at_unix_ms: Some(*at),});
         }
     }
     let mut tcp_seen: BTreeMap<String, usize> = BTreeMap::new();
     for e in events {
-        let Event::Tcp { dst, payload } = e else {
+        let Event::Tcp { dst, payload, at } = e else {
             continue;
         };
+        let process = who(connects, *at, |a| a == dst.to_string());
         let ip = dst.ip();
         let mapped = match ip {
             IpAddr::V4(v4) => fake.get(&v4).cloned(),
@@ -623,8 +648,7 @@ fn classify(
                         .join(", ")
                 ),
                 target,
-                detail: Some(detail.join("; ")),
-            });
+                detail: Some(detail.join("; ")), process: process.clone(), at_unix_ms: Some(*at),});
             continue;
         }
         let count = tcp_seen.entry(target.clone()).or_default();
@@ -644,8 +668,7 @@ fn classify(
             severity: sev,
             summary: format!("connection to `{target}` ({why})"),
             target,
-            detail: Some(detail.join("; ")),
-        });
+            detail: Some(detail.join("; ")), process, at_unix_ms: Some(*at),});
     }
     out
 }
@@ -709,5 +732,43 @@ mod tests {
         assert_eq!(host_class("github.com").0, Severity::Low);
         assert_eq!(host_class("api.github.com").0, Severity::Medium);
         assert_eq!(host_class("example.org").0, Severity::Medium);
+    }
+
+    #[test]
+    fn connections_are_attributed_to_the_matching_connect() {
+        let seen = |addr: &str, pid: u32, at: u64| ConnectSeen {
+            addr: addr.into(),
+            actor: Actor {
+                pid,
+                argv: vec![format!("p{pid}")],
+            },
+            at_unix_ms: at,
+        };
+        let connects = vec![
+            seen("127.0.0.53:53", 4, 100),
+            seen("198.18.0.1:443", 5, 110),
+            seen("198.18.0.1:443", 6, 500),
+            seen("198.18.0.2:80", 7, 120),
+        ];
+        let dst: SocketAddr = "198.18.0.1:443".parse().unwrap();
+        let events = vec![
+            Event::Dns {
+                name: "x.attacker.test".into(),
+                qtype: 1,
+                at: 101,
+            },
+            Event::Tcp {
+                dst,
+                payload: b"GET / HTTP/1.1\r\nHost: x.attacker.test\r\n\r\n".to_vec(),
+                at: 111,
+            },
+        ];
+        let f = classify(&events, &HashMap::new(), &[], &connects);
+        let pids: Vec<Option<u32>> = f
+            .iter()
+            .map(|x| x.process.as_ref().map(|a| a.pid))
+            .collect();
+        assert_eq!(pids, vec![Some(4), Some(5)]);
+        assert_eq!(f[1].at_unix_ms, Some(111));
     }
 }

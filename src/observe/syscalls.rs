@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Finding, FindingKind, Severity};
+use super::{Actor, Finding, FindingKind, Severity};
 use crate::sys;
 
 /// What the recorder needs to know about the sandbox.
@@ -61,10 +61,49 @@ enum Event {
     },
 }
 
+/// An event with who did it and when.
+#[derive(Debug, Clone)]
+struct Noted {
+    event: Event,
+    /// Index into [`Served::actors`].
+    actor: usize,
+    at_unix_ms: u64,
+}
+
+/// What the serving thread collected.
+#[derive(Debug, Default)]
+struct Served {
+    events: Vec<Noted>,
+    /// Every process identity seen; a process that execs gets a new entry.
+    actors: Vec<Actor>,
+}
+
+/// A connect the recorder saw, for the sinkhole to name who made its connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectSeen {
+    /// `ip:port` as the sinkhole renders its original destination (`[v6]:port` for IPv6).
+    pub addr: String,
+    /// Who.
+    pub actor: Actor,
+    /// When.
+    pub at_unix_ms: u64,
+}
+
+/// Everything the recorder concluded.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    /// Classified findings.
+    pub findings: Vec<Finding>,
+    /// Distinct command lines run.
+    pub spawned: Vec<Spawned>,
+    /// Every inet connect, in order.
+    pub connects: Vec<ConnectSeen>,
+}
+
 /// A running recorder.
 #[derive(Debug)]
 pub struct Recorder {
-    thread: Option<JoinHandle<Vec<Event>>>,
+    thread: Option<JoinHandle<Served>>,
     context: Context,
 }
 
@@ -85,19 +124,43 @@ impl Recorder {
 
     /// The findings and the distinct commands run. Call after the sandbox is gone (the thread
     /// ends when the listener reports that no task uses the filter any more).
-    pub fn finish(mut self) -> (Vec<Finding>, Vec<Spawned>) {
-        let events = self
+    pub fn finish(mut self) -> Recorded {
+        let served = self
             .thread
             .take()
             .and_then(|t| t.join().ok())
             .unwrap_or_default();
-        classify(&events, &self.context)
+        classify(&served, &self.context)
     }
 }
 
-fn serve(listener: &OwnedFd) -> Vec<Event> {
+/// pid in the innermost pid namespace and command line of host pid `pid`.
+fn actor_of(pid: u32) -> Actor {
+    let inner = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("NSpid:"))
+                .and_then(|l| l.split_whitespace().last())
+                .and_then(|p| p.parse().ok())
+        })
+        .unwrap_or(0);
+    let argv = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            b.split(|c| *c == 0)
+                .filter(|a| !a.is_empty())
+                .take(16)
+                .map(|a| String::from_utf8_lossy(&a[..a.len().min(200)]).into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    Actor { pid: inner, argv }
+}
+
+fn serve(listener: &OwnedFd) -> Served {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    let mut events = Vec::new();
+    let mut served = Served::default();
+    let mut current: BTreeMap<u32, usize> = BTreeMap::new();
     let mut mem: BTreeMap<u32, File> = BTreeMap::new();
     loop {
         let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
@@ -117,22 +180,55 @@ fn serve(listener: &OwnedFd) -> Vec<Event> {
             Err(_) => continue,
         };
         let event = read_event(&req, &mut mem);
+        // Who it is, read while it is blocked (once per process image).
+        let known = current.get(&req.pid).copied();
+        let fresh = known.is_none().then(|| actor_of(req.pid));
         // Only trust what we read if the target is still blocked in this very syscall.
         let valid = sys::seccomp_notif_id_valid(listener.as_fd(), req.id);
         let _ = sys::seccomp_notif_continue(listener.as_fd(), req.id);
-        if let (true, Some(e)) = (valid, event) {
-            if matches!(e, Event::Exec { .. }) {
-                // The address space is replaced by a successful exec: reopen next time.
-                mem.remove(&req.pid);
+        let Some(e) = event.filter(|_| valid) else {
+            continue;
+        };
+        let mut actor = match (known, fresh) {
+            (Some(i), _) => i,
+            (None, fresh) => {
+                served.actors.push(fresh.unwrap_or(Actor {
+                    pid: 0,
+                    argv: Vec::new(),
+                }));
+                current.insert(req.pid, served.actors.len() - 1);
+                served.actors.len() - 1
             }
-            events.push(e);
+        };
+        if let Event::Exec { argv } = &e {
+            // The address space is replaced by a successful exec: reopen next time, and name
+            // the process by what it now runs.
+            mem.remove(&req.pid);
+            let pid = served.actors[actor].pid;
+            served.actors.push(Actor {
+                pid,
+                argv: argv.clone(),
+            });
+            actor = served.actors.len() - 1;
+            current.insert(req.pid, actor);
         }
-        if events.len() > 200_000 {
+        served.events.push(Noted {
+            event: e,
+            actor,
+            at_unix_ms: super::now_unix_ms(),
+        });
+        if served.events.len() > 200_000 {
             // Bound memory for pathological scripts; keep serving so they never block.
-            events.drain(..100_000);
+            served.events.drain(..100_000);
+        }
+        if served.actors.len() > 200_000 {
+            // Same for identities: forget them (findings then carry no process).
+            served.actors.clear();
+            current.clear();
+            served.events.clear();
         }
     }
-    events
+    served
 }
 
 fn mem_of(mem: &mut BTreeMap<u32, File>, pid: u32) -> Option<&File> {
@@ -405,30 +501,39 @@ fn tamper_class(path: &Path) -> Option<(Severity, &'static str)> {
     Some((Severity::High, "outside the package's own directory"))
 }
 
-fn classify(events: &[Event], ctx: &Context) -> (Vec<Finding>, Vec<Spawned>) {
+fn classify(served: &Served, ctx: &Context) -> Recorded {
     let mut out = Vec::new();
     let mut spawned: BTreeMap<Vec<String>, usize> = BTreeMap::new();
     let mut seen: std::collections::BTreeSet<(FindingKind, String)> = Default::default();
     let mut environ_reads: std::collections::BTreeSet<String> = Default::default();
-    let mut push = |out: &mut Vec<Finding>, f: Finding| {
+    let mut environ_first: Option<&Noted> = None;
+    let mut connects = Vec::new();
+    let actor = |n: &Noted| served.actors.get(n.actor).cloned();
+    let mut push = |out: &mut Vec<Finding>, mut f: Finding, n: &Noted| {
         if seen.insert((f.kind, f.target.clone())) {
+            f.process = actor(n);
+            f.at_unix_ms = Some(n.at_unix_ms);
             out.push(f);
         }
     };
-    let owned: Vec<Event> = events
+    let owned: Vec<Noted> = served
+        .events
         .iter()
-        .filter_map(|e| match e {
+        .filter_map(|n| match &n.event {
             // Sandbox paths equal host paths for everything visible, so an existing host path
             // means the mkdir failed with EEXIST.
-            Event::Mkdir { path } => (!path.exists()).then(|| Event::Open {
-                path: path.clone(),
-                write: true,
+            Event::Mkdir { path } => (!path.exists()).then(|| Noted {
+                event: Event::Open {
+                    path: path.clone(),
+                    write: true,
+                },
+                ..n.clone()
             }),
-            other => Some(other.clone()),
+            _ => Some(n.clone()),
         })
         .collect();
-    for e in &owned {
-        match e {
+    for n in &owned {
+        match &n.event {
             Event::Mkdir { .. } => {}
             Event::Open { path, write, .. } => {
                 // HOME is the decoy home: reads show in the decoys' atime, writes in its diff.
@@ -442,6 +547,7 @@ fn classify(events: &[Event], ctx: &Context) -> (Vec<Finding>, Vec<Spawned>) {
                     let owner = rest.split('/').next().unwrap_or("");
                     if s.ends_with("/environ") && owner.parse::<u32>().is_ok() {
                         environ_reads.insert(owner.to_string());
+                        environ_first.get_or_insert(n);
                     }
                     continue;
                 }
@@ -455,9 +561,7 @@ fn classify(events: &[Event], ctx: &Context) -> (Vec<Finding>, Vec<Spawned>) {
                             target: s.into_owned(),
                             detail: Some(
                                 "not visible in the sandbox; the attempt is what matters".into(),
-                            ),
-                        },
-                    );
+                            ), process: None, at_unix_ms: None,}, n);
                     continue;
                 }
                 if *write
@@ -480,9 +584,7 @@ fn classify(events: &[Event], ctx: &Context) -> (Vec<Finding>, Vec<Spawned>) {
                                     "tried to write the shared npm cache `{s}` (read-only in the sandbox)"
                                 ),
                                 target: s.into_owned(),
-                                detail: None,
-                            },
-                        );
+                                detail: None, process: None, at_unix_ms: None,}, n);
                         continue;
                     }
                     if let Some((sev, class)) = tamper_class(path) {
@@ -493,16 +595,14 @@ fn classify(events: &[Event], ctx: &Context) -> (Vec<Finding>, Vec<Spawned>) {
                                 severity: sev,
                                 summary: format!("tried to write `{s}` ({class}); refused"),
                                 target: s.into_owned(),
-                                detail: None,
-                            },
-                        );
+                                detail: None, process: None, at_unix_ms: None,}, n);
                     }
                 }
             }
             Event::Exec { argv } => {
                 *spawned.entry(argv.clone()).or_default() += 1;
                 if let Some(f) = exec_finding(argv) {
-                    push(&mut out, f);
+                    push(&mut out, f, n);
                 }
                 // A program run from HOME or the private /tmp was dropped there by the script:
                 // a second stage or a brought-along runtime.
@@ -519,15 +619,20 @@ fn classify(events: &[Event], ctx: &Context) -> (Vec<Finding>, Vec<Spawned>) {
                                 severity: Severity::High,
                                 summary: format!("ran a program it dropped: `{}`", argv.join(" ")),
                                 target: prog.display().to_string(),
-                                detail: Some("second stage or brought-along runtime".into()),
-                            },
-                        );
+                                detail: Some("second stage or brought-along runtime".into()), process: None, at_unix_ms: None,}, n);
                     }
                 }
             }
             Event::Connect { addr } => {
+                if let Some(actor) = actor(n).filter(|_| !addr.starts_with("unix:")) {
+                    connects.push(ConnectSeen {
+                        addr: addr.clone(),
+                        actor,
+                        at_unix_ms: n.at_unix_ms,
+                    });
+                }
                 if let Some(f) = inet_connect_finding(addr) {
-                    push(&mut out, f);
+                    push(&mut out, f, n);
                 }
                 if addr.starts_with("unix:") {
                     let sock = addr.trim_start_matches("unix:");
@@ -544,9 +649,7 @@ fn classify(events: &[Event], ctx: &Context) -> (Vec<Finding>, Vec<Spawned>) {
                                     "tried to reach a container runtime socket `{sock}`"
                                 ),
                                 target: addr.clone(),
-                                detail: None,
-                            },
-                        );
+                                detail: None, process: None, at_unix_ms: None,}, n);
                     }
                 }
             }
@@ -561,8 +664,7 @@ fn classify(events: &[Event], ctx: &Context) -> (Vec<Finding>, Vec<Spawned>) {
                 environ_reads.iter().cloned().collect::<Vec<_>>().join(", ")
             ),
             target: "/proc/*/environ".into(),
-            detail: Some("a way to steal tokens from the parent (npm) process".into()),
-        });
+            detail: Some("a way to steal tokens from the parent (npm) process".into()), process: None, at_unix_ms: None,});
     } else if !environ_reads.is_empty() {
         out.push(Finding {
             kind: FindingKind::Fingerprinting,
@@ -572,15 +674,24 @@ fn classify(events: &[Event], ctx: &Context) -> (Vec<Finding>, Vec<Spawned>) {
                 environ_reads.iter().cloned().collect::<Vec<_>>().join(", ")
             ),
             target: "/proc/*/environ".into(),
-            detail: None,
-        });
+            detail: None, process: None, at_unix_ms: None,});
+    }
+    if let (Some(n), Some(f)) = (environ_first, out.last_mut()) {
+        if f.target == "/proc/*/environ" {
+            f.process = actor(n);
+            f.at_unix_ms = Some(n.at_unix_ms);
+        }
     }
     let mut list: Vec<Spawned> = spawned
         .into_iter()
         .map(|(argv, count)| Spawned { argv, count })
         .collect();
     list.truncate(500);
-    (out, list)
+    Recorded {
+        findings: out,
+        spawned: list,
+        connects,
+    }
 }
 
 /// A connection the sinkhole cannot see: a port it does not listen on (refused at once inside
@@ -601,8 +712,7 @@ fn inet_connect_finding(addr: &str) -> Option<Finding> {
                 "connection attempt to `{addr}` (the sandbox's own loopback; nothing listens)"
             ),
             target: addr.to_string(),
-            detail: None,
-        });
+            detail: None, process: None, at_unix_ms: None,});
     }
     let fake = matches!(ip, std::net::IpAddr::V4(v4) if v4.octets()[0] == 198 && (v4.octets()[1] & 0xfe) == 18);
     Some(Finding {
@@ -621,8 +731,7 @@ fn inet_connect_finding(addr: &str) -> Option<Finding> {
             }
         ),
         target: addr.to_string(),
-        detail: None,
-    })
+        detail: None, process: None, at_unix_ms: None,})
 }
 
 fn exec_finding(argv: &[String]) -> Option<Finding> {
@@ -691,8 +800,7 @@ fn exec_finding(argv: &[String]) -> Option<Finding> {
         severity,
         summary: format!("ran `{}` ({what})", shown.join(" ")),
         target: prog,
-        detail: None,
-    })
+        detail: None, process: None, at_unix_ms: None,})
 }
 
 #[cfg(test)]
@@ -760,7 +868,38 @@ mod tests {
                 addr: "198.18.0.1:443".into(),
             },
         ];
-        let (f, spawned) = classify(&events, &ctx);
+        let served = Served {
+            actors: (0..events.len())
+                .map(|i| Actor {
+                    pid: i as u32 + 2,
+                    argv: vec![format!("prog{i}")],
+                })
+                .collect(),
+            events: events
+                .into_iter()
+                .enumerate()
+                .map(|(i, event)| Noted {
+                    event,
+                    actor: i,
+                    at_unix_ms: 1000 + i as u64,
+                })
+                .collect(),
+        };
+        let Recorded {
+            findings: f,
+            spawned,
+            connects,
+        } = classify(&served, &ctx);
+        // Attribution: the sibling write was event 1, the npm publish event 8.
+        assert_eq!(f[0].process.as_ref().map(|a| a.pid), Some(3));
+        assert_eq!(f[0].at_unix_ms, Some(1001));
+        assert_eq!(f[2].process.as_ref().map(|a| a.argv[0].as_str()), Some("prog8"));
+        // The /proc/1/environ read was event 5.
+        assert_eq!(f[5].process.as_ref().map(|a| a.pid), Some(7));
+        assert_eq!(
+            connects.iter().map(|c| c.addr.as_str()).collect::<Vec<_>>(),
+            vec!["203.0.113.7:1337", "198.18.0.1:443"]
+        );
         let kinds: Vec<(FindingKind, &str)> =
             f.iter().map(|x| (x.kind, x.target.as_str())).collect();
         assert_eq!(
