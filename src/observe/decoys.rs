@@ -369,7 +369,10 @@ impl DecoyHome {
                     severity: Severity::High,
                     summary: format!("read decoy {class} `~/{rel}`"),
                     target: self.home.join(rel).display().to_string(),
-                    detail: Some(format!("{class}; the file held only per-run canary values")), process: None, at_unix_ms: Some(at),});
+                    detail: Some(format!("{class}; the file held only per-run canary values")),
+                    process: None,
+                    at_unix_ms: Some(at),
+                });
             }
         }
         let after = snapshot(self.dir.path());
@@ -405,14 +408,20 @@ impl DecoyHome {
                     detail: Some(format!(
                         "written to the throwaway home; first bytes: {}",
                         preview(content)
-                    )), process: None, at_unix_ms: written_at,});
+                    )),
+                    process: None,
+                    at_unix_ms: written_at,
+                });
             } else if executable && BIN_DIRS.iter().any(|d| rel.starts_with(d)) {
                 out.push(Finding {
                     kind: FindingKind::PersistenceAttempt,
                     severity: Severity::Medium,
                     summary: format!("dropped an executable `~/{rel}`"),
                     target: self.home.join(rel).display().to_string(),
-                    detail: Some(format!("{} bytes", content.len())), process: None, at_unix_ms: written_at,});
+                    detail: Some(format!("{} bytes", content.len())),
+                    process: None,
+                    at_unix_ms: written_at,
+                });
             }
         }
         out

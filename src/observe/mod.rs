@@ -3,6 +3,7 @@
 //! data in the report, never errors.
 
 pub mod decoys;
+pub mod envprobe;
 pub mod net;
 pub mod syscalls;
 
@@ -110,6 +111,7 @@ use decoys::{Canary, DecoyHome};
 #[derive(Debug)]
 pub struct Observation {
     decoys: DecoyHome,
+    env_probes: envprobe::EnvProbes,
     sinkhole: Option<net::Sinkhole>,
     recorder: Option<syscalls::Recorder>,
     context: syscalls::Context,
@@ -151,8 +153,9 @@ impl Observation {
             .collect();
         decoys.scrub_env(&mut env);
         env.extend(keep);
-        env.sort();
         spec.exec.env = env;
+        let (env_probes, probe_log) = envprobe::EnvProbes::plant(spec)?;
+        spec.exec.env.sort();
         let context = syscalls::Context {
             home: spec.home.clone(),
             writable: spec
@@ -160,6 +163,7 @@ impl Observation {
                 .iter()
                 .filter(|m| m.kind == crate::sandbox::spec::MountKind::ReadWrite)
                 .map(|m| m.path.clone())
+                .chain([probe_log])
                 .collect(),
             visible: spec
                 .mounts
@@ -178,6 +182,7 @@ impl Observation {
         };
         Ok(Observation {
             decoys,
+            env_probes,
             sinkhole: None,
             recorder: None,
             context,
@@ -208,6 +213,8 @@ impl Observation {
         }
         findings.extend(recorded.findings);
         let spawned = recorded.spawned;
+        let env_probes = self.env_probes.collect();
+        findings.extend(envprobe::findings(&env_probes));
         for p in &outcome.survivors {
             let pid = u32::try_from(p.pid).unwrap_or(0);
             let did: Vec<&str> = findings
@@ -224,7 +231,8 @@ impl Observation {
                     p.argv.join(" ")
                 ),
                 target: format!("pid {} (parent {})", p.pid, p.ppid),
-                detail: (!did.is_empty()).then(|| format!("before it was killed it: {}", did.join("; "))),
+                detail: (!did.is_empty())
+                    .then(|| format!("before it was killed it: {}", did.join("; "))),
                 process: Some(Actor {
                     pid,
                     argv: p.argv.clone(),
@@ -237,6 +245,7 @@ impl Observation {
             findings,
             canaries: self.decoys.canaries().to_vec(),
             spawned,
+            env_probes,
         }
     }
 }
@@ -250,6 +259,8 @@ pub struct Observed {
     pub canaries: Vec<Canary>,
     /// Distinct command lines the script ran.
     pub spawned: Vec<syscalls::Spawned>,
+    /// Environment variable names its node processes looked up.
+    pub env_probes: Vec<envprobe::EnvProbe>,
 }
 
 /// The most severe finding, if any.

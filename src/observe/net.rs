@@ -568,7 +568,10 @@ fn classify(
                         .join(", ")
                 ),
                 target: name.clone(),
-                detail, process: process.clone(), at_unix_ms: Some(*at),});
+                detail,
+                process: process.clone(),
+                at_unix_ms: Some(*at),
+            });
         } else {
             let (sev, why) = host_class(name);
             // Long encoded labels are a DNS tunnel even without a canary (hostname, user, cwd).
@@ -582,7 +585,10 @@ fn classify(
                 severity: sev,
                 summary: format!("DNS lookup of `{name}` ({why}; {} queries)", qtypes.len()),
                 target: name.clone(),
-                detail, process: process.clone(), at_unix_ms: Some(*at),});
+                detail,
+                process: process.clone(),
+                at_unix_ms: Some(*at),
+            });
         }
     }
     let mut tcp_seen: BTreeMap<String, usize> = BTreeMap::new();
@@ -648,7 +654,10 @@ fn classify(
                         .join(", ")
                 ),
                 target,
-                detail: Some(detail.join("; ")), process: process.clone(), at_unix_ms: Some(*at),});
+                detail: Some(detail.join("; ")),
+                process: process.clone(),
+                at_unix_ms: Some(*at),
+            });
             continue;
         }
         let count = tcp_seen.entry(target.clone()).or_default();
@@ -668,7 +677,10 @@ fn classify(
             severity: sev,
             summary: format!("connection to `{target}` ({why})"),
             target,
-            detail: Some(detail.join("; ")), process, at_unix_ms: Some(*at),});
+            detail: Some(detail.join("; ")),
+            process,
+            at_unix_ms: Some(*at),
+        });
     }
     out
 }

@@ -561,7 +561,12 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
                             target: s.into_owned(),
                             detail: Some(
                                 "not visible in the sandbox; the attempt is what matters".into(),
-                            ), process: None, at_unix_ms: None,}, n);
+                            ),
+                            process: None,
+                            at_unix_ms: None,
+                        },
+                        n,
+                    );
                     continue;
                 }
                 if *write
@@ -584,7 +589,12 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
                                     "tried to write the shared npm cache `{s}` (read-only in the sandbox)"
                                 ),
                                 target: s.into_owned(),
-                                detail: None, process: None, at_unix_ms: None,}, n);
+                                detail: None,
+                                process: None,
+                                at_unix_ms: None,
+                            },
+                            n,
+                        );
                         continue;
                     }
                     if let Some((sev, class)) = tamper_class(path) {
@@ -595,7 +605,12 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
                                 severity: sev,
                                 summary: format!("tried to write `{s}` ({class}); refused"),
                                 target: s.into_owned(),
-                                detail: None, process: None, at_unix_ms: None,}, n);
+                                detail: None,
+                                process: None,
+                                at_unix_ms: None,
+                            },
+                            n,
+                        );
                     }
                 }
             }
@@ -619,7 +634,12 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
                                 severity: Severity::High,
                                 summary: format!("ran a program it dropped: `{}`", argv.join(" ")),
                                 target: prog.display().to_string(),
-                                detail: Some("second stage or brought-along runtime".into()), process: None, at_unix_ms: None,}, n);
+                                detail: Some("second stage or brought-along runtime".into()),
+                                process: None,
+                                at_unix_ms: None,
+                            },
+                            n,
+                        );
                     }
                 }
             }
@@ -649,7 +669,12 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
                                     "tried to reach a container runtime socket `{sock}`"
                                 ),
                                 target: addr.clone(),
-                                detail: None, process: None, at_unix_ms: None,}, n);
+                                detail: None,
+                                process: None,
+                                at_unix_ms: None,
+                            },
+                            n,
+                        );
                     }
                 }
             }
@@ -664,7 +689,10 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
                 environ_reads.iter().cloned().collect::<Vec<_>>().join(", ")
             ),
             target: "/proc/*/environ".into(),
-            detail: Some("a way to steal tokens from the parent (npm) process".into()), process: None, at_unix_ms: None,});
+            detail: Some("a way to steal tokens from the parent (npm) process".into()),
+            process: None,
+            at_unix_ms: None,
+        });
     } else if !environ_reads.is_empty() {
         out.push(Finding {
             kind: FindingKind::Fingerprinting,
@@ -674,7 +702,10 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
                 environ_reads.iter().cloned().collect::<Vec<_>>().join(", ")
             ),
             target: "/proc/*/environ".into(),
-            detail: None, process: None, at_unix_ms: None,});
+            detail: None,
+            process: None,
+            at_unix_ms: None,
+        });
     }
     if let (Some(n), Some(f)) = (environ_first, out.last_mut()) {
         if f.target == "/proc/*/environ" {
@@ -712,7 +743,10 @@ fn inet_connect_finding(addr: &str) -> Option<Finding> {
                 "connection attempt to `{addr}` (the sandbox's own loopback; nothing listens)"
             ),
             target: addr.to_string(),
-            detail: None, process: None, at_unix_ms: None,});
+            detail: None,
+            process: None,
+            at_unix_ms: None,
+        });
     }
     let fake = matches!(ip, std::net::IpAddr::V4(v4) if v4.octets()[0] == 198 && (v4.octets()[1] & 0xfe) == 18);
     Some(Finding {
@@ -731,7 +765,10 @@ fn inet_connect_finding(addr: &str) -> Option<Finding> {
             }
         ),
         target: addr.to_string(),
-        detail: None, process: None, at_unix_ms: None,})
+        detail: None,
+        process: None,
+        at_unix_ms: None,
+    })
 }
 
 fn exec_finding(argv: &[String]) -> Option<Finding> {
@@ -800,7 +837,10 @@ fn exec_finding(argv: &[String]) -> Option<Finding> {
         severity,
         summary: format!("ran `{}` ({what})", shown.join(" ")),
         target: prog,
-        detail: None, process: None, at_unix_ms: None,})
+        detail: None,
+        process: None,
+        at_unix_ms: None,
+    })
 }
 
 #[cfg(test)]
@@ -893,7 +933,10 @@ mod tests {
         // Attribution: the sibling write was event 1, the npm publish event 8.
         assert_eq!(f[0].process.as_ref().map(|a| a.pid), Some(3));
         assert_eq!(f[0].at_unix_ms, Some(1001));
-        assert_eq!(f[2].process.as_ref().map(|a| a.argv[0].as_str()), Some("prog8"));
+        assert_eq!(
+            f[2].process.as_ref().map(|a| a.argv[0].as_str()),
+            Some("prog8")
+        );
         // The /proc/1/environ read was event 5.
         assert_eq!(f[5].process.as_ref().map(|a| a.pid), Some(7));
         assert_eq!(

@@ -35,7 +35,9 @@
 //!                       "summary": "read decoy npm token `~/.npmrc`",
 //!                       "target": "/home/u/.npmrc", "detail": "…" } ],
 //!       "canaries": [ { "id": "npmrc-token", "value": "npm_…" } ],  // fake values
-//!       "spawned": [ { "argv": ["/usr/bin/gcc", "-c", "…"], "count": 12 } ]
+//!       "spawned": [ { "argv": ["/usr/bin/gcc", "-c", "…"], "count": 12 } ],
+//!       "env_probes": [ { "name": "CI", "op": "get" | "has" | "list",
+//!                         "process": { "pid": 3, "argv": ["node", "x.js"] }, "at_unix_ms": … } ]
 //!   } ],
 //!   "warnings": [ { "code": "git-prepare-skipped", "location": "node_modules/x", "message": "…" } ]
 //! }
@@ -255,6 +257,10 @@ pub struct ScriptRun {
     pub canaries: Vec<Canary>,
     /// Distinct command lines the script ran (from the syscall recorder), with counts.
     pub spawned: Vec<crate::observe::syscalls::Spawned>,
+    /// Environment variable names the script's node processes looked up, first occurrence each,
+    /// in time order (`*` = the whole environment listed).
+    #[serde(default)]
+    pub env_probes: Vec<crate::observe::envprobe::EnvProbe>,
 }
 
 /// Writing the report failed.
@@ -310,6 +316,7 @@ impl ScriptRun {
         self.findings = o.findings;
         self.canaries = o.canaries;
         self.spawned = o.spawned;
+        self.env_probes = o.env_probes;
     }
 
     /// Build the entry for one finished run.
@@ -413,6 +420,7 @@ impl ScriptRun {
             findings: Vec::new(),
             canaries: Vec::new(),
             spawned: Vec::new(),
+            env_probes: Vec::new(),
         }
     }
 }
@@ -566,6 +574,7 @@ mod tests {
             findings,
             canaries: vec![],
             spawned: vec![],
+            env_probes: vec![],
         }
     }
 
@@ -584,13 +593,19 @@ mod tests {
                         severity: Severity::Critical,
                         summary: "secret sent to `webhook.site:80` (env:NPM_TOKEN)".into(),
                         target: "webhook.site:80".into(),
-                        detail: None, process: None, at_unix_ms: None,},
+                        detail: None,
+                        process: None,
+                        at_unix_ms: None,
+                    },
                     Finding {
                         kind: FindingKind::SecretRead,
                         severity: Severity::High,
                         summary: "read decoy npm token `~/.npmrc`".into(),
                         target: "/h/.npmrc".into(),
-                        detail: None, process: None, at_unix_ms: None,},
+                        detail: None,
+                        process: None,
+                        at_unix_ms: None,
+                    },
                 ],
             ),
             run("opt", "install", "optional-failed", vec![]),

@@ -329,6 +329,12 @@ impl SetupPlan {
                     readonly: false,
                     ours: false,
                 },
+                MountKind::Recording { source, writable } => Entry::Host {
+                    source: source.clone(),
+                    path: m.path.clone(),
+                    readonly: !writable,
+                    ours: false,
+                },
                 MountKind::Symlink { target } => Entry::Symlink {
                     path: m.path.clone(),
                     target: target.clone(),

@@ -54,6 +54,14 @@ pub enum MountKind {
         /// Link target, exactly as on the host.
         target: PathBuf,
     },
+    /// A host path of the supervisor's own recording machinery (a preload, a log directory)
+    /// bound at a path that exists only inside the sandbox.
+    Recording {
+        /// The host file or directory.
+        source: PathBuf,
+        /// Writable (a log directory) or read-only (the preload).
+        writable: bool,
+    },
     /// A fresh, private, size-limited tmpfs owned by the sandbox user.
     Tmpfs {
         /// Size limit in bytes.

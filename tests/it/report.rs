@@ -44,6 +44,25 @@ struct Run {
     findings: Vec<FindingM>,
     canaries: Vec<CanaryM>,
     spawned: Vec<SpawnedM>,
+    env_probes: Vec<EnvProbeM>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct ActorM {
+    pid: u32,
+    argv: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct EnvProbeM {
+    name: String,
+    op: String,
+    process: ActorM,
+    at_unix_ms: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,6 +83,10 @@ struct FindingM {
     target: String,
     #[serde(default)]
     detail: Option<String>,
+    #[serde(default)]
+    process: Option<ActorM>,
+    #[serde(default)]
+    at_unix_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,85 @@
+// ringfence env-probe recorder, loaded into every node process of a sandboxed run through
+// NODE_OPTIONS=--require (it sits next to the run's log directory, `log/`). It wraps process.env in a Proxy that forwards every operation unchanged
+// and notes which variable NAMES were looked up (get / `in`), and whether the whole environment
+// was listed. Values are never recorded. One JSON line per new (op, name) goes to a per-process
+// file in the run's log directory, written when the current tick ends and at exit, so a process
+// killed later (a time-gated payload) has already left its probes behind.
+'use strict';
+(() => {
+  let fs;
+  let dir;
+  try {
+    fs = require('fs');
+    dir = require('path').join(__dirname, 'log');
+    fs.accessSync(dir, fs.constants.W_OK);
+  } catch {
+    return;
+  }
+  const real = process.env;
+  const seen = new Set();
+  let pending = [JSON.stringify({ op: 'start', argv: [process.argv[0], ...process.execArgv, ...process.argv.slice(1)].slice(0, 16).map((a) => String(a).slice(0, 200)), t: Date.now() }) + '\n'];
+  let scheduled = false;
+  let busy = false;
+  let fd = -1;
+  const flush = () => {
+    scheduled = false;
+    if (pending.length === 0) return;
+    const text = pending.join('');
+    pending = [];
+    busy = true;
+    try {
+      if (fd < 0) fd = fs.openSync(`${dir}/${process.pid}-${Date.now()}.jsonl`, 'a', 0o600);
+      fs.writeSync(fd, text);
+    } catch {
+      // Recording must never disturb the script.
+    } finally {
+      busy = false;
+    }
+  };
+  // Property names the runtime itself asks any object for: not environment probes.
+  const internal = new Set(['toJSON', 'then', 'constructor', 'valueOf', 'toString', 'inspect', 'length']);
+  // Names just listed by ownKeys: copying or serialising the environment reads every one of them
+  // in the same synchronous run; that is one listing, not a probe of each name.
+  let listed = null;
+  const note = (op, name) => {
+    if (busy || typeof name !== 'string' || internal.has(name)) return;
+    if (listed !== null && op === 'get' && listed.has(name)) return;
+    const key = `${op}\0${name}`;
+    if (seen.has(key) || seen.size > 4000) return;
+    seen.add(key);
+    pending.push(JSON.stringify({ op, name, t: Date.now() }) + '\n');
+    if (!scheduled) {
+      scheduled = true;
+      process.nextTick(flush);
+    }
+  };
+  const proxy = new Proxy(real, {
+    get(target, key) {
+      note('get', key);
+      return Reflect.get(target, key);
+    },
+    // Assign on the real object itself: the default trap would define a partial descriptor
+    // through the proxy, which process.env rejects.
+    set(target, key, value) {
+      return Reflect.set(target, key, value);
+    },
+    has(target, key) {
+      note('has', key);
+      return Reflect.has(target, key);
+    },
+    ownKeys(target) {
+      note('list', '*');
+      const keys = Reflect.ownKeys(target);
+      if (listed === null) queueMicrotask(() => (listed = null));
+      listed = new Set(keys);
+      return keys;
+    },
+  });
+  try {
+    Object.defineProperty(process, 'env', { value: proxy, writable: true, enumerable: true, configurable: true });
+  } catch {
+    return;
+  }
+  process.on('exit', flush);
+  flush();
+})();

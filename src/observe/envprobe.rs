@@ -1,0 +1,310 @@
+//! Which environment variables a script's node processes looked up. A preload (`envprobe.js`,
+//! loaded through `NODE_OPTIONS=--require`) wraps `process.env` in a forwarding Proxy and writes
+//! the names it is asked for into a per-run log directory; after the run they become
+//! [`EnvProbe`]s in the report and, for CI-detection and credential names, findings. Scripts in
+//! other languages are not covered (their environment access is a libc read, invisible to any
+//! cheap mechanism); their secrets are canaries anyway.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Actor, Finding, FindingKind, Severity};
+use crate::sandbox::spec::{MountKind, MountSpec, SandboxSpec};
+
+/// Where the recording machinery sits inside the sandbox (a path no host bind uses).
+pub const SANDBOX_DIR: &str = "/.ringfence";
+
+const PRELOAD: &str = include_str!("envprobe.js");
+
+/// Variables whose only use is telling CI systems apart (ci-info's list, abridged).
+const CI_VARS: &[&str] = &[
+    "CI",
+    "CONTINUOUS_INTEGRATION",
+    "BUILD_NUMBER",
+    "BUILD_ID",
+    "RUN_ID",
+    "GITHUB_ACTIONS",
+    "GITHUB_WORKFLOW",
+    "GITHUB_RUN_ID",
+    "GITHUB_REPOSITORY",
+    "GITLAB_CI",
+    "BUILDKITE",
+    "CIRCLECI",
+    "CIRCLE_SHA1",
+    "TRAVIS",
+    "JENKINS_URL",
+    "JENKINS_HOME",
+    "HUDSON_URL",
+    "CODEBUILD_BUILD_NUMBER",
+    "CODEBUILD_BUILD_ID",
+    "TF_BUILD",
+    "BITBUCKET_BUILD_NUMBER",
+    "BITBUCKET_COMMIT",
+    "DRONE",
+    "TEAMCITY_VERSION",
+    "APPVEYOR",
+    "SEMAPHORE",
+    "NETLIFY",
+    "VERCEL",
+    "NOW_BUILDER",
+    "BUDDY",
+    "CF_PAGES",
+    "RENDER",
+    "HEROKU_TEST_RUN_ID",
+    "WOODPECKER",
+    "CIRRUS_CI",
+    "BUILDER_OUTPUT",
+];
+
+/// One variable name looked up, the first time it was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvProbe {
+    /// The variable name; `*` for a listing of the whole environment (a copy, a dump).
+    pub name: String,
+    /// `get` (`process.env.X`), `has` (`'X' in process.env`) or `list`.
+    pub op: String,
+    /// The process that first looked it up.
+    pub process: Actor,
+    /// When.
+    pub at_unix_ms: u64,
+}
+
+/// The planted preload and its log directory for one run.
+#[derive(Debug)]
+pub struct EnvProbes {
+    dir: tempfile::TempDir,
+}
+
+#[derive(Deserialize)]
+struct Line {
+    op: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    argv: Option<Vec<String>>,
+    #[serde(default)]
+    t: u64,
+}
+
+impl EnvProbes {
+    /// Write the preload and an empty log directory, bind both into `spec` under
+    /// [`SANDBOX_DIR`] and make node load the preload. Returns the sandbox path of the log
+    /// directory with the recorder (its writes there are ours, not the script's).
+    pub fn plant(spec: &mut SandboxSpec) -> io::Result<(Self, PathBuf)> {
+        let dir = tempfile::Builder::new()
+            .prefix("ringfence-envprobe-")
+            .tempdir()?;
+        let preload = dir.path().join("preload.js");
+        std::fs::write(&preload, PRELOAD)?;
+        std::fs::set_permissions(&preload, std::fs::Permissions::from_mode(0o444))?;
+        let log = dir.path().join("log");
+        std::fs::create_dir(&log)?;
+        std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o700))?;
+        let inside = Path::new(SANDBOX_DIR);
+        spec.mounts.push(MountSpec {
+            path: inside.join("preload.js"),
+            kind: MountKind::Recording {
+                source: preload,
+                writable: false,
+            },
+        });
+        spec.mounts.push(MountSpec {
+            path: inside.join("log"),
+            kind: MountKind::Recording {
+                source: log,
+                writable: true,
+            },
+        });
+        let require = format!("--require={SANDBOX_DIR}/preload.js");
+        match spec.exec.env.iter_mut().find(|(k, _)| k == "NODE_OPTIONS") {
+            Some((_, v)) if !v.trim().is_empty() => *v = format!("{v} {require}"),
+            Some((_, v)) => *v = require,
+            None => spec.exec.env.push(("NODE_OPTIONS".into(), require)),
+        }
+        Ok((EnvProbes { dir }, inside.join("log")))
+    }
+
+    /// The names looked up, first occurrence each, in time order. Call after the run.
+    pub fn collect(&self) -> Vec<EnvProbe> {
+        collect(&self.dir.path().join("log"))
+    }
+}
+
+fn collect(log: &Path) -> Vec<EnvProbe> {
+    let mut first: BTreeMap<String, EnvProbe> = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(log) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    files.sort();
+    for path in files.into_iter().take(4096) {
+        // `<pid>-<ms>.jsonl`, written by the preload (or forged by the script: it is its own).
+        let Some(pid) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if !meta.is_file() || meta.len() > 4 << 20 {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let mut actor = Actor {
+            pid,
+            argv: Vec::new(),
+        };
+        for line in text.lines() {
+            let Ok(l) = serde_json::from_str::<Line>(line) else {
+                continue;
+            };
+            if l.op == "start" {
+                actor.argv = l.argv.unwrap_or_default();
+                continue;
+            }
+            let Some(name) = l.name.filter(|n| !n.is_empty() && n.len() <= 256) else {
+                continue;
+            };
+            if !matches!(l.op.as_str(), "get" | "has" | "list") {
+                continue;
+            }
+            let probe = EnvProbe {
+                name: name.clone(),
+                op: l.op,
+                process: actor.clone(),
+                at_unix_ms: l.t,
+            };
+            match first.get(&name) {
+                Some(p) if p.at_unix_ms <= probe.at_unix_ms => {}
+                _ => {
+                    first.insert(name, probe);
+                }
+            }
+        }
+    }
+    let mut out: Vec<EnvProbe> = first.into_values().collect();
+    out.sort_by(|a, b| a.at_unix_ms.cmp(&b.at_unix_ms).then(a.name.cmp(&b.name)));
+    out.truncate(2000);
+    out
+}
+
+/// Findings from the probes: CI detection (fingerprinting, low: common in legitimate tools, the
+/// signal is what a script does differently in CI) and credential variables looked up (medium:
+/// they held canaries; sending one anywhere is a critical exfiltration on its own).
+pub fn findings(probes: &[EnvProbe]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let ci: Vec<&EnvProbe> = probes
+        .iter()
+        .filter(|p| CI_VARS.contains(&p.name.as_str()))
+        .collect();
+    if let Some(first) = ci.first() {
+        let names: Vec<&str> = ci.iter().map(|p| p.name.as_str()).collect();
+        out.push(Finding {
+            kind: FindingKind::Fingerprinting,
+            severity: Severity::Low,
+            summary: format!(
+                "checked whether it runs in CI ({} variable{}: {})",
+                names.len(),
+                if names.len() == 1 { "" } else { "s" },
+                names.join(", ")
+            ),
+            target: "env:CI".into(),
+            detail: Some(
+                "install-time code that branches on CI is how time-gated payloads decide when to act"
+                    .into(),
+            ),
+            process: Some(first.process.clone()),
+            at_unix_ms: Some(first.at_unix_ms),
+        });
+    }
+    for p in probes
+        .iter()
+        .filter(|p| super::decoys::is_secret_var(&p.name))
+    {
+        out.push(Finding {
+            kind: FindingKind::SecretRead,
+            severity: Severity::Medium,
+            summary: format!("looked up the credential variable `{}`", p.name),
+            target: format!("env:{}", p.name),
+            detail: Some("it held a per-run canary, never the real value".into()),
+            process: Some(p.process.clone()),
+            at_unix_ms: Some(p.at_unix_ms),
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probes_are_collected_first_occurrence_and_classified() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("7-1.jsonl"),
+            concat!(
+                r#"{"op":"start","argv":["node","payload.js"],"t":10}"#,
+                "\n",
+                r#"{"op":"get","name":"CI","t":12}"#,
+                "\n",
+                r#"{"op":"has","name":"GITHUB_ACTIONS","t":13}"#,
+                "\n",
+                r#"{"op":"get","name":"NPM_TOKEN","t":14}"#,
+                "\n",
+                "not json\n",
+                r#"{"op":"list","name":"*","t":15}"#,
+                "\n",
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("9-2.jsonl"),
+            concat!(
+                r#"{"op":"start","argv":["node","stage2.js"],"t":5}"#,
+                "\n",
+                r#"{"op":"get","name":"CI","t":6}"#,
+                "\n",
+                r#"{"op":"get","name":"PATH","t":20}"#,
+                "\n",
+            ),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("junk"), "{}").unwrap();
+        let probes = collect(dir.path());
+        let names: Vec<(&str, u32)> = probes
+            .iter()
+            .map(|p| (p.name.as_str(), p.process.pid))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("CI", 9),
+                ("GITHUB_ACTIONS", 7),
+                ("NPM_TOKEN", 7),
+                ("*", 7),
+                ("PATH", 9)
+            ]
+        );
+        assert_eq!(probes[0].process.argv, vec!["node", "stage2.js"]);
+        let f = findings(&probes);
+        assert_eq!(f.len(), 2);
+        assert_eq!(
+            (f[0].kind, f[0].severity),
+            (FindingKind::Fingerprinting, Severity::Low)
+        );
+        assert!(f[0].summary.contains("CI, GITHUB_ACTIONS"));
+        assert_eq!(f[1].target, "env:NPM_TOKEN");
+        assert_eq!(f[1].severity, Severity::Medium);
+    }
+}
