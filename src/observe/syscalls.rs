@@ -911,7 +911,7 @@ mod tests {
         let served = Served {
             actors: (0..events.len())
                 .map(|i| Actor {
-                    pid: i as u32 + 2,
+                    pid: u32::try_from(i).unwrap() + 2,
                     argv: vec![format!("prog{i}")],
                 })
                 .collect(),
@@ -921,7 +921,7 @@ mod tests {
                 .map(|(i, event)| Noted {
                     event,
                     actor: i,
-                    at_unix_ms: 1000 + i as u64,
+                    at_unix_ms: 1000 + u64::try_from(i).unwrap(),
                 })
                 .collect(),
         };

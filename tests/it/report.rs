@@ -413,3 +413,83 @@ fn schema_rejects_malformed_reports() {
         assert!(validate_against_schema(&bad).is_err(), "{bad}");
     }
 }
+
+/// Node processes' environment lookups are recorded by name (never value) with the process that
+/// made them, child node processes included, and CI detection / credential lookups are findings.
+/// Assigning to process.env still works under the recording proxy.
+#[test]
+fn env_probes_are_recorded_and_attributed() {
+    if !require_userns() || !crate::common::require_npm() {
+        return;
+    }
+    let ctx = TestContext::new();
+    let report = ctx.root().join("r.json");
+    let script = r#"
+        if (process.env.CI === undefined) console.log('dev box');
+        if ('NPM_TOKEN' in process.env) console.log('token present');
+        process.env.PATH = '/nonexistent:' + process.env.PATH;
+        const out = require('child_process')
+            .execFileSync('node', ['-e', 'console.log(process.env.BUILDKITE === undefined, process.env.PATH.split(":")[0])'])
+            .toString();
+        console.log(out.trim());
+    "#;
+    let out = ctx.run(
+        &["--report", report.to_str().unwrap()],
+        &["node", "-e", script],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let text = crate::common::stdout(&out);
+    assert!(text.contains("dev box"), "{text}");
+    assert!(
+        text.contains("token present"),
+        "a canary NPM_TOKEN is planted: {text}"
+    );
+    assert!(
+        text.contains("true /nonexistent"),
+        "assignment went through: {text}"
+    );
+    let r = read(&report);
+    let run = &r.runs[0];
+    let probe = |name: &str| {
+        run.env_probes
+            .iter()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("no probe of {name}: {:#?}", run.env_probes))
+    };
+    assert_eq!(probe("CI").op, "get");
+    assert_eq!(probe("NPM_TOKEN").op, "has");
+    assert!(
+        probe("CI")
+            .process
+            .argv
+            .iter()
+            .any(|a| a.contains("dev box"))
+    );
+    assert_ne!(probe("BUILDKITE").process.pid, probe("CI").process.pid);
+    assert!(probe("BUILDKITE").process.pid > 1);
+    let finding = |kind: &str| {
+        run.findings
+            .iter()
+            .find(|f| f.kind == kind)
+            .unwrap_or_else(|| panic!("no {kind} finding: {:#?}", run.findings))
+    };
+    let fp = finding("fingerprinting");
+    assert_eq!(fp.severity, "low");
+    assert!(fp.summary.contains("CI") && fp.summary.contains("BUILDKITE"));
+    let sr = finding("secret-read");
+    assert_eq!(
+        (sr.severity.as_str(), sr.target.as_str()),
+        ("medium", "env:NPM_TOKEN")
+    );
+    assert!(sr.process.is_some() && sr.at_unix_ms.is_some());
+    // The report holds names, not values: the canary's value appears only under `canaries`.
+    let canary = run
+        .canaries
+        .iter()
+        .find(|c| c.id == "env:NPM_TOKEN")
+        .unwrap();
+    let without_canaries = std::fs::read_to_string(&report)
+        .unwrap()
+        .replacen(&canary.value, "", 1);
+    assert!(!without_canaries.contains(&canary.value));
+}
