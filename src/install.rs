@@ -13,14 +13,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
-use sha2::{Digest, Sha256};
-
 use crate::error::RunError;
 use crate::npm::env::NodeExtras;
 use crate::npm::manifest::Manifest;
 use crate::npm::scripts::{Job, Kind, PlanInput, plan};
 use crate::npm::tree::{Lockfile, build_set, optional_set, scan_identities};
 use crate::npm::{self, Command2, NpmError, Toolchain};
+use crate::observe::pristine::Snapshot;
 use crate::observe::{Observation, Observed, Severity};
 use crate::policy::{self, PolicyError, ResolveContext, RunRequest};
 use crate::report::{PackageRef, Report, ReportWarning, ScriptRun};
@@ -56,6 +55,8 @@ struct JobResult {
     stdout: Vec<u8>,
     stderr: Vec<u8>,
     observed: Observed,
+    /// The package directory before the script (dependencies, when recording).
+    pristine: Option<Snapshot>,
 }
 
 impl JobResult {
@@ -173,7 +174,29 @@ impl Context<'_> {
     }
 
     fn run_job(&self, job: Job) -> JobResult {
+        let mut r = self.run_job_sandboxed(job);
+        if let Some(before) = &r.pristine {
+            if r.result.is_ok() {
+                let after = Snapshot::take(&r.job.dir, &r.job.command);
+                r.observed.findings.extend(before.findings(
+                    &after,
+                    &r.job.command,
+                    r.job.integrity.as_deref(),
+                ));
+                r.observed
+                    .findings
+                    .sort_by(|a, b| b.severity.cmp(&a.severity).then(a.kind.cmp(&b.kind)));
+            }
+        }
+        r
+    }
+
+    fn run_job_sandboxed(&self, job: Job) -> JobResult {
         let started_unix_ms = unix_ms();
+        // A dependency's shipped files, to see what its script does to them (self-modification,
+        // erasing the evidence). The user's own root and link packages are not judged.
+        let pristine = (!self.no_record && job.kind == Kind::Dep)
+            .then(|| Snapshot::take(&job.dir, &job.command));
         // Every script gets its own decoy home and canaries, so what is read or written there is
         // attributed to exactly this script.
         let prepared = self.spec(&job).and_then(|mut spec| {
@@ -192,6 +215,7 @@ impl Context<'_> {
             Ok(x) => x,
             Err(e) => {
                 return JobResult {
+                    pristine: pristine.clone(),
                     job,
                     spec: None,
                     seccomp: None,
@@ -229,6 +253,7 @@ impl Context<'_> {
                 _ => Default::default(),
             };
             return JobResult {
+                pristine: pristine.clone(),
                 job,
                 seccomp: Some(plan.seccomp.clone()),
                 spec: Some(spec),
@@ -244,6 +269,7 @@ impl Context<'_> {
             (Ok(o), Ok(e)) => (o, e),
             (Err(e), _) | (_, Err(e)) => {
                 return JobResult {
+                    pristine: pristine.clone(),
                     job,
                     spec: Some(spec),
                     seccomp: None,
@@ -287,6 +313,7 @@ impl Context<'_> {
             _ => Default::default(),
         };
         JobResult {
+            pristine: pristine.clone(),
             job,
             seccomp: Some(plan.seccomp.clone()),
             spec: Some(spec),
@@ -428,8 +455,7 @@ impl Rollback {
 }
 
 fn script_sha256(cmd: &str) -> String {
-    let d = Sha256::digest(cmd.as_bytes());
-    d.iter().map(|b| format!("{b:02x}")).collect()
+    crate::report::sha256_hex(cmd.as_bytes())
 }
 
 fn kind_name(k: Kind) -> &'static str {
@@ -668,6 +694,33 @@ pub fn run(opts: InstallOptions) -> Result<u8, RunError> {
         run_root,
     };
     let phases = plan(&input);
+    let scripted: BTreeSet<&str> = phases
+        .iter()
+        .flat_map(|p| p.jobs.iter())
+        .map(|j| j.location.as_str())
+        .collect();
+    let install_summary = crate::report::InstallSummary {
+        packages: nodes.len(),
+        with_scripts: nodes
+            .iter()
+            .filter(|n| scripted.contains(n.location.as_str()))
+            .count(),
+        no_install_time_behaviour: nodes
+            .iter()
+            .zip(&manifests)
+            .filter(|(n, _)| !scripted.contains(n.location.as_str()))
+            .map(|(n, m)| crate::report::PackageId {
+                name: m.name.clone().unwrap_or_else(|| n.name.clone()),
+                version: m
+                    .version
+                    .clone()
+                    .or_else(|| n.version.clone())
+                    .unwrap_or_default(),
+                location: n.location.clone(),
+            })
+            .collect(),
+    };
+    drop(scripted);
 
     let npm_cache = npm_env
         .get("npm_config_cache")
@@ -758,6 +811,7 @@ pub fn run(opts: InstallOptions) -> Result<u8, RunError> {
     }
     let mut report = Report::new(runs);
     report.warnings = git_unprepared;
+    report.install = Some(install_summary);
     if let Some(path) = &opts.report {
         report.write(path)?;
     }

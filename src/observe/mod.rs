@@ -5,6 +5,7 @@
 pub mod decoys;
 pub mod envprobe;
 pub mod net;
+pub mod pristine;
 pub mod syscalls;
 
 use serde::{Deserialize, Serialize};

@@ -59,6 +59,15 @@ use crate::sandbox::landlock::{LandlockOutcome, Status};
 use crate::sandbox::spec::{MountKind, SandboxSpec};
 use crate::sandbox::{Outcome, seccomp::SeccompPlan};
 
+/// Lower-case hex SHA-256 of `data` (script hashes, file evidence).
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Current report schema version.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -75,6 +84,32 @@ pub struct Report {
     /// whose fetch-time `prepare` npm would have run).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<ReportWarning>,
+    /// `install`/`ci` only: what npm installed and which packages had nothing to run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install: Option<InstallSummary>,
+}
+
+/// The packages of an install, as far as scripts go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallSummary {
+    /// Packages npm added or changed (dependencies and links; the root project not counted).
+    pub packages: usize,
+    /// Of those, how many had lifecycle scripts (explicit or an implicit `node-gyp rebuild`).
+    pub with_scripts: usize,
+    /// The others: nothing of theirs runs at install time, so ringfence saw nothing of them.
+    /// That is *no install-time behaviour*, not "clean": their runtime code is not examined.
+    pub no_install_time_behaviour: Vec<PackageId>,
+}
+
+/// A package by name, version and lockfile location.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageId {
+    /// Name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Lockfile location (`node_modules/x`).
+    pub location: String,
 }
 
 /// A report-level warning.
@@ -288,6 +323,7 @@ impl Report {
             },
             runs,
             warnings: Vec::new(),
+            install: None,
         }
     }
 
@@ -482,7 +518,18 @@ impl Report {
                 ("optional-failed", _) => "opt-fail",
                 _ => "FAILED",
             };
-            let _ = writeln!(out, "  {status:<8} {who}  {:.1}s", r.duration_ms / 1000.0);
+            let limit = match (r.timed_out, r.timeout_ms) {
+                (true, Some(ms)) => format!(
+                    "  (killed at the {:.0}s wall-clock limit with its whole process tree)",
+                    ms as f64 / 1000.0
+                ),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "  {status:<8} {who}  {:.1}s{limit}",
+                r.duration_ms / 1000.0
+            );
             for f in &r.findings {
                 let _ = writeln!(
                     out,
@@ -490,6 +537,28 @@ impl Report {
                     severity_label(f.severity),
                     kind_label(f.kind),
                     f.summary
+                );
+            }
+        }
+        if let Some(i) = &self.install {
+            let quiet = &i.no_install_time_behaviour;
+            if !quiet.is_empty() {
+                let shown: Vec<String> = quiet
+                    .iter()
+                    .take(5)
+                    .map(|p| format!("{}@{}", p.name, p.version))
+                    .collect();
+                let more = quiet.len() - shown.len();
+                let _ = writeln!(
+                    out,
+                    "  {} package(s) with no install-time behaviour (no lifecycle scripts: nothing ran, their runtime code is not examined): {}{}",
+                    quiet.len(),
+                    shown.join(", "),
+                    if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    }
                 );
             }
         }

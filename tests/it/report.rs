@@ -15,6 +15,25 @@ struct Report {
     runs: Vec<Run>,
     #[serde(default)]
     warnings: Vec<serde_json::Value>,
+    #[serde(default)]
+    install: Option<InstallM>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InstallM {
+    packages: usize,
+    with_scripts: usize,
+    no_install_time_behaviour: Vec<PackageIdM>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct PackageIdM {
+    name: String,
+    version: String,
+    location: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -398,6 +417,13 @@ fn install_report_contract() {
         writer.view.read_write,
         vec![app.join("node_modules/rf-writer")]
     );
+    // Every package npm added is accounted for: with scripts (runs above) or with none.
+    let install = r.install.as_ref().expect("install section");
+    assert_eq!(
+        install.packages,
+        install.with_scripts + install.no_install_time_behaviour.len()
+    );
+    assert!(install.with_scripts >= 1);
 }
 
 /// The schema check can fail: an unknown field, a wrong severity, a missing field.

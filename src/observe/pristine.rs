@@ -1,0 +1,342 @@
+//! Self-modification: what a script did to its own package's shipped files. The package
+//! directory is snapshotted (metadata of every file, content of the manifest and of the files the
+//! command names) before the script runs and compared after. The change time cannot be set back
+//! from inside the sandbox, so a rewrite that restores size and mtime is still seen. The pristine
+//! content stays in npm's cache under the package's integrity, which the report names.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use super::{Finding, FindingKind, Severity};
+use crate::report::sha256_hex;
+
+/// At most this many entries are snapshotted (a package larger than that is compared partially).
+const MAX_ENTRIES: usize = 50_000;
+/// Files whose content is kept for the before/after comparison.
+const MAX_KEPT: u64 = 256 << 10;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stat {
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+    mode: u32,
+}
+
+impl Stat {
+    fn of(m: &std::fs::Metadata) -> Stat {
+        Stat {
+            ino: m.ino(),
+            size: m.len(),
+            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+            ctime_ns: i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()),
+            mode: m.mode(),
+        }
+    }
+}
+
+/// The state of a package directory at one moment.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    root: PathBuf,
+    files: BTreeMap<String, Stat>,
+    /// Content of `package.json` and of the files the lifecycle command names.
+    kept: BTreeMap<String, Vec<u8>>,
+}
+
+/// Relative paths the command mentions (`node setup.js`, `sh ./scripts/x.sh`).
+fn named_files(command: &str, files: &BTreeMap<String, Stat>) -> Vec<String> {
+    command
+        .split(|c: char| c.is_whitespace() || "&|;<>()'\"`=".contains(c))
+        .map(|w| w.trim_start_matches("./"))
+        .filter(|w| !w.is_empty() && files.contains_key(*w))
+        .map(str::to_string)
+        .collect()
+}
+
+impl Snapshot {
+    /// Snapshot `root` (its nested `node_modules` excluded: other packages), keeping the content
+    /// of `package.json` and the files `command` names.
+    pub fn take(root: &Path, command: &str) -> Snapshot {
+        let mut files = BTreeMap::new();
+        let mut stack = vec![root.to_path_buf()];
+        'walk: while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                if files.len() >= MAX_ENTRIES {
+                    break 'walk;
+                }
+                let p = e.path();
+                let Ok(m) = std::fs::symlink_metadata(&p) else {
+                    continue;
+                };
+                let Ok(rel) = p.strip_prefix(root) else {
+                    continue;
+                };
+                let rel = rel.display().to_string();
+                if m.is_dir() {
+                    if rel != "node_modules" {
+                        stack.push(p);
+                    }
+                    continue;
+                }
+                files.insert(rel, Stat::of(&m));
+            }
+        }
+        let mut kept = BTreeMap::new();
+        let mut wanted = named_files(command, &files);
+        wanted.push("package.json".into());
+        for rel in wanted {
+            if files.get(&rel).is_some_and(|s| s.size <= MAX_KEPT) {
+                if let Ok(c) = std::fs::read(root.join(&rel)) {
+                    kept.insert(rel, c);
+                }
+            }
+        }
+        Snapshot {
+            root: root.to_path_buf(),
+            files,
+            kept,
+        }
+    }
+
+    /// What changed in the shipped files between `self` (before the script) and `after`.
+    /// `integrity` names where the pristine tarball is (npm's cache).
+    pub fn findings(
+        &self,
+        after: &Snapshot,
+        command: &str,
+        integrity: Option<&str>,
+    ) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let mut changed: Vec<(&str, Option<&Stat>)> = Vec::new();
+        for (rel, before) in &self.files {
+            match after.files.get(rel) {
+                Some(now) if now == before => {}
+                now => changed.push((rel.as_str(), now)),
+            }
+        }
+        if changed.is_empty() {
+            return out;
+        }
+        let pristine = match integrity {
+            Some(i) => format!("the pristine file is in npm's cache under {i}"),
+            None => "no integrity recorded for this package".to_string(),
+        };
+        let when = |s: Option<&Stat>| {
+            s.map(|s| u64::try_from(s.ctime_ns / 1_000_000).unwrap_or(0))
+                .or_else(|| Some(super::now_unix_ms()))
+        };
+        let named = named_files(command, &self.files);
+        let mut rest = Vec::new();
+        for (rel, now) in changed {
+            let verb = if now.is_none() { "deleted" } else { "rewrote" };
+            let path = self.root.join(rel).display().to_string();
+            if rel == "package.json" {
+                let (what, severity) = manifest_change(
+                    self.kept.get(rel).map(Vec::as_slice),
+                    now.and(after.kept.get(rel).map(Vec::as_slice)),
+                );
+                out.push(Finding {
+                    kind: FindingKind::TamperAttempt,
+                    severity,
+                    summary: format!("{verb} its own package.json ({what})"),
+                    target: path,
+                    detail: Some(format!(
+                        "self-modification of the installed package; {pristine}"
+                    )),
+                    process: None,
+                    at_unix_ms: when(now),
+                });
+            } else if named.iter().any(|n| n == rel) {
+                let detail = match (self.kept.get(rel), after.kept.get(rel)) {
+                    (Some(b), Some(a)) => format!(
+                        "sha256 before {} after {}; {pristine}",
+                        sha256_hex(b),
+                        sha256_hex(a)
+                    ),
+                    (Some(b), None) => format!("sha256 before {}; {pristine}", sha256_hex(b)),
+                    _ => pristine.clone(),
+                };
+                out.push(Finding {
+                    kind: FindingKind::TamperAttempt,
+                    severity: Severity::High,
+                    summary: format!(
+                        "{verb} the file its install script ran (`{rel}`): erasing the evidence"
+                    ),
+                    target: path,
+                    detail: Some(detail),
+                    process: None,
+                    at_unix_ms: when(now),
+                });
+            } else {
+                rest.push((rel, verb, when(now)));
+            }
+        }
+        if let Some((_, _, at)) = rest.first() {
+            let shown: Vec<String> = rest
+                .iter()
+                .take(8)
+                .map(|(rel, verb, _)| format!("{rel} ({verb})"))
+                .collect();
+            out.push(Finding {
+                kind: FindingKind::TamperAttempt,
+                severity: Severity::Low,
+                summary: format!(
+                    "changed {} of its own shipped file(s): {}{}",
+                    rest.len(),
+                    shown.join(", "),
+                    if rest.len() > shown.len() {
+                        ", …"
+                    } else {
+                        ""
+                    }
+                ),
+                target: self.root.display().to_string(),
+                detail: Some(format!(
+                    "some installers replace shipped files (a platform binary); {pristine}"
+                )),
+                process: None,
+                at_unix_ms: *at,
+            });
+        }
+        out
+    }
+}
+
+/// How a manifest changed, and how bad that is: hooks or version rewritten is what worms
+/// (republish) and self-erasing droppers (hide the install script) do.
+fn manifest_change(before: Option<&[u8]>, after: Option<&[u8]>) -> (String, Severity) {
+    let parse =
+        |b: Option<&[u8]>| b.and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok());
+    let (Some(b), a) = (parse(before), parse(after)) else {
+        return ("content not comparable".into(), Severity::High);
+    };
+    let Some(a) = a else {
+        return ("removed or made unreadable".into(), Severity::High);
+    };
+    let mut what = Vec::new();
+    if b.get("version") != a.get("version") {
+        what.push(format!(
+            "version {} → {}",
+            b.get("version").map_or("none".into(), ToString::to_string),
+            a.get("version").map_or("none".into(), ToString::to_string)
+        ));
+    }
+    let scripts = |v: &serde_json::Value| {
+        v.get("scripts")
+            .and_then(|s| s.as_object())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (sb, sa) = (scripts(&b), scripts(&a));
+    for k in sb
+        .keys()
+        .chain(sa.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        match (sb.get(k), sa.get(k)) {
+            (Some(_), None) => what.push(format!("script `{k}` removed")),
+            (None, Some(_)) => what.push(format!("script `{k}` added")),
+            (Some(x), Some(y)) if x != y => what.push(format!("script `{k}` changed")),
+            _ => {}
+        }
+    }
+    if what.is_empty() {
+        ("other fields changed".into(), Severity::Medium)
+    } else {
+        (what.join(", "), Severity::High)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn self_modification_is_classified() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(
+            root.join("package.json"),
+            r#"{"name":"x","version":"1.0.0","scripts":{"postinstall":"node setup.js"}}"#,
+        )
+        .unwrap();
+        std::fs::write(root.join("setup.js"), "evil()").unwrap();
+        std::fs::create_dir_all(root.join("bin")).unwrap();
+        std::fs::write(root.join("bin/tool"), "stub").unwrap();
+        std::fs::write(root.join("README.md"), "readme").unwrap();
+        std::fs::create_dir_all(root.join("node_modules/dep")).unwrap();
+        std::fs::write(root.join("node_modules/dep/index.js"), "a").unwrap();
+        let command = "node setup.js";
+        let before = Snapshot::take(root, command);
+        // Nothing changed: nothing to say. New build output is not a change of shipped files.
+        std::fs::create_dir_all(root.join("build")).unwrap();
+        std::fs::write(root.join("build/out.o"), "o").unwrap();
+        assert!(
+            before
+                .findings(&Snapshot::take(root, command), command, None)
+                .is_empty()
+        );
+
+        std::fs::write(
+            root.join("package.json"),
+            r#"{"name":"x","version":"1.0.0","scripts":{}}"#,
+        )
+        .unwrap();
+        std::fs::remove_file(root.join("setup.js")).unwrap();
+        std::fs::write(root.join("bin/tool"), "native binary").unwrap();
+        std::fs::write(root.join("node_modules/dep/index.js"), "b").unwrap();
+        let f = before.findings(&Snapshot::take(root, command), command, Some("sha512-abc"));
+        let got: Vec<(Severity, &str)> =
+            f.iter().map(|x| (x.severity, x.summary.as_str())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    Severity::High,
+                    "rewrote its own package.json (script `postinstall` removed)"
+                ),
+                (
+                    Severity::High,
+                    "deleted the file its install script ran (`setup.js`): erasing the evidence"
+                ),
+                (
+                    Severity::Low,
+                    "changed 1 of its own shipped file(s): bin/tool (rewrote)"
+                ),
+            ]
+        );
+        assert!(f[1].detail.as_deref().unwrap().contains("sha256 before"));
+        assert!(f[0].detail.as_deref().unwrap().contains("sha512-abc"));
+        assert!(f.iter().all(|x| x.at_unix_ms.is_some()));
+    }
+
+    #[test]
+    fn manifest_changes() {
+        let b = br#"{"version":"1.0.0","scripts":{"test":"x"}}"#;
+        assert_eq!(
+            manifest_change(
+                Some(b),
+                Some(br#"{"version":"1.0.1","scripts":{"test":"x","preinstall":"node setup.js"}}"#)
+            ),
+            (
+                "version \"1.0.0\" → \"1.0.1\", script `preinstall` added".to_string(),
+                Severity::High
+            )
+        );
+        assert_eq!(
+            manifest_change(
+                Some(b),
+                Some(br#"{"version":"1.0.0","scripts":{"test":"x"},"x":1}"#)
+            )
+            .1,
+            Severity::Medium
+        );
+        assert_eq!(manifest_change(Some(b), None).1, Severity::High);
+    }
+}
