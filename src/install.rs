@@ -101,8 +101,9 @@ struct Context<'a> {
 }
 
 impl Context<'_> {
-    /// The sandbox for one job: its package directory writable (its nested `node_modules`
-    /// read-only), or the whole project for the user's own root and link scripts; the project,
+    /// The sandbox for one job: its package directory writable (a dependency's nested
+    /// `node_modules` read-only; a link's real directory), or the whole project for the user's own
+    /// root scripts; the project,
     /// node, npm and npm's cache readable; no network; throwaway HOME.
     fn spec(&self, job: &Job) -> Result<crate::sandbox::spec::SandboxSpec, RunError> {
         let shell = job
@@ -119,7 +120,10 @@ impl Context<'_> {
         }
         let mut rw = Vec::new();
         match job.kind {
-            Kind::Dep => {
+            Kind::Dep | Kind::Link => {
+                // A dependency writes its own directory; so does a link (a workspace package or a
+                // `file:` directory, which may be third-party code): its real directory, not the
+                // project around it.
                 rw.push(job.dir.clone());
                 // Profile allowances (each with a reason) for known packages that must write a
                 // sibling path, created first so that it can be mounted.
@@ -138,15 +142,13 @@ impl Context<'_> {
                     }
                 }
                 let nested = job.dir.join("node_modules");
-                if nested.is_dir() {
+                if job.kind == Kind::Dep && nested.is_dir() {
                     ro.push(nested);
                 }
             }
-            Kind::Link | Kind::Root => {
+            Kind::Root => {
+                // The user's own project scripts (husky's `prepare` writes .git/config).
                 rw.push(self.project.to_path_buf());
-                if !job.dir.starts_with(self.project) {
-                    rw.push(job.dir.clone());
-                }
             }
         }
         ro.retain(|p| p.exists());
@@ -178,9 +180,16 @@ impl Context<'_> {
         if let Some(before) = &r.pristine {
             if r.result.is_ok() {
                 let after = Snapshot::take(&r.job.dir, &r.job.command);
+                let ran: Vec<&[String]> = r
+                    .observed
+                    .spawned
+                    .iter()
+                    .map(|s| s.argv.as_slice())
+                    .collect();
                 r.observed.findings.extend(before.findings(
                     &after,
                     &r.job.command,
+                    &ran,
                     r.job.integrity.as_deref(),
                 ));
                 r.observed
@@ -193,9 +202,10 @@ impl Context<'_> {
 
     fn run_job_sandboxed(&self, job: Job) -> JobResult {
         let started_unix_ms = unix_ms();
-        // A dependency's shipped files, to see what its script does to them (self-modification,
-        // erasing the evidence). The user's own root and link packages are not judged.
-        let pristine = (!self.no_record && job.kind == Kind::Dep)
+        // A package's own files, to see what its script does to them (self-modification, erasing
+        // the evidence). Links (workspaces, `file:` directories) too; the root project is the
+        // user's own.
+        let pristine = (!self.no_record && job.kind != Kind::Root)
             .then(|| Snapshot::take(&job.dir, &job.command));
         // Every script gets its own decoy home and canaries, so what is read or written there is
         // attributed to exactly this script.

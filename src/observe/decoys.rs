@@ -303,6 +303,12 @@ impl DecoyHome {
         })
     }
 
+    /// Whether `path` (as the sandbox sees it) is one of the planted decoy secrets.
+    pub fn is_decoy(&self, path: &Path) -> bool {
+        path.strip_prefix(&self.home)
+            .is_ok_and(|rel| SECRET_FILES.iter().any(|(r, _)| Path::new(r) == rel))
+    }
+
     /// The host directory to bind at HOME.
     pub fn host_dir(&self) -> &Path {
         self.dir.path()

@@ -3,7 +3,9 @@
 // and notes which variable NAMES were looked up (get / `in`), and whether the whole environment
 // was listed. Values are never recorded. One JSON line per new (op, name) goes to a per-process
 // file in the run's log directory, written when the current tick ends and at exit, so a process
-// killed later (a time-gated payload) has already left its probes behind.
+// killed later (a time-gated payload) has already left its probes behind. It also notes which
+// files under HOME node code opens, read or checks (the decoy secrets live there), so that a
+// decoy read can be attributed to the process that made it.
 'use strict';
 (() => {
   let fs;
@@ -79,6 +81,55 @@
     Object.defineProperty(process, 'env', { value: proxy, writable: true, enumerable: true, configurable: true });
   } catch {
     return;
+  }
+  // File access under HOME through the fs module: wrappers that note the path and call the
+  // original with the same receiver and arguments.
+  let home = null;
+  let resolve = null;
+  try {
+    home = require('os').homedir();
+    resolve = require('path').resolve;
+  } catch {
+    // No attribution of file reads then.
+  }
+  const touched = (p) => {
+    if (!home || busy) return;
+    try {
+      let s = p;
+      if (s instanceof URL) s = s.pathname;
+      else if (Buffer.isBuffer(s)) s = s.toString();
+      if (typeof s !== 'string') return;
+      const abs = resolve(s);
+      if (abs === home || abs.startsWith(`${home}/`)) note('open', abs);
+    } catch {
+      // Never disturb the call.
+    }
+  };
+  const wrap = (obj, name) => {
+    const orig = obj && obj[name];
+    if (typeof orig !== 'function') return;
+    const wrapped = function (p, ...rest) {
+      touched(p);
+      return orig.call(this, p, ...rest);
+    };
+    try {
+      Object.defineProperty(wrapped, 'length', { value: orig.length });
+      Object.defineProperty(wrapped, 'name', { value: orig.name });
+      for (const k of Reflect.ownKeys(orig)) {
+        if (!(k in wrapped)) wrapped[k] = orig[k];
+      }
+      obj[name] = wrapped;
+    } catch {
+      // Leave it unwrapped.
+    }
+  };
+  for (const name of ['readFileSync', 'readFile', 'openSync', 'open', 'createReadStream', 'existsSync', 'statSync', 'accessSync', 'readdirSync', 'copyFileSync']) {
+    wrap(fs, name);
+  }
+  try {
+    for (const name of ['readFile', 'open', 'access', 'stat', 'readdir', 'copyFile']) wrap(fs.promises, name);
+  } catch {
+    // fs.promises unavailable.
   }
   process.on('exit', flush);
   flush();

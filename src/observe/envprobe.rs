@@ -128,20 +128,22 @@ impl EnvProbes {
         Ok((EnvProbes { dir }, inside.join("log")))
     }
 
-    /// The names looked up, first occurrence each, in time order. Call after the run.
-    pub fn collect(&self) -> Vec<EnvProbe> {
+    /// The names looked up, first occurrence each, in time order, and the files under HOME that
+    /// node code opened, read or checked (`op` `open`, `name` the path). Call after the run.
+    pub fn collect(&self) -> (Vec<EnvProbe>, Vec<EnvProbe>) {
         collect(&self.dir.path().join("log"))
     }
 }
 
-fn collect(log: &Path) -> Vec<EnvProbe> {
+fn collect(log: &Path) -> (Vec<EnvProbe>, Vec<EnvProbe>) {
     let mut first: BTreeMap<String, EnvProbe> = BTreeMap::new();
+    let mut files: Vec<EnvProbe> = Vec::new();
     let Ok(entries) = std::fs::read_dir(log) else {
-        return Vec::new();
+        return (Vec::new(), files);
     };
-    let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-    files.sort();
-    for path in files.into_iter().take(4096) {
+    let mut logs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    logs.sort();
+    for path in logs.into_iter().take(4096) {
         // `<pid>-<ms>.jsonl`, written by the preload (or forged by the script: it is its own).
         let Some(pid) = path
             .file_name()
@@ -175,6 +177,17 @@ fn collect(log: &Path) -> Vec<EnvProbe> {
             let Some(name) = l.name.filter(|n| !n.is_empty() && n.len() <= 256) else {
                 continue;
             };
+            if l.op == "open" {
+                if files.len() < 10_000 && name.starts_with('/') {
+                    files.push(EnvProbe {
+                        name,
+                        op: l.op,
+                        process: actor.clone(),
+                        at_unix_ms: l.t,
+                    });
+                }
+                continue;
+            }
             if !matches!(l.op.as_str(), "get" | "has" | "list") {
                 continue;
             }
@@ -195,7 +208,19 @@ fn collect(log: &Path) -> Vec<EnvProbe> {
     let mut out: Vec<EnvProbe> = first.into_values().collect();
     out.sort_by(|a, b| a.at_unix_ms.cmp(&b.at_unix_ms).then(a.name.cmp(&b.name)));
     out.truncate(2000);
-    out
+    files.sort_by_key(|f| f.at_unix_ms);
+    (out, files)
+}
+
+/// Whether `argv` is npm itself (`npm …`, `node …/npm-cli.js …`): nested npm runs read the user
+/// config (`~/.npmrc`) by design.
+pub fn is_npm(argv: &[String]) -> bool {
+    let base = |a: &String| a.rsplit('/').next().unwrap_or(a).to_string();
+    argv.first().map(base).as_deref() == Some("npm")
+        || argv
+            .iter()
+            .take(2)
+            .any(|a| a.ends_with("npm-cli.js") || a.ends_with("/bin/npm"))
 }
 
 /// Findings from the probes: CI detection (fingerprinting, low: common in legitimate tools, the
@@ -265,6 +290,8 @@ mod tests {
                 "not json\n",
                 r#"{"op":"list","name":"*","t":15}"#,
                 "\n",
+                r#"{"op":"open","name":"/home/u/.npmrc","t":16}"#,
+                "\n",
             ),
         )
         .unwrap();
@@ -281,7 +308,12 @@ mod tests {
         )
         .unwrap();
         std::fs::write(dir.path().join("junk"), "{}").unwrap();
-        let probes = collect(dir.path());
+        let (probes, files) = collect(dir.path());
+        assert_eq!(files.len(), 1);
+        assert_eq!(
+            (files[0].name.as_str(), files[0].process.pid),
+            ("/home/u/.npmrc", 7)
+        );
         let names: Vec<(&str, u32)> = probes
             .iter()
             .map(|p| (p.name.as_str(), p.process.pid))

@@ -207,14 +207,19 @@ impl Observation {
     pub fn finish(self, outcome: &Outcome) -> Observed {
         // The tree is killed when the script's own process exits; the run ends right after.
         let outcome_end_ms = now_unix_ms();
-        let mut findings = self.decoys.findings();
         let recorded = self.recorder.map(|r| r.finish()).unwrap_or_default();
+        let (env_probes, touched) = self.env_probes.collect();
+        let mut findings = attribute_home_reads(
+            self.decoys.findings(),
+            &touched,
+            &recorded.execs,
+            &self.decoys,
+        );
         if let Some(s) = self.sinkhole {
             findings.extend(s.finish(self.decoys.canaries(), &recorded.connects));
         }
         findings.extend(recorded.findings);
         let spawned = recorded.spawned;
-        let env_probes = self.env_probes.collect();
         findings.extend(envprobe::findings(&env_probes));
         for p in &outcome.survivors {
             let pid = u32::try_from(p.pid).unwrap_or(0);
@@ -249,6 +254,72 @@ impl Observation {
             env_probes,
         }
     }
+}
+
+/// Name the process behind decoy reads (the kernel's access time has no pid): node code's file
+/// accesses noted by the preload, or a command line that names the file (`cat ~/.npmrc`). A decoy
+/// read only by nested npm runs (its own user config) is expected and low. Sensitive paths under
+/// HOME that node code looked for but that hold no decoy are findings of their own.
+fn attribute_home_reads(
+    mut findings: Vec<Finding>,
+    touched: &[envprobe::EnvProbe],
+    execs: &[syscalls::ConnectSeen],
+    decoys: &DecoyHome,
+) -> Vec<Finding> {
+    for f in findings
+        .iter_mut()
+        .filter(|f| f.kind == FindingKind::SecretRead && f.process.is_none())
+    {
+        let mut readers: Vec<(Actor, u64)> = touched
+            .iter()
+            .filter(|t| t.name == f.target)
+            .map(|t| (t.process.clone(), t.at_unix_ms))
+            .collect();
+        readers.extend(
+            execs
+                .iter()
+                .filter(|e| e.addr.split(' ').any(|w| w == f.target))
+                .map(|e| (e.actor.clone(), e.at_unix_ms)),
+        );
+        readers.sort_by_key(|r| r.1);
+        let npm_only = !readers.is_empty()
+            && readers.iter().all(|(a, _)| envprobe::is_npm(&a.argv))
+            && f.target.ends_with("/.npmrc");
+        if npm_only {
+            f.severity = Severity::Low;
+            f.summary = format!("{} (by a nested npm run: its own user config)", f.summary);
+        }
+        let first = readers
+            .iter()
+            .find(|(a, _)| !envprobe::is_npm(&a.argv))
+            .or(readers.first());
+        if let Some((actor, _)) = first {
+            f.process = Some(actor.clone());
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for t in touched {
+        let path = std::path::Path::new(&t.name);
+        let Some(class) = syscalls::secret_path(path) else {
+            continue;
+        };
+        if decoys.is_decoy(path) || envprobe::is_npm(&t.process.argv) || !seen.insert(&t.name) {
+            continue;
+        }
+        findings.push(Finding {
+            kind: FindingKind::SecretRead,
+            severity: Severity::High,
+            summary: format!(
+                "looked for {class} `{}` (absent from the decoy home)",
+                t.name
+            ),
+            target: t.name.clone(),
+            detail: Some("seen by the node preload: a read, stat or existence check".into()),
+            process: Some(t.process.clone()),
+            at_unix_ms: Some(t.at_unix_ms),
+        });
+    }
+    findings
 }
 
 /// Everything recorded for one run.

@@ -13,8 +13,16 @@ use crate::report::sha256_hex;
 
 /// At most this many entries are snapshotted (a package larger than that is compared partially).
 const MAX_ENTRIES: usize = 50_000;
-/// Files whose content is kept for the before/after comparison.
+/// Files whose content is kept for the before/after comparison: each at most this big...
 const MAX_KEPT: u64 = 256 << 10;
+/// ...and all of them together.
+const MAX_KEPT_TOTAL: u64 = 4 << 20;
+
+fn is_script(rel: &str) -> bool {
+    [".js", ".cjs", ".mjs", ".sh", ".py", ".ts", ".json", ".gyp"]
+        .iter()
+        .any(|e| rel.ends_with(e))
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Stat {
@@ -46,14 +54,27 @@ pub struct Snapshot {
     kept: BTreeMap<String, Vec<u8>>,
 }
 
-/// Relative paths the command mentions (`node setup.js`, `sh ./scripts/x.sh`).
-fn named_files(command: &str, files: &BTreeMap<String, Stat>) -> Vec<String> {
-    command
-        .split(|c: char| c.is_whitespace() || "&|;<>()'\"`=".contains(c))
-        .map(|w| w.trim_start_matches("./"))
+/// Shipped files a command line mentions (`node setup.js`, `sh ./scripts/x.sh`, or an absolute
+/// path under `root`).
+fn named_files<'a>(
+    words: impl Iterator<Item = &'a str>,
+    root: &Path,
+    files: &BTreeMap<String, Stat>,
+) -> Vec<String> {
+    let mut out: Vec<String> = words
+        .flat_map(|w| w.split(|c: char| c.is_whitespace() || "&|;<>()'\"`=".contains(c)))
+        .map(|w| {
+            Path::new(w)
+                .strip_prefix(root)
+                .map_or(w, |r| r.to_str().unwrap_or(w))
+                .trim_start_matches("./")
+        })
         .filter(|w| !w.is_empty() && files.contains_key(*w))
         .map(str::to_string)
-        .collect()
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 impl Snapshot {
@@ -87,14 +108,23 @@ impl Snapshot {
                 files.insert(rel, Stat::of(&m));
             }
         }
+        // Content for the evidence: the manifest, what the command names, then script-like
+        // files (what a hook could run), within a budget.
         let mut kept = BTreeMap::new();
-        let mut wanted = named_files(command, &files);
-        wanted.push("package.json".into());
+        let mut wanted = vec!["package.json".to_string()];
+        wanted.extend(named_files(std::iter::once(command), root, &files));
+        wanted.extend(files.keys().filter(|k| is_script(k)).cloned());
+        let mut budget = MAX_KEPT_TOTAL;
         for rel in wanted {
-            if files.get(&rel).is_some_and(|s| s.size <= MAX_KEPT) {
-                if let Ok(c) = std::fs::read(root.join(&rel)) {
-                    kept.insert(rel, c);
-                }
+            let Some(size) = files.get(&rel).map(|s| s.size) else {
+                continue;
+            };
+            if size > MAX_KEPT || size > budget || kept.contains_key(&rel) {
+                continue;
+            }
+            if let Ok(c) = std::fs::read(root.join(&rel)) {
+                budget = budget.saturating_sub(size);
+                kept.insert(rel, c);
             }
         }
         Snapshot {
@@ -105,11 +135,13 @@ impl Snapshot {
     }
 
     /// What changed in the shipped files between `self` (before the script) and `after`.
-    /// `integrity` names where the pristine tarball is (npm's cache).
+    /// `ran` are the command lines the run executed (a file one of them names is a file the
+    /// script ran); `integrity` names where the pristine tarball is (npm's cache).
     pub fn findings(
         &self,
         after: &Snapshot,
         command: &str,
+        ran: &[&[String]],
         integrity: Option<&str>,
     ) -> Vec<Finding> {
         let mut out = Vec::new();
@@ -131,7 +163,11 @@ impl Snapshot {
             s.map(|s| u64::try_from(s.ctime_ns / 1_000_000).unwrap_or(0))
                 .or_else(|| Some(super::now_unix_ms()))
         };
-        let named = named_files(command, &self.files);
+        let named = named_files(
+            std::iter::once(command).chain(ran.iter().flat_map(|a| a.iter().map(String::as_str))),
+            &self.root,
+            &self.files,
+        );
         let mut rest = Vec::new();
         for (rel, now) in changed {
             let verb = if now.is_none() { "deleted" } else { "rewrote" };
@@ -279,7 +315,7 @@ mod tests {
         std::fs::write(root.join("build/out.o"), "o").unwrap();
         assert!(
             before
-                .findings(&Snapshot::take(root, command), command, None)
+                .findings(&Snapshot::take(root, command), command, &[], None)
                 .is_empty()
         );
 
@@ -291,7 +327,18 @@ mod tests {
         std::fs::remove_file(root.join("setup.js")).unwrap();
         std::fs::write(root.join("bin/tool"), "native binary").unwrap();
         std::fs::write(root.join("node_modules/dep/index.js"), "b").unwrap();
-        let f = before.findings(&Snapshot::take(root, command), command, Some("sha512-abc"));
+        // `node-gyp rebuild` names nothing; the payload is found through what the run executed.
+        let ran = [
+            "/bin/sh".to_string(),
+            "-c".to_string(),
+            "node setup.js > /dev/null".to_string(),
+        ];
+        let f = before.findings(
+            &Snapshot::take(root, command),
+            "node-gyp rebuild",
+            &[&ran[..]],
+            Some("sha512-abc"),
+        );
         let got: Vec<(Severity, &str)> =
             f.iter().map(|x| (x.severity, x.summary.as_str())).collect();
         assert_eq!(

@@ -78,10 +78,12 @@ struct Served {
     actors: Vec<Actor>,
 }
 
-/// A connect the recorder saw, for the sinkhole to name who made its connections.
+/// A connect (or exec) the recorder saw, for the sinkhole to name who made its connections (and
+/// decoy reads who read them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectSeen {
-    /// `ip:port` as the sinkhole renders its original destination (`[v6]:port` for IPv6).
+    /// `ip:port` as the sinkhole renders its original destination (`[v6]:port` for IPv6); for
+    /// an exec, the command line joined with spaces.
     pub addr: String,
     /// Who.
     pub actor: Actor,
@@ -98,6 +100,8 @@ pub struct Recorded {
     pub spawned: Vec<Spawned>,
     /// Every inet connect, in order.
     pub connects: Vec<ConnectSeen>,
+    /// Every exec (the first 5000), in order: who ran what, when.
+    pub execs: Vec<ConnectSeen>,
 }
 
 /// A running recorder.
@@ -434,7 +438,8 @@ fn sockaddr(b: &[u8]) -> Option<String> {
 /// Credential files looked for outside HOME (another user's home, the host's root, the
 /// project's dotenv files, orchestrator secrets). Opens of invisible paths in general are noise
 /// (PATH and library lookups), so only these names count.
-fn secret_path(path: &Path) -> Option<&'static str> {
+/// What kind of secret a path holds by convention, if any.
+pub(crate) fn secret_path(path: &Path) -> Option<&'static str> {
     let s = path.to_string_lossy();
     let file = path
         .file_name()
@@ -458,6 +463,20 @@ fn secret_path(path: &Path) -> Option<&'static str> {
         || s.ends_with("/.docker/config.json")
     {
         return Some("cloud credentials");
+    }
+    if s.contains("/.azure/") || s.contains("/.config/gcloud/") || s.ends_with("/.netrc") {
+        return Some("cloud credentials");
+    }
+    if s.ends_with("_history") {
+        return Some("shell history");
+    }
+    if s.contains("/.ethereum/")
+        || s.contains("/.electrum/")
+        || s.contains("/.bitcoin/")
+        || s.contains("/.config/solana/")
+        || s.contains("/.config/Exodus/")
+    {
+        return Some("a crypto wallet");
     }
     if (file == ".env" || file.starts_with(".env.")) && !s.contains("/node_modules/") {
         return Some("a dotenv file");
@@ -508,6 +527,7 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
     let mut environ_reads: std::collections::BTreeSet<String> = Default::default();
     let mut environ_first: Option<&Noted> = None;
     let mut connects = Vec::new();
+    let mut execs = Vec::new();
     let actor = |n: &Noted| served.actors.get(n.actor).cloned();
     let mut push = |out: &mut Vec<Finding>, mut f: Finding, n: &Noted| {
         if seen.insert((f.kind, f.target.clone())) {
@@ -579,16 +599,17 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
                     if private_tmp {
                         continue;
                     }
-                    if ctx.caches.iter().any(|c| path.starts_with(c)) {
+                    if let Some(cache) = ctx.caches.iter().find(|c| path.starts_with(c)) {
+                        // One finding per cache (nested npm runs write logs by the dozen).
                         push(
                             &mut out,
                             Finding {
                                 kind: FindingKind::TamperAttempt,
                                 severity: Severity::Low,
                                 summary: format!(
-                                    "tried to write the shared npm cache `{s}` (read-only in the sandbox)"
+                                    "tried to write the shared npm cache (read-only in the sandbox), first `{s}`"
                                 ),
-                                target: s.into_owned(),
+                                target: cache.display().to_string(),
                                 detail: None,
                                 process: None,
                                 at_unix_ms: None,
@@ -616,6 +637,15 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
             }
             Event::Exec { argv } => {
                 *spawned.entry(argv.clone()).or_default() += 1;
+                if execs.len() < 5000 {
+                    if let Some(actor) = actor(n) {
+                        execs.push(ConnectSeen {
+                            addr: argv.join(" "),
+                            actor,
+                            at_unix_ms: n.at_unix_ms,
+                        });
+                    }
+                }
                 if let Some(f) = exec_finding(argv) {
                     push(&mut out, f, n);
                 }
@@ -722,6 +752,7 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
         findings: out,
         spawned: list,
         connects,
+        execs,
     }
 }
 
@@ -832,11 +863,23 @@ fn exec_finding(argv: &[String]) -> Option<Finding> {
         return None;
     };
     let shown: Vec<&str> = argv.iter().take(8).map(String::as_str).collect();
+    // The tool and its subcommand (`npm publish`, `git push`), past an interpreter running it.
+    let start = usize::from(
+        ["node", "sh", "bash", "dash", "python", "python3"].contains(&prog.as_str())
+            && argv.get(1).is_some_and(|a| !a.starts_with('-')),
+    );
+    let mut target = base(&argv[start]).replace("npm-cli.js", "npm");
+    if let Some(sub) = argv
+        .get(start + 1)
+        .filter(|a| !a.starts_with('-') && a.len() <= 40)
+    {
+        target = format!("{target} {sub}");
+    }
     Some(Finding {
         kind,
         severity,
         summary: format!("ran `{}` ({what})", shown.join(" ")),
-        target: prog,
+        target,
         detail: None,
         process: None,
         at_unix_ms: None,
@@ -929,7 +972,10 @@ mod tests {
             findings: f,
             spawned,
             connects,
+            execs,
         } = classify(&served, &ctx);
+        assert_eq!(execs.len(), 3);
+        assert_eq!(execs[0].addr, "/usr/bin/npm publish");
         // Attribution: the sibling write was event 1, the npm publish event 8.
         assert_eq!(f[0].process.as_ref().map(|a| a.pid), Some(3));
         assert_eq!(f[0].at_unix_ms, Some(1001));
@@ -950,7 +996,7 @@ mod tests {
             vec![
                 (FindingKind::TamperAttempt, "/p/node_modules/y/index.js"),
                 (FindingKind::TamperAttempt, "/p/.github/workflows/x.yml"),
-                (FindingKind::TamperAttempt, "npm"),
+                (FindingKind::TamperAttempt, "npm publish"),
                 (FindingKind::EscapeAttempt, "unix:/var/run/docker.sock"),
                 (FindingKind::NetworkAttempt, "203.0.113.7:1337"),
                 (FindingKind::SecretRead, "/proc/*/environ"),

@@ -268,8 +268,13 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Start it, or skip/fail when python3 is missing.
+    /// Start it on the fixture registry, or skip/fail when python3 is missing.
     pub fn start() -> Option<Registry> {
+        Self::start_at(&fixtures().join("registry"))
+    }
+
+    /// Start it serving the packages under `root` (laid out as `fixtures/registry`).
+    pub fn start_at(root: &Path) -> Option<Registry> {
         let Some(python) = which("python3") else {
             skip_or_fail("python3 is needed for the fixture registry");
             return None;
@@ -282,7 +287,7 @@ impl Registry {
         };
         let mut child = Command::new(python)
             .arg(script)
-            .arg(fixtures().join("registry"))
+            .arg(root)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -1,16 +1,25 @@
-//! Attack fixtures (`fixtures/attacks/*.toml`, packages in `fixtures/registry`): each is installed
-//! with `ringfence install` into a fresh project. The host must be untouched (the real HOME, the
-//! project outside node_modules, no surviving process) and the report must hold the expected
-//! findings, attributed to the package. Adding a fixture adds a case with no Rust change.
+//! Attack fixtures (`fixtures/attacks/*.toml`, packages in `fixtures/registry`) installed with
+//! `ringfence install`. The host must be untouched (the real HOME, the project outside
+//! node_modules, host directories byte-identical; no surviving process; no real secret in the
+//! report) and the report must hold the expected findings, attributed to the package.
+//!
+//! 1. Each fixture as published, alone, with `CI` unset and with `CI=true`.
+//! 2. The hook matrix: every fixture moved to `preinstall`, `install`, `postinstall`, an implicit
+//!    `node-gyp rebuild` (`binding.gyp` command expansion), a transitive dependency (root →
+//!    carrier → payload) and a `file:` dependency's `prepare` — all fixtures of one variant in one
+//!    install, in both CI modes.
+//!
+//! Adding a fixture adds cases with no Rust change.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 use serde::Deserialize;
 
 use crate::common::{
-    Registry, TestContext, bin, fixtures, host_processes_with, require_npm, require_userns, show,
+    Registry, TestContext, bin, copy_tree, fixtures, host_processes_with, require_npm,
+    require_userns, show,
 };
 
 #[derive(Debug, Deserialize)]
@@ -18,10 +27,35 @@ use crate::common::{
 struct Expectation {
     title: String,
     package: String,
+    /// A negative control: exit 0, no high or critical finding.
     #[serde(default)]
     benign: bool,
+    /// Part of the hook matrix (default true).
+    #[serde(default = "yes")]
+    variants: bool,
+    /// Wall-clock limit for this package's hooks (given through a profile).
+    #[serde(default)]
+    timeout: Option<String>,
+    /// Exit status expected with `CI=true` / without `CI` (default: 0 benign, 1 otherwise).
+    #[serde(default)]
+    exit_ci: Option<i32>,
+    #[serde(default)]
+    exit_dev: Option<i32>,
+    /// Without `CI` the hook must be killed at the timeout.
+    #[serde(default)]
+    timed_out_dev: bool,
+    /// The package has no lifecycle script: the report must list it as having no install-time
+    /// behaviour (and have no run for it).
+    #[serde(default)]
+    no_install_time_behaviour: bool,
     #[serde(default)]
     expect: Vec<ExpectedFinding>,
+    #[serde(default)]
+    expect_probe: Vec<ExpectedProbe>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Deserialize)]
@@ -30,9 +64,51 @@ struct ExpectedFinding {
     kind: String,
     severity: String,
     target_suffix: String,
+    /// Only in this mode (`ci` or `dev`); both when absent.
+    #[serde(default)]
+    mode: Option<String>,
 }
 
-fn tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ExpectedProbe {
+    name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Dev,
+    Ci,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Dev => "dev",
+            Mode::Ci => "ci",
+        }
+    }
+}
+
+fn expectations() -> Vec<(PathBuf, Expectation)> {
+    let mut dir: Vec<_> = std::fs::read_dir(fixtures().join("attacks"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    dir.sort();
+    assert!(dir.len() >= 4);
+    dir.into_iter()
+        .map(|p| {
+            let e = toml::from_str(&std::fs::read_to_string(&p).unwrap())
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            (p, e)
+        })
+        .collect()
+}
+
+fn tree(root: &Path, skip: &[String]) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -42,7 +118,12 @@ fn tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
         for e in entries.flatten() {
             let p = e.path();
             let rel = p.strip_prefix(root).unwrap().display().to_string();
-            if rel == "node_modules" || rel == "package-lock.json" {
+            if rel == "node_modules"
+                || rel == "package-lock.json"
+                || skip
+                    .iter()
+                    .any(|s| rel == *s || rel.starts_with(&format!("{s}/")))
+            {
                 continue;
             }
             if p.is_dir() {
@@ -56,27 +137,21 @@ fn tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-#[test]
-fn attack_fixtures_are_contained_and_reported() {
-    if !require_userns() || !require_npm() {
-        return;
-    }
-    let Some(registry) = Registry::start() else {
-        return;
-    };
-    let mut dir: Vec<_> = std::fs::read_dir(fixtures().join("attacks"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    dir.sort();
-    assert!(dir.len() >= 4);
-    let mut failures = Vec::new();
-    for case in dir {
-        let exp: Expectation = toml::from_str(&std::fs::read_to_string(&case).unwrap()).unwrap();
+/// A host world: a "real" HOME with secrets that must never change or leak, a project (a git
+/// repository), a host directory outside everything.
+struct World {
+    ctx: TestContext,
+    app: PathBuf,
+    /// Project paths a script may legitimately change (a `file:` dependency's own directory).
+    own: Vec<String>,
+    home_before: BTreeMap<String, Vec<u8>>,
+    app_before: BTreeMap<String, Vec<u8>>,
+    outside_before: BTreeMap<String, Vec<u8>>,
+}
+
+impl World {
+    fn new(package_json: &str, vendor: &[(String, PathBuf)]) -> World {
         let ctx = TestContext::new();
-        // The "real" home: canary files that must stay byte-identical.
         std::fs::create_dir_all(ctx.home.join(".ssh")).unwrap();
         std::fs::write(
             ctx.home.join(".npmrc"),
@@ -86,93 +161,443 @@ fn attack_fixtures_are_contained_and_reported() {
         std::fs::write(ctx.home.join(".ssh/id_ed25519"), "HOST-REAL-KEY\n").unwrap();
         std::fs::write(ctx.home.join(".bashrc"), "# host bashrc\n").unwrap();
         let app = ctx.root().join("app");
-        std::fs::create_dir_all(&app).unwrap();
-        std::fs::write(
-            app.join("package.json"),
-            format!(
-                r#"{{"name":"victim","version":"1.0.0","dependencies":{{"{}":"1.0.0"}}}}"#,
-                exp.package
-            ),
-        )
-        .unwrap();
+        std::fs::create_dir_all(app.join(".git/hooks")).unwrap();
+        std::fs::write(app.join(".git/config"), "[core]\n").unwrap();
+        std::fs::write(app.join("package.json"), package_json).unwrap();
         std::fs::write(app.join("README.md"), "project file\n").unwrap();
-        let home_before = tree(&ctx.home);
-        let app_before = tree(&app);
-        let outside_before = tree(&ctx.outside);
-        let marker = format!("rf-marker-{}-{}", std::process::id(), exp.package);
-        let report = ctx.root().join("report.json");
+        let mut own = Vec::new();
+        for (name, dir) in vendor {
+            copy_tree(dir, &app.join("vendor").join(name));
+            own.push(format!("vendor/{name}"));
+        }
+        let home_before = tree(&ctx.home, &[]);
+        let app_before = tree(&app, &own);
+        let outside_before = tree(&ctx.outside, &[]);
+        World {
+            ctx,
+            app,
+            own,
+            home_before,
+            app_before,
+            outside_before,
+        }
+    }
+
+    fn install(&self, registry: &Registry, mode: Mode, profile: Option<&str>) -> (Output, PathBuf) {
+        let report = self.ctx.root().join("report.json");
         let mut cmd = Command::new(bin());
-        registry.configure(&mut cmd, &ctx.home, &ctx.root().join("cache"));
-        let out = cmd
-            .args(["install", "--report", report.to_str().unwrap()])
-            .env("RINGFENCE_FIXTURE_MARKER", &marker)
-            .current_dir(&app)
-            .output()
-            .unwrap();
-        let label = format!("{} ({})", exp.title, case.display());
-        let expected_code = if exp.benign { 0 } else { 1 };
-        if out.status.code() != Some(expected_code) {
-            failures.push(format!(
-                "{label}: exit {:?}, expected {expected_code}\n{}",
-                out.status.code(),
-                show(&out)
-            ));
-            continue;
+        registry.configure(&mut cmd, &self.ctx.home, &self.ctx.root().join("cache"));
+        cmd.args(["install", "--report", report.to_str().unwrap()])
+            .env("RINGFENCE_FIXTURE_MARKER", self.marker())
+            .current_dir(&self.app);
+        for v in [
+            "CI",
+            "GITHUB_ACTIONS",
+            "BUILDKITE",
+            "GITLAB_CI",
+            "JENKINS_URL",
+        ] {
+            cmd.env_remove(v);
         }
-        if tree(&ctx.home) != home_before {
-            failures.push(format!("{label}: the host HOME changed"));
+        if mode == Mode::Ci {
+            cmd.env("CI", "true").env("GITHUB_ACTIONS", "true");
         }
-        if tree(&app) != app_before {
-            failures.push(format!("{label}: the project changed outside node_modules"));
+        if let Some(p) = profile {
+            let path = self.ctx.root().join("profile.toml");
+            std::fs::write(&path, p).unwrap();
+            cmd.arg("--profile").arg(path);
         }
-        if tree(&ctx.outside) != outside_before {
-            failures.push(format!("{label}: a host directory changed"));
+        (cmd.output().unwrap(), report)
+    }
+
+    fn marker(&self) -> String {
+        format!(
+            "rf-marker-{}-{}",
+            std::process::id(),
+            self.ctx.root().file_name().unwrap().to_string_lossy()
+        )
+    }
+
+    /// Everything the host must still be; the problems found.
+    fn host_problems(&self, report: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        if tree(&self.ctx.home, &[]) != self.home_before {
+            out.push("the host HOME changed".to_string());
+        }
+        if tree(&self.app, &self.own) != self.app_before {
+            out.push("the project changed outside node_modules".to_string());
+        }
+        if tree(&self.ctx.outside, &[]) != self.outside_before {
+            out.push("a host directory changed".to_string());
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
-        let left = host_processes_with(&marker);
+        let left = host_processes_with(&self.marker());
         if !left.is_empty() {
-            failures.push(format!("{label}: processes survived on the host: {left:?}"));
+            out.push(format!("processes survived on the host: {left:?}"));
         }
-        let r: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
-        let findings: Vec<&serde_json::Value> = r["runs"]
+        let text = std::fs::read_to_string(report).unwrap_or_default();
+        if text.contains("HOST-REAL") {
+            out.push("a real secret reached the report".to_string());
+        }
+        out
+    }
+}
+
+/// The findings and probes of `exp`'s package in `report`, checked against the expectation.
+fn check_package(
+    label: &str,
+    exp: &Expectation,
+    mode: Mode,
+    report: &serde_json::Value,
+    failures: &mut Vec<String>,
+) {
+    let runs: Vec<&serde_json::Value> = report["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|run| run["package"]["name"] == exp.package.as_str())
+        .collect();
+    if exp.no_install_time_behaviour {
+        if !runs.is_empty() {
+            failures.push(format!("{label}: a package without scripts has runs"));
+        }
+        let listed = report["install"]["no_install_time_behaviour"]
             .as_array()
-            .unwrap()
-            .iter()
-            .filter(|run| run["package"]["name"] == exp.package.as_str())
-            .flat_map(|run| run["findings"].as_array().unwrap().iter())
-            .collect();
-        for e in &exp.expect {
-            let hit = findings.iter().any(|f| {
-                f["kind"] == e.kind.as_str()
-                    && f["severity"] == e.severity.as_str()
-                    && f["target"]
-                        .as_str()
-                        .unwrap_or("")
-                        .ends_with(&e.target_suffix)
-            });
-            if !hit {
-                failures.push(format!("{label}: missing finding {e:?} in {findings:#?}"));
-            }
+            .is_some_and(|l| l.iter().any(|p| p["name"] == exp.package.as_str()));
+        if !listed {
+            failures.push(format!(
+                "{label}: not listed under install.no_install_time_behaviour: {:#}",
+                report["install"]
+            ));
         }
-        if exp.benign {
-            let high: Vec<_> = r["runs"]
+        return;
+    }
+    if runs.is_empty() {
+        failures.push(format!("{label}: no run of the package in the report"));
+        return;
+    }
+    let findings: Vec<&serde_json::Value> = runs
+        .iter()
+        .flat_map(|run| run["findings"].as_array().unwrap().iter())
+        .collect();
+    for e in &exp.expect {
+        if e.mode.as_deref().is_some_and(|m| m != mode.name()) {
+            continue;
+        }
+        let hit = findings.iter().any(|f| {
+            f["kind"] == e.kind.as_str()
+                && f["severity"] == e.severity.as_str()
+                && f["target"]
+                    .as_str()
+                    .unwrap_or("")
+                    .ends_with(&e.target_suffix)
+        });
+        if !hit {
+            failures.push(format!("{label}: missing finding {e:?} in {findings:#?}"));
+        }
+    }
+    // Attribution: every finding says when; findings of the syscall recorder and the sinkhole
+    // say which process (pid inside the sandbox, its argv).
+    for f in &findings {
+        if f["at_unix_ms"]
+            .as_u64()
+            .is_none_or(|t| t < 1_600_000_000_000)
+        {
+            failures.push(format!("{label}: finding without a time: {f:#}"));
+        }
+    }
+    if !exp.benign
+        && !findings.iter().any(|f| {
+            f["process"]["pid"].as_u64().is_some_and(|p| p >= 2)
+                && f["process"]["argv"]
+                    .as_array()
+                    .is_some_and(|a| !a.is_empty())
+        })
+    {
+        failures.push(format!(
+            "{label}: no finding names the process: {findings:#?}"
+        ));
+    }
+    for p in &exp.expect_probe {
+        let hit = runs.iter().any(|run| {
+            run["env_probes"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|x| x["name"] == p.name.as_str()))
+        });
+        if !hit {
+            failures.push(format!(
+                "{label}: the probe of `{}` was not recorded",
+                p.name
+            ));
+        }
+    }
+    if exp.benign {
+        let high: Vec<_> = findings
+            .iter()
+            .filter(|f| f["severity"] == "high" || f["severity"] == "critical")
+            .collect();
+        if !high.is_empty() {
+            failures.push(format!(
+                "{label}: benign control has high findings: {high:#?}"
+            ));
+        }
+    }
+}
+
+fn profile_with_timeouts<'a>(exps: impl Iterator<Item = &'a Expectation>) -> Option<String> {
+    let mut extra = String::new();
+    for e in exps {
+        if let Some(t) = &e.timeout {
+            extra.push_str(&format!(
+                "\n[package.\"{}\"]\ntimeout = \"{t}\"\n",
+                e.package
+            ));
+        }
+    }
+    (!extra.is_empty()).then(|| {
+        std::fs::read_to_string(fixtures().join("../sandbox-profiles/default.toml")).unwrap()
+            + &extra
+    })
+}
+
+#[test]
+fn attack_fixtures_are_contained_and_reported() {
+    if !require_userns() || !require_npm() {
+        return;
+    }
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let mut failures = Vec::new();
+    for (case, exp) in expectations() {
+        for mode in [Mode::Dev, Mode::Ci] {
+            let label = format!("{} [{}] ({})", exp.title, mode.name(), case.display());
+            let world = World::new(
+                &format!(
+                    r#"{{"name":"victim","version":"1.0.0","dependencies":{{"{}":"1.0.0"}}}}"#,
+                    exp.package
+                ),
+                &[],
+            );
+            let profile = profile_with_timeouts(std::iter::once(&exp));
+            let (out, report) = world.install(&registry, mode, profile.as_deref());
+            let expected_code = match mode {
+                Mode::Ci => exp.exit_ci,
+                Mode::Dev => exp.exit_dev,
+            }
+            .unwrap_or(if exp.benign || exp.no_install_time_behaviour {
+                0
+            } else {
+                1
+            });
+            if out.status.code() != Some(expected_code) {
+                failures.push(format!(
+                    "{label}: exit {:?}, expected {expected_code}\n{}",
+                    out.status.code(),
+                    show(&out)
+                ));
+                continue;
+            }
+            for p in world.host_problems(&report) {
+                failures.push(format!("{label}: {p}"));
+            }
+            let r: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+            check_package(&label, &exp, mode, &r, &mut failures);
+            let timed_out = r["runs"]
                 .as_array()
                 .unwrap()
                 .iter()
-                .flat_map(|run| run["findings"].as_array().unwrap().iter())
-                .filter(|f| f["severity"] == "high" || f["severity"] == "critical")
-                .collect();
-            if !high.is_empty() {
-                failures.push(format!(
-                    "{label}: benign control has high findings: {high:#?}"
-                ));
+                .any(|run| run["timed_out"] == true);
+            if timed_out != (exp.timed_out_dev && mode == Mode::Dev) {
+                failures.push(format!("{label}: timed_out is {timed_out}"));
+            }
+            if exp.no_install_time_behaviour {
+                let summary = String::from_utf8_lossy(&out.stderr);
+                if !summary.contains("no install-time behaviour") {
+                    failures.push(format!("{label}: the summary does not say so:\n{summary}"));
+                }
             }
         }
-        // No canary or real secret in the report: the real host token never reaches it.
-        let text = std::fs::read_to_string(&report).unwrap();
-        if text.contains("HOST-REAL") {
-            failures.push(format!("{label}: a real secret reached the report"));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// How a variant carries the payload.
+#[derive(Debug, Clone, Copy)]
+enum Hook {
+    Event(&'static str),
+    /// An implicit `node-gyp rebuild`: `binding.gyp` with a `<!(…)` command expansion.
+    Gyp,
+    /// Root → `rf-carrier` → the fixture, as published.
+    Transitive,
+    /// A `file:` dependency (a link) whose `prepare` runs the payload in its real directory.
+    Prepare,
+}
+
+impl Hook {
+    fn name(self) -> &'static str {
+        match self {
+            Hook::Event(e) => e,
+            Hook::Gyp => "gyp",
+            Hook::Transitive => "transitive",
+            Hook::Prepare => "prepare",
+        }
+    }
+}
+
+/// The single lifecycle command of a published fixture.
+fn payload_command(pkg: &Path) -> Option<String> {
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(pkg.join("package.json")).unwrap()).unwrap();
+    let scripts = m["scripts"].as_object()?;
+    assert!(
+        scripts.len() <= 1,
+        "{}: one script per fixture",
+        pkg.display()
+    );
+    scripts.values().next()?.as_str().map(str::to_string)
+}
+
+fn rewrite(pkg: &Path, hook: Hook) {
+    let path = pkg.join("package.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let Some(command) = payload_command(pkg) else {
+        return;
+    };
+    match hook {
+        Hook::Event(event) => m["scripts"] = serde_json::json!({ event: command }),
+        Hook::Prepare => m["scripts"] = serde_json::json!({ "prepare": command }),
+        Hook::Gyp => {
+            m["scripts"] = serde_json::json!({});
+            let gyp = serde_json::json!({
+                "variables": { "rf_payload": format!("<!({command} >/dev/null 2>&1; echo ran)") },
+                "targets": [ { "target_name": "rf_payload", "type": "none" } ]
+            });
+            std::fs::write(pkg.join("binding.gyp"), gyp.to_string()).unwrap();
+        }
+        Hook::Transitive => return,
+    }
+    std::fs::write(&path, m.to_string()).unwrap();
+}
+
+#[test]
+fn attack_variants_every_hook_and_ci_mode() {
+    if !require_userns() || !require_npm() {
+        return;
+    }
+    let exps: Vec<Expectation> = expectations()
+        .into_iter()
+        .map(|(_, e)| e)
+        .filter(|e| e.variants && !e.no_install_time_behaviour)
+        .collect();
+    let mut failures = Vec::new();
+    for hook in [
+        Hook::Event("preinstall"),
+        Hook::Event("install"),
+        Hook::Event("postinstall"),
+        Hook::Gyp,
+        Hook::Transitive,
+        Hook::Prepare,
+    ] {
+        let scratch = tempfile::Builder::new()
+            .prefix("ringfence-variant-")
+            .tempdir()
+            .unwrap();
+        let root = scratch.path().join("registry");
+        copy_tree(&fixtures().join("registry"), &root);
+        let mut vendor = Vec::new();
+        let mut deps = serde_json::Map::new();
+        for e in &exps {
+            let pkg = root.join(&e.package).join("1.0.0");
+            if let Hook::Prepare = hook {
+                let dir = scratch.path().join("vendor").join(&e.package);
+                copy_tree(&pkg, &dir);
+                rewrite(&dir, hook);
+                vendor.push((e.package.clone(), dir));
+                deps.insert(
+                    e.package.clone(),
+                    format!("file:vendor/{}", e.package).into(),
+                );
+            } else {
+                rewrite(&pkg, hook);
+                deps.insert(e.package.clone(), "1.0.0".into());
+            }
+        }
+        if let Hook::Transitive = hook {
+            let carrier = root.join("rf-carrier/1.0.0");
+            std::fs::create_dir_all(&carrier).unwrap();
+            std::fs::write(
+                carrier.join("package.json"),
+                serde_json::json!({"name": "rf-carrier", "version": "1.0.0", "dependencies": deps})
+                    .to_string(),
+            )
+            .unwrap();
+            deps = serde_json::Map::new();
+            deps.insert("rf-carrier".into(), "1.0.0".into());
+        }
+        let Some(registry) = Registry::start_at(&root) else {
+            return;
+        };
+        for mode in [Mode::Dev, Mode::Ci] {
+            let label = format!("[{} {}]", hook.name(), mode.name());
+            let world = World::new(
+                &serde_json::json!({"name": "victim", "version": "1.0.0", "dependencies": deps})
+                    .to_string(),
+                &vendor,
+            );
+            let profile = profile_with_timeouts(exps.iter());
+            let (out, report) = world.install(&registry, mode, profile.as_deref());
+            if out.status.code() != Some(1) {
+                failures.push(format!(
+                    "{label}: exit {:?}, expected 1 (findings)\n{}",
+                    out.status.code(),
+                    show(&out)
+                ));
+                continue;
+            }
+            for p in world.host_problems(&report) {
+                failures.push(format!("{label}: {p}"));
+            }
+            let r: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+            let bad: Vec<String> = r["runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|run| run["package"]["outcome"] != "ok")
+                .map(|run| format!("{} {}", run["package"]["name"], run["package"]["event"]))
+                .collect();
+            if !bad.is_empty() {
+                failures.push(format!("{label}: scripts did not complete: {bad:?}"));
+            }
+            for e in &exps {
+                let events: Vec<String> = r["runs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|run| run["package"]["name"] == e.package.as_str())
+                    .map(|run| run["package"]["event"].as_str().unwrap_or("").to_string())
+                    .collect();
+                let want = match hook {
+                    Hook::Event(ev) => Some(ev),
+                    Hook::Gyp => Some("install"),
+                    Hook::Prepare => Some("prepare"),
+                    Hook::Transitive => None,
+                };
+                let scripted =
+                    payload_command(&fixtures().join("registry").join(&e.package).join("1.0.0"))
+                        .is_some();
+                if let (Some(want), true) = (want, scripted) {
+                    if !events.iter().any(|x| x == want) {
+                        failures.push(format!(
+                            "{label} {}: ran {events:?}, expected {want}",
+                            e.package
+                        ));
+                    }
+                }
+                check_package(&format!("{label} {}", e.title), e, mode, &r, &mut failures);
+            }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
