@@ -68,6 +68,9 @@ pub fn sha256_hex(data: &[u8]) -> String {
         .collect()
 }
 
+/// Findings shown per run in the human summary (most severe first); the JSON has them all.
+const SUMMARY_FINDINGS: usize = 12;
+
 /// Current report schema version.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -530,13 +533,20 @@ impl Report {
                 "  {status:<8} {who}  {:.1}s{limit}",
                 r.duration_ms / 1000.0
             );
-            for f in &r.findings {
+            for f in r.findings.iter().take(SUMMARY_FINDINGS) {
                 let _ = writeln!(
                     out,
                     "           {:<8} {:<19} {}",
                     severity_label(f.severity),
                     kind_label(f.kind),
                     f.summary
+                );
+            }
+            if r.findings.len() > SUMMARY_FINDINGS {
+                let _ = writeln!(
+                    out,
+                    "           … and {} more finding(s) of this run in the JSON report (--report)",
+                    r.findings.len() - SUMMARY_FINDINGS
                 );
             }
         }
@@ -690,5 +700,51 @@ mod tests {
 "
         );
         assert_eq!(report.worst(), Some(Severity::Critical));
+    }
+
+    /// Timeouts, long finding lists and packages with nothing to run, pinned.
+    #[test]
+    fn summary_snapshot_timeouts_caps_and_quiet_packages() {
+        let noisy: Vec<Finding> = (0..14)
+            .map(|i| Finding {
+                kind: FindingKind::Survivor,
+                severity: Severity::High,
+                summary: format!("survivor {i}"),
+                target: format!("pid {i}"),
+                detail: None,
+                process: None,
+                at_unix_ms: None,
+            })
+            .collect();
+        let mut gated = run("gated", "postinstall", "failed", vec![]);
+        gated.timed_out = true;
+        gated.timeout_ms = Some(3000);
+        let mut report = Report::new(vec![gated, run("worm", "prepare", "ok", noisy)]);
+        report.install = Some(InstallSummary {
+            packages: 9,
+            with_scripts: 2,
+            no_install_time_behaviour: (0..7)
+                .map(|i| PackageId {
+                    name: format!("p{i}"),
+                    version: "1.0.0".into(),
+                    location: format!("node_modules/p{i}"),
+                })
+                .collect(),
+        });
+        let text = report.summary(1.0);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[1],
+            "  timeout  gated@1.0.0 postinstall  1.2s  (killed at the 3s wall-clock limit with its whole process tree)"
+        );
+        assert_eq!(lines.len(), 1 + 1 + 1 + 12 + 1 + 1);
+        assert_eq!(
+            lines[15],
+            "           … and 2 more finding(s) of this run in the JSON report (--report)"
+        );
+        assert_eq!(
+            lines[16],
+            "  7 package(s) with no install-time behaviour (no lifecycle scripts: nothing ran, their runtime code is not examined): p0@1.0.0, p1@1.0.0, p2@1.0.0, p3@1.0.0, p4@1.0.0 and 2 more"
+        );
     }
 }

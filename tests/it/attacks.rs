@@ -602,3 +602,48 @@ fn attack_variants_every_hook_and_ci_mode() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// Negative control: a husky-style `prepare` of the user's own project sets `core.hooksPath` in
+/// `.git/config` and writes hook shims. Root scripts may write their project, so this works as
+/// with plain npm and yields no high finding; the real HOME stays untouched.
+#[test]
+fn husky_style_root_prepare_is_benign() {
+    if !require_userns() || !require_npm() {
+        return;
+    }
+    if crate::common::which("git").is_none() {
+        crate::common::skip_or_fail("git is needed for the husky control");
+        return;
+    }
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let world = World::new("{}", &[]);
+    copy_tree(&fixtures().join("projects/husky"), &world.app);
+    let git = Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(&world.app)
+        .output()
+        .unwrap();
+    assert!(git.status.success(), "{}", show(&git));
+    let home_before = tree(&world.ctx.home, &[]);
+    let (out, report) = world.install(&registry, Mode::Dev, None);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let config = std::fs::read_to_string(world.app.join(".git/config")).unwrap();
+    assert!(config.contains("hooksPath = .husky/_"), "{config}");
+    assert!(world.app.join(".husky/_/pre-commit").is_file());
+    assert_eq!(tree(&world.ctx.home, &[]), home_before);
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let runs = r["runs"].as_array().unwrap();
+    assert!(
+        runs.iter()
+            .any(|run| run["package"]["event"] == "prepare" && run["package"]["kind"] == "root"),
+        "{r:#}"
+    );
+    let high: Vec<_> = runs
+        .iter()
+        .flat_map(|run| run["findings"].as_array().unwrap().iter())
+        .filter(|f| f["severity"] == "high" || f["severity"] == "critical")
+        .collect();
+    assert!(high.is_empty(), "{high:#?}");
+}
