@@ -99,6 +99,7 @@ fn run(args: RunArgs) -> Result<u8, RunError> {
         env: args.env,
         cwd: args.cwd,
         no_record: args.no_record,
+        forensic: args.forensic,
         ..Default::default()
     };
     let mut spec = prepare(args.profile.as_deref(), &req)?;
@@ -174,6 +175,7 @@ fn doctor(args: DoctorArgs) -> Result<u8, RunError> {
         command: vec!["true".into()],
         timeout: Some(Duration::from_secs(30)),
         no_record: true,
+        forensic: false,
         ..Default::default()
     };
     let probe = prepare(None, &req).and_then(|spec| {
@@ -296,5 +298,6 @@ fn install(command: crate::npm::Command2, args: InstallArgs) -> Result<u8, RunEr
         profile: args.profile,
         fail_on,
         no_record: args.no_record,
+        forensic: args.forensic,
     })
 }

@@ -60,6 +60,11 @@ pub struct RunArgs {
     /// Containment only: no decoy secrets, canaries or network sinkhole (nothing is recorded).
     #[arg(long)]
     pub no_record: bool,
+    /// Forensic recording: also record every file the command opens for reading (seccomp
+    /// notification on all opens; slower for builds that open many files), so that reads of
+    /// secrets by any program, not only node, are attributed.
+    #[arg(long, conflicts_with = "no_record")]
+    pub forensic: bool,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -88,6 +93,11 @@ pub struct InstallArgs {
     /// Containment only: no decoy secrets, canaries or network sinkhole (nothing is recorded).
     #[arg(long)]
     pub no_record: bool,
+    /// Forensic recording: also record every file the command opens for reading (seccomp
+    /// notification on all opens; slower for builds that open many files), so that reads of
+    /// secrets by any program, not only node, are attributed.
+    #[arg(long, conflicts_with = "no_record")]
+    pub forensic: bool,
     /// Exit 1 when any finding is at least this severe: info, low, medium, high, critical, or
     /// never.
     #[arg(long, value_name = "SEVERITY", default_value = "high")]

@@ -42,6 +42,8 @@ pub struct InstallOptions {
     pub fail_on: Option<Severity>,
     /// Containment only: no decoys, canaries or sinkhole.
     pub no_record: bool,
+    /// Forensic recording: every open, not only writes.
+    pub forensic: bool,
 }
 
 /// What happened to one job.
@@ -98,6 +100,7 @@ struct Context<'a> {
     npm_cache: Option<PathBuf>,
     nodedir: Option<PathBuf>,
     no_record: bool,
+    forensic: bool,
 }
 
 impl Context<'_> {
@@ -167,6 +170,7 @@ impl Context<'_> {
             ),
             package: Some(job.name.clone()),
             no_record: self.no_record,
+            forensic: self.forensic,
         };
         let (spec, warnings) = policy::resolve(self.profile, self.rctx, &req)?;
         for w in warnings {
@@ -746,6 +750,7 @@ pub fn run(opts: InstallOptions) -> Result<u8, RunError> {
         npm_cache,
         nodedir,
         no_record: opts.no_record,
+        forensic: opts.forensic,
     };
     let rollback = Rollback {
         node_modules_existed,

@@ -309,6 +309,11 @@ impl DecoyHome {
             .is_ok_and(|rel| SECRET_FILES.iter().any(|(r, _)| Path::new(r) == rel))
     }
 
+    /// HOME as the sandbox sees it.
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
     /// The host directory to bind at HOME.
     pub fn host_dir(&self) -> &Path {
         self.dir.path()

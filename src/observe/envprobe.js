@@ -4,8 +4,9 @@
 // was listed. Values are never recorded. One JSON line per new (op, name) goes to a per-process
 // file in the run's log directory, written when the current tick ends and at exit, so a process
 // killed later (a time-gated payload) has already left its probes behind. It also notes which
-// files under HOME node code opens, read or checks (the decoy secrets live there), so that a
-// decoy read can be attributed to the process that made it.
+// files under HOME node code opens, reads or checks (the decoy secrets live there), other
+// processes' environments (/proc/*/environ) and system secret paths, so that such reads are seen
+// and attributed to the process that made them.
 'use strict';
 (() => {
   let fs;
@@ -92,6 +93,8 @@
   } catch {
     // No attribution of file reads then.
   }
+  // System places secrets live in (other processes' environments are matched above).
+  const sensitive = ['/etc/shadow', '/etc/gshadow', '/etc/sudoers', '/etc/sudoers.d', '/var/run/secrets', '/run/secrets', '/root'];
   const touched = (p) => {
     if (!home || busy) return;
     try {
@@ -100,7 +103,14 @@
       else if (Buffer.isBuffer(s)) s = s.toString();
       if (typeof s !== 'string') return;
       const abs = resolve(s);
-      if (abs === home || abs.startsWith(`${home}/`)) note('open', abs);
+      if (
+        abs === home ||
+        abs.startsWith(`${home}/`) ||
+        /^\/proc\/[^/]+\/environ$/.test(abs) ||
+        sensitive.some((p) => abs === p || abs.startsWith(`${p}/`))
+      ) {
+        note('open', abs);
+      }
     } catch {
       // Never disturb the call.
     }

@@ -208,7 +208,14 @@ impl Observation {
         // The tree is killed when the script's own process exits; the run ends right after.
         let outcome_end_ms = now_unix_ms();
         let recorded = self.recorder.map(|r| r.finish()).unwrap_or_default();
-        let (env_probes, touched) = self.env_probes.collect();
+        let (env_probes, mut touched) = self.env_probes.collect();
+        // Forensic recording sees every program's reads, not only node's.
+        touched.extend(recorded.home_reads.iter().map(|r| envprobe::EnvProbe {
+            name: r.addr.clone(),
+            op: "open".into(),
+            process: r.actor.clone(),
+            at_unix_ms: r.at_unix_ms,
+        }));
         let mut findings = attribute_home_reads(
             self.decoys.findings(),
             &touched,
@@ -246,7 +253,18 @@ impl Observation {
                 at_unix_ms: Some(outcome_end_ms),
             });
         }
-        findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.kind.cmp(&b.kind)));
+        // Most severe first; within a class, in the order things happened (unknown times last).
+        findings.sort_by(|a, b| {
+            b.severity.cmp(&a.severity).then(a.kind.cmp(&b.kind)).then(
+                a.at_unix_ms
+                    .unwrap_or(u64::MAX)
+                    .cmp(&b.at_unix_ms.unwrap_or(u64::MAX)),
+            )
+        });
+        // Two mechanisms may see the same thing (the preload and forensic recording): once, the
+        // earliest sighting.
+        let mut seen = std::collections::BTreeSet::new();
+        findings.retain(|f| seen.insert((f.kind, f.target.clone())));
         Observed {
             findings,
             canaries: self.decoys.canaries().to_vec(),
@@ -297,6 +315,38 @@ fn attribute_home_reads(
             f.process = Some(actor.clone());
         }
     }
+    // Other processes' environments: pid 1 is ringfence's init, the stand-in for npm (whose
+    // environment held the user's tokens); many pids is a scan.
+    let environ: Vec<&envprobe::EnvProbe> = touched
+        .iter()
+        .filter(|t| {
+            t.name
+                .strip_prefix("/proc/")
+                .and_then(|r| r.strip_suffix("/environ"))
+                .is_some_and(|pid| pid.parse::<u32>().is_ok())
+        })
+        .collect();
+    let pids: std::collections::BTreeSet<&str> = environ
+        .iter()
+        .filter_map(|t| t.name.split('/').nth(2))
+        .collect();
+    if let Some(first) = environ.first() {
+        let list = pids.iter().copied().collect::<Vec<_>>().join(", ");
+        let scan = pids.contains("1") || pids.len() >= 3;
+        findings.push(Finding {
+            kind: if scan {
+                FindingKind::SecretRead
+            } else {
+                FindingKind::Fingerprinting
+            },
+            severity: if scan { Severity::High } else { Severity::Low },
+            summary: format!("read other processes' environments (pids {list})"),
+            target: "/proc/*/environ".into(),
+            detail: scan.then(|| "a way to steal tokens from the parent (npm) process".into()),
+            process: Some(first.process.clone()),
+            at_unix_ms: Some(first.at_unix_ms),
+        });
+    }
     let mut seen = std::collections::BTreeSet::new();
     for t in touched {
         let path = std::path::Path::new(&t.name);
@@ -310,8 +360,13 @@ fn attribute_home_reads(
             kind: FindingKind::SecretRead,
             severity: Severity::High,
             summary: format!(
-                "looked for {class} `{}` (absent from the decoy home)",
-                t.name
+                "looked for {class} `{}` ({})",
+                t.name,
+                if path.starts_with(decoys.home()) {
+                    "absent from the decoy home"
+                } else {
+                    "not visible in the sandbox"
+                }
             ),
             target: t.name.clone(),
             detail: Some("seen by the node preload: a read, stat or existence check".into()),

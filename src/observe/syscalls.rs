@@ -102,6 +102,9 @@ pub struct Recorded {
     pub connects: Vec<ConnectSeen>,
     /// Every exec (the first 5000), in order: who ran what, when.
     pub execs: Vec<ConnectSeen>,
+    /// Read-only opens under HOME (forensic recording only; the first 5000), the path in
+    /// `addr`: they name who read a decoy.
+    pub home_reads: Vec<ConnectSeen>,
 }
 
 /// A running recorder.
@@ -528,6 +531,7 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
     let mut environ_first: Option<&Noted> = None;
     let mut connects = Vec::new();
     let mut execs = Vec::new();
+    let mut home_reads = Vec::new();
     let actor = |n: &Noted| served.actors.get(n.actor).cloned();
     let mut push = |out: &mut Vec<Finding>, mut f: Finding, n: &Noted| {
         if seen.insert((f.kind, f.target.clone())) {
@@ -558,6 +562,15 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
             Event::Open { path, write, .. } => {
                 // HOME is the decoy home: reads show in the decoys' atime, writes in its diff.
                 if path.starts_with(&ctx.home) {
+                    if !*write && home_reads.len() < 5000 {
+                        if let Some(actor) = actor(n) {
+                            home_reads.push(ConnectSeen {
+                                addr: path.display().to_string(),
+                                actor,
+                                at_unix_ms: n.at_unix_ms,
+                            });
+                        }
+                    }
                     continue;
                 }
                 let s = path.to_string_lossy();
@@ -753,6 +766,7 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
         spawned: list,
         connects,
         execs,
+        home_reads,
     }
 }
 
@@ -973,7 +987,9 @@ mod tests {
             spawned,
             connects,
             execs,
+            home_reads,
         } = classify(&served, &ctx);
+        assert!(home_reads.is_empty(), "the only HOME open is a write");
         assert_eq!(execs.len(), 3);
         assert_eq!(execs[0].addr, "/usr/bin/npm publish");
         // Attribution: the sibling write was event 1, the npm publish event 8.

@@ -108,6 +108,8 @@ pub struct RunRequest {
     pub package: Option<String>,
     /// Containment only: no sinkhole (and the caller plants no decoys).
     pub no_record: bool,
+    /// Forensic recording (every open, not only writes).
+    pub forensic: bool,
 }
 
 /// Something worth telling the user that does not stop the run.

@@ -336,6 +336,7 @@ pub fn resolve(
             NetworkSpec::Isolated
         },
         record_syscalls: profile.net.record.unwrap_or(true) && !req.no_record,
+        record_reads: req.forensic && !req.no_record,
     };
     Ok((spec, warnings))
 }

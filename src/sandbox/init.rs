@@ -520,7 +520,7 @@ fn stage_c(chan: BorrowedFd<'_>, plan: &SetupPlan) -> Result<Never, Failure> {
     // The recorder's listener must reach the supervisor before the first notified syscall
     // (the execve below), or that syscall would wait forever; sendmsg is not notified.
     if plan.recorder {
-        match seccomp::compile_recorder()
+        match seccomp::compile_recorder(plan.recorder_reads)
             .map_err(|e| chain(&e))
             .and_then(|p| sys::seccomp_install_listener(&p).map_err(|e| e.to_string()))
         {

@@ -172,6 +172,9 @@ pub struct SetupPlan {
     /// Install the recorder's notification filter and hand its listener to the supervisor.
     #[serde(default)]
     pub recorder: bool,
+    /// The recorder is notified of read-only opens too (forensic).
+    #[serde(default)]
+    pub recorder_reads: bool,
     /// Print per-step timings on stderr (set by the caller for `-vv`).
     #[serde(default)]
     pub trace_steps: bool,
@@ -481,6 +484,7 @@ impl SetupPlan {
             },
             exec: spec.exec.clone(),
             recorder: spec.record_syscalls,
+            recorder_reads: spec.record_syscalls && spec.record_reads,
             trace_steps: false,
         }
     }
@@ -591,6 +595,7 @@ mod tests {
             },
             network: NetworkSpec::Isolated,
             record_syscalls: false,
+            record_reads: false,
         }
     }
 

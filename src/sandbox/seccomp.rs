@@ -432,7 +432,10 @@ pub fn compile(plan: &SeccompPlan) -> Result<BpfProgram, SeccompError> {
 /// `open`/`openat` are notified only when their flags ask for writing: a native build opens tens
 /// of thousands of headers read-only, and notifying those cost 7.7% of a build here (measured with
 /// scripts/bench-record); reads of decoy secrets are seen through their access times instead.
-pub fn recorder_rules() -> Vec<SyscallRule> {
+/// The syscalls the recorder is notified of. `reads`: every open (forensic); otherwise only
+/// opens that ask for writing (a native build opens thousands of files read-only; notifying
+/// them cost 7.7% of its time).
+pub fn recorder_rules(reads: bool) -> Vec<SyscallRule> {
     // O_WRONLY, O_RDWR, O_CREAT, O_TRUNC, O_APPEND: any of them makes an open a write attempt.
     const WRITE_BITS: [u32; 5] = [0o1, 0o2, 0o100, 0o1000, 0o2000];
     let mut v = vec![
@@ -443,14 +446,22 @@ pub fn recorder_rules() -> Vec<SyscallRule> {
         rule!(SYS_execveat),
         rule!(SYS_connect),
     ];
-    for bit in WRITE_BITS {
-        v.push(rule!(SYS_openat, ArgCond::HasBits { arg: 2, mask: bit }));
+    if reads {
+        v.push(rule!(SYS_openat));
+    } else {
+        for bit in WRITE_BITS {
+            v.push(rule!(SYS_openat, ArgCond::HasBits { arg: 2, mask: bit }));
+        }
     }
     #[cfg(target_arch = "x86_64")]
     {
         v.extend([rule!(SYS_creat), rule!(SYS_mkdir), rule!(SYS_unlink)]);
-        for bit in WRITE_BITS {
-            v.push(rule!(SYS_open, ArgCond::HasBits { arg: 1, mask: bit }));
+        if reads {
+            v.push(rule!(SYS_open));
+        } else {
+            for bit in WRITE_BITS {
+                v.push(rule!(SYS_open, ArgCond::HasBits { arg: 1, mask: bit }));
+            }
         }
     }
     v.into_iter().map(named).collect()
@@ -459,9 +470,9 @@ pub fn recorder_rules() -> Vec<SyscallRule> {
 /// Compile the recorder's filter: matching syscalls return `SECCOMP_RET_USER_NOTIF`. seccompiler
 /// has no such action in 0.5, so the filter is compiled with a sentinel TRACE value that is then
 /// rewritten (and `sendto` with a destination is added the same way).
-pub fn compile_recorder() -> Result<BpfProgram, SeccompError> {
+pub fn compile_recorder(reads: bool) -> Result<BpfProgram, SeccompError> {
     const SENTINEL: u32 = 0x1234;
-    let mut rules = recorder_rules();
+    let mut rules = recorder_rules(reads);
     rules.push(named(SyscallRule {
         name: "SYS_sendto".into(),
         nr: libc::SYS_sendto,

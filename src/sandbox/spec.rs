@@ -139,4 +139,7 @@ pub struct SandboxSpec {
     /// Report file opens, execs and connects to the supervisor (seccomp user notification,
     /// CONTINUE only).
     pub record_syscalls: bool,
+    /// With `record_syscalls`: notify read-only opens too (forensic recording).
+    #[serde(default)]
+    pub record_reads: bool,
 }

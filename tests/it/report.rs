@@ -519,3 +519,60 @@ fn env_probes_are_recorded_and_attributed() {
         .replacen(&canary.value, "", 1);
     assert!(!without_canaries.contains(&canary.value));
 }
+
+/// Reads of secrets by programs that are not node: attributed only with `--forensic` (every
+/// open is notified); node's own reads of other processes' environments are seen by default.
+#[test]
+fn forensic_recording_attributes_reads_by_any_program() {
+    if !require_userns() || !crate::common::require_npm() {
+        return;
+    }
+    let ctx = TestContext::new();
+    let script = "cat \"$HOME/.npmrc\" >/dev/null; head -c 10 /proc/1/environ >/dev/null 2>&1; \
+                  node -e \"try { require('fs').readFileSync('/proc/1/environ') } catch {}\"; true";
+    let finding = |r: &Report, target: &str| -> Option<FindingM> {
+        r.runs[0]
+            .findings
+            .iter()
+            .find(|f| f.target.ends_with(target))
+            .map(|f| FindingM {
+                kind: f.kind.clone(),
+                severity: f.severity.clone(),
+                summary: f.summary.clone(),
+                target: f.target.clone(),
+                detail: None,
+                process: f.process.as_ref().map(|p| ActorM {
+                    pid: p.pid,
+                    argv: p.argv.clone(),
+                }),
+                at_unix_ms: f.at_unix_ms,
+            })
+    };
+    // Default: the decoy read is seen (access time) and attributed through the command line
+    // that names it; node's environ read is seen through the preload.
+    let report = ctx.root().join("default.json");
+    let out = ctx.run(
+        &["--report", report.to_str().unwrap()],
+        &["sh", "-c", script],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let r = read(&report);
+    let npmrc = finding(&r, "/.npmrc").expect("decoy read");
+    assert_eq!(npmrc.process.as_ref().unwrap().argv[0], "cat");
+    let environ = finding(&r, "/proc/*/environ").expect("environ read");
+    assert_eq!(
+        (environ.kind.as_str(), environ.severity.as_str()),
+        ("secret-read", "high")
+    );
+    assert!(environ.process.as_ref().unwrap().argv[0].ends_with("node"));
+    // Forensic: `head` reading /proc/1/environ is seen and named too.
+    let report = ctx.root().join("forensic.json");
+    let out = ctx.run(
+        &["--forensic", "--report", report.to_str().unwrap()],
+        &["sh", "-c", script],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let r = read(&report);
+    let environ = finding(&r, "/proc/*/environ").expect("environ read");
+    assert_eq!(environ.process.as_ref().unwrap().argv[0], "head");
+}
