@@ -100,6 +100,7 @@ fn run(args: RunArgs) -> Result<u8, RunError> {
         cwd: args.cwd,
         no_record: args.no_record,
         forensic: args.forensic,
+        deny: vec![],
         ..Default::default()
     };
     let mut spec = prepare(args.profile.as_deref(), &req)?;
@@ -176,6 +177,7 @@ fn doctor(args: DoctorArgs) -> Result<u8, RunError> {
         timeout: Some(Duration::from_secs(30)),
         no_record: true,
         forensic: false,
+        deny: vec![],
         ..Default::default()
     };
     let probe = prepare(None, &req).and_then(|spec| {

@@ -171,6 +171,11 @@ impl Context<'_> {
             package: Some(job.name.clone()),
             no_record: self.no_record,
             forensic: self.forensic,
+            deny: if job.kind == Kind::Root {
+                Vec::new()
+            } else {
+                project_secrets(self.project)
+            },
         };
         let (spec, warnings) = policy::resolve(self.profile, self.rctx, &req)?;
         for w in warnings {
@@ -466,6 +471,30 @@ impl Rollback {
                 .into()
         }
     }
+}
+
+/// Files of the project root that hold the user's secrets by convention (dotenv files, the
+/// project's `.npmrc` with registry tokens): denied to dependency and link scripts, which can
+/// otherwise read the whole project.
+fn project_secrets(project: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(project) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            (name == ".env"
+                || name.starts_with(".env.")
+                || name == ".npmrc"
+                || name == ".yarnrc.yml")
+                && e.file_type().is_ok_and(|t| t.is_file())
+        })
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    out
 }
 
 fn script_sha256(cmd: &str) -> String {

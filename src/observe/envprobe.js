@@ -5,8 +5,8 @@
 // file in the run's log directory, written when the current tick ends and at exit, so a process
 // killed later (a time-gated payload) has already left its probes behind. It also notes which
 // files under HOME node code opens, reads or checks (the decoy secrets live there), other
-// processes' environments (/proc/*/environ) and system secret paths, so that such reads are seen
-// and attributed to the process that made them.
+// processes' environments (/proc/*/environ), dotenv and .npmrc files anywhere and system secret
+// paths, so that such reads are seen and attributed to the process that made them.
 'use strict';
 (() => {
   let fs;
@@ -107,6 +107,7 @@
         abs === home ||
         abs.startsWith(`${home}/`) ||
         /^\/proc\/[^/]+\/environ$/.test(abs) ||
+        /\/(\.env(\.[^/]*)?|\.npmrc)$/.test(abs) ||
         sensitive.some((p) => abs === p || abs.startsWith(`${p}/`))
       ) {
         note('open', abs);

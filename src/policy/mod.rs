@@ -110,6 +110,8 @@ pub struct RunRequest {
     pub no_record: bool,
     /// Forensic recording (every open, not only writes).
     pub forensic: bool,
+    /// Files inside visible paths that must not be readable (secrets of the project).
+    pub deny: Vec<PathBuf>,
 }
 
 /// Something worth telling the user that does not stop the run.

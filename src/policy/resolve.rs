@@ -98,6 +98,18 @@ pub fn resolve(
             }),
         }
     }
+    // Denied files: mounted over last (mounts are applied parents first, so a file inside a
+    // bound directory is covered after its directory).
+    for p in &req.deny {
+        if let Ok(c) = std::fs::canonicalize(p) {
+            if c.is_file() {
+                mounts.push(MountSpec {
+                    path: c,
+                    kind: MountKind::Denied,
+                });
+            }
+        }
+    }
     for (flag, list, kind) in [
         ("--ro", &req.ro, MountKind::ReadOnly),
         ("--rw", &req.rw, MountKind::ReadWrite),

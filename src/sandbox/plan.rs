@@ -338,6 +338,12 @@ impl SetupPlan {
                     readonly: !writable,
                     ours: false,
                 },
+                MountKind::Denied => Entry::Host {
+                    source: PathBuf::from("/dev/null"),
+                    path: m.path.clone(),
+                    readonly: true,
+                    ours: false,
+                },
                 MountKind::Symlink { target } => Entry::Symlink {
                     path: m.path.clone(),
                     target: target.clone(),

@@ -62,6 +62,9 @@ pub enum MountKind {
         /// Writable (a log directory) or read-only (the preload).
         writable: bool,
     },
+    /// A host file made unreadable where it is: `/dev/null` bound over it on a `nodev` mount,
+    /// so opening it fails with EACCES (dotenv files, project `.npmrc`).
+    Denied,
     /// A fresh, private, size-limited tmpfs owned by the sandbox user.
     Tmpfs {
         /// Size limit in bytes.

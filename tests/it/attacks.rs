@@ -165,6 +165,13 @@ impl World {
         std::fs::write(app.join(".git/config"), "[core]\n").unwrap();
         std::fs::write(app.join("package.json"), package_json).unwrap();
         std::fs::write(app.join("README.md"), "project file\n").unwrap();
+        // The project's own secrets: dependency scripts must not read them.
+        std::fs::write(app.join(".env"), "API_KEY=HOST-REAL-DOTENV\n").unwrap();
+        std::fs::write(
+            app.join(".npmrc"),
+            "//registry/:_authToken=HOST-REAL-PROJECT-TOKEN\n",
+        )
+        .unwrap();
         let mut own = Vec::new();
         for (name, dir) in vendor {
             copy_tree(dir, &app.join("vendor").join(name));

@@ -352,6 +352,8 @@ fn required_failure_stops_and_rolls_back() {
 fn dependency_scripts_are_confined_to_their_own_directory() {
     let Some(w) = World::new() else { return };
     w.fresh_project("confined");
+    std::fs::write(w.app.join(".env"), "API_KEY=fixture-project-secret\n").unwrap();
+    std::fs::write(w.app.join(".npmrc"), "# project npmrc\n").unwrap();
     let report = w.ctx.root().join("r.json");
     let out = w.ringfence(&["install", "--report", report.to_str().unwrap()]);
     // The HOME write is persistence (a high finding, so exit 1); everything else was refused.
@@ -363,16 +365,16 @@ fn dependency_scripts_are_confined_to_their_own_directory() {
         .iter()
         .find(|x| x["package"]["name"] == "rf-writer")
         .unwrap();
-    assert_eq!(
-        writer["findings"][0]["kind"], "persistence-attempt",
-        "{writer:#}"
-    );
-    assert!(
-        writer["findings"][0]["target"]
-            .as_str()
+    let has = |kind: &str, suffix: &str| {
+        writer["findings"]
+            .as_array()
             .unwrap()
-            .ends_with("/.bashrc")
-    );
+            .iter()
+            .any(|f| f["kind"] == kind && f["target"].as_str().unwrap_or("").ends_with(suffix))
+    };
+    assert!(has("persistence-attempt", "/.bashrc"), "{writer:#}");
+    // The denied read of the project's .env is seen (node preload) and named.
+    assert!(has("secret-read", "/.env"), "{writer:#}");
     let probe = std::fs::read_to_string(w.app.join("node_modules/rf-writer/result.txt")).unwrap();
     assert_eq!(
         probe.lines().collect::<Vec<_>>(),
@@ -383,6 +385,9 @@ fn dependency_scripts_are_confined_to_their_own_directory() {
             "lockfile: denied",
             "nested-node_modules: denied",
             "home: ok",
+            "project-readable: ok",
+            "project-dotenv: denied",
+            "project-npmrc: denied",
         ],
         "{probe}"
     );
