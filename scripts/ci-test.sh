@@ -39,6 +39,7 @@ if [ "$(id -u)" = 0 ]; then
     cp "$test_bin" "$stage/it"
     cp -r fixtures "$stage/fixtures"
     mkdir -p "$stage/docs" && cp docs/report.schema.json "$stage/docs/"
+    cp -r sandbox-profiles "$stage/sandbox-profiles"
     mkdir -p "$stage/fixtures/registry-server" && cp tests/registry/serve.py "$stage/fixtures/registry-server/"
     chmod -R a+rX "$stage"
     echo "== integration tests as unprivileged user $user"
