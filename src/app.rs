@@ -104,11 +104,13 @@ fn run(args: RunArgs) -> Result<u8, RunError> {
         ..Default::default()
     };
     let mut spec = prepare(args.profile.as_deref(), &req)?;
+    let t_attach = std::time::Instant::now();
     let observation = if req.no_record {
         None
     } else {
         Some(Observation::attach(&mut spec, &req.env).map_err(RunError::Observe)?)
     };
+    tracing::debug!("recording attached in {:?}", t_attach.elapsed());
     let plan = plan_for(&spec);
     if args.show_plan {
         let text = serde_json::to_string_pretty(&json!({ "spec": spec, "plan": plan }))
@@ -129,7 +131,9 @@ fn run(args: RunArgs) -> Result<u8, RunError> {
         },
     )
     .map_err(|e| sandbox_error(e, None))?;
+    let t_finish = std::time::Instant::now();
     let observed = observation.map(|o| o.finish(&outcome)).unwrap_or_default();
+    tracing::debug!("recording finished in {:?}", t_finish.elapsed());
     tell(&spec, &outcome);
     for f in &observed.findings {
         eprintln!(

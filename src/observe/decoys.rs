@@ -164,12 +164,37 @@ pub fn is_secret_var(name: &str) -> bool {
         .any(|s| n.ends_with(s))
 }
 
+/// Where decoy homes go: reads are detected through access times, so the first of `$TMPDIR`,
+/// `/dev/shm`, `/tmp` and `$XDG_RUNTIME_DIR` whose filesystem is not mounted `noatime` (our bind
+/// inherits the host mount's atime mode and may not change it from inside a user namespace).
+fn decoy_parent() -> &'static Path {
+    static PARENT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PARENT.get_or_init(|| {
+        let mut candidates = vec![std::env::temp_dir(), PathBuf::from("/dev/shm"), PathBuf::from("/tmp")];
+        candidates.extend(std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from));
+        let atime_works = |d: &Path| {
+            nix::sys::statvfs::statvfs(d).is_ok_and(|s| {
+                !s.flags().contains(nix::sys::statvfs::FsFlags::ST_NOATIME)
+            }) && tempfile::Builder::new().prefix("ringfence-probe-").tempdir_in(d).is_ok()
+        };
+        match candidates.iter().find(|d| atime_works(d)) {
+            Some(d) => d.clone(),
+            None => {
+                tracing::warn!(
+                    "every temporary directory is on a noatime filesystem: decoy reads are seen only through the node preload and --forensic"
+                );
+                std::env::temp_dir()
+            }
+        }
+    })
+}
+
 impl DecoyHome {
     /// Create and plant a decoy home for a sandbox whose HOME is `home`.
     pub fn plant(home: &Path) -> io::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("ringfence-home-")
-            .tempdir()?;
+            .tempdir_in(decoy_parent())?;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
         let mut canaries = Vec::new();
         let mut canary = |id: &str, value: String| -> String {

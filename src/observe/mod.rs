@@ -347,13 +347,42 @@ fn attribute_home_reads(
             at_unix_ms: Some(first.at_unix_ms),
         });
     }
+    // A decoy that node code read but whose access time did not move (a filesystem where atime
+    // is off): the preload's sighting is the finding.
     let mut seen = std::collections::BTreeSet::new();
+    for t in touched {
+        let path = std::path::Path::new(&t.name);
+        if decoys.is_decoy(path)
+            && !envprobe::is_npm(&t.process.argv)
+            && !findings.iter().any(|f| f.target == t.name)
+            && seen.insert(t.name.clone())
+        {
+            findings.push(Finding {
+                kind: FindingKind::SecretRead,
+                severity: Severity::High,
+                summary: format!(
+                    "read decoy {} `{}`",
+                    syscalls::secret_path(path).unwrap_or("secret"),
+                    t.name
+                ),
+                target: t.name.clone(),
+                detail: Some(
+                    "seen by the node preload; the file held only per-run canary values".into(),
+                ),
+                process: Some(t.process.clone()),
+                at_unix_ms: Some(t.at_unix_ms),
+            });
+        }
+    }
     for t in touched {
         let path = std::path::Path::new(&t.name);
         let Some(class) = syscalls::secret_path(path) else {
             continue;
         };
-        if decoys.is_decoy(path) || envprobe::is_npm(&t.process.argv) || !seen.insert(&t.name) {
+        if decoys.is_decoy(path)
+            || envprobe::is_npm(&t.process.argv)
+            || !seen.insert(t.name.clone())
+        {
             continue;
         }
         findings.push(Finding {
@@ -393,4 +422,93 @@ pub struct Observed {
 /// The most severe finding, if any.
 pub fn worst(findings: &[Finding]) -> Option<Severity> {
     findings.iter().map(|f| f.severity).max()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(path: &str, argv: &[&str], at: u64) -> envprobe::EnvProbe {
+        envprobe::EnvProbe {
+            name: path.into(),
+            op: "open".into(),
+            process: Actor {
+                pid: 5,
+                argv: argv.iter().map(|a| (*a).to_string()).collect(),
+            },
+            at_unix_ms: at,
+        }
+    }
+
+    /// Decoy reads get a process from the preload or a command line; nested npm reading its
+    /// own config is low; a decoy read the access time missed (noatime) still counts; looking
+    /// for absent secrets is a finding of its own.
+    #[test]
+    fn home_reads_are_attributed() {
+        let decoys = DecoyHome::plant(std::path::Path::new("/home/u")).unwrap();
+        let atime = |rel: &str| Finding {
+            kind: FindingKind::SecretRead,
+            severity: Severity::High,
+            summary: format!("read decoy `~/{rel}`"),
+            target: format!("/home/u/{rel}"),
+            detail: None,
+            process: None,
+            at_unix_ms: Some(1),
+        };
+        let touched = vec![
+            seen(
+                "/home/u/.npmrc",
+                &[
+                    "node",
+                    "/usr/lib/node_modules/npm/bin/npm-cli.js",
+                    "run",
+                    "x",
+                ],
+                2,
+            ),
+            seen("/home/u/.aws/credentials", &["node", "steal.js"], 3),
+            seen("/home/u/.azure/accessTokens.json", &["node", "steal.js"], 4),
+            seen("/home/u/.kube/config", &["node", "steal.js"], 5),
+        ];
+        let execs = vec![syscalls::ConnectSeen {
+            addr: "cat /home/u/.ssh/id_ed25519".into(),
+            actor: Actor {
+                pid: 9,
+                argv: vec!["cat".into(), "/home/u/.ssh/id_ed25519".into()],
+            },
+            at_unix_ms: 6,
+        }];
+        let out = attribute_home_reads(
+            vec![
+                atime(".npmrc"),
+                atime(".aws/credentials"),
+                atime(".ssh/id_ed25519"),
+            ],
+            &touched,
+            &execs,
+            &decoys,
+        );
+        let get = |t: &str| out.iter().find(|f| f.target == t).unwrap();
+        assert_eq!(get("/home/u/.npmrc").severity, Severity::Low);
+        assert_eq!(
+            get("/home/u/.aws/credentials")
+                .process
+                .as_ref()
+                .unwrap()
+                .argv[1],
+            "steal.js"
+        );
+        assert_eq!(
+            get("/home/u/.ssh/id_ed25519").process.as_ref().unwrap().pid,
+            9
+        );
+        // The access time missed it: the preload's sighting is enough.
+        assert_eq!(get("/home/u/.kube/config").severity, Severity::High);
+        let absent = get("/home/u/.azure/accessTokens.json");
+        assert!(
+            absent.summary.contains("absent from the decoy home"),
+            "{absent:?}"
+        );
+        assert_eq!(out.len(), 5);
+    }
 }
