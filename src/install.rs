@@ -174,7 +174,16 @@ impl Context<'_> {
             deny: if job.kind == Kind::Root {
                 Vec::new()
             } else {
-                project_secrets(self.project)
+                let mut d = project_secrets(self.project);
+                // npm's global config (`<prefix>/etc/npmrc`) can hold registry tokens and sits
+                // inside the node prefix the sandbox shows.
+                d.extend(
+                    job.env
+                        .get("npm_config_globalconfig")
+                        .map(PathBuf::from)
+                        .filter(|p| p.is_file()),
+                );
+                d
             },
         };
         let (spec, warnings) = policy::resolve(self.profile, self.rctx, &req)?;
@@ -195,12 +204,10 @@ impl Context<'_> {
                     .iter()
                     .map(|s| s.argv.as_slice())
                     .collect();
-                r.observed.findings.extend(before.findings(
-                    &after,
-                    &r.job.command,
-                    &ran,
-                    r.job.integrity.as_deref(),
-                ));
+                let mut found =
+                    before.findings(&after, &r.job.command, &ran, r.job.integrity.as_deref());
+                found.extend(before.staged_secrets(&after, &r.observed.canaries));
+                r.observed.findings.extend(found);
                 r.observed
                     .findings
                     .sort_by(|a, b| b.severity.cmp(&a.severity).then(a.kind.cmp(&b.kind)));

@@ -435,16 +435,37 @@ fn expansions(data: &[u8]) -> Vec<Vec<u8>> {
 /// labels or truncates it, and 16 characters of a random canary never occur by chance.
 const MIN_FRAGMENT: usize = 16;
 
-fn canaries_in<'a>(data: &[u8], canaries: &'a [Canary]) -> Vec<&'a Canary> {
+pub(crate) fn canaries_in<'a>(data: &[u8], canaries: &'a [Canary]) -> Vec<&'a Canary> {
     let texts = expansions(data);
+    // Every fragment of every canary, by length: one pass over each text per length.
+    let mut by_len: BTreeMap<usize, HashMap<&[u8], Vec<usize>>> = BTreeMap::new();
+    for (i, c) in canaries.iter().enumerate() {
+        let v = c.value.as_bytes();
+        let n = v.len().min(MIN_FRAGMENT);
+        if n == 0 {
+            continue;
+        }
+        let frags = by_len.entry(n).or_default();
+        for f in v.windows(n) {
+            frags.entry(f).or_default().push(i);
+        }
+    }
+    let mut hit = vec![false; canaries.len()];
+    for (n, frags) in &by_len {
+        for t in &texts {
+            for w in t.windows(*n) {
+                if let Some(ids) = frags.get(w) {
+                    for &i in ids {
+                        hit[i] = true;
+                    }
+                }
+            }
+        }
+    }
     canaries
         .iter()
-        .filter(|c| {
-            let v = c.value.as_bytes();
-            let n = v.len().min(MIN_FRAGMENT);
-            v.windows(n)
-                .any(|frag| texts.iter().any(|t| t.windows(n).any(|w| w == frag)))
-        })
+        .zip(hit)
+        .filter_map(|(c, h)| h.then_some(c))
         .collect()
 }
 

@@ -244,6 +244,48 @@ impl Snapshot {
     }
 }
 
+impl Snapshot {
+    /// Secrets (canary values, in any encoding the sinkhole decodes) in files the script created
+    /// or changed in its own directory: that directory outlives the sandbox, so a token written
+    /// there is staged for later (runtime) exfiltration or publication.
+    pub fn staged_secrets(
+        &self,
+        after: &Snapshot,
+        canaries: &[super::decoys::Canary],
+    ) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let mut budget: u64 = 8 << 20;
+        for (rel, now) in &after.files {
+            if self.files.get(rel) == Some(now) || now.size > MAX_KEPT || now.size > budget {
+                continue;
+            }
+            let Ok(content) = std::fs::read(after.root.join(rel)) else {
+                continue;
+            };
+            budget = budget.saturating_sub(now.size);
+            let hits = super::net::canaries_in(&content, canaries);
+            if hits.is_empty() {
+                continue;
+            }
+            out.push(Finding {
+                kind: FindingKind::Exfiltration,
+                severity: Severity::High,
+                summary: format!(
+                    "wrote a secret ({}) into its own package directory, which outlives the sandbox: `{rel}`",
+                    hits.iter().map(|c| c.id.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+                target: after.root.join(rel).display().to_string(),
+                detail: Some(
+                    "staged for runtime exfiltration or republication; it holds only a canary".into(),
+                ),
+                process: None,
+                at_unix_ms: Some(u64::try_from(now.ctime_ns / 1_000_000).unwrap_or(0)),
+            });
+        }
+        out
+    }
+}
+
 /// How a manifest changed, and how bad that is: hooks or version rewritten is what worms
 /// (republish) and self-erasing droppers (hide the install script) do.
 fn manifest_change(before: Option<&[u8]>, after: Option<&[u8]>) -> (String, Severity) {
@@ -361,6 +403,29 @@ mod tests {
         assert!(f[1].detail.as_deref().unwrap().contains("sha256 before"));
         assert!(f[0].detail.as_deref().unwrap().contains("sha512-abc"));
         assert!(f.iter().all(|x| x.at_unix_ms.is_some()));
+    }
+
+    #[test]
+    fn staged_secrets_are_found_in_new_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("package.json"), "{}").unwrap();
+        let canaries = vec![super::super::decoys::Canary {
+            id: "npmrc-token".into(),
+            value: "npm_AbCdEf0123456789xyzXYZ".into(),
+        }];
+        let before = Snapshot::take(root, "");
+        std::fs::create_dir_all(root.join(".cache")).unwrap();
+        std::fs::write(root.join("build.log"), "compiled ok").unwrap();
+        let b64 = "Ly9yZWdpc3RyeS86X2F1dGhUb2tlbj1ucG1fQWJDZEVmMDEyMzQ1Njc4OXh5elhZWgo=";
+        std::fs::write(root.join(".cache/blob"), b64).unwrap();
+        let f = before.staged_secrets(&Snapshot::take(root, ""), &canaries);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].target.ends_with(".cache/blob"));
+        assert_eq!(
+            (f[0].kind, f[0].severity),
+            (FindingKind::Exfiltration, Severity::High)
+        );
     }
 
     #[test]

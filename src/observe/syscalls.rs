@@ -699,6 +699,26 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
                 }
                 if addr.starts_with("unix:") {
                     let sock = addr.trim_start_matches("unix:");
+                    if sock.contains("ssh") && sock.contains("agent")
+                        || sock.contains("gpg-agent")
+                        || sock.contains("/gnupg/")
+                    {
+                        push(
+                            &mut out,
+                            Finding {
+                                kind: FindingKind::SecretRead,
+                                severity: Severity::High,
+                                summary: format!(
+                                    "tried to use a key agent's socket `{sock}` (signing with your keys)"
+                                ),
+                                target: addr.clone(),
+                                detail: None,
+                                process: None,
+                                at_unix_ms: None,
+                            },
+                            n,
+                        );
+                    }
                     if sock.contains("docker.sock")
                         || sock.contains("containerd")
                         || sock.contains("podman")
@@ -867,7 +887,7 @@ fn exec_finding(argv: &[String]) -> Option<Finding> {
             Severity::High,
             "git push from an install script",
         )
-    } else if ["crontab", "systemctl", "launchctl", "at"].contains(&prog.as_str()) {
+    } else if ["crontab", "systemctl", "systemd-run", "launchctl", "at"].contains(&prog.as_str()) {
         (
             FindingKind::PersistenceAttempt,
             Severity::High,
