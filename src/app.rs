@@ -22,6 +22,7 @@ pub fn main(cli: Cli) -> Result<u8, RunError> {
         Command::Doctor(args) => doctor(args),
         Command::Install(args) => install(crate::npm::Command2::Install, args),
         Command::Ci(args) => install(crate::npm::Command2::Ci, args),
+        Command::Replay(args) => replay(args),
     }
 }
 
@@ -282,6 +283,39 @@ fn doctor(args: DoctorArgs) -> Result<u8, RunError> {
     Ok(if probe.is_ok() { 0 } else { 2 })
 }
 
+fn fail_on(s: &str) -> Result<Option<crate::observe::Severity>, RunError> {
+    match s {
+        "never" => Ok(None),
+        s => s
+            .parse::<crate::observe::Severity>()
+            .map(Some)
+            .map_err(RunError::Usage),
+    }
+}
+
+fn replay(args: crate::cli::ReplayArgs) -> Result<u8, RunError> {
+    if !(args.timeout.is_finite() && args.timeout > 0.0) {
+        return Err(RunError::Usage(format!(
+            "--timeout {}: expected a positive number of seconds",
+            args.timeout
+        )));
+    }
+    let modes = if args.modes.is_empty() {
+        vec!["dev".to_string(), "ci".to_string()]
+    } else {
+        args.modes
+    };
+    crate::replay::run(crate::replay::ReplayOptions {
+        specs: args.specs,
+        modes,
+        report: args.report,
+        evidence: args.evidence,
+        profile: args.profile,
+        fail_on: fail_on(&args.fail_on)?,
+        timeout: Duration::from_secs_f64(args.timeout),
+    })
+}
+
 fn install(command: crate::npm::Command2, args: InstallArgs) -> Result<u8, RunError> {
     let jobs = args
         .jobs
@@ -289,13 +323,7 @@ fn install(command: crate::npm::Command2, args: InstallArgs) -> Result<u8, RunEr
     if jobs == 0 {
         return Err(RunError::Usage("--jobs must be at least 1".into()));
     }
-    let fail_on = match args.fail_on.as_str() {
-        "never" => None,
-        s => Some(
-            s.parse::<crate::observe::Severity>()
-                .map_err(RunError::Usage)?,
-        ),
-    };
+    let fail_on = fail_on(&args.fail_on)?;
     crate::install::run(crate::install::InstallOptions {
         command,
         npm_args: args.npm_args,
@@ -305,5 +333,6 @@ fn install(command: crate::npm::Command2, args: InstallArgs) -> Result<u8, RunEr
         fail_on,
         no_record: args.no_record,
         forensic: args.forensic,
+        ..crate::install::InstallOptions::new(command)
     })
 }

@@ -26,8 +26,38 @@ pub enum Command {
     Install(InstallArgs),
     /// `npm ci`, with every lifecycle script replayed in its own sandbox.
     Ci(InstallArgs),
+    /// Forensic replay of suspect packages: install them alone into scratch projects, as on a
+    /// developer machine and as in CI, with every recording on; report both and what differed.
+    Replay(ReplayArgs),
     /// Show which isolation mechanisms this kernel offers and which tier `run` would use.
     Doctor(DoctorArgs),
+}
+
+/// `ringfence replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Write the combined JSON report (both modes' runs and the differences).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Keep the evidence here: reports and each package directory as its scripts left it.
+    #[arg(long, value_name = "DIR")]
+    pub evidence: Option<PathBuf>,
+    /// Use this profile instead of the built-in default.
+    #[arg(long, value_name = "FILE", env = "RINGFENCE_PROFILE")]
+    pub profile: Option<PathBuf>,
+    /// Exit 1 when a finding in any mode is at least this severe (or `never`).
+    #[arg(long, value_name = "SEVERITY", default_value = "high")]
+    pub fail_on: String,
+    /// Wall-clock limit per script, in seconds: a payload that waits longer shows as a timeout.
+    #[arg(long, value_name = "SECS", default_value_t = 120.0)]
+    pub timeout: f64,
+    /// Replay only in this mode: `dev` (no CI variables) or `ci` (CI=true); repeatable.
+    #[arg(long = "mode", value_name = "MODE", value_parser = ["dev", "ci"])]
+    pub modes: Vec<String>,
+    /// Packages: registry specs (`name@1.2.3`), tarballs, or package directories (copied and
+    /// packed without running any script).
+    #[arg(required = true, value_name = "PACKAGE")]
+    pub specs: Vec<String>,
 }
 
 /// `ringfence run`.

@@ -44,6 +44,35 @@ pub struct InstallOptions {
     pub no_record: bool,
     /// Forensic recording: every open, not only writes.
     pub forensic: bool,
+    /// The project directory (default: found from the current directory, as npm does).
+    pub project: Option<PathBuf>,
+    /// Environment changes for npm and the scripts: `(NAME, Some(value))` sets, `None` removes.
+    pub env: Vec<(String, Option<String>)>,
+    /// After a required failure, restore the project as npm does (default true; replay keeps
+    /// what the scripts left for evidence).
+    pub rollback: bool,
+    /// Wall-clock limit per script instead of the profile's.
+    pub timeout: Option<Duration>,
+}
+
+impl InstallOptions {
+    /// Options for `command` with everything else at its default.
+    pub fn new(command: Command2) -> Self {
+        InstallOptions {
+            command,
+            npm_args: Vec::new(),
+            report: None,
+            jobs: 1,
+            profile: None,
+            fail_on: Some(Severity::High),
+            no_record: false,
+            forensic: false,
+            project: None,
+            env: Vec::new(),
+            rollback: true,
+            timeout: None,
+        }
+    }
 }
 
 /// What happened to one job.
@@ -101,6 +130,7 @@ struct Context<'a> {
     nodedir: Option<PathBuf>,
     no_record: bool,
     forensic: bool,
+    timeout: Option<Duration>,
 }
 
 impl Context<'_> {
@@ -159,7 +189,7 @@ impl Context<'_> {
             command: vec![shell, "-c".into(), job.command.clone()],
             rw,
             ro,
-            timeout: None,
+            timeout: self.timeout,
             env: vec![],
             cwd: Some(job.dir.clone()),
             base_env: Some(
@@ -549,6 +579,17 @@ fn print_failure(r: &JobResult) {
 
 /// `ringfence install` / `ringfence ci`.
 pub fn run(opts: InstallOptions) -> Result<u8, RunError> {
+    run_reporting(opts).0
+}
+
+/// [`run`], also handing back the report (when the install got as far as running scripts).
+pub fn run_reporting(opts: InstallOptions) -> (Result<u8, RunError>, Option<Report>) {
+    let mut slot = None;
+    let code = run_inner(opts, &mut slot);
+    (code, slot)
+}
+
+fn run_inner(opts: InstallOptions, slot: &mut Option<Report>) -> Result<u8, RunError> {
     let t0 = Instant::now();
     if is_global(&opts.npm_args) {
         return Err(RunError::Usage(
@@ -556,11 +597,23 @@ pub fn run(opts: InstallOptions) -> Result<u8, RunError> {
                 .into(),
         ));
     }
-    let rctx = ResolveContext::from_process().map_err(PolicyError::Context)?;
+    let mut rctx = ResolveContext::from_process().map_err(PolicyError::Context)?;
+    for (name, value) in &opts.env {
+        rctx.env.retain(|(k, _)| k != name);
+        if let Some(v) = value {
+            rctx.env.push((name.clone(), v.clone()));
+        }
+    }
+    if let Some(p) = &opts.project {
+        rctx.cwd = p.clone();
+    }
     let profile = policy::load(opts.profile.as_deref())?;
     let path_env = rctx.var("PATH").unwrap_or(policy::DEFAULT_PATH).to_string();
     let tool = Toolchain::locate(&path_env, &rctx.cwd).map_err(npm_err)?;
-    let project = npm::find_project(&rctx.cwd).map_err(npm_err)?;
+    let project = match &opts.project {
+        Some(p) => p.clone(),
+        None => npm::find_project(&rctx.cwd).map_err(npm_err)?,
+    };
     let project = std::fs::canonicalize(&project).unwrap_or(project);
 
     // Read everything npm will read, before anything changes: a malformed manifest or lockfile
@@ -787,6 +840,7 @@ pub fn run(opts: InstallOptions) -> Result<u8, RunError> {
         nodedir,
         no_record: opts.no_record,
         forensic: opts.forensic,
+        timeout: opts.timeout,
     };
     let rollback = Rollback {
         node_modules_existed,
@@ -867,21 +921,26 @@ pub fn run(opts: InstallOptions) -> Result<u8, RunError> {
         report.write(path)?;
     }
     eprint!("{}", report.summary(t0.elapsed().as_secs_f64()));
+    *slot = Some(report.clone());
     let flagged = match (opts.fail_on, report.worst()) {
         (Some(threshold), Some(worst)) => worst >= threshold,
         _ => false,
     };
     if let Some(e) = machinery {
-        let what = rollback.apply(&project);
-        eprintln!("ringfence: {what}");
+        if opts.rollback {
+            let what = rollback.apply(&project);
+            eprintln!("ringfence: {what}");
+        }
         return Err(e);
     }
     if let Some(f) = failure {
         if !f.job.foreground {
             print_failure(&f);
         }
-        let what = rollback.apply(&project);
-        eprintln!("ringfence: {what}");
+        if opts.rollback {
+            let what = rollback.apply(&project);
+            eprintln!("ringfence: {what}");
+        }
         if flagged {
             return Ok(1);
         }

@@ -16,6 +16,7 @@ pub mod logging;
 pub mod npm;
 pub mod observe;
 pub mod policy;
+pub mod replay;
 pub mod report;
 pub mod sandbox;
 #[allow(unsafe_code)]

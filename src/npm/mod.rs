@@ -320,3 +320,46 @@ pub fn read_json(path: &Path) -> Result<serde_json::Value, NpmError> {
         message: e.to_string(),
     })
 }
+
+/// `npm pack --ignore-scripts` of the package directory `dir` into `dest` (no lifecycle script
+/// runs: `prepack`/`prepare` are what a suspect package would use). Returns the tarball.
+pub fn pack_ignore_scripts(
+    tool: &Toolchain,
+    dir: &Path,
+    dest: &Path,
+    env: &[(String, String)],
+) -> Result<PathBuf, NpmError> {
+    let command = format!("npm pack --ignore-scripts --json (in {})", dir.display());
+    let out = std::process::Command::new(&tool.node)
+        .arg(&tool.npm_cli)
+        .args(["pack", "--ignore-scripts", "--json", "--pack-destination"])
+        .arg(dest)
+        .current_dir(dir)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|source| NpmError::Spawn {
+            command: command.clone(),
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(NpmError::Failed {
+            command,
+            code: out.status.code().unwrap_or(1),
+        });
+    }
+    let parsed: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| NpmError::Parse {
+            path: dir.to_path_buf(),
+            message: format!("npm pack --json output: {e}"),
+        })?;
+    let name = parsed[0]["filename"]
+        .as_str()
+        .ok_or_else(|| NpmError::Parse {
+            path: dir.to_path_buf(),
+            message: "npm pack --json named no file".into(),
+        })?;
+    Ok(dest.join(name))
+}

@@ -21,7 +21,7 @@ pub const SANDBOX_DIR: &str = "/.ringfence";
 const PRELOAD: &str = include_str!("envprobe.js");
 
 /// Variables whose only use is telling CI systems apart (ci-info's list, abridged).
-const CI_VARS: &[&str] = &[
+pub const CI_VARS: &[&str] = &[
     "CI",
     "CONTINUOUS_INTEGRATION",
     "BUILD_NUMBER",

@@ -90,6 +90,50 @@ pub struct Report {
     /// `install`/`ci` only: what npm installed and which packages had nothing to run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub install: Option<InstallSummary>,
+    /// `replay` only: the modes replayed and how their behaviour differed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<ReplaySummary>,
+}
+
+/// A forensic replay: the same packages installed once per mode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplaySummary {
+    /// What was replayed, as given.
+    pub specs: Vec<String>,
+    /// Each mode, in order.
+    pub modes: Vec<ReplayMode>,
+    /// What happened in one mode and not in the other(s).
+    pub differences: Vec<Difference>,
+}
+
+/// One replay mode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayMode {
+    /// `dev` (no CI variables) or `ci` (`CI=true`, `GITHUB_ACTIONS=true`).
+    pub mode: String,
+    /// The environment changes that make the mode.
+    pub env: Vec<String>,
+    /// The install's exit status (as `ringfence install` would have exited), or 2 when it
+    /// could not run.
+    pub exit_status: i32,
+}
+
+/// A behaviour seen in one mode only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Difference {
+    /// The mode it happened in.
+    pub only_in: String,
+    /// The package.
+    pub package: String,
+    /// A finding kind, or `timed-out` / `failed` for how a script ended.
+    pub what: String,
+    /// The finding's severity, if it is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<crate::observe::Severity>,
+    /// The finding's target, or the lifecycle event.
+    pub target: String,
+    /// One line.
+    pub summary: String,
 }
 
 /// The packages of an install, as far as scripts go.
@@ -299,6 +343,9 @@ pub struct ScriptRun {
     /// in time order (`*` = the whole environment listed).
     #[serde(default)]
     pub env_probes: Vec<crate::observe::envprobe::EnvProbe>,
+    /// `replay` only: the mode this run belongs to (`dev` or `ci`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_mode: Option<String>,
 }
 
 /// Writing the report failed.
@@ -327,6 +374,7 @@ impl Report {
             runs,
             warnings: Vec::new(),
             install: None,
+            replay: None,
         }
     }
 
@@ -460,6 +508,7 @@ impl ScriptRun {
             canaries: Vec::new(),
             spawned: Vec::new(),
             env_probes: Vec::new(),
+            replay_mode: None,
         }
     }
 }
@@ -585,12 +634,12 @@ impl Report {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::observe::{Finding, FindingKind, Severity};
     use crate::sandbox::landlock::{LandlockOutcome, Status};
 
-    fn run(name: &str, event: &str, outcome: &str, findings: Vec<Finding>) -> ScriptRun {
+    pub(crate) fn run(name: &str, event: &str, outcome: &str, findings: Vec<Finding>) -> ScriptRun {
         let full = || Mechanism {
             status: Status::FullyEnforced,
             detail: None,
@@ -654,6 +703,7 @@ mod tests {
             canaries: vec![],
             spawned: vec![],
             env_probes: vec![],
+            replay_mode: None,
         }
     }
 

@@ -14,6 +14,7 @@ mod cli;
 /// `install`/`ci` against plain npm on fixture packages from a loopback registry.
 mod install;
 /// JSON report contract.
+mod replay;
 mod report;
 /// Filesystem view: writable and read-only paths, HOME, /tmp, /etc, other users' files.
 mod sandbox_fs;

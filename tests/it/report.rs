@@ -9,7 +9,7 @@ use crate::common::{TestContext, require_userns, show};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Report {
+pub(crate) struct Report {
     schema_version: u32,
     tool: Tool,
     runs: Vec<Run>,
@@ -17,6 +17,8 @@ struct Report {
     warnings: Vec<serde_json::Value>,
     #[serde(default)]
     install: Option<InstallM>,
+    #[serde(default)]
+    replay: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,6 +66,8 @@ struct Run {
     canaries: Vec<CanaryM>,
     spawned: Vec<SpawnedM>,
     env_probes: Vec<EnvProbeM>,
+    #[serde(default)]
+    replay_mode: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -243,7 +247,7 @@ pub fn validate_against_schema(report: &serde_json::Value) -> Result<(), String>
     }
 }
 
-fn read(path: &std::path::Path) -> Report {
+pub(crate) fn read(path: &std::path::Path) -> Report {
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
     validate_against_schema(&v).unwrap();
     serde_json::from_value(v).unwrap()
@@ -317,6 +321,7 @@ fn report_describes_what_was_enforced() {
     }
     assert!(run.survivors.is_empty());
     assert!(run.package.is_none(), "`run` has no package");
+    assert!(run.replay_mode.is_none() && r.replay.is_none() && r.install.is_none());
     assert!(run.findings.is_empty(), "{:?}", run.findings);
     // The syscall recorder saw the shell run.
     assert!(

@@ -1,0 +1,464 @@
+//! `ringfence replay`: forensic replay of suspect packages. Each package spec is installed alone
+//! into a scratch project, once per mode — `dev` (no CI variable, as on a developer machine) and
+//! `ci` (`CI=true`, `GITHUB_ACTIONS=true`) — with forensic recording (every open), a short
+//! wall-clock limit per script (time-gated payloads show as timeouts) and no rollback, so that
+//! what the scripts left is evidence. The combined report holds both modes' runs and what
+//! happened in one mode only; `--evidence DIR` keeps the reports and each package directory as
+//! the scripts left it. Directories are copied and packed with `npm pack --ignore-scripts`
+//! first: the original is never touched and no script runs outside a sandbox.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::RunError;
+use crate::install::{self, InstallOptions};
+use crate::npm::{self, Command2, NpmError, Toolchain};
+use crate::observe::Severity;
+use crate::observe::envprobe::CI_VARS;
+use crate::policy::{self, PolicyError, ResolveContext};
+use crate::report::{Difference, ReplayMode, ReplaySummary, Report};
+
+/// What `replay` was asked to do.
+#[derive(Debug, Clone)]
+pub struct ReplayOptions {
+    /// npm package specs, tarballs or package directories.
+    pub specs: Vec<String>,
+    /// Modes to run, in order (`dev`, `ci`).
+    pub modes: Vec<String>,
+    /// Combined report.
+    pub report: Option<PathBuf>,
+    /// Evidence directory (created; must be empty if it exists).
+    pub evidence: Option<PathBuf>,
+    /// Profile.
+    pub profile: Option<PathBuf>,
+    /// Exit 1 when a finding in any mode is at least this severe.
+    pub fail_on: Option<Severity>,
+    /// Wall-clock limit per script.
+    pub timeout: Duration,
+}
+
+/// The environment changes of a mode.
+fn mode_env(mode: &str) -> Vec<(String, Option<String>)> {
+    let mut env: Vec<(String, Option<String>)> =
+        CI_VARS.iter().map(|v| ((*v).to_string(), None)).collect();
+    if mode == "ci" {
+        env.retain(|(k, _)| k != "CI" && k != "GITHUB_ACTIONS");
+        env.push(("CI".into(), Some("true".into())));
+        env.push(("GITHUB_ACTIONS".into(), Some("true".into())));
+    }
+    env
+}
+
+fn describe(env: &[(String, Option<String>)]) -> Vec<String> {
+    let set: Vec<String> = env
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+        .collect();
+    let unset = env.iter().filter(|(_, v)| v.is_none()).count();
+    let mut out = set;
+    out.push(format!("{unset} other CI variables unset"));
+    out
+}
+
+/// Turn the specs into what npm installs in a scratch project: directories are copied and packed
+/// (scripts ignored), tarball paths made absolute, registry specs kept.
+fn resolve_specs(
+    specs: &[String],
+    tool: &Toolchain,
+    work: &Path,
+    env: &[(String, String)],
+    cwd: &Path,
+) -> Result<Vec<String>, RunError> {
+    let mut out = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        let path = cwd.join(spec);
+        let local = spec.starts_with('.') || spec.starts_with('/') || path.is_dir();
+        if local && path.is_dir() {
+            let copy = work.join(format!("src-{i}"));
+            copy_dir(&path, &copy).map_err(|source| {
+                RunError::Npm(NpmError::Read {
+                    path: path.clone(),
+                    source,
+                })
+            })?;
+            let dest = work.join("packed");
+            std::fs::create_dir_all(&dest).map_err(|source| {
+                RunError::Npm(NpmError::Read {
+                    path: dest.clone(),
+                    source,
+                })
+            })?;
+            let tgz = npm::pack_ignore_scripts(tool, &copy, &dest, env).map_err(RunError::Npm)?;
+            out.push(tgz.display().to_string());
+        } else if local && path.is_file() {
+            out.push(path.display().to_string());
+        } else if local {
+            return Err(RunError::Usage(format!(
+                "replay: `{spec}` does not exist (a package directory, a .tgz, or a registry spec such as name@1.2.3)"
+            )));
+        } else {
+            out.push(spec.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Copy a package directory (symlinks as links, `node_modules` and `.git` left out).
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let name = e.file_name();
+        if name == "node_modules" || name == ".git" {
+            continue;
+        }
+        let (src, dst) = (e.path(), to.join(&name));
+        let t = e.file_type()?;
+        if t.is_dir() {
+            copy_dir(&src, &dst)?;
+        } else if t.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
+        } else if t.is_file() {
+            std::fs::copy(&src, &dst)?;
+        }
+    }
+    Ok(())
+}
+
+/// Key of a behaviour for the comparison between modes.
+fn keys(report: &Report) -> Vec<(String, String, String, Option<Severity>, String)> {
+    let mut out = Vec::new();
+    for run in &report.runs {
+        let Some(p) = &run.package else { continue };
+        for f in &run.findings {
+            let kind = serde_json::to_value(f.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            // Per-run paths (the scratch project) differ between modes: compare them relative.
+            out.push((
+                p.name.clone(),
+                kind,
+                f.target.clone(),
+                Some(f.severity),
+                f.summary.clone(),
+            ));
+        }
+        if run.timed_out {
+            out.push((
+                p.name.clone(),
+                "timed-out".into(),
+                p.event.clone(),
+                None,
+                format!("`{}` was killed at the wall-clock limit", p.event),
+            ));
+        } else if p.outcome == "failed" {
+            out.push((
+                p.name.clone(),
+                "failed".into(),
+                p.event.clone(),
+                None,
+                format!("`{}` failed with status {}", p.event, run.exit_status),
+            ));
+        }
+    }
+    out
+}
+
+/// What each mode did that the others did not (targets compared with the scratch project's
+/// path taken out).
+fn differences(results: &[(String, PathBuf, Option<Report>)]) -> Vec<Difference> {
+    let normalised =
+        |project: &Path, r: &Report| -> Vec<(String, String, String, Option<Severity>, String)> {
+            let p = project.display().to_string();
+            keys(r)
+                .into_iter()
+                .map(|(a, b, t, s, m)| {
+                    (
+                        a,
+                        b,
+                        t.replace(&p, "<project>"),
+                        s,
+                        m.replace(&p, "<project>"),
+                    )
+                })
+                .collect()
+        };
+    let sets: Vec<(String, Vec<_>)> = results
+        .iter()
+        .map(|(mode, project, r)| {
+            (
+                mode.clone(),
+                r.as_ref()
+                    .map(|r| normalised(project, r))
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (mode, items) in &sets {
+        let mut seen = BTreeSet::new();
+        for item in items {
+            let (package, what, target, severity, summary) = item;
+            let elsewhere = sets.iter().filter(|(m, _)| m != mode).all(|(_, other)| {
+                !other
+                    .iter()
+                    .any(|o| o.0 == *package && o.1 == *what && o.2 == *target)
+            });
+            if elsewhere
+                && sets.len() > 1
+                && seen.insert((package.clone(), what.clone(), target.clone()))
+            {
+                out.push(Difference {
+                    only_in: mode.clone(),
+                    package: package.clone(),
+                    what: what.clone(),
+                    severity: *severity,
+                    target: target.clone(),
+                    summary: summary.clone(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Copy what the scripts left of each package directory into the evidence directory.
+fn keep_packages(report: &Report, project: &Path, dest: &Path) {
+    let mut done = BTreeSet::new();
+    for run in &report.runs {
+        let Some(p) = &run.package else { continue };
+        if p.location.is_empty() || !done.insert(p.location.clone()) {
+            continue;
+        }
+        let src = project.join(&p.location);
+        let to = dest.join(p.location.replace('/', "__"));
+        if let Err(e) = copy_dir(&src, &to) {
+            tracing::warn!("evidence: copying `{}`: {e}", src.display());
+        }
+    }
+}
+
+/// Run the replay. Returns the exit status: 0, 1 (findings at or above `fail_on` in a mode), or
+/// an error (2).
+pub fn run(opts: ReplayOptions) -> Result<u8, RunError> {
+    if opts.specs.is_empty() {
+        return Err(RunError::Usage("replay: name at least one package".into()));
+    }
+    let rctx = ResolveContext::from_process().map_err(PolicyError::Context)?;
+    let path_env = rctx.var("PATH").unwrap_or(policy::DEFAULT_PATH).to_string();
+    let tool = Toolchain::locate(&path_env, &rctx.cwd).map_err(RunError::Npm)?;
+    if let Some(dir) = &opts.evidence {
+        let empty = std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_none());
+        if !empty {
+            return Err(RunError::Usage(format!(
+                "--evidence `{}` exists and is not empty",
+                dir.display()
+            )));
+        }
+        std::fs::create_dir_all(dir).map_err(|source| {
+            RunError::Npm(NpmError::Read {
+                path: dir.clone(),
+                source,
+            })
+        })?;
+    }
+    let work = tempfile::Builder::new()
+        .prefix("ringfence-replay-")
+        .tempdir()
+        .map_err(|source| {
+            RunError::Npm(NpmError::Read {
+                path: std::env::temp_dir(),
+                source,
+            })
+        })?;
+    let work_path =
+        std::fs::canonicalize(work.path()).unwrap_or_else(|_| work.path().to_path_buf());
+    let specs = resolve_specs(&opts.specs, &tool, &work_path, &rctx.env, &rctx.cwd)?;
+
+    let mut results: Vec<(String, PathBuf, Option<Report>)> = Vec::new();
+    let mut modes = Vec::new();
+    for (i, mode) in opts.modes.iter().enumerate() {
+        let project = work_path.join(mode);
+        let manifest = r#"{ "name": "ringfence-replay", "version": "0.0.0", "private": true }"#;
+        std::fs::create_dir_all(&project)
+            .and_then(|()| std::fs::write(project.join("package.json"), manifest))
+            .map_err(|source| {
+                RunError::Npm(NpmError::Read {
+                    path: project.clone(),
+                    source,
+                })
+            })?;
+        let env = mode_env(mode);
+        eprintln!(
+            "== ringfence replay {}/{}: {} ({})",
+            i + 1,
+            opts.modes.len(),
+            if mode == "ci" {
+                "as in CI"
+            } else {
+                "as on a developer machine"
+            },
+            describe(&env).join(", ")
+        );
+        let (code, report) = install::run_reporting(InstallOptions {
+            npm_args: specs.clone(),
+            profile: opts.profile.clone(),
+            fail_on: None,
+            forensic: true,
+            project: Some(project.clone()),
+            env: env.clone(),
+            rollback: false,
+            timeout: Some(opts.timeout),
+            jobs: 1,
+            ..InstallOptions::new(Command2::Install)
+        });
+        let exit_status = match &code {
+            Ok(c) => i32::from(*c),
+            Err(e) => {
+                eprintln!("ringfence replay: {mode}: {}", crate::error::render(e));
+                2
+            }
+        };
+        if code.is_err() && report.is_none() {
+            // Nothing ran (npm could not fetch the package, say): stop here.
+            return code;
+        }
+        modes.push(ReplayMode {
+            mode: mode.clone(),
+            env: describe(&env),
+            exit_status,
+        });
+        if let (Some(dir), Some(r)) = (&opts.evidence, &report) {
+            let d = dir.join(mode);
+            let _ = std::fs::create_dir_all(&d);
+            let _ = r.write(&d.join("report.json"));
+            keep_packages(r, &project, &d.join("packages"));
+        }
+        results.push((mode.clone(), project, report));
+    }
+
+    let diffs = differences(&results);
+    let mut runs = Vec::new();
+    for (mode, _, report) in &results {
+        for run in report.iter().flat_map(|r| r.runs.iter()) {
+            let mut run = run.clone();
+            run.replay_mode = Some(mode.clone());
+            runs.push(run);
+        }
+    }
+    let mut combined = Report::new(runs);
+    combined.replay = Some(ReplaySummary {
+        specs: opts.specs.clone(),
+        modes,
+        differences: diffs.clone(),
+    });
+    let mut text = String::new();
+    if opts.modes.len() > 1 {
+        if diffs.is_empty() {
+            text.push_str("ringfence replay: the same behaviour in every mode\n");
+        } else {
+            text.push_str("ringfence replay: behaviour that differed between modes:\n");
+            for d in &diffs {
+                text.push_str(&format!(
+                    "  only in {:<4} {}  {}{}\n",
+                    d.only_in,
+                    d.package,
+                    d.severity
+                        .map(|s| format!(
+                            "[{}] ",
+                            serde_json::to_value(s)
+                                .ok()
+                                .and_then(|v| v.as_str().map(str::to_string))
+                                .unwrap_or_default()
+                        ))
+                        .unwrap_or_default(),
+                    d.summary
+                ));
+            }
+        }
+    }
+    eprint!("{text}");
+    if let Some(path) = &opts.report {
+        combined.write(path)?;
+    }
+    if let Some(dir) = &opts.evidence {
+        combined.write(&dir.join("report.json"))?;
+        let _ = std::fs::write(dir.join("differences.txt"), &text);
+        eprintln!("ringfence replay: evidence in `{}`", dir.display());
+    }
+    let flagged = matches!((opts.fail_on, combined.worst()), (Some(t), Some(w)) if w >= t);
+    Ok(u8::from(flagged))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::{Finding, FindingKind};
+
+    fn report_with(project: &str, findings: Vec<(&str, &str)>, timed_out: bool) -> Report {
+        let mut r = Report::new(Vec::new());
+        let mut run = crate::report::tests::run("p", "postinstall", "ok", vec![]);
+        run.timed_out = timed_out;
+        run.findings = findings
+            .into_iter()
+            .map(|(kind, target)| Finding {
+                kind: if kind == "exfiltration" {
+                    FindingKind::Exfiltration
+                } else {
+                    FindingKind::Fingerprinting
+                },
+                severity: Severity::High,
+                summary: format!("{kind} {target}"),
+                target: target.replace("<p>", project),
+                detail: None,
+                process: None,
+                at_unix_ms: None,
+            })
+            .collect();
+        r.runs.push(run);
+        r
+    }
+
+    #[test]
+    fn differences_between_modes() {
+        let dev = report_with("/w/dev", vec![("fingerprinting", "env:CI")], true);
+        let ci = report_with(
+            "/w/ci",
+            vec![
+                ("fingerprinting", "env:CI"),
+                ("exfiltration", "x.attacker.test:80"),
+                ("exfiltration", "<p>/node_modules/p/.cache"),
+            ],
+            false,
+        );
+        let d = differences(&[
+            ("dev".into(), PathBuf::from("/w/dev"), Some(dev)),
+            ("ci".into(), PathBuf::from("/w/ci"), Some(ci)),
+        ]);
+        let got: Vec<(&str, &str, &str)> = d
+            .iter()
+            .map(|x| (x.only_in.as_str(), x.what.as_str(), x.target.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("dev", "timed-out", "postinstall"),
+                ("ci", "exfiltration", "x.attacker.test:80"),
+                ("ci", "exfiltration", "<project>/node_modules/p/.cache"),
+            ]
+        );
+    }
+
+    #[test]
+    fn modes_set_and_clear_ci_variables() {
+        let dev = mode_env("dev");
+        assert!(dev.iter().all(|(_, v)| v.is_none()));
+        assert!(dev.iter().any(|(k, _)| k == "CI"));
+        let ci = mode_env("ci");
+        assert!(ci.contains(&("CI".into(), Some("true".into()))));
+        assert!(ci.contains(&("GITHUB_ACTIONS".into(), Some("true".into()))));
+        assert!(ci.iter().any(|(k, v)| k == "BUILDKITE" && v.is_none()));
+    }
+}
