@@ -254,7 +254,7 @@ impl Snapshot {
         canaries: &[super::decoys::Canary],
     ) -> Vec<Finding> {
         let mut out = Vec::new();
-        let mut budget: u64 = 8 << 20;
+        let mut budget: u64 = 4 << 20;
         for (rel, now) in &after.files {
             if self.files.get(rel) == Some(now) || now.size > MAX_KEPT || now.size > budget {
                 continue;
@@ -262,16 +262,32 @@ impl Snapshot {
             let Ok(content) = std::fs::read(after.root.join(rel)) else {
                 continue;
             };
+            // Text only: build output (objects, addons) is binary and large.
+            if content[..content.len().min(4096)].contains(&0) {
+                continue;
+            }
             budget = budget.saturating_sub(now.size);
             let hits = super::net::canaries_in(&content, canaries);
             if hits.is_empty() {
                 continue;
             }
+            // A decoy file's secret copied out is theft; credential variables alone may be a
+            // build log that dumps the environment.
+            let from_files = hits.iter().any(|c| !c.id.starts_with("env:"));
             out.push(Finding {
                 kind: FindingKind::Exfiltration,
-                severity: Severity::High,
+                severity: if from_files {
+                    Severity::High
+                } else {
+                    Severity::Medium
+                },
                 summary: format!(
-                    "wrote a secret ({}) into its own package directory, which outlives the sandbox: `{rel}`",
+                    "wrote {} ({}) into its own package directory, which outlives the sandbox: `{rel}`",
+                    if from_files {
+                        "a secret"
+                    } else {
+                        "credential variables"
+                    },
                     hits.iter().map(|c| c.id.as_str()).collect::<Vec<_>>().join(", ")
                 ),
                 target: after.root.join(rel).display().to_string(),
