@@ -227,6 +227,7 @@ impl Context<'_> {
         let mut r = self.run_job_sandboxed(job);
         if let Some(before) = &r.pristine {
             if r.result.is_ok() {
+                let t = Instant::now();
                 let after = Snapshot::take(&r.job.dir, &r.job.command);
                 let ran: Vec<&[String]> = r
                     .observed
@@ -238,6 +239,13 @@ impl Context<'_> {
                     before.findings(&after, &r.job.command, &ran, r.job.integrity.as_deref());
                 found.extend(before.staged_secrets(&after, &r.observed.canaries));
                 r.observed.findings.extend(found);
+                tracing::debug!(
+                    "{}@{} {}: own files compared in {:?}",
+                    r.job.name,
+                    r.job.version,
+                    r.job.event,
+                    t.elapsed()
+                );
                 r.observed
                     .findings
                     .sort_by(|a, b| b.severity.cmp(&a.severity).then(a.kind.cmp(&b.kind)));
