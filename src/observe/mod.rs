@@ -180,6 +180,11 @@ impl Observation {
                 .collect(),
             caches: caches.to_vec(),
             cwd: spec.exec.cwd.clone(),
+            denied: {
+                use crate::sandbox::seccomp;
+                let plan = seccomp::deny_plan(spec.enforcement.seccomp);
+                seccomp::denial_table(&seccomp::split_for_recorder(&plan).1)
+            },
         };
         Ok(Observation {
             decoys,

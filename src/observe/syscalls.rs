@@ -31,6 +31,8 @@ pub struct Context {
     pub caches: Vec<PathBuf>,
     /// The command's working directory.
     pub cwd: PathBuf,
+    /// Deny-table syscalls the recorder enforces: number → (name, errno to answer).
+    pub denied: BTreeMap<i64, (String, i32)>,
 }
 
 /// A distinct command line the script ran, with how often.
@@ -58,6 +60,11 @@ enum Event {
     },
     Connect {
         addr: String,
+    },
+    /// A deny-table syscall, refused with its errno.
+    Denied {
+        name: String,
+        errno: i32,
     },
 }
 
@@ -122,7 +129,8 @@ const O_APPEND: u64 = 0o2000;
 impl Recorder {
     /// Serve `listener` until every task of the sandbox is gone.
     pub fn start(listener: OwnedFd, context: Context) -> Recorder {
-        let thread = std::thread::spawn(move || serve(&listener));
+        let denied = context.denied.clone();
+        let thread = std::thread::spawn(move || serve(&listener, &denied));
         Recorder {
             thread: Some(thread),
             context,
@@ -164,7 +172,7 @@ fn actor_of(pid: u32) -> Actor {
     Actor { pid: inner, argv }
 }
 
-fn serve(listener: &OwnedFd) -> Served {
+fn serve(listener: &OwnedFd, denied: &BTreeMap<i64, (String, i32)>) -> Served {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     let mut served = Served::default();
     let mut current: BTreeMap<u32, usize> = BTreeMap::new();
@@ -186,13 +194,28 @@ fn serve(listener: &OwnedFd) -> Served {
             // ENOENT: the target died between poll and recv.
             Err(_) => continue,
         };
-        let event = read_event(&req, &mut mem);
+        let refused = denied.get(&i64::from(req.data.nr));
+        let event = match refused {
+            Some((name, errno)) => Some(Event::Denied {
+                name: name.clone(),
+                errno: *errno,
+            }),
+            None => read_event(&req, &mut mem),
+        };
         // Who it is, read while it is blocked (once per process image).
         let known = current.get(&req.pid).copied();
         let fresh = known.is_none().then(|| actor_of(req.pid));
         // Only trust what we read if the target is still blocked in this very syscall.
         let valid = sys::seccomp_notif_id_valid(listener.as_fd(), req.id);
-        let _ = sys::seccomp_notif_continue(listener.as_fd(), req.id);
+        match refused {
+            // The deny table, enforced here: the syscall never runs.
+            Some((_, errno)) => {
+                let _ = sys::seccomp_notif_fail(listener.as_fd(), req.id, *errno);
+            }
+            None => {
+                let _ = sys::seccomp_notif_continue(listener.as_fd(), req.id);
+            }
+        }
         let Some(e) = event.filter(|_| valid) else {
             continue;
         };
@@ -686,6 +709,27 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
                     }
                 }
             }
+            Event::Denied { name, errno } => {
+                let (severity, what) = denied_class(name);
+                let err = match *errno {
+                    libc::EPERM => "EPERM".to_string(),
+                    libc::EAFNOSUPPORT => "EAFNOSUPPORT".to_string(),
+                    e => format!("errno {e}"),
+                };
+                push(
+                    &mut out,
+                    Finding {
+                        kind: FindingKind::EscapeAttempt,
+                        severity,
+                        summary: format!("called `{name}` ({what}); refused with {err}"),
+                        target: format!("syscall:{name}"),
+                        detail: None,
+                        process: None,
+                        at_unix_ms: None,
+                    },
+                    n,
+                );
+            }
             Event::Connect { addr } => {
                 if let Some(actor) = actor(n).filter(|_| !addr.starts_with("unix:")) {
                     connects.push(ConnectSeen {
@@ -787,6 +831,31 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
         connects,
         execs,
         home_reads,
+    }
+}
+
+/// How bad a refused deny-table syscall is: the ones that break out of or into other processes,
+/// namespaces, the kernel or the terminal are high; the rest (keyrings, NUMA, odd legacy calls,
+/// unusual socket families) medium.
+fn denied_class(name: &str) -> (Severity, &'static str) {
+    match name {
+        "unshare" | "setns" | "clone" => (Severity::High, "namespace creation or entry"),
+        "mount" | "umount2" | "pivot_root" | "chroot" | "open_by_handle_at" => {
+            (Severity::High, "mount table or filesystem escape")
+        }
+        "ptrace" | "process_vm_readv" | "process_vm_writev" => {
+            (Severity::High, "access to another process's memory")
+        }
+        "bpf" | "perf_event_open" | "userfaultfd" | "init_module" | "finit_module"
+        | "delete_module" | "kexec_load" | "kexec_file_load" | "iopl" | "ioperm" => {
+            (Severity::High, "kernel attack surface")
+        }
+        "ioctl" => (Severity::High, "terminal input injection"),
+        "socket" => (
+            Severity::Medium,
+            "a socket family install scripts never need",
+        ),
+        _ => (Severity::Medium, "a privileged interface"),
     }
 }
 
@@ -932,6 +1001,7 @@ mod tests {
             visible: vec!["/p".into()],
             caches: vec![],
             cwd: "/p/node_modules/x".into(),
+            denied: BTreeMap::new(),
         };
         let events = vec![
             Event::Open {
@@ -1046,6 +1116,54 @@ mod tests {
                 .count,
             2
         );
+    }
+
+    #[test]
+    fn denied_syscalls_are_escape_attempts() {
+        let served = Served {
+            actors: vec![Actor {
+                pid: 3,
+                argv: vec!["evil".into()],
+            }],
+            events: [
+                ("unshare", libc::EPERM),
+                ("keyctl", libc::EPERM),
+                ("unshare", libc::EPERM),
+            ]
+            .into_iter()
+            .map(|(name, errno)| Noted {
+                event: Event::Denied {
+                    name: name.into(),
+                    errno,
+                },
+                actor: 0,
+                at_unix_ms: 7,
+            })
+            .collect(),
+        };
+        let r = classify(&served, &Context::default());
+        let got: Vec<(FindingKind, Severity, &str)> = r
+            .findings
+            .iter()
+            .map(|f| (f.kind, f.severity, f.target.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    FindingKind::EscapeAttempt,
+                    Severity::High,
+                    "syscall:unshare"
+                ),
+                (
+                    FindingKind::EscapeAttempt,
+                    Severity::Medium,
+                    "syscall:keyctl"
+                ),
+            ]
+        );
+        assert!(r.findings[0].summary.contains("refused with EPERM"));
+        assert_eq!(r.findings[0].process.as_ref().unwrap().pid, 3);
     }
 
     #[test]

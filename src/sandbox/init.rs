@@ -508,28 +508,38 @@ fn stage_c(chan: BorrowedFd<'_>, plan: &SetupPlan) -> Result<Never, Failure> {
         .map(|(k, v)| cstring(format!("{k}={v}").as_bytes(), Step::Exec))
         .collect::<Result<Vec<_>, _>>()?;
 
-    // 25. seccomp
-    let seccomp_filters = match seccomp::install(&plan.seccomp) {
-        Ok(n) => n,
-        Err(e) if plan.seccomp.level == super::spec::Level::BestEffort => {
-            tracing::warn!("seccomp not enforced: {}", chain(&e));
-            0
-        }
-        Err(e) => return Err(e).at(Step::Seccomp),
-    };
-    // The recorder's listener must reach the supervisor before the first notified syscall
-    // (the execve below), or that syscall would wait forever; sendmsg is not notified.
+    // 25. seccomp: the recorder first (it also enforces the privileged and socket-family groups,
+    // answering each attempt with its errno, so that attempts are seen), then the static deny
+    // filter with the other groups — or all of them when there is no recorder. The listener
+    // must reach the supervisor before the first notified syscall (the execve below), or that
+    // syscall would wait forever; sendmsg is not notified.
+    let mut notified = Vec::new();
     if plan.recorder {
-        match seccomp::compile_recorder(plan.recorder_reads)
+        let (_, groups) = seccomp::split_for_recorder(&plan.seccomp);
+        match seccomp::compile_recorder(plan.recorder_reads, &groups)
             .map_err(|e| chain(&e))
             .and_then(|p| sys::seccomp_install_listener(&p).map_err(|e| e.to_string()))
         {
             Ok(listener) => {
                 let _ = channel::send(chan, &FromInit::Recorder, &[listener.as_fd()]);
+                notified = groups;
             }
             Err(e) => tracing::warn!("syscall recorder unavailable: {e}"),
         }
     }
+    let static_plan = if notified.is_empty() {
+        plan.seccomp.clone()
+    } else {
+        seccomp::split_for_recorder(&plan.seccomp).0
+    };
+    let seccomp_filters = match seccomp::install(&static_plan) {
+        Ok(n) => n + notified.len(),
+        Err(e) if plan.seccomp.level == super::spec::Level::BestEffort => {
+            tracing::warn!("seccomp not enforced: {}", chain(&e));
+            notified.len()
+        }
+        Err(e) => return Err(e).at(Step::Seccomp),
+    };
     t.mark(Step::Seccomp);
 
     let _ = channel::send(

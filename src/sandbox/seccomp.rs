@@ -467,12 +467,47 @@ pub fn recorder_rules(reads: bool) -> Vec<SyscallRule> {
     v.into_iter().map(named).collect()
 }
 
+/// Deny groups that, while the recorder runs, are enforced through it so that every attempt is
+/// seen: their syscalls are notified and the supervisor answers with the group's errno. If the
+/// supervisor is gone the kernel answers ENOSYS: still refused. (The new-API group stays a
+/// static filter: glibc tries `clone3` for every thread.)
+pub const NOTIFIED_GROUPS: [&str; 2] = ["privileged", "socket-families"];
+
+/// Split `plan` into the groups a recorder enforces by notification and the rest.
+pub fn split_for_recorder(plan: &SeccompPlan) -> (SeccompPlan, Vec<FilterPlan>) {
+    let (notified, rest): (Vec<FilterPlan>, Vec<FilterPlan>) = plan
+        .filters
+        .iter()
+        .cloned()
+        .partition(|f| NOTIFIED_GROUPS.contains(&f.name.as_str()));
+    (
+        SeccompPlan {
+            level: plan.level,
+            filters: rest,
+        },
+        notified,
+    )
+}
+
+/// The answer for each notified deny syscall: number → (name, errno).
+pub fn denial_table(groups: &[FilterPlan]) -> std::collections::BTreeMap<i64, (String, i32)> {
+    groups
+        .iter()
+        .flat_map(|g| {
+            g.rules
+                .iter()
+                .map(move |r| (r.nr, (r.name.clone(), g.errno)))
+        })
+        .collect()
+}
+
 /// Compile the recorder's filter: matching syscalls return `SECCOMP_RET_USER_NOTIF`. seccompiler
 /// has no such action in 0.5, so the filter is compiled with a sentinel TRACE value that is then
 /// rewritten (and `sendto` with a destination is added the same way).
-pub fn compile_recorder(reads: bool) -> Result<BpfProgram, SeccompError> {
+pub fn compile_recorder(reads: bool, denials: &[FilterPlan]) -> Result<BpfProgram, SeccompError> {
     const SENTINEL: u32 = 0x1234;
     let mut rules = recorder_rules(reads);
+    rules.extend(denials.iter().flat_map(|g| g.rules.iter().cloned()));
     rules.push(named(SyscallRule {
         name: "SYS_sendto".into(),
         nr: libc::SYS_sendto,
@@ -513,6 +548,34 @@ pub fn install(plan: &SeccompPlan) -> Result<usize, SeccompError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recorder_takes_the_privileged_and_socket_groups_only() {
+        let plan = deny_plan(Level::Required);
+        let (rest, notified) = split_for_recorder(&plan);
+        let names = |v: &[FilterPlan]| v.iter().map(|f| f.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&rest.filters), vec!["new-apis"]);
+        assert_eq!(names(&notified), vec!["privileged", "socket-families"]);
+        let table = denial_table(&notified);
+        assert_eq!(
+            table.get(&libc::SYS_unshare),
+            Some(&("unshare".into(), libc::EPERM))
+        );
+        assert_eq!(
+            table.get(&libc::SYS_socket),
+            Some(&("socket".into(), libc::EAFNOSUPPORT))
+        );
+        // Nothing the recorder lets through is answered with an error.
+        for r in recorder_rules(true) {
+            assert!(
+                !table.contains_key(&r.nr),
+                "{} is both recorded and denied",
+                r.name
+            );
+        }
+        // The recorder program compiles with the denials in it.
+        assert!(compile_recorder(false, &notified).unwrap().len() > 10);
+    }
 
     #[test]
     fn merged_program_has_one_arch_check_x32_guard_and_chained_bodies() {
