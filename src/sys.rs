@@ -317,18 +317,25 @@ pub fn seccomp_notif_id_valid(listener: BorrowedFd<'_>, id: u64) -> bool {
 /// `SECCOMP_IOCTL_NOTIF_SEND` with an error: the syscall fails with `errno` without running.
 /// Used for the deny-table syscalls the recorder is notified of (so that each attempt is seen).
 pub fn seccomp_notif_fail(listener: BorrowedFd<'_>, id: u64, errno: i32) -> io::Result<()> {
-    let resp = libc::seccomp_notif_resp {
-        id,
-        val: 0,
-        error: -errno,
-        flags: 0,
-    };
-    // SAFETY: the kernel reads a live, initialised `seccomp_notif_resp`.
+    seccomp_notif_send(
+        listener,
+        &libc::seccomp_notif_resp {
+            id,
+            val: 0,
+            error: -errno,
+            flags: 0,
+        },
+    )
+}
+
+fn seccomp_notif_send(listener: BorrowedFd<'_>, resp: &libc::seccomp_notif_resp) -> io::Result<()> {
+    // SAFETY: the kernel reads a live, initialised `seccomp_notif_resp` through the pointer,
+    // which outlives the call; `listener` is a live borrowed descriptor.
     let ret = unsafe {
         libc::ioctl(
             listener.as_raw_fd(),
             libc::SECCOMP_IOCTL_NOTIF_SEND as _,
-            &resp as *const libc::seccomp_notif_resp,
+            resp as *const libc::seccomp_notif_resp,
         )
     };
     if ret == -1 {
@@ -341,23 +348,13 @@ pub fn seccomp_notif_fail(listener: BorrowedFd<'_>, id: u64, errno: i32) -> io::
 /// `SECCOMP_IOCTL_NOTIF_SEND` with `SECCOMP_USER_NOTIF_FLAG_CONTINUE`: let the syscall proceed as
 /// if nothing happened. The recorder only ever observes; enforcement is the sandbox's job.
 pub fn seccomp_notif_continue(listener: BorrowedFd<'_>, id: u64) -> io::Result<()> {
-    let resp = libc::seccomp_notif_resp {
-        id,
-        val: 0,
-        error: 0,
-        flags: u32::try_from(libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE).unwrap_or(1),
-    };
-    // SAFETY: the kernel reads a live, initialised `seccomp_notif_resp`.
-    let ret = unsafe {
-        libc::ioctl(
-            listener.as_raw_fd(),
-            libc::SECCOMP_IOCTL_NOTIF_SEND as _,
-            &resp as *const libc::seccomp_notif_resp,
-        )
-    };
-    if ret == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    seccomp_notif_send(
+        listener,
+        &libc::seccomp_notif_resp {
+            id,
+            val: 0,
+            error: 0,
+            flags: u32::try_from(libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE).unwrap_or(1),
+        },
+    )
 }

@@ -225,6 +225,30 @@ impl World {
         )
     }
 
+    /// Check the exit status and the host, and read the report; `None` when the exit status
+    /// was wrong (recorded in `failures`).
+    fn outcome(
+        &self,
+        label: &str,
+        out: &Output,
+        report: &Path,
+        expected_code: i32,
+        failures: &mut Vec<String>,
+    ) -> Option<serde_json::Value> {
+        if out.status.code() != Some(expected_code) {
+            failures.push(format!(
+                "{label}: exit {:?}, expected {expected_code}\n{}",
+                out.status.code(),
+                show(out)
+            ));
+            return None;
+        }
+        for p in self.host_problems(report) {
+            failures.push(format!("{label}: {p}"));
+        }
+        Some(serde_json::from_slice(&std::fs::read(report).unwrap()).unwrap())
+    }
+
     /// Everything the host must still be; the problems found.
     fn host_problems(&self, report: &Path) -> Vec<String> {
         let mut out = Vec::new();
@@ -397,19 +421,9 @@ fn attack_fixtures_are_contained_and_reported() {
             } else {
                 1
             });
-            if out.status.code() != Some(expected_code) {
-                failures.push(format!(
-                    "{label}: exit {:?}, expected {expected_code}\n{}",
-                    out.status.code(),
-                    show(&out)
-                ));
+            let Some(r) = world.outcome(&label, &out, &report, expected_code, &mut failures) else {
                 continue;
-            }
-            for p in world.host_problems(&report) {
-                failures.push(format!("{label}: {p}"));
-            }
-            let r: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+            };
             check_package(&label, &exp, mode, &r, &mut failures);
             let timed_out = r["runs"]
                 .as_array()
@@ -555,19 +569,10 @@ fn attack_variants_every_hook_and_ci_mode() {
             );
             let profile = profile_with_timeouts(exps.iter());
             let (out, report) = world.install(&registry, mode, profile.as_deref());
-            if out.status.code() != Some(1) {
-                failures.push(format!(
-                    "{label}: exit {:?}, expected 1 (findings)\n{}",
-                    out.status.code(),
-                    show(&out)
-                ));
+            // Exit 1: findings.
+            let Some(r) = world.outcome(&label, &out, &report, 1, &mut failures) else {
                 continue;
-            }
-            for p in world.host_problems(&report) {
-                failures.push(format!("{label}: {p}"));
-            }
-            let r: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+            };
             let bad: Vec<String> = r["runs"]
                 .as_array()
                 .unwrap()
