@@ -150,7 +150,9 @@ impl Recorder {
 }
 
 /// pid in the innermost pid namespace and command line of host pid `pid`.
-fn actor_of(pid: u32) -> Actor {
+/// `with_argv`: also read the command line (not needed when the event is an exec, whose argv
+/// names the process from now on: most new processes announce themselves that way).
+fn actor_of(pid: u32, with_argv: bool) -> Actor {
     let inner = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
@@ -160,6 +162,12 @@ fn actor_of(pid: u32) -> Actor {
                 .and_then(|p| p.parse().ok())
         })
         .unwrap_or(0);
+    if !with_argv {
+        return Actor {
+            pid: inner,
+            argv: Vec::new(),
+        };
+    }
     let argv = std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|b| {
             b.split(|c| *c == 0)
@@ -204,7 +212,8 @@ fn serve(listener: &OwnedFd, denied: &BTreeMap<i64, (String, i32)>) -> Served {
         };
         // Who it is, read while it is blocked (once per process image).
         let known = current.get(&req.pid).copied();
-        let fresh = known.is_none().then(|| actor_of(req.pid));
+        let is_exec = matches!(event, Some(Event::Exec { .. }));
+        let fresh = known.is_none().then(|| actor_of(req.pid, !is_exec));
         // Only trust what we read if the target is still blocked in this very syscall.
         let valid = sys::seccomp_notif_id_valid(listener.as_fd(), req.id);
         match refused {
