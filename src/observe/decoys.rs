@@ -91,7 +91,7 @@ const SECRET_FILES: [(&str, &str); 12] = [
 
 /// Paths whose creation or change is persistence (relative to HOME; a trailing `/` means any
 /// file below).
-const PERSISTENCE: [(&str, &str); 20] = [
+const PERSISTENCE: [(&str, &str); 35] = [
     (".bashrc", "shell rc"),
     (".bash_profile", "shell rc"),
     (".bash_login", "shell rc"),
@@ -100,6 +100,17 @@ const PERSISTENCE: [(&str, &str); 20] = [
     (".zprofile", "shell rc"),
     (".config/fish/", "shell rc"),
     (".ssh/authorized_keys", "ssh authorized keys"),
+    (".ssh/config", "ssh config (ProxyCommand)"),
+    (".ssh/rc", "ssh login script"),
+    (".pam_environment", "login environment"),
+    (".config/environment.d/", "login environment"),
+    (".xprofile", "desktop session script"),
+    (".xinitrc", "desktop session script"),
+    (".aws/config", "cloud config (credential_process)"),
+    (".docker/config.json", "registry credential helper"),
+    (".yarnrc", "package manager config"),
+    (".yarnrc.yml", "package manager config"),
+    (".bunfig.toml", "package manager config"),
     (".gitconfig", "git config (hooks)"),
     (".config/git/", "git config (hooks)"),
     (".npmrc", "npm config"),
@@ -110,6 +121,10 @@ const PERSISTENCE: [(&str, &str); 20] = [
     (".claude.json", "AI agent config"),
     (".cursor/", "AI agent config"),
     (".codeium/", "AI agent config"),
+    (".gemini/", "AI agent config"),
+    (".codex/", "AI agent config"),
+    (".continue/", "AI agent config"),
+    (".windsurf/", "AI agent config"),
     (".vscode/", "IDE auto-run config"),
     (".config/Code/", "IDE auto-run config"),
 ];

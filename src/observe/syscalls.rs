@@ -533,10 +533,33 @@ fn tamper_class(path: &Path) -> Option<(Severity, &'static str)> {
         return None;
     }
     let name = |n: &str| path.components().any(|c| c.as_os_str() == n);
-    if name(".git") || name(".github") || name(".husky") {
+    let any = |names: &[&str]| names.iter().any(|n| name(n));
+    if any(&[
+        ".git",
+        ".github",
+        ".husky",
+        ".gitlab-ci.yml",
+        ".circleci",
+        ".buildkite",
+        "Jenkinsfile",
+        "azure-pipelines.yml",
+        ".travis.yml",
+    ]) {
         return Some((Severity::High, "the project's git hooks or CI workflows"));
     }
-    if name(".claude") || name(".vscode") || name(".cursor") {
+    if any(&[
+        ".claude",
+        ".vscode",
+        ".cursor",
+        ".mcp.json",
+        ".gemini",
+        ".windsurf",
+        ".codex",
+        ".continue",
+        "CLAUDE.md",
+        "AGENTS.md",
+        "GEMINI.md",
+    ]) {
         return Some((
             Severity::High,
             "an AI-agent or IDE auto-run config of the project",
