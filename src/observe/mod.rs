@@ -231,6 +231,33 @@ impl Observation {
             findings.extend(s.finish(self.decoys.canaries(), &recorded.connects));
         }
         findings.extend(recorded.findings);
+        // Datagrams to ports the sinkhole does not serve (DNS it decodes itself).
+        for (seen, data) in recorded
+            .datagrams
+            .iter()
+            .filter(|(s, _)| !s.addr.ends_with(":53"))
+        {
+            let hits = net::canaries_in(data, self.decoys.canaries());
+            if hits.is_empty() {
+                continue;
+            }
+            findings.push(Finding {
+                kind: FindingKind::Exfiltration,
+                severity: Severity::Critical,
+                summary: format!(
+                    "secret sent in a datagram to `{}` ({})",
+                    seen.addr,
+                    hits.iter()
+                        .map(|c| c.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                target: seen.addr.clone(),
+                detail: Some(format!("{} bytes seen by the syscall recorder", data.len())),
+                process: Some(seen.actor.clone()),
+                at_unix_ms: Some(seen.at_unix_ms),
+            });
+        }
         let spawned = recorded.spawned;
         findings.extend(envprobe::findings(&env_probes));
         for p in &outcome.survivors {

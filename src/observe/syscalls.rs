@@ -61,6 +61,11 @@ enum Event {
     Connect {
         addr: String,
     },
+    /// `sendto` with a destination: the address and the first bytes sent.
+    Datagram {
+        addr: String,
+        data: Vec<u8>,
+    },
     /// A deny-table syscall, refused with its errno.
     Denied {
         name: String,
@@ -112,6 +117,8 @@ pub struct Recorded {
     /// Read-only opens under HOME (forensic recording only; the first 5000), the path in
     /// `addr`: they name who read a decoy.
     pub home_reads: Vec<ConnectSeen>,
+    /// Datagrams sent with an address (the first 1000), with their first bytes.
+    pub datagrams: Vec<(ConnectSeen, Vec<u8>)>,
 }
 
 /// A running recorder.
@@ -418,6 +425,34 @@ fn read_event(req: &libc::seccomp_notif, mem: &mut BTreeMap<u32, File>) -> Optio
         }
         return Some(Event::Exec { argv });
     }
+    if nr == libc::SYS_sendmsg || nr == libc::SYS_sendmmsg {
+        // struct msghdr { void *name; socklen_t namelen; struct iovec *iov; size_t iovlen; … }
+        // (the first of an mmsghdr array: the same layout at its start).
+        let hdr = a[1];
+        let name = read_u64(f, hdr)?;
+        if name == 0 {
+            return None;
+        }
+        let namelen = read_u64(f, hdr + 8).unwrap_or(0) & 0xffff_ffff;
+        let mut buf = vec![0u8; usize::try_from(namelen.min(128)).unwrap_or(0)];
+        let n = f.read_at(&mut buf, name).ok()?;
+        let addr = sockaddr(&buf[..n])?;
+        let mut data = Vec::new();
+        let (iov, iovlen) = (read_u64(f, hdr + 16)?, read_u64(f, hdr + 24)?);
+        for i in 0..iovlen.min(8) {
+            let (base, len) = (read_u64(f, iov + i * 16)?, read_u64(f, iov + i * 16 + 8)?);
+            let want = usize::try_from(len.min(4096))
+                .unwrap_or(0)
+                .min(4096 - data.len());
+            let mut chunk = vec![0u8; want];
+            let got = f.read_at(&mut chunk, base).unwrap_or(0);
+            data.extend_from_slice(&chunk[..got]);
+            if data.len() >= 4096 {
+                break;
+            }
+        }
+        return Some(Event::Datagram { addr, data });
+    }
     if nr == libc::SYS_connect || nr == libc::SYS_sendto {
         let (ptr, len) = if nr == libc::SYS_connect {
             (a[1], a[2])
@@ -427,7 +462,17 @@ fn read_event(req: &libc::seccomp_notif, mem: &mut BTreeMap<u32, File>) -> Optio
         let len = usize::try_from(len.min(128)).unwrap_or(0);
         let mut buf = vec![0u8; len];
         let n = f.read_at(&mut buf, ptr).ok()?;
-        return sockaddr(&buf[..n]).map(|addr| Event::Connect { addr });
+        let addr = sockaddr(&buf[..n])?;
+        if nr == libc::SYS_connect {
+            return Some(Event::Connect { addr });
+        }
+        // sendto(fd, buf, len, flags, addr, addrlen): a datagram to a port nothing serves is
+        // only seen here, so keep its first bytes for the canary search.
+        let size = usize::try_from(a[2].min(4096)).unwrap_or(0);
+        let mut data = vec![0u8; size];
+        let got = f.read_at(&mut data, a[1]).unwrap_or(0);
+        data.truncate(got);
+        return Some(Event::Datagram { addr, data });
     }
     None
 }
@@ -587,6 +632,7 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
     let mut connects = Vec::new();
     let mut execs = Vec::new();
     let mut home_reads = Vec::new();
+    let mut datagrams = Vec::new();
     let actor = |n: &Noted| served.actors.get(n.actor).cloned();
     let mut push = |out: &mut Vec<Finding>, mut f: Finding, n: &Noted| {
         if seen.insert((f.kind, f.target.clone())) {
@@ -741,6 +787,31 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
                     }
                 }
             }
+            Event::Datagram { addr, data } => {
+                // Judged like a connect (the destination), plus the payload later (canaries).
+                if let Some(actor) = actor(n) {
+                    if !addr.starts_with("unix:") {
+                        connects.push(ConnectSeen {
+                            addr: addr.clone(),
+                            actor: actor.clone(),
+                            at_unix_ms: n.at_unix_ms,
+                        });
+                    }
+                    if datagrams.len() < 1000 {
+                        datagrams.push((
+                            ConnectSeen {
+                                addr: addr.clone(),
+                                actor,
+                                at_unix_ms: n.at_unix_ms,
+                            },
+                            data.clone(),
+                        ));
+                    }
+                }
+                if let Some(f) = inet_connect_finding(addr) {
+                    push(&mut out, f, n);
+                }
+            }
             Event::Denied { name, errno } => {
                 let (severity, what) = denied_class(name);
                 let err = match *errno {
@@ -863,6 +934,7 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
         connects,
         execs,
         home_reads,
+        datagrams,
     }
 }
 
@@ -1110,6 +1182,7 @@ mod tests {
             connects,
             execs,
             home_reads,
+            ..
         } = classify(&served, &ctx);
         assert!(home_reads.is_empty(), "the only HOME open is a write");
         assert_eq!(execs.len(), 3);

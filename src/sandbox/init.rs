@@ -516,7 +516,8 @@ fn stage_c(chan: BorrowedFd<'_>, plan: &SetupPlan) -> Result<Never, Failure> {
     let mut notified = Vec::new();
     if plan.recorder {
         let (_, groups) = seccomp::split_for_recorder(&plan.seccomp);
-        match seccomp::compile_recorder(plan.recorder_reads, &groups)
+        let channel_fd = u32::try_from(chan.as_raw_fd()).unwrap_or(u32::MAX);
+        match seccomp::compile_recorder(plan.recorder_reads, &groups, channel_fd)
             .map_err(|e| chain(&e))
             .and_then(|p| sys::seccomp_install_listener(&p).map_err(|e| e.to_string()))
         {

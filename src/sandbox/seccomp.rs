@@ -504,7 +504,15 @@ pub fn denial_table(groups: &[FilterPlan]) -> std::collections::BTreeMap<i64, (S
 /// Compile the recorder's filter: matching syscalls return `SECCOMP_RET_USER_NOTIF`. seccompiler
 /// has no such action in 0.5, so the filter is compiled with a sentinel TRACE value that is then
 /// rewritten (and `sendto` with a destination is added the same way).
-pub fn compile_recorder(reads: bool, denials: &[FilterPlan]) -> Result<BpfProgram, SeccompError> {
+///
+/// `channel_fd` is the sandbox's own channel to the supervisor: its `sendmsg` (which carries the
+/// listener itself) must not be notified, or it would wait for a supervisor that has no listener
+/// yet. It is closed at exec; a later socket reusing that number escapes only the recording.
+pub fn compile_recorder(
+    reads: bool,
+    denials: &[FilterPlan],
+    channel_fd: u32,
+) -> Result<BpfProgram, SeccompError> {
     const SENTINEL: u32 = 0x1234;
     let mut rules = recorder_rules(reads);
     rules.extend(denials.iter().flat_map(|g| g.rules.iter().cloned()));
@@ -513,6 +521,14 @@ pub fn compile_recorder(reads: bool, denials: &[FilterPlan]) -> Result<BpfProgra
         nr: libc::SYS_sendto,
         when: vec![ArgCond::Ne32 { arg: 4, value: 0 }],
     }));
+    // Datagrams with a destination (libuv sends UDP with sendmsg/sendmmsg); the address is in
+    // memory, so every call is notified and the recorder looks.
+    let not_channel = ArgCond::Ne32 {
+        arg: 0,
+        value: channel_fd,
+    };
+    rules.push(named(rule!(SYS_sendmsg, not_channel.clone())));
+    rules.push(named(rule!(SYS_sendmmsg, not_channel)));
     let err = |source| SeccompError::Compile {
         filter: "recorder".into(),
         source,
@@ -574,7 +590,7 @@ mod tests {
             );
         }
         // The recorder program compiles with the denials in it.
-        assert!(compile_recorder(false, &notified).unwrap().len() > 10);
+        assert!(compile_recorder(false, &notified, 3).unwrap().len() > 10);
     }
 
     #[test]
