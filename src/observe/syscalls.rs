@@ -88,6 +88,8 @@ struct Served {
     events: Vec<Noted>,
     /// Every process identity seen; a process that execs gets a new entry.
     actors: Vec<Actor>,
+    /// Notifications answered, by syscall number (for `-vv`).
+    counts: BTreeMap<i32, u64>,
 }
 
 /// A connect (or exec) the recorder saw, for the sinkhole to name who made its connections (and
@@ -152,6 +154,11 @@ impl Recorder {
             .take()
             .and_then(|t| t.join().ok())
             .unwrap_or_default();
+        tracing::debug!(
+            "syscall recorder: {} notification(s) by syscall number {:?}",
+            served.counts.values().sum::<u64>(),
+            served.counts
+        );
         classify(&served, &self.context)
     }
 }
@@ -192,6 +199,7 @@ fn serve(listener: &OwnedFd, denied: &BTreeMap<i64, (String, i32)>) -> Served {
     let mut served = Served::default();
     let mut current: BTreeMap<u32, usize> = BTreeMap::new();
     let mut mem: BTreeMap<u32, File> = BTreeMap::new();
+    let mut argv_cache = ArgvCache::new();
     loop {
         let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::NONE) {
@@ -209,13 +217,18 @@ fn serve(listener: &OwnedFd, denied: &BTreeMap<i64, (String, i32)>) -> Served {
             // ENOENT: the target died between poll and recv.
             Err(_) => continue,
         };
+        *served.counts.entry(req.data.nr).or_default() += 1;
         let refused = denied.get(&i64::from(req.data.nr));
         let event = match refused {
             Some((name, errno)) => Some(Event::Denied {
                 name: name.clone(),
                 errno: *errno,
             }),
-            None => read_event(&req, &mut mem),
+            None => read_event(&req, &mut mem, &mut argv_cache).or_else(|| {
+                // A stale memory handle (the process exec'd): reopen once.
+                mem.remove(&req.pid)
+                    .and_then(|_| read_event(&req, &mut mem, &mut argv_cache))
+            }),
         };
         // Who it is, read while it is blocked (once per process image).
         let known = current.get(&req.pid).copied();
@@ -247,9 +260,9 @@ fn serve(listener: &OwnedFd, denied: &BTreeMap<i64, (String, i32)>) -> Served {
             }
         };
         if let Event::Exec { argv } = &e {
-            // The address space is replaced by a successful exec: reopen next time, and name
-            // the process by what it now runs.
-            mem.remove(&req.pid);
+            // Name the process by what it now runs. (Its memory handle is reopened when a read
+            // through it fails: a successful exec replaces the address space, a failed attempt
+            // in a PATH search does not.)
             let pid = served.actors[actor].pid;
             served.actors.push(Actor {
                 pid,
@@ -296,6 +309,10 @@ fn read_cstr(f: &File, addr: u64, max: usize) -> Option<String> {
     while out.len() < max {
         let n = f.read_at(&mut buf, at).ok()?;
         if n == 0 {
+            // Nothing at all: a stale handle (the process has exec'd since it was opened).
+            if out.is_empty() {
+                return None;
+            }
             break;
         }
         if let Some(end) = buf[..n].iter().position(|b| *b == 0) {
@@ -340,7 +357,15 @@ fn resolve(pid: u32, dirfd: i64, path: &str) -> PathBuf {
     out
 }
 
-fn read_event(req: &libc::seccomp_notif, mem: &mut BTreeMap<u32, File>) -> Option<Event> {
+/// The last exec's argv per pid, by the (argv, argv[0]) pointers: a PATH search retries the same
+/// argv with each directory, and reading it again costs dozens of reads.
+type ArgvCache = BTreeMap<u32, (u64, u64, Vec<String>)>;
+
+fn read_event(
+    req: &libc::seccomp_notif,
+    mem: &mut BTreeMap<u32, File>,
+    argv_cache: &mut ArgvCache,
+) -> Option<Event> {
     let nr = i64::from(req.data.nr);
     let a = req.data.args;
     let pid = req.pid;
@@ -411,6 +436,12 @@ fn read_event(req: &libc::seccomp_notif, mem: &mut BTreeMap<u32, File>) -> Optio
     }
     if nr == libc::SYS_execve || nr == libc::SYS_execveat {
         let argv_ptr = if nr == libc::SYS_execve { a[1] } else { a[2] };
+        let first = read_u64(f, argv_ptr)?;
+        if let Some((p, q, argv)) = argv_cache.get(&pid) {
+            if *p == argv_ptr && *q == first && first != 0 {
+                return Some(Event::Exec { argv: argv.clone() });
+            }
+        }
         let mut argv = Vec::new();
         for i in 0..16u64 {
             let p = read_u64(f, argv_ptr + i * 8)?;
@@ -423,6 +454,7 @@ fn read_event(req: &libc::seccomp_notif, mem: &mut BTreeMap<u32, File>) -> Optio
             let path_ptr = if nr == libc::SYS_execve { a[0] } else { a[1] };
             argv.push(read_cstr(f, path_ptr, 4096)?);
         }
+        argv_cache.insert(pid, (argv_ptr, first, argv.clone()));
         return Some(Event::Exec { argv });
     }
     if nr == libc::SYS_sendmsg || nr == libc::SYS_sendmmsg {
@@ -1160,6 +1192,7 @@ mod tests {
             },
         ];
         let served = Served {
+            counts: BTreeMap::new(),
             actors: (0..events.len())
                 .map(|i| Actor {
                     pid: u32::try_from(i).unwrap() + 2,
@@ -1226,6 +1259,7 @@ mod tests {
     #[test]
     fn denied_syscalls_are_escape_attempts() {
         let served = Served {
+            counts: BTreeMap::new(),
             actors: vec![Actor {
                 pid: 3,
                 argv: vec!["evil".into()],
