@@ -139,6 +139,10 @@ impl Recorder {
     /// Serve `listener` until every task of the sandbox is gone.
     pub fn start(listener: OwnedFd, context: Context) -> Recorder {
         let denied = context.denied.clone();
+        if let Err(e) = sys::seccomp_notif_sync_wakeup(listener.as_fd()) {
+            // Older kernels: notifications still work, with scheduler latency.
+            tracing::debug!("seccomp notification sync wake-up unavailable: {e}");
+        }
         let thread = std::thread::spawn(move || serve(&listener, &denied));
         Recorder {
             thread: Some(thread),
