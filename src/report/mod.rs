@@ -23,7 +23,7 @@
 //!       "enforcement": {
 //!         "namespaces": { "user": S, "mount": S, "pid": S, "net": S, "ipc": S, "uts": S },
 //!         "landlock": { "status": S, "requested_abi": 7, "kernel_abi": 7 | null },
-//!         "seccomp": { "status": S, "filters": 3 },
+//!         "seccomp": { "status": S, "filters": 4 },
 //!         "capabilities": S, "no_new_privs": S,
 //!         "rlimits": { "status": S, "nproc": 1024, "nofile": 4096, "fsize": 8589934592, "core": 0 }
 //!       },

@@ -254,6 +254,18 @@ pub fn deny_plan(level: Level) -> SeccompPlan {
             .collect(),
     })];
 
+    // A new notification listener: a script with its own USER_NOTIF filter would get the
+    // notifications of ringfence's recorder (the kernel hands equal actions to the newest
+    // filter), hide from it, and answer the deny-table calls the recorder enforces. Always
+    // static, so it holds whatever else is notified.
+    let listener = vec![named(rule!(
+        SYS_seccomp,
+        ArgCond::HasBits {
+            arg: 1,
+            mask: 1 << 3 // SECCOMP_FILTER_FLAG_NEW_LISTENER
+        }
+    ))];
+
     SeccompPlan {
         level,
         filters: vec![
@@ -271,6 +283,11 @@ pub fn deny_plan(level: Level) -> SeccompPlan {
                 name: "socket-families".into(),
                 errno: libc::EAFNOSUPPORT,
                 rules: families,
+            },
+            FilterPlan {
+                name: "notification-listeners".into(),
+                errno: libc::EPERM,
+                rules: listener,
             },
         ],
     }
@@ -469,8 +486,10 @@ pub fn recorder_rules(reads: bool) -> Vec<SyscallRule> {
 
 /// Deny groups that, while the recorder runs, are enforced through it so that every attempt is
 /// seen: their syscalls are notified and the supervisor answers with the group's errno. If the
-/// supervisor is gone the kernel answers ENOSYS: still refused. (The new-API group stays a
-/// static filter: glibc tries `clone3` for every thread.)
+/// supervisor is gone the kernel answers ENOSYS: still refused. Nobody else can answer: the
+/// kernel would hand the notification to the newest filter with a listener, and creating a
+/// listener is refused by the static `notification-listeners` group. (The new-API group stays a
+/// static filter too: glibc tries `clone3` for every thread.)
 pub const NOTIFIED_GROUPS: [&str; 2] = ["privileged", "socket-families"];
 
 /// Split `plan` into the groups a recorder enforces by notification and the rest.
@@ -570,7 +589,10 @@ mod tests {
         let plan = deny_plan(Level::Required);
         let (rest, notified) = split_for_recorder(&plan);
         let names = |v: &[FilterPlan]| v.iter().map(|f| f.name.clone()).collect::<Vec<_>>();
-        assert_eq!(names(&rest.filters), vec!["new-apis"]);
+        assert_eq!(
+            names(&rest.filters),
+            vec!["new-apis", "notification-listeners"]
+        );
         assert_eq!(names(&notified), vec!["privileged", "socket-families"]);
         let table = denial_table(&notified);
         assert_eq!(

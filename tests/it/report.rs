@@ -301,7 +301,7 @@ fn report_describes_what_was_enforced() {
         assert_eq!(ns.status, Status::FullyEnforced);
     }
     assert_eq!(e.seccomp.status, Status::FullyEnforced);
-    assert_eq!(e.seccomp.filters, 3);
+    assert_eq!(e.seccomp.filters, 4);
     assert_eq!(e.capabilities.status, Status::FullyEnforced);
     assert_eq!(e.no_new_privs.status, Status::FullyEnforced);
     assert_eq!(e.rlimits.core, 0);

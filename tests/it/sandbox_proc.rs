@@ -303,7 +303,7 @@ fn reexec_launcher_builds_the_same_sandbox() {
     assert!(text.contains("ringfence-init"), "{text}");
     assert!(ctx.project.join("f").exists());
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
-    assert_eq!(v["runs"][0]["enforcement"]["seccomp"]["filters"], 3);
+    assert_eq!(v["runs"][0]["enforcement"]["seccomp"]["filters"], 4);
     let deadline = Instant::now() + Duration::from_secs(5);
     while !host_processes_with(&marker).is_empty() {
         assert!(

@@ -38,6 +38,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("clone_newns", "EPERM"),
     ("clone_newnet", "EPERM"),
     ("personality_read_implies_exec", "EPERM"),
+    ("seccomp_new_listener", "EPERM"),
     ("tiocsti", "EPERM"),
     ("tiocsti_highbits", "EPERM"),
     ("tioclinux", "EPERM"),
