@@ -137,14 +137,7 @@ fn run(args: RunArgs) -> Result<u8, RunError> {
     tracing::debug!("recording finished in {:?}", t_finish.elapsed());
     tell(&spec, &outcome);
     for f in &observed.findings {
-        eprintln!(
-            "ringfence: finding [{}] {}",
-            serde_json::to_value(f.severity)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
-            f.summary
-        );
+        eprintln!("ringfence: finding [{}] {}", f.severity.as_str(), f.summary);
     }
     if let Some(path) = &args.report {
         let mut run = ScriptRun::new(&spec, &plan.seccomp, &outcome, started);

@@ -246,9 +246,7 @@ impl Context<'_> {
                     r.job.event,
                     t.elapsed()
                 );
-                r.observed
-                    .findings
-                    .sort_by(|a, b| b.severity.cmp(&a.severity).then(a.kind.cmp(&b.kind)));
+                crate::observe::order(&mut r.observed.findings);
             }
         }
         r

@@ -126,98 +126,68 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Key of a behaviour for the comparison between modes.
-fn keys(report: &Report) -> Vec<(String, String, String, Option<Severity>, String)> {
+/// The behaviours of one mode: each finding, and each script that timed out or failed, with
+/// the scratch project's path replaced by `<project>` (it differs between modes).
+fn behaviours(mode: &str, project: &Path, report: &Report) -> Vec<Difference> {
+    let p = project.display().to_string();
     let mut out = Vec::new();
     for run in &report.runs {
-        let Some(p) = &run.package else { continue };
+        let Some(pkg) = &run.package else { continue };
+        let mut push = |what: &str, severity, target: &str, summary: String| {
+            out.push(Difference {
+                only_in: mode.to_string(),
+                package: pkg.name.clone(),
+                what: what.to_string(),
+                severity,
+                target: target.replace(&p, "<project>"),
+                summary: summary.replace(&p, "<project>"),
+            });
+        };
         for f in &run.findings {
-            let kind = serde_json::to_value(f.kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
-            // Per-run paths (the scratch project) differ between modes: compare them relative.
-            out.push((
-                p.name.clone(),
-                kind,
-                f.target.clone(),
+            push(
+                f.kind.as_str(),
                 Some(f.severity),
+                &f.target,
                 f.summary.clone(),
-            ));
+            );
         }
         if run.timed_out {
-            out.push((
-                p.name.clone(),
-                "timed-out".into(),
-                p.event.clone(),
-                None,
-                format!("`{}` was killed at the wall-clock limit", p.event),
-            ));
-        } else if p.outcome == "failed" {
-            out.push((
-                p.name.clone(),
-                "failed".into(),
-                p.event.clone(),
-                None,
-                format!("`{}` failed with status {}", p.event, run.exit_status),
-            ));
+            let summary = format!("`{}` was killed at the wall-clock limit", pkg.event);
+            push("timed-out", None, &pkg.event, summary);
+        } else if pkg.outcome == "failed" {
+            let summary = format!("`{}` failed with status {}", pkg.event, run.exit_status);
+            push("failed", None, &pkg.event, summary);
         }
     }
     out
 }
 
-/// What each mode did that the others did not (targets compared with the scratch project's
-/// path taken out).
+/// What each mode did that the others did not, compared by (package, what, target).
 fn differences(results: &[(String, PathBuf, Option<Report>)]) -> Vec<Difference> {
-    let normalised =
-        |project: &Path, r: &Report| -> Vec<(String, String, String, Option<Severity>, String)> {
-            let p = project.display().to_string();
-            keys(r)
-                .into_iter()
-                .map(|(a, b, t, s, m)| {
-                    (
-                        a,
-                        b,
-                        t.replace(&p, "<project>"),
-                        s,
-                        m.replace(&p, "<project>"),
-                    )
-                })
-                .collect()
-        };
-    let sets: Vec<(String, Vec<_>)> = results
+    if results.len() < 2 {
+        return Vec::new();
+    }
+    let key = |d: &Difference| (d.package.clone(), d.what.clone(), d.target.clone());
+    let sets: Vec<Vec<Difference>> = results
         .iter()
         .map(|(mode, project, r)| {
-            (
-                mode.clone(),
-                r.as_ref()
-                    .map(|r| normalised(project, r))
-                    .unwrap_or_default(),
-            )
+            r.as_ref()
+                .map(|r| behaviours(mode, project, r))
+                .unwrap_or_default()
         })
         .collect();
     let mut out = Vec::new();
-    for (mode, items) in &sets {
+    for (i, items) in sets.iter().enumerate() {
+        let elsewhere: BTreeSet<_> = sets
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .flat_map(|(_, other)| other.iter().map(key))
+            .collect();
         let mut seen = BTreeSet::new();
-        for item in items {
-            let (package, what, target, severity, summary) = item;
-            let elsewhere = sets.iter().filter(|(m, _)| m != mode).all(|(_, other)| {
-                !other
-                    .iter()
-                    .any(|o| o.0 == *package && o.1 == *what && o.2 == *target)
-            });
-            if elsewhere
-                && sets.len() > 1
-                && seen.insert((package.clone(), what.clone(), target.clone()))
-            {
-                out.push(Difference {
-                    only_in: mode.clone(),
-                    package: package.clone(),
-                    what: what.clone(),
-                    severity: *severity,
-                    target: target.clone(),
-                    summary: summary.clone(),
-                });
+        for d in items {
+            if !elsewhere.contains(&key(d)) && seen.insert(key(d)) {
+                out.push(d.clone());
             }
         }
     }
@@ -366,13 +336,7 @@ pub fn run(opts: ReplayOptions) -> Result<u8, RunError> {
                     d.only_in,
                     d.package,
                     d.severity
-                        .map(|s| format!(
-                            "[{}] ",
-                            serde_json::to_value(s)
-                                .ok()
-                                .and_then(|v| v.as_str().map(str::to_string))
-                                .unwrap_or_default()
-                        ))
+                        .map(|s| format!("[{}] ", s.as_str()))
                         .unwrap_or_default(),
                     d.summary
                 ));

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::syscalls::Sighting;
 use super::{Actor, Finding, FindingKind, Severity};
 use crate::sandbox::spec::{MountKind, MountSpec, SandboxSpec};
 
@@ -129,15 +130,15 @@ impl EnvProbes {
     }
 
     /// The names looked up, first occurrence each, in time order, and the files under HOME that
-    /// node code opened, read or checked (`op` `open`, `name` the path). Call after the run.
-    pub fn collect(&self) -> (Vec<EnvProbe>, Vec<EnvProbe>) {
+    /// node code opened, read or checked (the path in `what`). Call after the run.
+    pub fn collect(&self) -> (Vec<EnvProbe>, Vec<Sighting>) {
         collect(&self.dir.path().join("log"))
     }
 }
 
-fn collect(log: &Path) -> (Vec<EnvProbe>, Vec<EnvProbe>) {
+fn collect(log: &Path) -> (Vec<EnvProbe>, Vec<Sighting>) {
     let mut first: BTreeMap<String, EnvProbe> = BTreeMap::new();
-    let mut files: Vec<EnvProbe> = Vec::new();
+    let mut files: Vec<Sighting> = Vec::new();
     let Ok(entries) = std::fs::read_dir(log) else {
         return (Vec::new(), files);
     };
@@ -179,10 +180,9 @@ fn collect(log: &Path) -> (Vec<EnvProbe>, Vec<EnvProbe>) {
             };
             if l.op == "open" {
                 if files.len() < 10_000 && name.starts_with('/') {
-                    files.push(EnvProbe {
-                        name,
-                        op: l.op,
-                        process: actor.clone(),
+                    files.push(Sighting {
+                        what: name,
+                        actor: actor.clone(),
                         at_unix_ms: l.t,
                     });
                 }
@@ -311,7 +311,7 @@ mod tests {
         let (probes, files) = collect(dir.path());
         assert_eq!(files.len(), 1);
         assert_eq!(
-            (files[0].name.as_str(), files[0].process.pid),
+            (files[0].what.as_str(), files[0].actor.pid),
             ("/home/u/.npmrc", 7)
         );
         let names: Vec<(&str, u32)> = probes

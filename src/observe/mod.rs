@@ -26,6 +26,19 @@ pub enum Severity {
     Critical,
 }
 
+impl Severity {
+    /// The name used in reports and on the command line (`high`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
 impl std::str::FromStr for Severity {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -63,6 +76,22 @@ pub enum FindingKind {
     Survivor,
     /// Probing the environment (CI detection, metadata).
     Fingerprinting,
+}
+
+impl FindingKind {
+    /// The name used in reports (`secret-read`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::SecretRead => "secret-read",
+            FindingKind::Exfiltration => "exfiltration",
+            FindingKind::NetworkAttempt => "network-attempt",
+            FindingKind::PersistenceAttempt => "persistence-attempt",
+            FindingKind::TamperAttempt => "tamper-attempt",
+            FindingKind::EscapeAttempt => "escape-attempt",
+            FindingKind::Survivor => "survivor",
+            FindingKind::Fingerprinting => "fingerprinting",
+        }
+    }
 }
 
 /// One observed behaviour, attributed to the script run it is stored in.
@@ -215,12 +244,7 @@ impl Observation {
         let recorded = self.recorder.map(|r| r.finish()).unwrap_or_default();
         let (env_probes, mut touched) = self.env_probes.collect();
         // Forensic recording sees every program's reads, not only node's.
-        touched.extend(recorded.home_reads.iter().map(|r| envprobe::EnvProbe {
-            name: r.addr.clone(),
-            op: "open".into(),
-            process: r.actor.clone(),
-            at_unix_ms: r.at_unix_ms,
-        }));
+        touched.extend(recorded.home_reads.iter().cloned());
         let mut findings = attribute_home_reads(
             self.decoys.findings(),
             &touched,
@@ -235,7 +259,7 @@ impl Observation {
         for (seen, data) in recorded
             .datagrams
             .iter()
-            .filter(|(s, _)| !s.addr.ends_with(":53"))
+            .filter(|(s, _)| !s.what.ends_with(":53"))
         {
             let hits = net::canaries_in(data, self.decoys.canaries());
             if hits.is_empty() {
@@ -246,13 +270,13 @@ impl Observation {
                 severity: Severity::Critical,
                 summary: format!(
                     "secret sent in a datagram to `{}` ({})",
-                    seen.addr,
+                    seen.what,
                     hits.iter()
                         .map(|c| c.id.as_str())
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
-                target: seen.addr.clone(),
+                target: seen.what.clone(),
                 detail: Some(format!("{} bytes seen by the syscall recorder", data.len())),
                 process: Some(seen.actor.clone()),
                 at_unix_ms: Some(seen.at_unix_ms),
@@ -285,14 +309,7 @@ impl Observation {
                 at_unix_ms: Some(outcome_end_ms),
             });
         }
-        // Most severe first; within a class, in the order things happened (unknown times last).
-        findings.sort_by(|a, b| {
-            b.severity.cmp(&a.severity).then(a.kind.cmp(&b.kind)).then(
-                a.at_unix_ms
-                    .unwrap_or(u64::MAX)
-                    .cmp(&b.at_unix_ms.unwrap_or(u64::MAX)),
-            )
-        });
+        order(&mut findings);
         // Two mechanisms may see the same thing (the preload and forensic recording): once, the
         // earliest sighting.
         let mut seen = std::collections::BTreeSet::new();
@@ -312,8 +329,8 @@ impl Observation {
 /// HOME that node code looked for but that hold no decoy are findings of their own.
 fn attribute_home_reads(
     mut findings: Vec<Finding>,
-    touched: &[envprobe::EnvProbe],
-    execs: &[syscalls::ConnectSeen],
+    touched: &[syscalls::Sighting],
+    execs: &[syscalls::Sighting],
     decoys: &DecoyHome,
 ) -> Vec<Finding> {
     for f in findings
@@ -322,13 +339,13 @@ fn attribute_home_reads(
     {
         let mut readers: Vec<(Actor, u64)> = touched
             .iter()
-            .filter(|t| t.name == f.target)
-            .map(|t| (t.process.clone(), t.at_unix_ms))
+            .filter(|t| t.what == f.target)
+            .map(|t| (t.actor.clone(), t.at_unix_ms))
             .collect();
         readers.extend(
             execs
                 .iter()
-                .filter(|e| e.addr.split(' ').any(|w| w == f.target))
+                .filter(|e| e.what.split(' ').any(|w| w == f.target))
                 .map(|e| (e.actor.clone(), e.at_unix_ms)),
         );
         readers.sort_by_key(|r| r.1);
@@ -347,47 +364,28 @@ fn attribute_home_reads(
             f.process = Some(actor.clone());
         }
     }
-    // Other processes' environments: pid 1 is ringfence's init, the stand-in for npm (whose
-    // environment held the user's tokens); many pids is a scan.
-    let environ: Vec<&envprobe::EnvProbe> = touched
+    // Other processes' environments, as node code read them (the same rule as the recorder's).
+    let environ: Vec<(&str, &syscalls::Sighting)> = touched
         .iter()
-        .filter(|t| {
-            t.name
-                .strip_prefix("/proc/")
-                .and_then(|r| r.strip_suffix("/environ"))
-                .is_some_and(|pid| pid.parse::<u32>().is_ok())
-        })
+        .filter_map(|t| syscalls::environ_owner(&t.what).map(|pid| (pid, t)))
         .collect();
-    let pids: std::collections::BTreeSet<&str> = environ
-        .iter()
-        .filter_map(|t| t.name.split('/').nth(2))
-        .collect();
-    if let Some(first) = environ.first() {
-        let list = pids.iter().copied().collect::<Vec<_>>().join(", ");
-        let scan = pids.contains("1") || pids.len() >= 3;
-        findings.push(Finding {
-            kind: if scan {
-                FindingKind::SecretRead
-            } else {
-                FindingKind::Fingerprinting
-            },
-            severity: if scan { Severity::High } else { Severity::Low },
-            summary: format!("read other processes' environments (pids {list})"),
-            target: "/proc/*/environ".into(),
-            detail: scan.then(|| "a way to steal tokens from the parent (npm) process".into()),
-            process: Some(first.process.clone()),
-            at_unix_ms: Some(first.at_unix_ms),
-        });
+    if let Some((_, first)) = environ.first() {
+        let pids = environ.iter().map(|(pid, _)| (*pid).to_string()).collect();
+        findings.extend(syscalls::environ_finding(
+            &pids,
+            Some(first.actor.clone()),
+            Some(first.at_unix_ms),
+        ));
     }
     // A decoy that node code read but whose access time did not move (a filesystem where atime
     // is off): the preload's sighting is the finding.
     let mut seen = std::collections::BTreeSet::new();
     for t in touched {
-        let path = std::path::Path::new(&t.name);
+        let path = std::path::Path::new(&t.what);
         if decoys.is_decoy(path)
-            && !envprobe::is_npm(&t.process.argv)
-            && !findings.iter().any(|f| f.target == t.name)
-            && seen.insert(t.name.clone())
+            && !envprobe::is_npm(&t.actor.argv)
+            && !findings.iter().any(|f| f.target == t.what)
+            && seen.insert(t.what.clone())
         {
             findings.push(Finding {
                 kind: FindingKind::SecretRead,
@@ -395,25 +393,23 @@ fn attribute_home_reads(
                 summary: format!(
                     "read decoy {} `{}`",
                     syscalls::secret_path(path).unwrap_or("secret"),
-                    t.name
+                    t.what
                 ),
-                target: t.name.clone(),
+                target: t.what.clone(),
                 detail: Some(
                     "seen by the node preload; the file held only per-run canary values".into(),
                 ),
-                process: Some(t.process.clone()),
+                process: Some(t.actor.clone()),
                 at_unix_ms: Some(t.at_unix_ms),
             });
         }
     }
     for t in touched {
-        let path = std::path::Path::new(&t.name);
+        let path = std::path::Path::new(&t.what);
         let Some(class) = syscalls::secret_path(path) else {
             continue;
         };
-        if decoys.is_decoy(path)
-            || envprobe::is_npm(&t.process.argv)
-            || !seen.insert(t.name.clone())
+        if decoys.is_decoy(path) || envprobe::is_npm(&t.actor.argv) || !seen.insert(t.what.clone())
         {
             continue;
         }
@@ -422,16 +418,16 @@ fn attribute_home_reads(
             severity: Severity::High,
             summary: format!(
                 "looked for {class} `{}` ({})",
-                t.name,
+                t.what,
                 if path.starts_with(decoys.home()) {
                     "absent from the decoy home"
                 } else {
                     "not visible in the sandbox"
                 }
             ),
-            target: t.name.clone(),
+            target: t.what.clone(),
             detail: Some("seen by the node preload: a read, stat or existence check".into()),
-            process: Some(t.process.clone()),
+            process: Some(t.actor.clone()),
             at_unix_ms: Some(t.at_unix_ms),
         });
     }
@@ -451,6 +447,18 @@ pub struct Observed {
     pub env_probes: Vec<envprobe::EnvProbe>,
 }
 
+/// Put findings in report order: most severe first; within a class, in the order things
+/// happened (unknown times last).
+pub fn order(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| {
+        b.severity.cmp(&a.severity).then(a.kind.cmp(&b.kind)).then(
+            a.at_unix_ms
+                .unwrap_or(u64::MAX)
+                .cmp(&b.at_unix_ms.unwrap_or(u64::MAX)),
+        )
+    });
+}
+
 /// The most severe finding, if any.
 pub fn worst(findings: &[Finding]) -> Option<Severity> {
     findings.iter().map(|f| f.severity).max()
@@ -460,15 +468,40 @@ pub fn worst(findings: &[Finding]) -> Option<Severity> {
 mod tests {
     use super::*;
 
-    fn seen(path: &str, argv: &[&str], at: u64) -> envprobe::EnvProbe {
-        envprobe::EnvProbe {
-            name: path.into(),
-            op: "open".into(),
-            process: Actor {
+    fn seen(path: &str, argv: &[&str], at: u64) -> syscalls::Sighting {
+        syscalls::Sighting {
+            what: path.into(),
+            actor: Actor {
                 pid: 5,
                 argv: argv.iter().map(|a| (*a).to_string()).collect(),
             },
             at_unix_ms: at,
+        }
+    }
+
+    /// The names used in summaries are the report's.
+    #[test]
+    fn names_match_the_report() {
+        for s in [
+            Severity::Info,
+            Severity::Low,
+            Severity::Medium,
+            Severity::High,
+            Severity::Critical,
+        ] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        for k in [
+            FindingKind::SecretRead,
+            FindingKind::Exfiltration,
+            FindingKind::NetworkAttempt,
+            FindingKind::PersistenceAttempt,
+            FindingKind::TamperAttempt,
+            FindingKind::EscapeAttempt,
+            FindingKind::Survivor,
+            FindingKind::Fingerprinting,
+        ] {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
         }
     }
 
@@ -502,8 +535,8 @@ mod tests {
             seen("/home/u/.azure/accessTokens.json", &["node", "steal.js"], 4),
             seen("/home/u/.kube/config", &["node", "steal.js"], 5),
         ];
-        let execs = vec![syscalls::ConnectSeen {
-            addr: "cat /home/u/.ssh/id_ed25519".into(),
+        let execs = vec![syscalls::Sighting {
+            what: "cat /home/u/.ssh/id_ed25519".into(),
             actor: Actor {
                 pid: 9,
                 argv: vec!["cat".into(), "/home/u/.ssh/id_ed25519".into()],

@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::decoys::Canary;
-use super::syscalls::ConnectSeen;
+use super::syscalls::Sighting;
 use super::{Actor, Finding, FindingKind, Severity};
 use crate::sandbox::channel::SinkSocket;
 
@@ -97,7 +97,7 @@ impl Sinkhole {
 
     /// Stop serving and classify everything that arrived; `connects` (from the syscall
     /// recorder, if any) name the process behind each connection.
-    pub fn finish(mut self, canaries: &[Canary], connects: &[ConnectSeen]) -> Vec<Finding> {
+    pub fn finish(mut self, canaries: &[Canary], connects: &[Sighting]) -> Vec<Finding> {
         self.stop.store(true, Ordering::SeqCst);
         drop(self.wake.take());
         for t in self.threads {
@@ -543,8 +543,8 @@ fn printable(data: &[u8]) -> String {
 
 /// The process that made a connection: the last connect to the same destination (DNS: to any
 /// port 53) the recorder saw before it arrived (with 50 ms of slack for clock reads).
-fn who(connects: &[ConnectSeen], at: u64, matches: impl Fn(&str) -> bool) -> Option<Actor> {
-    let same: Vec<&ConnectSeen> = connects.iter().filter(|c| matches(&c.addr)).collect();
+fn who(connects: &[Sighting], at: u64, matches: impl Fn(&str) -> bool) -> Option<Actor> {
+    let same: Vec<&Sighting> = connects.iter().filter(|c| matches(&c.what)).collect();
     same.iter()
         .rev()
         .find(|c| c.at_unix_ms <= at + 50)
@@ -556,7 +556,7 @@ fn classify(
     events: &[Event],
     fake: &HashMap<Ipv4Addr, String>,
     canaries: &[Canary],
-    connects: &[ConnectSeen],
+    connects: &[Sighting],
 ) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut dns_seen: BTreeMap<String, (Vec<u16>, u64)> = BTreeMap::new();
@@ -769,8 +769,8 @@ mod tests {
 
     #[test]
     fn connections_are_attributed_to_the_matching_connect() {
-        let seen = |addr: &str, pid: u32, at: u64| ConnectSeen {
-            addr: addr.into(),
+        let seen = |addr: &str, pid: u32, at: u64| Sighting {
+            what: addr.into(),
             actor: Actor {
                 pid,
                 argv: vec![format!("p{pid}")],

@@ -92,13 +92,14 @@ struct Served {
     counts: BTreeMap<i32, u64>,
 }
 
-/// A connect (or exec) the recorder saw, for the sinkhole to name who made its connections (and
-/// decoy reads who read them).
+/// Something the recorder saw a process do, kept for the other mechanisms to name who did what
+/// they saw: a connect (for the sinkhole), an exec or a read under HOME (for decoy reads), a
+/// datagram.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectSeen {
-    /// `ip:port` as the sinkhole renders its original destination (`[v6]:port` for IPv6); for
-    /// an exec, the command line joined with spaces.
-    pub addr: String,
+pub struct Sighting {
+    /// A connect or datagram: `ip:port` as the sinkhole renders its original destination
+    /// (`[v6]:port` for IPv6). An exec: the command line joined with spaces. A read: the path.
+    pub what: String,
     /// Who.
     pub actor: Actor,
     /// When.
@@ -113,14 +114,14 @@ pub struct Recorded {
     /// Distinct command lines run.
     pub spawned: Vec<Spawned>,
     /// Every inet connect, in order.
-    pub connects: Vec<ConnectSeen>,
+    pub connects: Vec<Sighting>,
     /// Every exec (the first 5000), in order: who ran what, when.
-    pub execs: Vec<ConnectSeen>,
+    pub execs: Vec<Sighting>,
     /// Read-only opens under HOME (forensic recording only; the first 5000), the path in
     /// `addr`: they name who read a decoy.
-    pub home_reads: Vec<ConnectSeen>,
+    pub home_reads: Vec<Sighting>,
     /// Datagrams sent with an address (the first 1000), with their first bytes.
-    pub datagrams: Vec<(ConnectSeen, Vec<u8>)>,
+    pub datagrams: Vec<(Sighting, Vec<u8>)>,
 }
 
 /// A running recorder.
@@ -701,8 +702,8 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
                 if path.starts_with(&ctx.home) {
                     if !*write && home_reads.len() < 5000 {
                         if let Some(actor) = actor(n) {
-                            home_reads.push(ConnectSeen {
-                                addr: path.display().to_string(),
+                            home_reads.push(Sighting {
+                                what: path.display().to_string(),
                                 actor,
                                 at_unix_ms: n.at_unix_ms,
                             });
@@ -711,11 +712,9 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
                     continue;
                 }
                 let s = path.to_string_lossy();
-                if let Some(rest) = s.strip_prefix("/proc/") {
-                    // Paths name pids of the sandbox's own namespace. pid 1 is our init, the
-                    // stand-in for npm; many different pids is a scan for tokens.
-                    let owner = rest.split('/').next().unwrap_or("");
-                    if s.ends_with("/environ") && owner.parse::<u32>().is_ok() {
+                if s.starts_with("/proc/") {
+                    // Paths name pids of the sandbox's own namespace.
+                    if let Some(owner) = environ_owner(&s) {
                         environ_reads.insert(owner.to_string());
                         environ_first.get_or_insert(n);
                     }
@@ -789,8 +788,8 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
                 *spawned.entry(argv.clone()).or_default() += 1;
                 if execs.len() < 5000 {
                     if let Some(actor) = actor(n) {
-                        execs.push(ConnectSeen {
-                            addr: argv.join(" "),
+                        execs.push(Sighting {
+                            what: argv.join(" "),
                             actor,
                             at_unix_ms: n.at_unix_ms,
                         });
@@ -827,16 +826,16 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
                 // Judged like a connect (the destination), plus the payload later (canaries).
                 if let Some(actor) = actor(n) {
                     if !addr.starts_with("unix:") {
-                        connects.push(ConnectSeen {
-                            addr: addr.clone(),
+                        connects.push(Sighting {
+                            what: addr.clone(),
                             actor: actor.clone(),
                             at_unix_ms: n.at_unix_ms,
                         });
                     }
                     if datagrams.len() < 1000 {
                         datagrams.push((
-                            ConnectSeen {
-                                addr: addr.clone(),
+                            Sighting {
+                                what: addr.clone(),
                                 actor,
                                 at_unix_ms: n.at_unix_ms,
                             },
@@ -871,8 +870,8 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
             }
             Event::Connect { addr } => {
                 if let Some(actor) = actor(n).filter(|_| !addr.starts_with("unix:")) {
-                    connects.push(ConnectSeen {
-                        addr: addr.clone(),
+                    connects.push(Sighting {
+                        what: addr.clone(),
                         actor,
                         at_unix_ms: n.at_unix_ms,
                     });
@@ -926,38 +925,12 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
             }
         }
     }
-    if environ_reads.contains("1") || environ_reads.len() >= 3 {
-        out.push(Finding {
-            kind: FindingKind::SecretRead,
-            severity: Severity::High,
-            summary: format!(
-                "read other processes' environments (pids {})",
-                environ_reads.iter().cloned().collect::<Vec<_>>().join(", ")
-            ),
-            target: "/proc/*/environ".into(),
-            detail: Some("a way to steal tokens from the parent (npm) process".into()),
-            process: None,
-            at_unix_ms: None,
-        });
-    } else if !environ_reads.is_empty() {
-        out.push(Finding {
-            kind: FindingKind::Fingerprinting,
-            severity: Severity::Low,
-            summary: format!(
-                "read the environment of a sibling process (pid {}) in its own sandbox",
-                environ_reads.iter().cloned().collect::<Vec<_>>().join(", ")
-            ),
-            target: "/proc/*/environ".into(),
-            detail: None,
-            process: None,
-            at_unix_ms: None,
-        });
-    }
-    if let (Some(n), Some(f)) = (environ_first, out.last_mut()) {
-        if f.target == "/proc/*/environ" {
-            f.process = actor(n);
-            f.at_unix_ms = Some(n.at_unix_ms);
-        }
+    if let Some(n) = environ_first {
+        out.extend(environ_finding(
+            &environ_reads,
+            actor(n),
+            Some(n.at_unix_ms),
+        ));
     }
     let mut list: Vec<Spawned> = spawned
         .into_iter()
@@ -972,6 +945,45 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
         home_reads,
         datagrams,
     }
+}
+
+/// The pid a `/proc/<pid>/environ` path names, if it names one.
+pub(crate) fn environ_owner(path: &str) -> Option<&str> {
+    path.strip_prefix("/proc/")
+        .and_then(|r| r.strip_suffix("/environ"))
+        .filter(|pid| pid.parse::<u32>().is_ok())
+}
+
+/// Reads of other processes' environments (`pids` inside the sandbox), whoever saw them: pid 1
+/// is ringfence's init, the stand-in for npm (whose environment held the user's tokens), and
+/// many pids is a scan; one sibling is only curiosity.
+pub(crate) fn environ_finding(
+    pids: &std::collections::BTreeSet<String>,
+    by: Option<Actor>,
+    at_unix_ms: Option<u64>,
+) -> Option<Finding> {
+    if pids.is_empty() {
+        return None;
+    }
+    let list = pids.iter().cloned().collect::<Vec<_>>().join(", ");
+    let scan = pids.contains("1") || pids.len() >= 3;
+    Some(Finding {
+        kind: if scan {
+            FindingKind::SecretRead
+        } else {
+            FindingKind::Fingerprinting
+        },
+        severity: if scan { Severity::High } else { Severity::Low },
+        summary: if scan {
+            format!("read other processes' environments (pids {list})")
+        } else {
+            format!("read the environment of a sibling process (pid {list}) in its own sandbox")
+        },
+        target: "/proc/*/environ".into(),
+        detail: scan.then(|| "a way to steal tokens from the parent (npm) process".into()),
+        process: by,
+        at_unix_ms,
+    })
 }
 
 /// How bad a refused deny-table syscall is: the ones that break out of or into other processes,
@@ -1223,7 +1235,7 @@ mod tests {
         } = classify(&served, &ctx);
         assert!(home_reads.is_empty(), "the only HOME open is a write");
         assert_eq!(execs.len(), 3);
-        assert_eq!(execs[0].addr, "/usr/bin/npm publish");
+        assert_eq!(execs[0].what, "/usr/bin/npm publish");
         // Attribution: the sibling write was event 1, the npm publish event 8.
         assert_eq!(f[0].process.as_ref().map(|a| a.pid), Some(3));
         assert_eq!(f[0].at_unix_ms, Some(1001));
@@ -1234,7 +1246,7 @@ mod tests {
         // The /proc/1/environ read was event 5.
         assert_eq!(f[5].process.as_ref().map(|a| a.pid), Some(7));
         assert_eq!(
-            connects.iter().map(|c| c.addr.as_str()).collect::<Vec<_>>(),
+            connects.iter().map(|c| c.what.as_str()).collect::<Vec<_>>(),
             vec!["203.0.113.7:1337", "198.18.0.1:443"]
         );
         let kinds: Vec<(FindingKind, &str)> =

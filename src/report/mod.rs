@@ -524,11 +524,8 @@ fn severity_label(s: crate::observe::Severity) -> &'static str {
     }
 }
 
-fn kind_label(k: crate::observe::FindingKind) -> String {
-    serde_json::to_value(k)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
+fn kind_label(k: crate::observe::FindingKind) -> &'static str {
+    k.as_str()
 }
 
 impl Report {

@@ -7,29 +7,38 @@ use crate::common::{
     Registry, TestContext, bin, copy_tree, fixtures, require_npm, require_userns, show,
 };
 
+/// The fixture registry and a fresh world, or `None` when this machine cannot run the test.
+fn world() -> Option<(Registry, TestContext)> {
+    if !require_userns() || !require_npm() {
+        return None;
+    }
+    Some((Registry::start()?, TestContext::new()))
+}
+
+/// `ringfence replay` pointed at the fixture registry, run from the world's root.
+fn replay(registry: &Registry, ctx: &TestContext) -> Command {
+    let mut cmd = Command::new(bin());
+    registry.configure(&mut cmd, &ctx.home, &ctx.root().join("cache"));
+    cmd.arg("replay").current_dir(ctx.root());
+    cmd
+}
+
 /// The CI-aware, time-gated fixture: on a developer machine it waits (killed at the limit); in
 /// CI it exfiltrates at once. The replay says exactly that.
 #[test]
 fn replay_shows_what_differs_between_ci_and_a_developer_machine() {
-    if !require_userns() || !require_npm() {
-        return;
-    }
-    let Some(registry) = Registry::start() else {
+    let Some((registry, ctx)) = world() else {
         return;
     };
-    let ctx = TestContext::new();
     let report = ctx.root().join("replay.json");
     let evidence = ctx.root().join("evidence");
-    let mut cmd = Command::new(bin());
-    registry.configure(&mut cmd, &ctx.home, &ctx.root().join("cache"));
-    let out = cmd
-        .args(["replay", "--timeout", "3", "--report"])
+    let out = replay(&registry, &ctx)
+        .args(["--timeout", "3", "--report"])
         .arg(&report)
         .arg("--evidence")
         .arg(&evidence)
         .arg("rf-attack-timegate@1.0.0")
         .env("CI", "true") // the caller's own CI setting must not leak into the dev mode
-        .current_dir(ctx.root())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
@@ -81,24 +90,17 @@ fn replay_shows_what_differs_between_ci_and_a_developer_machine() {
 /// untouched even though the worm fixture rewrites its own package.json.
 #[test]
 fn replay_of_a_directory_leaves_the_original_untouched() {
-    if !require_userns() || !require_npm() {
-        return;
-    }
-    let Some(registry) = Registry::start() else {
+    let Some((registry, ctx)) = world() else {
         return;
     };
-    let ctx = TestContext::new();
     let pkg = ctx.root().join("suspect");
     copy_tree(&fixtures().join("registry/rf-attack-worm/1.0.0"), &pkg);
     let before = std::fs::read(pkg.join("package.json")).unwrap();
     let report = ctx.root().join("replay.json");
-    let mut cmd = Command::new(bin());
-    registry.configure(&mut cmd, &ctx.home, &ctx.root().join("cache"));
-    let out = cmd
-        .args(["replay", "--mode", "dev", "--report"])
+    let out = replay(&registry, &ctx)
+        .args(["--mode", "dev", "--report"])
         .arg(&report)
         .arg(&pkg)
-        .current_dir(ctx.root())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
