@@ -95,6 +95,9 @@
   }
   // System places secrets live in (other processes' environments are matched above).
   const sensitive = ['/etc/shadow', '/etc/gshadow', '/etc/sudoers', '/etc/sudoers.d', '/var/run/secrets', '/run/secrets', '/root'];
+  // Host paths bound below HOME (the project, npm's cache): not the decoy home. Filled in by
+  // ringfence when it plants this file.
+  const binds = /*RINGFENCE_BINDS*/[];
   const touched = (p) => {
     if (!home || busy) return;
     try {
@@ -103,9 +106,9 @@
       else if (Buffer.isBuffer(s)) s = s.toString();
       if (typeof s !== 'string') return;
       const abs = resolve(s);
+      const bound = binds.some((b) => abs === b || abs.startsWith(`${b}/`));
       if (
-        abs === home ||
-        abs.startsWith(`${home}/`) ||
+        ((abs === home || abs.startsWith(`${home}/`)) && !bound) ||
         /^\/proc\/[^/]+\/environ$/.test(abs) ||
         /\/(\.env(\.[^/]*)?|\.npmrc)$/.test(abs) ||
         sensitive.some((p) => abs === p || abs.startsWith(`${p}/`))

@@ -100,7 +100,23 @@ impl EnvProbes {
             .prefix("ringfence-envprobe-")
             .tempdir()?;
         let preload = dir.path().join("preload.js");
-        std::fs::write(&preload, PRELOAD)?;
+        // Host paths bound below HOME are not the decoy home: node's module loading there (the
+        // project's node_modules) is not a read of HOME.
+        let binds: Vec<String> = spec
+            .mounts
+            .iter()
+            .filter(|m| {
+                matches!(
+                    m.kind,
+                    MountKind::ReadOnly | MountKind::ReadWrite | MountKind::Denied
+                ) && m.path.starts_with(&spec.home)
+                    && m.path != spec.home
+            })
+            .map(|m| m.path.to_string_lossy().into_owned())
+            .collect();
+        let binds = serde_json::to_string(&binds).map_err(io::Error::other)?;
+        let text = PRELOAD.replacen("/*RINGFENCE_BINDS*/[]", &binds, 1);
+        std::fs::write(&preload, text)?;
         std::fs::set_permissions(&preload, std::fs::Permissions::from_mode(0o444))?;
         let log = dir.path().join("log");
         std::fs::create_dir(&log)?;

@@ -203,6 +203,7 @@ impl Observation {
                         m.kind,
                         crate::sandbox::spec::MountKind::ReadWrite
                             | crate::sandbox::spec::MountKind::ReadOnly
+                            | crate::sandbox::spec::MountKind::Denied
                     )
                 })
                 .map(|m| m.path.clone())
@@ -250,6 +251,7 @@ impl Observation {
             &touched,
             &recorded.execs,
             &self.decoys,
+            &self.context,
         );
         if let Some(s) = self.sinkhole {
             findings.extend(s.finish(self.decoys.canaries(), &recorded.connects));
@@ -332,6 +334,7 @@ fn attribute_home_reads(
     touched: &[syscalls::Sighting],
     execs: &[syscalls::Sighting],
     decoys: &DecoyHome,
+    context: &syscalls::Context,
 ) -> Vec<Finding> {
     for f in findings
         .iter_mut()
@@ -419,7 +422,7 @@ fn attribute_home_reads(
             summary: format!(
                 "looked for {class} `{}` ({})",
                 t.what,
-                if path.starts_with(decoys.home()) {
+                if context.in_decoy_home(path) {
                     "absent from the decoy home"
                 } else {
                     "not visible in the sandbox"
@@ -552,6 +555,11 @@ mod tests {
             &touched,
             &execs,
             &decoys,
+            &syscalls::Context {
+                home: "/home/u".into(),
+                visible: vec!["/home/u/project".into()],
+                ..Default::default()
+            },
         );
         let get = |t: &str| out.iter().find(|f| f.target == t).unwrap();
         assert_eq!(get("/home/u/.npmrc").severity, Severity::Low);

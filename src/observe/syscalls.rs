@@ -35,6 +35,19 @@ pub struct Context {
     pub denied: BTreeMap<i64, (String, i32)>,
 }
 
+impl Context {
+    /// Whether `path` is in the throwaway home itself: under HOME and not under a host path
+    /// bound below it (the project, npm's cache, a node install under HOME are host binds, judged
+    /// like any other path; only the rest of HOME is the decoy home, judged by its diff).
+    pub fn in_decoy_home(&self, path: &Path) -> bool {
+        path.starts_with(&self.home)
+            && !self
+                .visible
+                .iter()
+                .any(|v| v.starts_with(&self.home) && v != &self.home && path.starts_with(v))
+    }
+}
+
 /// A distinct command line the script ran, with how often.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Spawned {
@@ -699,7 +712,7 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
             Event::Mkdir { .. } => {}
             Event::Open { path, write, .. } => {
                 // HOME is the decoy home: reads show in the decoys' atime, writes in its diff.
-                if path.starts_with(&ctx.home) {
+                if ctx.in_decoy_home(path) {
                     if !*write && home_reads.len() < 5000 {
                         if let Some(actor) = actor(n) {
                             home_reads.push(Sighting {
@@ -739,7 +752,7 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
                     continue;
                 }
                 if *write
-                    && !path.starts_with(&ctx.home)
+                    && !ctx.in_decoy_home(path)
                     && !ctx.writable.iter().any(|w| path.starts_with(w))
                 {
                     // The private /tmp is the sandbox's own, unless a host path is bound there.
@@ -802,7 +815,7 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
                 // a second stage or a brought-along runtime.
                 if let Some(prog) = argv.first().map(PathBuf::from) {
                     let dropped = prog.is_absolute()
-                        && (prog.starts_with(&ctx.home)
+                        && (ctx.in_decoy_home(&prog)
                             || (prog.starts_with("/tmp")
                                 && !ctx.visible.iter().any(|v| prog.starts_with(v))));
                     if dropped {
@@ -1144,6 +1157,97 @@ fn exec_finding(argv: &[String]) -> Option<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Events with one actor each, classified in `ctx`.
+    fn classified(events: Vec<Event>, ctx: &Context) -> Recorded {
+        let served = Served {
+            counts: BTreeMap::new(),
+            actors: (0..events.len())
+                .map(|i| Actor {
+                    pid: u32::try_from(i).unwrap() + 2,
+                    argv: vec![format!("prog{i}")],
+                })
+                .collect(),
+            events: events
+                .into_iter()
+                .enumerate()
+                .map(|(i, event)| Noted {
+                    event,
+                    actor: i,
+                    at_unix_ms: 1000 + u64::try_from(i).unwrap(),
+                })
+                .collect(),
+        };
+        classify(&served, ctx)
+    }
+
+    #[test]
+    fn a_project_under_home_is_judged_as_a_host_path() {
+        let ctx = Context {
+            home: "/home/u".into(),
+            writable: vec!["/home/u/p/node_modules/x".into()],
+            visible: vec!["/home/u/p".into(), "/home/u/.npm".into()],
+            caches: vec!["/home/u/.npm".into()],
+            cwd: "/home/u/p/node_modules/x".into(),
+            denied: BTreeMap::new(),
+        };
+        assert!(ctx.in_decoy_home(Path::new("/home/u/.bashrc")));
+        assert!(ctx.in_decoy_home(Path::new("/home/u/pp/x")));
+        assert!(!ctx.in_decoy_home(Path::new("/home/u/p/.git/hooks/pre-commit")));
+        let r = classified(
+            vec![
+                Event::Open {
+                    path: "/home/u/p/.git/hooks/pre-commit".into(),
+                    write: true,
+                },
+                Event::Open {
+                    path: "/home/u/p/node_modules/x/build/a.o".into(),
+                    write: true,
+                },
+                Event::Open {
+                    path: "/home/u/.bashrc".into(),
+                    write: true,
+                },
+                Event::Exec {
+                    argv: vec!["/home/u/p/node_modules/esbuild/bin/esbuild".into()],
+                },
+                Event::Exec {
+                    argv: vec!["/home/u/.bun/bin/bun".into()],
+                },
+                Event::Open {
+                    path: "/home/u/p/node_modules/y/index.js".into(),
+                    write: false,
+                },
+            ],
+            &ctx,
+        );
+        let targets: Vec<&str> = r.findings.iter().map(|f| f.target.as_str()).collect();
+        assert!(
+            r.findings
+                .iter()
+                .any(|f| f.target == "/home/u/p/.git/hooks/pre-commit"
+                    && f.kind == FindingKind::TamperAttempt
+                    && f.severity == Severity::High),
+            "{targets:?}"
+        );
+        assert!(
+            r.findings
+                .iter()
+                .any(|f| f.target == "/home/u/.bun/bin/bun"),
+            "{targets:?}"
+        );
+        assert!(
+            !targets
+                .iter()
+                .any(|t| t.contains("esbuild") || t.contains("/x/build")),
+            "{targets:?}"
+        );
+        assert!(
+            !targets.contains(&"/home/u/.bashrc"),
+            "judged by the home diff"
+        );
+        assert!(r.home_reads.is_empty(), "{:?}", r.home_reads);
+    }
 
     #[test]
     fn classification() {

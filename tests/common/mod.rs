@@ -130,12 +130,13 @@ pub fn probe_results(stdout: &[u8]) -> BTreeMap<String, String> {
 }
 
 /// A disposable world: a temp dir with `home/` (what the test pretends is the user's real home),
-/// `project/` and `outside/`.
+/// `home/project/` (real users keep their projects under HOME: the default of every test) and
+/// `outside/`.
 pub struct TestContext {
     dir: tempfile::TempDir,
     /// Fake real home (HOME for the ringfence process).
     pub home: PathBuf,
-    /// A project directory.
+    /// A project directory, under `home` as real users have it.
     pub project: PathBuf,
     /// A directory never exposed to the sandbox.
     pub outside: PathBuf,
@@ -151,7 +152,7 @@ impl TestContext {
         let root = dir.path().canonicalize().unwrap();
         let ctx = TestContext {
             home: root.join("home"),
-            project: root.join("project"),
+            project: root.join("home/project"),
             outside: root.join("outside"),
             dir,
         };
@@ -164,6 +165,11 @@ impl TestContext {
     /// The world's root.
     pub fn root(&self) -> PathBuf {
         self.dir.path().canonicalize().unwrap()
+    }
+
+    /// Where a test's project called `name` lives: under HOME, as real users have it.
+    pub fn project_dir(&self, name: &str) -> PathBuf {
+        self.home.join(name)
     }
 
     /// `ringfence <args>` with HOME set to the fake home, run from the project directory.

@@ -71,7 +71,7 @@ impl World {
         }
         let registry = Registry::start()?;
         let ctx = TestContext::new();
-        let app = ctx.root().join("app");
+        let app = ctx.project_dir("app");
         // npm's default cache location, inside HOME: the sandbox mounts it read-only inside the
         // decoy home.
         let cache = ctx.home.join(".npm");

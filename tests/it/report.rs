@@ -383,7 +383,7 @@ fn install_report_contract() {
         return;
     };
     let ctx = TestContext::new();
-    let app = ctx.root().join("app");
+    let app = ctx.project_dir("app");
     copy_tree(&fixtures().join("projects/confined"), &app);
     let report = ctx.root().join("r.json");
     let mut cmd = std::process::Command::new(crate::common::bin());
