@@ -139,7 +139,20 @@ pub struct DecoyHome {
     /// The HOME path as the sandbox sees it.
     home: PathBuf,
     canaries: Vec<Canary>,
+    /// Credential variables the caller did not have, planted as decoys.
+    planted_env: Vec<String>,
     before: BTreeMap<String, Vec<u8>>,
+}
+
+/// What a credential-like variable held inside the sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvHolding {
+    /// The caller had it: its value was replaced by a canary.
+    YoursReplaced,
+    /// The caller did not have it: a decoy with a canary value was planted.
+    PlantedDecoy,
+    /// Not set at all.
+    Unset,
 }
 
 /// The access time planted on every decoy (2001-09-09): any read moves it.
@@ -339,6 +352,7 @@ impl DecoyHome {
             dir,
             home: home.to_path_buf(),
             canaries,
+            planted_env: Vec::new(),
             before,
         })
     }
@@ -362,6 +376,17 @@ impl DecoyHome {
     /// Every canary planted for this run (files and environment).
     pub fn canaries(&self) -> &[Canary] {
         &self.canaries
+    }
+
+    /// What a credential variable `name` held in the sandbox.
+    pub fn env_holding(&self, name: &str) -> EnvHolding {
+        if self.planted_env.iter().any(|n| n == name) {
+            EnvHolding::PlantedDecoy
+        } else if self.canaries.iter().any(|c| c.id == format!("env:{name}")) {
+            EnvHolding::YoursReplaced
+        } else {
+            EnvHolding::Unset
+        }
     }
 
     /// Replace credential variables in `env` by canaries, and plant the well-known ones the
@@ -398,6 +423,7 @@ impl DecoyHome {
                     id: format!("env:{name}"),
                     value: value.clone(),
                 });
+                self.planted_env.push(name.to_string());
                 env.push((name.to_string(), value));
             }
         }

@@ -242,7 +242,11 @@ pub fn is_npm(argv: &[String]) -> bool {
 /// Findings from the probes: CI detection (fingerprinting, low: common in legitimate tools, the
 /// signal is what a script does differently in CI) and credential variables looked up (medium:
 /// they held canaries; sending one anywhere is a critical exfiltration on its own).
-pub fn findings(probes: &[EnvProbe]) -> Vec<Finding> {
+pub fn findings(
+    probes: &[EnvProbe],
+    holding: &dyn Fn(&str) -> super::decoys::EnvHolding,
+) -> Vec<Finding> {
+    use super::decoys::EnvHolding;
     let mut out = Vec::new();
     let ci: Vec<&EnvProbe> = probes
         .iter()
@@ -272,12 +276,32 @@ pub fn findings(probes: &[EnvProbe]) -> Vec<Finding> {
         .iter()
         .filter(|p| super::decoys::is_secret_var(&p.name))
     {
+        // A lookup alone harms nothing (the value is a canary; its leaving is critical
+        // elsewhere): a credential of yours is worth a medium, a decoy or an unset name
+        // (SDKs and CI detectors probe dozens) is not.
+        let (severity, summary, detail) = match holding(&p.name) {
+            EnvHolding::YoursReplaced => (
+                Severity::Medium,
+                format!("looked up your credential variable `{}`", p.name),
+                "set in your environment; the script saw a per-run canary, never the real value",
+            ),
+            EnvHolding::PlantedDecoy => (
+                Severity::Low,
+                format!("looked up the credential variable `{}`", p.name),
+                "not set in your environment: a decoy ringfence planted, holding a per-run canary",
+            ),
+            EnvHolding::Unset => (
+                Severity::Info,
+                format!("looked up the unset credential-like variable `{}`", p.name),
+                "not set: nothing was there to read",
+            ),
+        };
         out.push(Finding {
             kind: FindingKind::SecretRead,
-            severity: Severity::Medium,
-            summary: format!("looked up the credential variable `{}`", p.name),
+            severity,
+            summary,
             target: format!("env:{}", p.name),
-            detail: Some("it held a per-run canary, never the real value".into()),
+            detail: Some(detail.into()),
             process: Some(p.process.clone()),
             at_unix_ms: Some(p.at_unix_ms),
         });
@@ -345,7 +369,8 @@ mod tests {
             ]
         );
         assert_eq!(probes[0].process.argv, vec!["node", "stage2.js"]);
-        let f = findings(&probes);
+        use crate::observe::decoys::EnvHolding;
+        let f = findings(&probes, &|_| EnvHolding::YoursReplaced);
         assert_eq!(f.len(), 2);
         assert_eq!(
             (f[0].kind, f[0].severity),
@@ -354,5 +379,11 @@ mod tests {
         assert!(f[0].summary.contains("CI, GITHUB_ACTIONS"));
         assert_eq!(f[1].target, "env:NPM_TOKEN");
         assert_eq!(f[1].severity, Severity::Medium);
+        // A decoy ringfence planted, or a name that was never set: probes, not harm.
+        let f = findings(&probes, &|_| EnvHolding::PlantedDecoy);
+        assert_eq!(f[1].severity, Severity::Low);
+        let f = findings(&probes, &|_| EnvHolding::Unset);
+        assert_eq!(f[1].severity, Severity::Info);
+        assert!(!f[1].detail.as_deref().unwrap().contains("canary"));
     }
 }

@@ -285,7 +285,9 @@ impl Observation {
             });
         }
         let spawned = recorded.spawned;
-        findings.extend(envprobe::findings(&env_probes));
+        findings.extend(envprobe::findings(&env_probes, &|name| {
+            self.decoys.env_holding(name)
+        }));
         for p in &outcome.survivors {
             let pid = u32::try_from(p.pid).unwrap_or(0);
             let did: Vec<&str> = findings

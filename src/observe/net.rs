@@ -436,11 +436,20 @@ fn expansions(data: &[u8]) -> Vec<Vec<u8>> {
 const MIN_FRAGMENT: usize = 16;
 
 pub(crate) fn canaries_in<'a>(data: &[u8], canaries: &'a [Canary]) -> Vec<&'a Canary> {
-    let texts = expansions(data);
+    // Matched without regard to ASCII case (host names, DNS labels and SNI arrive lowercased:
+    // node and resolvers fold them) and also reversed (loot stored backwards).
+    let mut texts = expansions(data);
+    texts.push(data.iter().rev().copied().collect());
+    for t in &mut texts {
+        t.make_ascii_lowercase();
+    }
+    let values: Vec<Vec<u8>> = canaries
+        .iter()
+        .map(|c| c.value.to_ascii_lowercase().into_bytes())
+        .collect();
     // Every fragment of every canary, by length: one pass over each text per length.
     let mut by_len: BTreeMap<usize, HashMap<&[u8], Vec<usize>>> = BTreeMap::new();
-    for (i, c) in canaries.iter().enumerate() {
-        let v = c.value.as_bytes();
+    for (i, v) in values.iter().enumerate() {
         let n = v.len().min(MIN_FRAGMENT);
         if n == 0 {
             continue;
@@ -529,7 +538,45 @@ fn host_class(host: &str) -> (Severity, &'static str) {
             "a host legitimate installers download from (prebuilt binaries, headers); the attempt failed closed",
         );
     }
-    (Severity::Medium, "unknown host")
+    // Funding banners and install telemetry of popular packages.
+    const BANNER: [&str; 4] = [
+        "opencollective.com",
+        "api.opencollective.com",
+        "funding.communitybridge.org",
+        "telemetry.nextjs.org",
+    ];
+    if BANNER.iter().any(|d| ends(d)) {
+        return (
+            Severity::Info,
+            "a funding banner or install telemetry host; the attempt failed closed",
+        );
+    }
+    // A connection by itself harms nothing: nothing secret was seen in it (that would be an
+    // exfiltration, critical), and nothing left the machine. What was sent is judged by
+    // `sent_class`.
+    (
+        Severity::Low,
+        "unknown host; nothing secret was seen in what it sent",
+    )
+}
+
+/// How much a payload without a secret to an otherwise unremarkable host adds: data of the
+/// script's choosing uploaded (an HTTP request with a body, or a non-TLS, non-HTTP stream) is
+/// suspicious; a plain GET or a TLS handshake is what every downloader does.
+fn sent_class(payload: &[u8], request_line: Option<&str>) -> Option<(Severity, &'static str)> {
+    if let Some(r) = request_line {
+        let method = r.split(' ').next().unwrap_or("");
+        let head_end = payload
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(payload.len(), |p| p + 4);
+        if ["POST", "PUT", "PATCH"].contains(&method) && payload.len() > head_end {
+            return Some((Severity::Medium, "uploaded data"));
+        }
+        return None;
+    }
+    let tls = payload.first() == Some(&0x16);
+    (!tls && payload.len() >= 16).then_some((Severity::Medium, "sent raw data"))
 }
 
 fn printable(data: &[u8]) -> String {
@@ -687,11 +734,14 @@ fn classify(
             continue;
         }
         let (sev, why) = host_class(&host);
-        let sev = if host == plain_ip.to_string() && sev == Severity::Medium {
-            // A raw address nobody resolved: hard-coded endpoint.
-            Severity::High
-        } else {
-            sev
+        let unremarkable = sev <= Severity::Low;
+        let (sev, why) = match sent_class(payload, request_line.as_deref()) {
+            Some((s, what)) if unremarkable => (s, what),
+            _ if unremarkable && host == plain_ip.to_string() => {
+                // A raw address nobody resolved: a hard-coded endpoint.
+                (Severity::Medium, "a hard-coded address nobody resolved")
+            }
+            _ => (sev, why),
         };
         out.push(Finding {
             kind: FindingKind::NetworkAttempt,
@@ -730,6 +780,13 @@ mod tests {
             assert_eq!(canaries_in(payload.as_bytes(), &c).len(), 1, "{payload}");
         }
         assert!(canaries_in(b"nothing here", &c).is_empty());
+        // Host names arrive lowercased; loot may be stored reversed.
+        assert_eq!(
+            canaries_in(b"npm_abcdef0123456789xyz.x.attacker.test", &c).len(),
+            1
+        );
+        let reversed: Vec<u8> = b"t=npm_AbCdEf0123456789xyz".iter().rev().copied().collect();
+        assert_eq!(canaries_in(&reversed, &c).len(), 1);
         // A truncated token still counts (16 characters or more of it).
         assert_eq!(canaries_in(b"x=AbCdEf0123456789", &c).len(), 1);
         assert!(canaries_in(b"x=AbCdEf01234", &c).is_empty());
@@ -764,7 +821,24 @@ mod tests {
         assert_eq!(host_class("abc.oastify.com").0, Severity::High);
         assert_eq!(host_class("github.com").0, Severity::Low);
         assert_eq!(host_class("api.github.com").0, Severity::Medium);
-        assert_eq!(host_class("example.org").0, Severity::Medium);
+        assert_eq!(host_class("example.org").0, Severity::Low);
+        assert_eq!(host_class("opencollective.com").0, Severity::Info);
+        assert_eq!(
+            sent_class(
+                b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n",
+                Some("GET /x HTTP/1.1")
+            ),
+            None
+        );
+        assert_eq!(
+            sent_class(
+                b"POST /x HTTP/1.1\r\nHost: a\r\n\r\nhostname=box",
+                Some("POST /x HTTP/1.1")
+            )
+            .map(|s| s.0),
+            Some(Severity::Medium)
+        );
+        assert_eq!(sent_class(&[0x16, 3, 1, 0, 200, 1, 0, 0], None), None);
     }
 
     #[test]

@@ -1016,6 +1016,9 @@ fn denied_class(name: &str) -> (Severity, &'static str) {
             (Severity::High, "kernel attack surface")
         }
         "ioctl" => (Severity::High, "terminal input injection"),
+        // Reading the kernel log (`dmesg`: diagnostics of test runners and system-info
+        // collectors) is a probe, not an attack.
+        "syslog" => (Severity::Low, "reading the kernel log, as `dmesg` does"),
         "socket" => (
             Severity::Medium,
             "a socket family install scripts never need",
@@ -1070,25 +1073,188 @@ fn inet_connect_finding(addr: &str) -> Option<Finding> {
     })
 }
 
+/// The subcommand of a `git` command line and what follows it: git's global options
+/// (`-C dir`, `-c k=v`, `--git-dir=…`) are skipped, so `git -C x push` is a push and `git log
+/// --grep push` is not.
+fn subcommand(argv: &[String]) -> Option<(&str, &[String])> {
+    let mut i = 1;
+    while let Some(a) = argv.get(i) {
+        if matches!(
+            a.as_str(),
+            "-C" | "-c" | "--git-dir" | "--work-tree" | "--namespace"
+        ) {
+            i += 2;
+        } else if a.starts_with('-') {
+            i += 1;
+        } else {
+            return Some((a.as_str(), &argv[i + 1..]));
+        }
+    }
+    None
+}
+
+/// npm commands that act on the user's registry account or publish (npm accepts any
+/// unambiguous prefix of a command: `npm publ`).
+const NPM_ACCOUNT_COMMANDS: &[&str] = &[
+    "publish",
+    "unpublish",
+    "whoami",
+    "adduser",
+    "add-user",
+    "login",
+    "token",
+    "access",
+    "owner",
+    "author",
+    "deprecate",
+    "dist-tag",
+    "dist-tags",
+    "team",
+    "org",
+    "profile",
+    "star",
+    "hook",
+];
+
+/// npm's other commands and aliases (npm 11), which an account-command prefix could also
+/// abbreviate and which end the search for one.
+const NPM_OTHER_COMMANDS: &[&str] = &[
+    "audit",
+    "bugs",
+    "cache",
+    "ci",
+    "completion",
+    "config",
+    "dedupe",
+    "diff",
+    "docs",
+    "doctor",
+    "edit",
+    "exec",
+    "explain",
+    "explore",
+    "find-dupes",
+    "fund",
+    "get",
+    "help",
+    "help-search",
+    "init",
+    "install",
+    "install-ci-test",
+    "install-test",
+    "link",
+    "ll",
+    "logout",
+    "ls",
+    "outdated",
+    "pack",
+    "ping",
+    "pkg",
+    "prefix",
+    "prune",
+    "query",
+    "rebuild",
+    "repo",
+    "restart",
+    "root",
+    "run",
+    "run-script",
+    "sbom",
+    "search",
+    "set",
+    "shrinkwrap",
+    "stars",
+    "start",
+    "stop",
+    "test",
+    "undeprecate",
+    "uninstall",
+    "unstar",
+    "update",
+    "version",
+    "view",
+    "i",
+    "it",
+    "cit",
+    "add",
+    "rm",
+    "r",
+    "un",
+    "unlink",
+    "remove",
+    "x",
+    "c",
+    "up",
+    "upgrade",
+    "t",
+    "tst",
+    "rb",
+    "v",
+    "info",
+    "show",
+    "s",
+    "se",
+    "find",
+    "ln",
+    "la",
+    "list",
+    "create",
+    "innit",
+    "isntall",
+];
+
+fn npm_account_command(sub: &str) -> bool {
+    if NPM_ACCOUNT_COMMANDS.contains(&sub) {
+        return true;
+    }
+    // An abbreviation: a prefix of exactly one account command and of no other command.
+    sub.len() >= 3
+        && !NPM_OTHER_COMMANDS.contains(&sub)
+        && NPM_ACCOUNT_COMMANDS
+            .iter()
+            .filter(|c| c.starts_with(sub))
+            .count()
+            == 1
+        && !NPM_OTHER_COMMANDS.iter().any(|c| c.starts_with(sub))
+}
+
+/// Whether an npm command line runs an account or publish command: the first word that names
+/// a command decides (words before it that name none are option values: `--otp 1 publish`).
+fn npm_runs_account_command(npm_argv: &[String]) -> bool {
+    for a in npm_argv.iter().skip(1).filter(|a| !a.starts_with('-')) {
+        if npm_account_command(a) {
+            return true;
+        }
+        if NPM_OTHER_COMMANDS.contains(&a.as_str()) {
+            return false;
+        }
+    }
+    false
+}
+
 fn exec_finding(argv: &[String]) -> Option<Finding> {
     let base = |s: &str| s.rsplit('/').next().unwrap_or(s).to_string();
     let prog = base(argv.first()?);
-    // For `node x.js` / `sh -c ...` look at what is run, not the interpreter.
-    let joined = argv.iter().map(|a| base(a)).collect::<Vec<_>>().join(" ");
-    let has = |words: &[&str]| words.iter().all(|w| argv.iter().any(|a| base(a) == *w));
-    let (kind, severity, what) = if (prog == "npm" || joined.contains("npm-cli.js"))
-        && [
-            "publish", "whoami", "adduser", "login", "token", "access", "owner",
-        ]
-        .iter()
-        .any(|c| argv.iter().skip(1).any(|a| a == c))
-    {
+    // `node …/npm-cli.js publish`: npm run through node.
+    let npm_argv: Option<&[String]> = if prog == "npm" {
+        Some(argv)
+    } else if prog == "node" && argv.get(1).is_some_and(|a| a.ends_with("npm-cli.js")) {
+        Some(&argv[1..])
+    } else {
+        None
+    };
+    let git = (prog == "git").then(|| subcommand(argv)).flatten();
+    let (kind, severity, what) = if npm_argv.is_some_and(npm_runs_account_command) {
         (
             FindingKind::TamperAttempt,
             Severity::High,
             "worm propagation: npm account or publish command",
         )
-    } else if has(&["git", "credential"]) || has(&["gh", "auth"]) || prog == "trufflehog" {
+    } else if matches!(git, Some(("credential", _)))
+        || (prog == "gh" && argv.get(1).is_some_and(|a| a == "auth"))
+        || prog == "trufflehog"
+        || prog == "git-credential-manager"
+    {
         (
             FindingKind::SecretRead,
             Severity::High,
@@ -1115,11 +1281,21 @@ fn exec_finding(argv: &[String]) -> Option<Finding> {
             Severity::Medium,
             "network tool",
         )
-    } else if has(&["git", "push"]) || has(&["git", "remote"]) {
+    } else if matches!(git, Some(("push", _))) {
         (
             FindingKind::TamperAttempt,
             Severity::High,
             "git push from an install script",
+        )
+    } else if let Some(("remote", rest)) = git
+        && rest
+            .first()
+            .is_some_and(|a| ["add", "set-url", "rename"].contains(&a.as_str()))
+    {
+        (
+            FindingKind::TamperAttempt,
+            Severity::Medium,
+            "changes where the project's git remote points",
         )
     } else if ["crontab", "systemctl", "systemd-run", "launchctl", "at"].contains(&prog.as_str()) {
         (
@@ -1142,6 +1318,9 @@ fn exec_finding(argv: &[String]) -> Option<Finding> {
         .filter(|a| !a.starts_with('-') && a.len() <= 40)
     {
         target = format!("{target} {sub}");
+    }
+    if let Some((sub, _)) = git {
+        target = format!("git {sub}");
     }
     Some(Finding {
         kind,
@@ -1247,6 +1426,53 @@ mod tests {
             "judged by the home diff"
         );
         assert!(r.home_reads.is_empty(), "{:?}", r.home_reads);
+    }
+
+    #[test]
+    fn exec_rules_read_the_subcommand() {
+        let f = |a: &str| {
+            exec_finding(&a.split(' ').map(String::from).collect::<Vec<_>>())
+                .map(|f| (f.severity, f.target))
+        };
+        assert_eq!(f("git remote -v"), None);
+        assert_eq!(f("git remote get-url origin"), None);
+        assert_eq!(f("git log --grep push"), None);
+        assert_eq!(f("git rev-parse --show-toplevel"), None);
+        assert_eq!(f("git config core.hooksPath .husky"), None);
+        assert_eq!(
+            f("/usr/bin/git -C /p push origin HEAD"),
+            Some((Severity::High, "git push".into()))
+        );
+        assert_eq!(
+            f("git remote add x https://example.test/r.git").map(|x| x.0),
+            Some(Severity::Medium)
+        );
+        assert_eq!(f("git credential fill").map(|x| x.0), Some(Severity::High));
+        for worm in [
+            "npm publish",
+            "npm publ",
+            "npm pub --access public",
+            "/usr/bin/npm --otp 123456 publish",
+            "npm whoami",
+            "npm who",
+            "npm tok list",
+            "node /usr/lib/node_modules/npm/bin/npm-cli.js publish",
+        ] {
+            assert_eq!(f(worm).map(|x| x.0), Some(Severity::High), "{worm}");
+        }
+        for benign in [
+            "npm run build",
+            "npm install",
+            "npm pack",
+            "npm prefix",
+            "npm sta",
+            "npm run publish",
+            "npm test",
+            "npm exec -- token",
+            "npm view esbuild owner",
+        ] {
+            assert_eq!(f(benign), None, "{benign}");
+        }
     }
 
     #[test]

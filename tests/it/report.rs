@@ -508,9 +508,10 @@ fn env_probes_are_recorded_and_attributed() {
     assert_eq!(fp.severity, "low");
     assert!(fp.summary.contains("CI") && fp.summary.contains("BUILDKITE"));
     let sr = finding("secret-read");
+    // NPM_TOKEN was not set: the script saw a decoy ringfence planted (a probe, low).
     assert_eq!(
         (sr.severity.as_str(), sr.target.as_str()),
-        ("medium", "env:NPM_TOKEN")
+        ("low", "env:NPM_TOKEN")
     );
     assert!(sr.process.is_some() && sr.at_unix_ms.is_some());
     // The report holds names, not values: the canary's value appears only under `canaries`.
