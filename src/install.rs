@@ -161,17 +161,50 @@ impl Context<'_> {
                 // Profile allowances (each with a reason) for known packages that must write a
                 // sibling path, created first so that it can be mounted.
                 if let Some(section) = self.profile.package.get(&job.name) {
+                    use crate::policy::allowance::{Allowed, interpret};
                     for w in &section.write {
-                        let p = self.project.join(w);
-                        if std::fs::create_dir_all(&p).is_ok() {
-                            tracing::info!(
-                                "{}: `{}` writable by profile ({})",
-                                job.name,
-                                p.display(),
-                                section.reason.as_deref().unwrap_or("")
-                            );
-                            rw.push(p);
-                        }
+                        let p = match interpret(self.project, w) {
+                            Allowed::Existing(p) => p,
+                            Allowed::NewDir(p) => match std::fs::create_dir_all(&p) {
+                                Ok(()) => p,
+                                Err(e) => {
+                                    tracing::warn!("{}: creating `{}`: {e}", job.name, p.display());
+                                    continue;
+                                }
+                            },
+                            Allowed::NewFile(p) => {
+                                let made = p
+                                    .parent()
+                                    .map_or(Ok(()), std::fs::create_dir_all)
+                                    .and_then(|()| {
+                                        std::fs::OpenOptions::new()
+                                            .write(true)
+                                            .create_new(true)
+                                            .open(&p)
+                                            .map(drop)
+                                    });
+                                if let Err(e) = made {
+                                    tracing::warn!("{}: creating `{}`: {e}", job.name, p.display());
+                                    continue;
+                                }
+                                p
+                            }
+                            Allowed::Refused(p, why) => {
+                                tracing::info!(
+                                    "{}: the allowance `{w}` is not applied: `{}`: {why}",
+                                    job.name,
+                                    p.display()
+                                );
+                                continue;
+                            }
+                        };
+                        tracing::info!(
+                            "{}: `{}` writable by policy ({})",
+                            job.name,
+                            p.display(),
+                            section.reason.as_deref().unwrap_or("")
+                        );
+                        rw.push(p);
                     }
                 }
                 let nested = job.dir.join("node_modules");
@@ -224,7 +257,27 @@ impl Context<'_> {
     }
 
     fn run_job(&self, job: Job) -> JobResult {
+        // Files an allowance names that do not exist yet are created empty for the run (a bind
+        // needs a target); the ones the script left empty are removed again.
+        let placeholders: Vec<PathBuf> = match (job.kind, self.profile.package.get(&job.name)) {
+            (Kind::Dep | Kind::Link, Some(section)) => section
+                .write
+                .iter()
+                .filter_map(
+                    |w| match crate::policy::allowance::interpret(self.project, w) {
+                        crate::policy::allowance::Allowed::NewFile(p) => Some(p),
+                        _ => None,
+                    },
+                )
+                .collect(),
+            _ => Vec::new(),
+        };
         let mut r = self.run_job_sandboxed(job);
+        for p in &placeholders {
+            if std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file() && m.len() == 0) {
+                let _ = std::fs::remove_file(p);
+            }
+        }
         if let Some(before) = &r.pristine {
             if r.result.is_ok() {
                 let t = Instant::now();
@@ -613,7 +666,7 @@ fn run_inner(opts: InstallOptions, slot: &mut Option<Report>) -> Result<u8, RunE
     if let Some(p) = &opts.project {
         rctx.cwd = p.clone();
     }
-    let profile = policy::load(opts.profile.as_deref())?;
+    let mut profile = policy::load(opts.profile.as_deref())?;
     let path_env = rctx.var("PATH").unwrap_or(policy::DEFAULT_PATH).to_string();
     let tool = Toolchain::locate(&path_env, &rctx.cwd).map_err(npm_err)?;
     let project = match &opts.project {
@@ -621,6 +674,9 @@ fn run_inner(opts: InstallOptions, slot: &mut Option<Report>) -> Result<u8, RunE
         None => npm::find_project(&rctx.cwd).map_err(npm_err)?,
     };
     let project = std::fs::canonicalize(&project).unwrap_or(project);
+    if policy::layer_project_file(&mut profile, &project)? {
+        tracing::info!("policy: {} layered over the profile", policy::PROJECT_FILE);
+    }
 
     // Read everything npm will read, before anything changes: a malformed manifest or lockfile
     // is exit 2 with the project untouched.
@@ -899,6 +955,18 @@ fn run_inner(opts: InstallOptions, slot: &mut Option<Report>) -> Result<u8, RunE
                     script_sha256: script_sha256(&r.job.command),
                     outcome: outcome.into(),
                 });
+                if r.job.kind != Kind::Root {
+                    let refused: Vec<&str> = run
+                        .findings
+                        .iter()
+                        .filter(|f| {
+                            f.kind == crate::observe::FindingKind::TamperAttempt
+                                && f.summary.ends_with(crate::observe::syscalls::REFUSED)
+                        })
+                        .map(|f| f.target.as_str())
+                        .collect();
+                    run.refused = crate::policy::allowance::refusals(&project, &refused);
+                }
                 runs.push(run);
             }
             if outcome == "failed" {

@@ -614,6 +614,9 @@ pub(crate) fn secret_path(path: &Path) -> Option<&'static str> {
     None
 }
 
+/// How the summary of a refused write ends (the install flow lists these with their allowance).
+pub const REFUSED: &str = "; refused";
+
 /// Where a write outside the writable set points, and how bad that is.
 fn tamper_class(path: &Path) -> Option<(Severity, &'static str)> {
     let s = path.to_string_lossy();
@@ -786,7 +789,7 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
                             Finding {
                                 kind: FindingKind::TamperAttempt,
                                 severity: sev,
-                                summary: format!("tried to write `{s}` ({class}); refused"),
+                                summary: format!("tried to write `{s}` ({class}){REFUSED}"),
                                 target: s.into_owned(),
                                 detail: None,
                                 process: None,

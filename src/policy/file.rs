@@ -42,6 +42,18 @@ pub struct ProfileFile {
     pub package: BTreeMap<String, PackageSection>,
 }
 
+/// A project's `ringfence.toml`: per-package settings only (for now), layered over the
+/// profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ProjectFile {
+    /// Format version; must be [`CURRENT_VERSION`].
+    pub version: u32,
+    /// Per-package settings, by package name.
+    #[serde(default)]
+    pub package: BTreeMap<String, PackageSection>,
+}
+
 /// `[net]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -58,7 +70,11 @@ pub struct PackageSection {
     /// Wall-clock limit for this package's scripts (e.g. a long native build).
     pub timeout: Option<String>,
     /// Extra writable paths for this package's scripts, relative to the project root (they must
-    /// stay inside it), e.g. `node_modules/.prisma` for `@prisma/client`'s generated client.
+    /// stay inside it), e.g. `node_modules/.prisma/` for `@prisma/client`'s generated client. A
+    /// trailing `/` names a directory (created when missing); an existing path is allowed as
+    /// what it is; a missing one without the slash is a file when its name has an extension
+    /// (`lefthook.yml`: created empty for the run, removed again if the script left it empty),
+    /// otherwise a directory.
     #[serde(default)]
     pub write: Vec<String>,
     /// Why the allowance is needed: required whenever `write` is not empty.

@@ -4,6 +4,7 @@
 //! defaults of this module. Everything that needs the host (canonical paths, the `node` prefix,
 //! resolving the program on `PATH`) happens here, never in `sandbox/`.
 
+pub mod allowance;
 pub mod file;
 pub mod presets;
 mod resolve;
@@ -197,8 +198,66 @@ pub fn load(path: Option<&Path>) -> Result<ProfileFile, PolicyError> {
             found: profile.version,
         });
     }
+    let problems = check_packages(&profile.package);
+    if !problems.is_empty() {
+        return Err(PolicyError::Invalid(problems));
+    }
+    Ok(profile)
+}
+
+/// The project's own policy file, found at the project root (`ringfence.toml`): per-package
+/// allowances layered over the profile's (`write` lists are added, `timeout` and `reason`
+/// replace). Only data; nothing in it executes.
+pub const PROJECT_FILE: &str = "ringfence.toml";
+
+/// Layer the project's `ringfence.toml`, when there is one, over `profile`. Returns whether a
+/// file was found.
+pub fn layer_project_file(profile: &mut ProfileFile, project: &Path) -> Result<bool, PolicyError> {
+    let path = project.join(PROJECT_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(source) => return Err(PolicyError::ReadProfile { path, source }),
+    };
+    let name = path.display().to_string();
+    let file: file::ProjectFile =
+        toml::from_str(&text).map_err(|source| PolicyError::ParseProfile {
+            name: name.clone(),
+            source: Box::new(source),
+        })?;
+    if file.version != file::CURRENT_VERSION {
+        return Err(PolicyError::Version {
+            name,
+            found: file.version,
+        });
+    }
+    let problems = check_packages(&file.package);
+    if !problems.is_empty() {
+        return Err(PolicyError::Invalid(
+            problems
+                .into_iter()
+                .map(|p| format!("{name}: {p}"))
+                .collect(),
+        ));
+    }
+    for (pkg, section) in file.package {
+        let into = profile.package.entry(pkg).or_default();
+        into.write.extend(section.write);
+        if section.timeout.is_some() {
+            into.timeout = section.timeout;
+        }
+        if section.reason.is_some() {
+            into.reason = section.reason;
+        }
+    }
+    Ok(true)
+}
+
+fn check_packages(
+    packages: &std::collections::BTreeMap<String, file::PackageSection>,
+) -> Vec<String> {
     let mut problems = Vec::new();
-    for (pkg, section) in &profile.package {
+    for (pkg, section) in packages {
         if !section.write.is_empty() && section.reason.as_deref().is_none_or(str::is_empty) {
             problems.push(format!(
                 "[package.\"{pkg}\"] allows writes but gives no `reason` (every allowance needs one)"
@@ -216,8 +275,5 @@ pub fn load(path: Option<&Path>) -> Result<ProfileFile, PolicyError> {
             }
         }
     }
-    if !problems.is_empty() {
-        return Err(PolicyError::Invalid(problems));
-    }
-    Ok(profile)
+    problems
 }

@@ -346,6 +346,10 @@ pub struct ScriptRun {
     /// `replay` only: the mode this run belongs to (`dev` or `ci`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay_mode: Option<String>,
+    /// `install`/`ci`: writes the sandbox refused, each with the `write` allowance that would
+    /// permit it. A script that exited 0 with refusals is probably incomplete.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<crate::policy::allowance::Refusal>,
 }
 
 /// Writing the report failed.
@@ -509,6 +513,7 @@ impl ScriptRun {
             spawned: Vec::new(),
             env_probes: Vec::new(),
             replay_mode: None,
+            refused: Vec::new(),
         }
     }
 }
@@ -563,6 +568,7 @@ impl Report {
             };
             let status = match (outcome, r.timed_out) {
                 (_, true) => "timeout",
+                ("ok", _) if !r.refused.is_empty() => "partial",
                 ("ok", _) | ("ran", _) => "ok",
                 ("optional-failed", _) => "opt-fail",
                 _ => "FAILED",
@@ -574,11 +580,37 @@ impl Report {
                 ),
                 _ => String::new(),
             };
+            let partial = if status == "partial" {
+                format!(
+                    "  (exited 0, but {} write(s) were refused: the package is probably incomplete)",
+                    r.refused.len()
+                )
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 out,
-                "  {status:<8} {who}  {:.1}s{limit}",
+                "  {status:<8} {who}  {:.1}s{limit}{partial}",
                 r.duration_ms / 1000.0
             );
+            for x in &r.refused {
+                let _ = writeln!(out, "           refused  `{}`: {}", x.path, x.why);
+            }
+            let allow: Vec<&str> = r
+                .refused
+                .iter()
+                .filter_map(|x| x.allow.as_deref())
+                .collect();
+            if let (Some(p), false) = (&r.package, allow.is_empty()) {
+                let _ = writeln!(
+                    out,
+                    "           to allow it, add to {} at the project root (or your --profile):",
+                    crate::policy::PROJECT_FILE
+                );
+                for line in crate::policy::allowance::snippet(&p.name, &allow).lines() {
+                    let _ = writeln!(out, "             {line}");
+                }
+            }
             for f in r.findings.iter().take(SUMMARY_FINDINGS) {
                 let _ = writeln!(
                     out,
@@ -701,6 +733,7 @@ pub(crate) mod tests {
             spawned: vec![],
             env_probes: vec![],
             replay_mode: None,
+            refused: Vec::new(),
         }
     }
 

@@ -530,3 +530,78 @@ fn git_dependency_prepare_is_reported_not_silently_lost() {
     assert_eq!(r["warnings"][0]["code"], "git-prepare-skipped");
     assert_eq!(r["warnings"][0]["location"], "node_modules/rf-gitdep");
 }
+
+/// A script that exits 0 although a write it needed was refused (a git-hook installer) is
+/// reported as probably incomplete, with what was refused, why, and the exact allowance; the
+/// allowance, put in the project's `ringfence.toml`, makes it work — for a directory and for a
+/// file that does not exist yet.
+#[test]
+fn refused_writes_are_explained_and_their_allowance_works() {
+    let Some(w) = World::new() else { return };
+    let _ = std::fs::remove_dir_all(&w.app);
+    std::fs::create_dir_all(w.app.join(".git/hooks")).unwrap();
+    std::fs::write(
+        w.app.join("package.json"),
+        r#"{ "name": "hooks-app", "version": "1.0.0", "dependencies": { "rf-hooks": "1.0.0" } }"#,
+    )
+    .unwrap();
+    let report = w.ctx.root().join("r.json");
+    let out = w.ringfence(&["install", "--report", report.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    // A refused write to the project's hooks is high (code that runs later): exit 1.
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(err.contains("partial  rf-hooks@1.0.0 postinstall"), "{err}");
+    assert!(err.contains("the package is probably incomplete"), "{err}");
+    assert!(
+        err.contains("refused  `") && err.contains(".git/hooks/pre-commit"),
+        "{err}"
+    );
+    assert!(
+        err.contains("write = [\".git/hooks/\", \"rf-hooks.yml\"]"),
+        "the exact allowance: {err}"
+    );
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let run = r["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["package"]["name"] == "rf-hooks")
+        .unwrap();
+    let allow: Vec<&str> = run["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|x| x["allow"].as_str())
+        .collect();
+    assert_eq!(allow, vec![".git/hooks/", "rf-hooks.yml"], "{run:#}");
+    assert!(!w.app.join(".git/hooks/pre-commit").exists());
+    assert!(!w.app.join("rf-hooks.yml").exists());
+
+    // The allowance as printed, with a reason, in the project's own policy file.
+    std::fs::write(
+        w.app.join("ringfence.toml"),
+        "version = 1\n[package.\"rf-hooks\"]\nwrite = [\".git/hooks/\", \"rf-hooks.yml\"]\nreason = \"installs the project's git hooks\"\n",
+    )
+    .unwrap();
+    let _ = std::fs::remove_dir_all(w.app.join("node_modules"));
+    let out = w.ringfence(&["install", "--report", report.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ok       rf-hooks@1.0.0 postinstall"), "{err}");
+    assert!(!err.contains("refused"), "{err}");
+    assert!(w.app.join(".git/hooks/pre-commit").is_file());
+    assert_eq!(
+        std::fs::read_to_string(w.app.join("rf-hooks.yml")).unwrap(),
+        "pre-commit: true\n"
+    );
+
+    // Unknown keys in the project file are errors that name the file.
+    std::fs::write(w.app.join("ringfence.toml"), "version = 1\n[fs]\n").unwrap();
+    let out = w.ringfence(&["install"]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ringfence.toml"),
+        "{}",
+        show(&out)
+    );
+}
