@@ -23,7 +23,31 @@ pub fn main(cli: Cli) -> Result<u8, RunError> {
         Command::Install(args) => install(crate::npm::Command2::Install, args),
         Command::Ci(args) => install(crate::npm::Command2::Ci, args),
         Command::Replay(args) => replay(args),
+        Command::Findings(args) => {
+            print!("{}", findings_catalogue(args.markdown));
+            Ok(0)
+        }
     }
+}
+
+/// The findings catalogue, as Markdown or one line per code.
+fn findings_catalogue(markdown: bool) -> String {
+    use crate::findings::catalog;
+    if markdown {
+        return catalog::markdown();
+    }
+    catalog::RULES
+        .iter()
+        .map(|r| {
+            format!(
+                "{:<27} {:<8} {:<19} {}\n",
+                r.code.as_str(),
+                r.severity.as_str(),
+                r.kind.as_str(),
+                r.meaning
+            )
+        })
+        .collect()
 }
 
 fn sandbox_error(e: SandboxError, facts: Option<&KernelFacts>) -> RunError {

@@ -31,6 +31,16 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Show which isolation mechanisms this kernel offers and which tier `run` would use.
     Doctor(DoctorArgs),
+    /// List the findings catalogue: every code with its class, default severity and meaning.
+    Findings(FindingsArgs),
+}
+
+/// `ringfence findings`.
+#[derive(Debug, Args)]
+pub struct FindingsArgs {
+    /// Print the catalogue as Markdown (what `docs/findings.md` holds).
+    #[arg(long)]
+    pub markdown: bool,
 }
 
 /// `ringfence replay`.

@@ -110,6 +110,87 @@ fn npm_err(e: NpmError) -> RunError {
     RunError::Npm(e)
 }
 
+/// Where gyp writes generated makefiles outside the package directory `pkg`, that do not exist
+/// yet. gyp puts the makefile of every `.gyp` file a build depends on at
+/// `build/<path from the package to that file's directory>`; for a package in a scope
+/// (`node_modules/@s/pkg`) and a hoisted dependency with gyp files (`node_modules/node-addon-api`)
+/// that is `node_modules/@s/node-addon-api/`, beside the package. npm creates it; so do we, only
+/// for a package that builds with gyp, only for directories that do not exist (never into
+/// another package), and remove it again when nothing was written.
+fn gyp_outputs_outside(project: &Path, pkg: &Path) -> Vec<PathBuf> {
+    if !pkg.join("binding.gyp").is_file() {
+        return Vec::new();
+    }
+    let has_gyp = |d: &Path| {
+        std::fs::read_dir(d).is_ok_and(|r| {
+            r.flatten()
+                .take(1000)
+                .any(|e| e.file_name().to_string_lossy().ends_with(".gyp"))
+        })
+    };
+    let top = project.join("node_modules");
+    let mut candidates = Vec::new();
+    for e in std::fs::read_dir(&top)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .take(20_000)
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        if name.starts_with('@') {
+            for f in std::fs::read_dir(e.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .take(5000)
+            {
+                if f.file_type().is_ok_and(|t| t.is_dir()) && has_gyp(&f.path()) {
+                    candidates.push(f.path());
+                }
+            }
+        } else if has_gyp(&e.path()) {
+            candidates.push(e.path());
+        }
+    }
+    let mut out = Vec::new();
+    for dep in candidates {
+        // build/<relative path from pkg to dep>, resolved lexically.
+        let (Ok(p_rel), Ok(d_rel)) = (pkg.strip_prefix(project), dep.strip_prefix(project)) else {
+            continue;
+        };
+        let p_parts: Vec<_> = p_rel.components().collect();
+        let d_parts: Vec<_> = d_rel.components().collect();
+        let common = p_parts
+            .iter()
+            .zip(&d_parts)
+            .take_while(|(a, b)| a == b)
+            .count();
+        let ups = p_parts.len() - common;
+        // build/ + ups × `..` lands `ups - 1` levels above pkg.
+        if ups < 2 {
+            continue; // inside the package (build/..)
+        }
+        let mut target = pkg.to_path_buf();
+        for _ in 0..ups - 1 {
+            target.pop();
+        }
+        for c in &d_parts[common..] {
+            target.push(c);
+        }
+        if target.starts_with(project)
+            && !target.starts_with(pkg)
+            && std::fs::symlink_metadata(&target).is_err()
+            && !out.contains(&target)
+        {
+            out.push(target);
+        }
+    }
+    out
+}
+
 /// Global installs write outside the project; they are not supported (yet).
 fn is_global(args: &[String]) -> bool {
     args.iter().any(|a| {
@@ -207,6 +288,19 @@ impl Context<'_> {
                         rw.push(p);
                     }
                 }
+                for d in gyp_outputs_outside(self.project, &job.dir) {
+                    match std::fs::create_dir_all(&d) {
+                        Ok(()) => {
+                            tracing::info!(
+                                "{}: `{}` writable for gyp's generated makefiles",
+                                job.name,
+                                d.display()
+                            );
+                            rw.push(d);
+                        }
+                        Err(e) => tracing::warn!("{}: creating `{}`: {e}", job.name, d.display()),
+                    }
+                }
                 let nested = job.dir.join("node_modules");
                 if job.kind == Kind::Dep && nested.is_dir() {
                     ro.push(nested);
@@ -257,6 +351,10 @@ impl Context<'_> {
     }
 
     fn run_job(&self, job: Job) -> JobResult {
+        let gyp_dirs = match job.kind {
+            Kind::Dep | Kind::Link => gyp_outputs_outside(self.project, &job.dir),
+            Kind::Root => Vec::new(),
+        };
         // Files an allowance names that do not exist yet are created empty for the run (a bind
         // needs a target); the ones the script left empty are removed again.
         let placeholders: Vec<PathBuf> = match (job.kind, self.profile.package.get(&job.name)) {
@@ -277,6 +375,10 @@ impl Context<'_> {
             if std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file() && m.len() == 0) {
                 let _ = std::fs::remove_file(p);
             }
+        }
+        for d in &gyp_dirs {
+            // Left where npm leaves it when gyp wrote into it; removed when nothing did.
+            let _ = std::fs::remove_dir(d);
         }
         if let Some(before) = &r.pristine {
             if r.result.is_ok() {
@@ -966,6 +1068,47 @@ fn run_inner(opts: InstallOptions, slot: &mut Option<Report>) -> Result<u8, RunE
                         .map(|f| f.target.as_str())
                         .collect();
                     run.refused = crate::policy::allowance::refusals(&project, &refused);
+                    // A download cannot have succeeded: there is no network in the sandbox.
+                    run.refused
+                        .extend(crate::policy::allowance::network_refusals(
+                            run.findings
+                                .iter()
+                                .filter(|f| {
+                                    f.kind == crate::observe::FindingKind::NetworkAttempt
+                                        && f.severity > crate::observe::Severity::Info
+                                })
+                                .map(|f| f.target.as_str()),
+                        ));
+                }
+                if let Some(claimed) = &r.job.claimed_name {
+                    // Policy goes by what npm installed; a manifest naming a package that has
+                    // allowances is reaching for them.
+                    let privileged = profile.package.contains_key(claimed);
+                    run.findings.push(crate::observe::Finding {
+                        code: crate::findings::Code::ManifestConfusion,
+                        kind: crate::observe::FindingKind::TamperAttempt,
+                        severity: if privileged {
+                            crate::observe::Severity::High
+                        } else {
+                            crate::observe::Severity::Medium
+                        },
+                        summary: format!(
+                            "its package.json calls it `{claimed}`, but npm installed it as `{}` (manifest confusion){}",
+                            r.job.name,
+                            if privileged {
+                                "; the policy for that name was not applied"
+                            } else {
+                                ""
+                            }
+                        ),
+                        target: r.job.location.clone(),
+                        detail: Some(
+                            "packages are identified by their lockfile location and source, never by what their manifest says".into(),
+                        ),
+                        process: None,
+                        at_unix_ms: None,
+                    });
+                    crate::observe::order(&mut run.findings);
                 }
                 runs.push(run);
             }

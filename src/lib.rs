@@ -11,6 +11,7 @@ pub mod app;
 pub mod cli;
 pub mod doctor;
 pub mod error;
+pub mod findings;
 pub mod install;
 pub mod logging;
 pub mod npm;
@@ -21,3 +22,4 @@ pub mod report;
 pub mod sandbox;
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod untrusted;

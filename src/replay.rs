@@ -104,23 +104,29 @@ fn resolve_specs(
     Ok(out)
 }
 
-/// Copy a package directory (symlinks as links, `node_modules` and `.git` left out).
+/// Copy a package directory that is hostile input (a suspect's source, or what its scripts left
+/// behind) through the hardened reader: links copied as links and never followed, FIFOs and
+/// devices skipped, bounded. `node_modules` and `.git` are left out, and so are the npm and yarn
+/// configs npm never packs: nothing from a suspect's files may configure a host-side tool.
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for e in std::fs::read_dir(from)? {
-        let e = e?;
-        let name = e.file_name();
-        if name == "node_modules" || name == ".git" {
-            continue;
-        }
-        let (src, dst) = (e.path(), to.join(&name));
-        let t = e.file_type()?;
-        if t.is_dir() {
-            copy_dir(&src, &dst)?;
-        } else if t.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
-        } else if t.is_file() {
-            std::fs::copy(&src, &dst)?;
+    let budget = crate::untrusted::Budget {
+        max_total_bytes: 512 << 20,
+        max_file_bytes: 256 << 20,
+        ..Default::default()
+    };
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let walk = crate::untrusted::copy_tree(from, to, &budget)?;
+    if let Some(why) = walk.truncated {
+        tracing::warn!("copying `{}`: incomplete: {why}", from.display());
+    }
+    for name in ["node_modules", ".git", ".npmrc", ".yarnrc", ".yarnrc.yml"] {
+        let p = to.join(name);
+        if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
+            crate::untrusted::remove_tree(&p)?;
+        } else if std::fs::symlink_metadata(&p).is_ok() {
+            std::fs::remove_file(&p)?;
         }
     }
     Ok(())
@@ -359,7 +365,7 @@ pub fn run(opts: ReplayOptions) -> Result<u8, RunError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observe::{Finding, FindingKind};
+    use crate::observe::{Code, Finding, FindingKind};
 
     fn report_with(project: &str, findings: Vec<(&str, &str)>, timed_out: bool) -> Report {
         let mut r = Report::new(Vec::new());
@@ -368,6 +374,7 @@ mod tests {
         run.findings = findings
             .into_iter()
             .map(|(kind, target)| Finding {
+                code: Code::Connection,
                 kind: if kind == "exfiltration" {
                     FindingKind::Exfiltration
                 } else {

@@ -47,6 +47,9 @@ pub struct Job {
     pub optional: bool,
     /// npm's `integrity` for the package (reports).
     pub integrity: Option<String>,
+    /// The name the package's own manifest claims when it differs from what npm installed it
+    /// as (manifest confusion): reported, never used for policy.
+    pub claimed_name: Option<String>,
 }
 
 /// Scripts separated by a barrier: every job of a phase settles before the next phase starts.
@@ -119,7 +122,19 @@ pub fn plan(input: &PlanInput<'_>) -> Vec<Phase> {
                         .clone()
                         .or_else(|| node.version.clone())
                         .unwrap_or_default();
-                    let name = manifest.name.clone().unwrap_or_else(|| node.name.clone());
+                    // A dependency is who npm installed: its location, or the real name the
+                    // lockfile records for an alias. A manifest claiming another name is not
+                    // believed (policy allowances go by name) and is reported.
+                    let installed_as = node
+                        .package_name
+                        .clone()
+                        .unwrap_or_else(|| node.name.clone());
+                    let name = if link {
+                        manifest.name.clone().unwrap_or_else(|| node.name.clone())
+                    } else {
+                        installed_as
+                    };
+                    let claimed_name = manifest.name.clone().filter(|m| !link && *m != name);
                     if !allowed(&input.root.allow_scripts, &name, &version) {
                         return None;
                     }
@@ -144,6 +159,7 @@ pub fn plan(input: &PlanInput<'_>) -> Vec<Phase> {
                         foreground: false,
                         optional: node.optional,
                         integrity: node.integrity.clone(),
+                        claimed_name,
                     })
                 })
                 .collect();
@@ -177,6 +193,7 @@ pub fn plan(input: &PlanInput<'_>) -> Vec<Phase> {
             foreground,
             optional: false,
             integrity: None,
+            claimed_name: None,
         })
     };
     if input.run_root && input.run_dependencies {

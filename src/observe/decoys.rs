@@ -21,7 +21,7 @@ use nix::sys::stat::{UtimensatFlags, utimensat};
 use nix::sys::time::TimeSpec;
 use serde::{Deserialize, Serialize};
 
-use super::{Finding, FindingKind, Severity};
+use super::{Code, Finding, FindingKind, Severity};
 
 /// A canary: a unique fake secret planted for one run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,6 +142,25 @@ pub struct DecoyHome {
     /// Credential variables the caller did not have, planted as decoys.
     planted_env: Vec<String>,
     before: BTreeMap<String, Vec<u8>>,
+}
+
+impl Drop for DecoyHome {
+    /// The decoy home is sandbox-written: removed without following links, whatever its
+    /// permissions and depth (std's removal gives up on a chmod-000 directory).
+    fn drop(&mut self) {
+        match crate::untrusted::remove_tree(self.dir.path()) {
+            Ok(r) if !r.left.is_empty() => tracing::warn!(
+                "could not remove all of the decoy home `{}`: {:?}",
+                self.dir.path().display(),
+                r.left
+            ),
+            Err(e) => tracing::warn!(
+                "removing the decoy home `{}`: {e}",
+                self.dir.path().display()
+            ),
+            Ok(_) => {}
+        }
+    }
 }
 
 /// What a credential-like variable held inside the sandbox.
@@ -442,6 +461,7 @@ impl DecoyHome {
                 .map(|m| unix_ms(m.atime(), m.atime_nsec()));
             if let Some(at) = read_at {
                 out.push(Finding {
+                    code: Code::DecoyRead,
                     kind: FindingKind::SecretRead,
                     severity: Severity::High,
                     summary: format!("read decoy {class} `~/{rel}`"),
@@ -458,6 +478,38 @@ impl DecoyHome {
                 continue;
             }
             let created = !self.before.contains_key(rel);
+            if let Some(target) = content.strip_prefix(SYMLINK) {
+                // Inside the sandbox HOME is at its real path, so a link there resolves, on the
+                // host, into the user's real home: bait for host-side code. Named, never read.
+                let target = String::from_utf8_lossy(target).into_owned();
+                let sensitive = target.starts_with('/')
+                    && (super::syscalls::secret_path(Path::new(&target)).is_some()
+                        || !target.starts_with(&self.home.display().to_string()));
+                out.push(Finding {
+                    code: Code::HomeLinkPlanted,
+                    kind: FindingKind::TamperAttempt,
+                    severity: if sensitive {
+                        Severity::High
+                    } else {
+                        Severity::Medium
+                    },
+                    summary: format!(
+                        "planted a symbolic link `~/{rel}` -> `{target}` in the throwaway home (never followed)"
+                    ),
+                    target: self.home.join(rel).display().to_string(),
+                    detail: Some(
+                        "a link in HOME points, on the host, at the user's real files: bait for tools that inspect the sandbox afterwards".into(),
+                    ),
+                    process: None,
+                    at_unix_ms: std::fs::symlink_metadata(self.dir.path().join(rel))
+                        .ok()
+                        .map(|m| {
+                            use std::os::unix::fs::MetadataExt;
+                            unix_ms(m.mtime(), m.mtime_nsec())
+                        }),
+                });
+                continue;
+            }
             let persistence = PERSISTENCE.iter().find(|(p, _)| {
                 if let Some(dir) = p.strip_suffix('/') {
                     rel.starts_with(&format!("{dir}/"))
@@ -475,6 +527,7 @@ impl DecoyHome {
             });
             if let Some((_, class)) = persistence {
                 out.push(Finding {
+                    code: Code::HomePersistence,
                     kind: FindingKind::PersistenceAttempt,
                     severity: Severity::High,
                     summary: format!(
@@ -482,15 +535,19 @@ impl DecoyHome {
                         if created { "created" } else { "modified" }
                     ),
                     target: self.home.join(rel).display().to_string(),
+                    // What the script wrote is not copied into the report: it may hold anything
+                    // the script could read. Its size and hash identify it.
                     detail: Some(format!(
-                        "written to the throwaway home; first bytes: {}",
-                        preview(content)
+                        "written to the throwaway home: {} bytes, sha256 {}",
+                        content.len(),
+                        crate::report::sha256_hex(content)
                     )),
                     process: None,
                     at_unix_ms: written_at,
                 });
             } else if executable && BIN_DIRS.iter().any(|d| rel.starts_with(d)) {
                 out.push(Finding {
+                    code: Code::HomeExecutable,
                     kind: FindingKind::PersistenceAttempt,
                     severity: Severity::Medium,
                     summary: format!("dropped an executable `~/{rel}`"),
@@ -510,45 +567,51 @@ pub(crate) fn unix_ms(secs: i64, nsec: i64) -> u64 {
     u64::try_from(secs.saturating_mul(1000).saturating_add(nsec / 1_000_000)).unwrap_or(0)
 }
 
-fn preview(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(120)]);
-    text.replace('\n', "\\n")
-}
+/// How a symbolic link is kept in a snapshot: this marker, then its target (never followed).
+const SYMLINK: &[u8] = b"\0symlink\0";
 
 /// Content of the files under `root` that could matter (persistence paths, bin dirs, decoys):
-/// small files only, so a script filling `~/.cache` costs nothing here.
+/// small regular files only, read through the hardened reader ([`crate::untrusted`]: never
+/// following a link, never opening a FIFO or device, bounded), so a script filling `~/.cache`
+/// costs nothing here and a link planted to a host file is kept as a link.
 fn snapshot(root: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    let mut budget = 20_000usize;
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            budget = budget.saturating_sub(1);
-            if budget == 0 {
-                return out;
-            }
-            let p = e.path();
-            let Ok(meta) = std::fs::symlink_metadata(&p) else {
-                continue;
-            };
-            let rel = p
-                .strip_prefix(root)
-                .map(|r| r.display().to_string())
-                .unwrap_or_default();
-            if meta.is_dir() {
-                if rel != ".npm" && rel != ".cache/node-gyp" {
-                    stack.push(p);
+    let budget = crate::untrusted::Budget {
+        max_entries: 20_000,
+        max_depth: 32,
+        deadline: Some(std::time::Instant::now() + std::time::Duration::from_secs(5)),
+        ..Default::default()
+    };
+    let skip = |rel: &Path| rel != Path::new(".npm") && rel != Path::new(".cache/node-gyp");
+    let Ok(walk) = crate::untrusted::walk(root, &budget, &skip) else {
+        return out;
+    };
+    if let Some(why) = &walk.truncated {
+        tracing::warn!("decoy home comparison incomplete: {why}");
+    }
+    let mut total: u64 = 0;
+    for e in &walk.entries {
+        let rel = e.rel.display().to_string();
+        match e.kind {
+            crate::untrusted::Kind::Symlink => {
+                let mut content = SYMLINK.to_vec();
+                if let Some(t) = &e.link_target {
+                    content.extend_from_slice(t.as_os_str().as_encoded_bytes());
                 }
-            } else if meta.len() <= 1 << 20 {
-                let mut content = std::fs::read(&p).unwrap_or_default();
-                if meta.permissions().mode() & 0o111 != 0 {
+                out.insert(rel, content);
+            }
+            crate::untrusted::Kind::File if e.size <= 1 << 20 && total < 32 << 20 => {
+                let Ok(Some((mut content, _))) = crate::untrusted::read_file(root, &e.rel, 1 << 20)
+                else {
+                    continue;
+                };
+                total += content.len() as u64;
+                if e.mode & 0o111 != 0 {
                     content.extend_from_slice(b"\0exec");
                 }
                 out.insert(rel, content);
             }
+            _ => {}
         }
     }
     out

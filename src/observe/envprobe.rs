@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::syscalls::Sighting;
-use super::{Actor, Finding, FindingKind, Severity};
+use super::{Actor, Code, Finding, FindingKind, Severity};
 use crate::sandbox::spec::{MountKind, MountSpec, SandboxSpec};
 
 /// Where the recording machinery sits inside the sandbox (a path no host bind uses).
@@ -60,6 +60,16 @@ pub const CI_VARS: &[&str] = &[
     "CIRRUS_CI",
     "BUILDER_OUTPUT",
 ];
+
+impl Drop for EnvProbes {
+    /// The log directory is sandbox-written: removed without following links, whatever its
+    /// permissions and depth.
+    fn drop(&mut self) {
+        if let Err(e) = crate::untrusted::remove_tree(self.dir.path()) {
+            tracing::warn!("removing `{}`: {e}", self.dir.path().display());
+        }
+    }
+}
 
 /// One variable name looked up, the first time it was.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,8 +168,10 @@ fn collect(log: &Path) -> (Vec<EnvProbe>, Vec<Sighting>) {
     let Ok(entries) = std::fs::read_dir(log) else {
         return (Vec::new(), files);
     };
-    let mut logs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    let mut logs: Vec<PathBuf> = entries.flatten().take(100_000).map(|e| e.path()).collect();
     logs.sort();
+    // The directory is the script's to write: forged or endless logs cost at most this much.
+    let mut total: u64 = 32 << 20;
     for path in logs.into_iter().take(4096) {
         // `<pid>-<ms>.jsonl`, written by the preload (or forged by the script: it is its own).
         let Some(pid) = path
@@ -170,15 +182,17 @@ fn collect(log: &Path) -> (Vec<EnvProbe>, Vec<Sighting>) {
         else {
             continue;
         };
-        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+        let Some(name) = path.file_name() else {
             continue;
         };
-        if !meta.is_file() || meta.len() > 4 << 20 {
-            continue;
-        }
-        let Ok(text) = std::fs::read_to_string(&path) else {
+        // Regular files only, never through a link, never more than 4 MiB each.
+        let Ok(Some((bytes, _))) =
+            crate::untrusted::read_file(log, Path::new(name), (4 << 20).min(total))
+        else {
             continue;
         };
+        total = total.saturating_sub(bytes.len() as u64);
+        let text = String::from_utf8_lossy(&bytes);
         let mut actor = Actor {
             pid,
             argv: Vec::new(),
@@ -255,6 +269,7 @@ pub fn findings(
     if let Some(first) = ci.first() {
         let names: Vec<&str> = ci.iter().map(|p| p.name.as_str()).collect();
         out.push(Finding {
+            code: Code::CiDetection,
             kind: FindingKind::Fingerprinting,
             severity: Severity::Low,
             summary: format!(
@@ -297,6 +312,7 @@ pub fn findings(
             ),
         };
         out.push(Finding {
+            code: Code::CredentialVariableLookup,
             kind: FindingKind::SecretRead,
             severity,
             summary,

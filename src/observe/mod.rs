@@ -8,123 +8,7 @@ pub mod net;
 pub mod pristine;
 pub mod syscalls;
 
-use serde::{Deserialize, Serialize};
-
-/// How bad a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    /// Worth knowing (legitimate noise such as a binary downloader's attempt).
-    Info,
-    /// Unusual but commonly benign.
-    Low,
-    /// Suspicious.
-    Medium,
-    /// Behaviour of malware: credential access, persistence, survivors.
-    High,
-    /// A secret (canary) left, or tried to leave, the sandbox.
-    Critical,
-}
-
-impl Severity {
-    /// The name used in reports and on the command line (`high`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
-}
-
-impl std::str::FromStr for Severity {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "info" => Ok(Severity::Info),
-            "low" => Ok(Severity::Low),
-            "medium" => Ok(Severity::Medium),
-            "high" => Ok(Severity::High),
-            "critical" => Ok(Severity::Critical),
-            "never" => Err("never".into()),
-            other => Err(format!(
-                "unknown severity `{other}` (info, low, medium, high, critical)"
-            )),
-        }
-    }
-}
-
-/// The class of behaviour.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FindingKind {
-    /// A decoy secret was opened or read.
-    SecretRead,
-    /// A canary value was seen leaving (DNS name, payload).
-    Exfiltration,
-    /// A connection or DNS attempt.
-    NetworkAttempt,
-    /// A write to a persistence location (shell rc, autostart, agent configs).
-    PersistenceAttempt,
-    /// A write attempted on other packages or the project.
-    TamperAttempt,
-    /// A denied privileged operation.
-    EscapeAttempt,
-    /// A process outlived the script.
-    Survivor,
-    /// Probing the environment (CI detection, metadata).
-    Fingerprinting,
-}
-
-impl FindingKind {
-    /// The name used in reports (`secret-read`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FindingKind::SecretRead => "secret-read",
-            FindingKind::Exfiltration => "exfiltration",
-            FindingKind::NetworkAttempt => "network-attempt",
-            FindingKind::PersistenceAttempt => "persistence-attempt",
-            FindingKind::TamperAttempt => "tamper-attempt",
-            FindingKind::EscapeAttempt => "escape-attempt",
-            FindingKind::Survivor => "survivor",
-            FindingKind::Fingerprinting => "fingerprinting",
-        }
-    }
-}
-
-/// One observed behaviour, attributed to the script run it is stored in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Finding {
-    /// Class.
-    pub kind: FindingKind,
-    /// Severity.
-    pub severity: Severity,
-    /// One line for humans.
-    pub summary: String,
-    /// The path, host:port, canary id or process concerned.
-    pub target: String,
-    /// Supporting detail (never a real secret value).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-    /// The process that did it, when the mechanism that saw it knows.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub process: Option<Actor>,
-    /// When it happened (milliseconds since the Unix epoch), when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub at_unix_ms: Option<u64>,
-}
-
-/// A process inside the sandbox, as a finding names it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Actor {
-    /// pid in the sandbox's own pid namespace (the numbering `survivors` use); 1 is ringfence's
-    /// init, the script's own shell is 2 or more.
-    pub pid: u32,
-    /// Its command line (truncated to 16 arguments of 200 bytes), when it could be read.
-    pub argv: Vec<String>,
-}
+pub use crate::findings::{Actor, Code, Finding, FindingKind, Severity, order, worst};
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_unix_ms() -> u64 {
@@ -268,6 +152,7 @@ impl Observation {
                 continue;
             }
             findings.push(Finding {
+                code: Code::DatagramExfiltration,
                 kind: FindingKind::Exfiltration,
                 severity: Severity::Critical,
                 summary: format!(
@@ -297,6 +182,7 @@ impl Observation {
                 .take(5)
                 .collect();
             findings.push(Finding {
+                code: Code::Survivor,
                 kind: FindingKind::Survivor,
                 severity: Severity::High,
                 summary: format!(
@@ -313,6 +199,7 @@ impl Observation {
                 at_unix_ms: Some(outcome_end_ms),
             });
         }
+        escalate_project_secret_probes(&mut findings);
         order(&mut findings);
         // Two mechanisms may see the same thing (the preload and forensic recording): once, the
         // earliest sighting.
@@ -324,6 +211,32 @@ impl Observation {
             spawned,
             env_probes,
         }
+    }
+}
+
+/// A look at the project's `.env` alone is what configuration loaders do (low); in a run that
+/// also goes after the user's credentials it is part of the harvest (high).
+fn escalate_project_secret_probes(findings: &mut [Finding]) {
+    let harvesting = findings.iter().any(|f| {
+        f.severity >= Severity::High
+            && matches!(
+                f.code,
+                Code::DecoyRead
+                    | Code::SecretPathProbe
+                    | Code::EnvironRead
+                    | Code::KeyAgentSocket
+                    | Code::CredentialHelper
+            )
+    });
+    if !harvesting {
+        return;
+    }
+    for f in findings
+        .iter_mut()
+        .filter(|f| f.code == Code::ProjectSecretProbe)
+    {
+        f.severity = Severity::High;
+        f.summary = format!("{}, alongside other credential harvesting", f.summary);
     }
 }
 
@@ -393,6 +306,7 @@ fn attribute_home_reads(
             && seen.insert(t.what.clone())
         {
             findings.push(Finding {
+                code: Code::DecoyRead,
                 kind: FindingKind::SecretRead,
                 severity: Severity::High,
                 summary: format!(
@@ -418,23 +332,36 @@ fn attribute_home_reads(
         {
             continue;
         }
-        findings.push(Finding {
-            kind: FindingKind::SecretRead,
-            severity: Severity::High,
-            summary: format!(
-                "looked for {class} `{}` ({})",
-                t.what,
-                if context.in_decoy_home(path) {
-                    "absent from the decoy home"
-                } else {
-                    "not visible in the sandbox"
-                }
-            ),
-            target: t.what.clone(),
-            detail: Some("seen by the node preload: a read, stat or existence check".into()),
-            process: Some(t.actor.clone()),
-            at_unix_ms: Some(t.at_unix_ms),
-        });
+        let f = if context.project_secret(path) {
+            Finding::new(
+                Code::ProjectSecretProbe,
+                format!(
+                    "looked for the project's {} `{}` (denied to dependency scripts; nothing was read)",
+                    class.trim_start_matches("a "),
+                    t.what
+                ),
+                &t.what,
+            )
+        } else {
+            Finding::new(
+                Code::SecretPathProbe,
+                format!(
+                    "looked for {class} `{}` ({})",
+                    t.what,
+                    if context.in_decoy_home(path) {
+                        "absent from the decoy home"
+                    } else {
+                        "not visible in the sandbox"
+                    }
+                ),
+                &t.what,
+            )
+        };
+        findings.push(
+            f.detail("seen by the node preload: a read, stat or existence check")
+                .process(Some(t.actor.clone()))
+                .at(Some(t.at_unix_ms)),
+        );
     }
     findings
 }
@@ -450,23 +377,6 @@ pub struct Observed {
     pub spawned: Vec<syscalls::Spawned>,
     /// Environment variable names its node processes looked up.
     pub env_probes: Vec<envprobe::EnvProbe>,
-}
-
-/// Put findings in report order: most severe first; within a class, in the order things
-/// happened (unknown times last).
-pub fn order(findings: &mut [Finding]) {
-    findings.sort_by(|a, b| {
-        b.severity.cmp(&a.severity).then(a.kind.cmp(&b.kind)).then(
-            a.at_unix_ms
-                .unwrap_or(u64::MAX)
-                .cmp(&b.at_unix_ms.unwrap_or(u64::MAX)),
-        )
-    });
-}
-
-/// The most severe finding, if any.
-pub fn worst(findings: &[Finding]) -> Option<Severity> {
-    findings.iter().map(|f| f.severity).max()
 }
 
 #[cfg(test)]
@@ -517,6 +427,7 @@ mod tests {
     fn home_reads_are_attributed() {
         let decoys = DecoyHome::plant(std::path::Path::new("/home/u")).unwrap();
         let atime = |rel: &str| Finding {
+            code: Code::DecoyRead,
             kind: FindingKind::SecretRead,
             severity: Severity::High,
             summary: format!("read decoy `~/{rel}`"),

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::decoys::Canary;
 use super::syscalls::Sighting;
-use super::{Actor, Finding, FindingKind, Severity};
+use super::{Actor, Code, Finding, FindingKind, Severity};
 use crate::sandbox::channel::SinkSocket;
 
 /// TCP ports the sinkhole listens on (others are refused at once inside the namespace).
@@ -626,6 +626,7 @@ fn classify(
             (!decoded.is_empty()).then(|| format!("decoded labels: {}", decoded.join(" | ")));
         if !hits.is_empty() {
             out.push(Finding {
+                code: Code::DnsExfiltration,
                 kind: FindingKind::Exfiltration,
                 severity: Severity::Critical,
                 summary: format!(
@@ -649,6 +650,11 @@ fn classify(
                 sev.max(Severity::High)
             };
             out.push(Finding {
+                code: if decoded.is_empty() {
+                    Code::DnsLookup
+                } else {
+                    Code::DnsTunnel
+                },
                 kind: FindingKind::NetworkAttempt,
                 severity: sev,
                 summary: format!("DNS lookup of `{name}` ({why}; {} queries)", qtypes.len()),
@@ -712,6 +718,7 @@ fn classify(
         ));
         if !hits.is_empty() {
             out.push(Finding {
+                code: Code::TcpExfiltration,
                 kind: FindingKind::Exfiltration,
                 severity: Severity::Critical,
                 summary: format!(
@@ -744,6 +751,7 @@ fn classify(
             _ => (sev, why),
         };
         out.push(Finding {
+            code: Code::Connection,
             kind: FindingKind::NetworkAttempt,
             severity: sev,
             summary: format!("connection to `{target}` ({why})"),

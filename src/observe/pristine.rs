@@ -5,10 +5,9 @@
 //! content stays in npm's cache under the package's integrity, which the report names.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::{Finding, FindingKind, Severity};
+use super::{Code, Finding, FindingKind, Severity};
 use crate::report::sha256_hex;
 
 /// At most this many entries are snapshotted (a package larger than that is compared partially).
@@ -34,13 +33,13 @@ struct Stat {
 }
 
 impl Stat {
-    fn of(m: &std::fs::Metadata) -> Stat {
+    fn of(e: &crate::untrusted::Entry) -> Stat {
         Stat {
-            ino: m.ino(),
-            size: m.len(),
-            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
-            ctime_ns: i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()),
-            mode: m.mode(),
+            ino: e.ino,
+            size: e.size,
+            mtime_ns: i128::from(e.mtime_ms) * 1_000_000,
+            ctime_ns: i128::from(e.ctime_ms) * 1_000_000,
+            mode: e.mode,
         }
     }
 }
@@ -81,31 +80,28 @@ impl Snapshot {
     /// Snapshot `root` (its nested `node_modules` excluded: other packages), keeping the content
     /// of `package.json` and the files `command` names.
     pub fn take(root: &Path, command: &str) -> Snapshot {
+        // After the run the directory is the script's work: walked through the hardened reader
+        // (no link followed, no FIFO opened, bounded, iterative).
         let mut files = BTreeMap::new();
-        let mut stack = vec![root.to_path_buf()];
-        'walk: while let Some(dir) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                if files.len() >= MAX_ENTRIES {
-                    break 'walk;
-                }
-                let p = e.path();
-                let Ok(m) = std::fs::symlink_metadata(&p) else {
-                    continue;
-                };
-                let Ok(rel) = p.strip_prefix(root) else {
-                    continue;
-                };
-                let rel = rel.display().to_string();
-                if m.is_dir() {
-                    if rel != "node_modules" {
-                        stack.push(p);
-                    }
-                    continue;
-                }
-                files.insert(rel, Stat::of(&m));
+        let budget = crate::untrusted::Budget {
+            max_entries: MAX_ENTRIES,
+            deadline: Some(std::time::Instant::now() + std::time::Duration::from_secs(10)),
+            ..Default::default()
+        };
+        let descend = |rel: &Path| rel != Path::new("node_modules");
+        if let Ok(walk) = crate::untrusted::walk(root, &budget, &descend) {
+            if let Some(why) = &walk.truncated {
+                tracing::warn!(
+                    "`{}`: own-files comparison incomplete: {why}",
+                    root.display()
+                );
+            }
+            for e in walk
+                .entries
+                .iter()
+                .filter(|e| e.kind != crate::untrusted::Kind::Dir)
+            {
+                files.insert(e.rel.display().to_string(), Stat::of(e));
             }
         }
         // Content for the evidence: the manifest, what the command names, then script-like
@@ -122,7 +118,7 @@ impl Snapshot {
             if size > MAX_KEPT || size > budget || kept.contains_key(&rel) {
                 continue;
             }
-            if let Ok(c) = std::fs::read(root.join(&rel)) {
+            if let Ok(Some((c, _))) = crate::untrusted::read_file(root, Path::new(&rel), MAX_KEPT) {
                 budget = budget.saturating_sub(size);
                 kept.insert(rel, c);
             }
@@ -178,6 +174,7 @@ impl Snapshot {
                     now.and(after.kept.get(rel).map(Vec::as_slice)),
                 );
                 out.push(Finding {
+                    code: Code::ManifestRewritten,
                     kind: FindingKind::TamperAttempt,
                     severity,
                     summary: format!("{verb} its own package.json ({what})"),
@@ -199,6 +196,7 @@ impl Snapshot {
                     _ => pristine.clone(),
                 };
                 out.push(Finding {
+                    code: Code::ExecutedFileRewritten,
                     kind: FindingKind::TamperAttempt,
                     severity: Severity::High,
                     summary: format!(
@@ -220,6 +218,7 @@ impl Snapshot {
                 .map(|(rel, verb, _)| format!("{rel} ({verb})"))
                 .collect();
             out.push(Finding {
+                code: Code::ShippedFileChanged,
                 kind: FindingKind::TamperAttempt,
                 severity: Severity::Low,
                 summary: format!(
@@ -259,7 +258,9 @@ impl Snapshot {
             if self.files.get(rel) == Some(now) || now.size > MAX_KEPT || now.size > budget {
                 continue;
             }
-            let Ok(content) = std::fs::read(after.root.join(rel)) else {
+            let Ok(Some((content, _))) =
+                crate::untrusted::read_file(&after.root, Path::new(rel), MAX_KEPT)
+            else {
                 continue;
             };
             // Text only: build output (objects, addons) is binary and large.
@@ -275,6 +276,7 @@ impl Snapshot {
             // build log that dumps the environment.
             let from_files = hits.iter().any(|c| !c.id.starts_with("env:"));
             out.push(Finding {
+                code: Code::SecretStaged,
                 kind: FindingKind::Exfiltration,
                 severity: if from_files {
                     Severity::High

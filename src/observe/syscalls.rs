@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Actor, Finding, FindingKind, Severity};
+use super::{Actor, Code, Finding, FindingKind, Severity};
 use crate::sys;
 
 /// What the recorder needs to know about the sandbox.
@@ -36,6 +36,22 @@ pub struct Context {
 }
 
 impl Context {
+    /// Whether `path` is one of the project's own secret files (dotenv, npm/yarn configs) in a
+    /// host tree bound into the sandbox: denied to dependency scripts, and looked for by
+    /// configuration loaders (prisma, dotenv) in the normal course of things.
+    pub fn project_secret(&self, path: &Path) -> bool {
+        let file = path
+            .file_name()
+            .map(|f| f.to_string_lossy())
+            .unwrap_or_default();
+        let secret_file = file == ".env"
+            || file.starts_with(".env.")
+            || file == ".npmrc"
+            || file == ".yarnrc"
+            || file == ".yarnrc.yml";
+        secret_file && !self.in_decoy_home(path) && self.visible.iter().any(|v| path.starts_with(v))
+    }
+
     /// Whether `path` is in the throwaway home itself: under HOME and not under a host path
     /// bound below it (the project, npm's cache, a node install under HOME are host binds, judged
     /// like any other path; only the rest of HOME is the decoy home, judged by its diff).
@@ -737,21 +753,24 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
                     continue;
                 }
                 if let Some(class) = secret_path(path) {
-                    push(
-                        &mut out,
-                        Finding {
-                            kind: FindingKind::SecretRead,
-                            severity: Severity::High,
-                            summary: format!("tried to open {class} `{s}` outside the decoy home"),
-                            target: s.into_owned(),
-                            detail: Some(
-                                "not visible in the sandbox; the attempt is what matters".into(),
+                    let f = if ctx.project_secret(path) {
+                        Finding::new(
+                            Code::ProjectSecretProbe,
+                            format!(
+                                "tried to open the project's {} `{s}` (denied to dependency scripts; nothing was read)",
+                                class.trim_start_matches("a ")
                             ),
-                            process: None,
-                            at_unix_ms: None,
-                        },
-                        n,
-                    );
+                            s,
+                        )
+                    } else {
+                        Finding::new(
+                            Code::SecretPathProbe,
+                            format!("tried to open {class} `{s}` outside the decoy home"),
+                            s,
+                        )
+                        .detail("not visible in the sandbox; the attempt is what matters")
+                    };
+                    push(&mut out, f, n);
                     continue;
                 }
                 if *write
@@ -769,6 +788,7 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
                         push(
                             &mut out,
                             Finding {
+                                code: Code::CacheWrite,
                                 kind: FindingKind::TamperAttempt,
                                 severity: Severity::Low,
                                 summary: format!(
@@ -787,6 +807,7 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
                         push(
                             &mut out,
                             Finding {
+                                code: Code::WriteRefused,
                                 kind: FindingKind::TamperAttempt,
                                 severity: sev,
                                 summary: format!("tried to write `{s}` ({class}){REFUSED}"),
@@ -825,6 +846,7 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
                         push(
                             &mut out,
                             Finding {
+                                code: Code::DroppedProgram,
                                 kind: FindingKind::EscapeAttempt,
                                 severity: Severity::High,
                                 summary: format!("ran a program it dropped: `{}`", argv.join(" ")),
@@ -873,6 +895,7 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
                 push(
                     &mut out,
                     Finding {
+                        code: Code::SyscallDenied,
                         kind: FindingKind::EscapeAttempt,
                         severity,
                         summary: format!("called `{name}` ({what}); refused with {err}"),
@@ -904,6 +927,7 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
                         push(
                             &mut out,
                             Finding {
+                                code: Code::KeyAgentSocket,
                                 kind: FindingKind::SecretRead,
                                 severity: Severity::High,
                                 summary: format!(
@@ -924,6 +948,7 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
                         push(
                             &mut out,
                             Finding {
+                                code: Code::ContainerSocket,
                                 kind: FindingKind::EscapeAttempt,
                                 severity: Severity::High,
                                 summary: format!(
@@ -984,6 +1009,7 @@ pub(crate) fn environ_finding(
     let list = pids.iter().cloned().collect::<Vec<_>>().join(", ");
     let scan = pids.contains("1") || pids.len() >= 3;
     Some(Finding {
+        code: Code::EnvironRead,
         kind: if scan {
             FindingKind::SecretRead
         } else {
@@ -1042,6 +1068,7 @@ fn inet_connect_finding(addr: &str) -> Option<Finding> {
     let ip: std::net::IpAddr = host.parse().ok()?;
     if ip.is_loopback() || ip.is_unspecified() {
         return Some(Finding {
+            code: Code::LoopbackConnection,
             kind: FindingKind::NetworkAttempt,
             severity: Severity::Low,
             summary: format!(
@@ -1055,6 +1082,7 @@ fn inet_connect_finding(addr: &str) -> Option<Finding> {
     }
     let fake = matches!(ip, std::net::IpAddr::V4(v4) if v4.octets()[0] == 198 && (v4.octets()[1] & 0xfe) == 18);
     Some(Finding {
+        code: Code::UnservedConnection,
         kind: FindingKind::NetworkAttempt,
         severity: if fake {
             Severity::Medium
@@ -1247,8 +1275,9 @@ fn exec_finding(argv: &[String]) -> Option<Finding> {
         None
     };
     let git = (prog == "git").then(|| subcommand(argv)).flatten();
-    let (kind, severity, what) = if npm_argv.is_some_and(npm_runs_account_command) {
+    let (code, kind, severity, what) = if npm_argv.is_some_and(npm_runs_account_command) {
         (
+            Code::NpmAccountCommand,
             FindingKind::TamperAttempt,
             Severity::High,
             "worm propagation: npm account or publish command",
@@ -1259,6 +1288,7 @@ fn exec_finding(argv: &[String]) -> Option<Finding> {
         || prog == "git-credential-manager"
     {
         (
+            Code::CredentialHelper,
             FindingKind::SecretRead,
             Severity::High,
             "credential helper or secret scanner",
@@ -1270,6 +1300,7 @@ fn exec_finding(argv: &[String]) -> Option<Finding> {
     .contains(&prog.as_str())
     {
         (
+            Code::EscapeTool,
             FindingKind::EscapeAttempt,
             Severity::High,
             "privilege or container escape tool",
@@ -1280,12 +1311,14 @@ fn exec_finding(argv: &[String]) -> Option<Finding> {
     .contains(&prog.as_str())
     {
         (
+            Code::NetworkTool,
             FindingKind::NetworkAttempt,
             Severity::Medium,
             "network tool",
         )
     } else if matches!(git, Some(("push", _))) {
         (
+            Code::GitPush,
             FindingKind::TamperAttempt,
             Severity::High,
             "git push from an install script",
@@ -1296,12 +1329,14 @@ fn exec_finding(argv: &[String]) -> Option<Finding> {
             .is_some_and(|a| ["add", "set-url", "rename"].contains(&a.as_str()))
     {
         (
+            Code::GitRemoteChange,
             FindingKind::TamperAttempt,
             Severity::Medium,
             "changes where the project's git remote points",
         )
     } else if ["crontab", "systemctl", "systemd-run", "launchctl", "at"].contains(&prog.as_str()) {
         (
+            Code::SchedulerPersistence,
             FindingKind::PersistenceAttempt,
             Severity::High,
             "scheduler / service persistence",
@@ -1326,6 +1361,7 @@ fn exec_finding(argv: &[String]) -> Option<Finding> {
         target = format!("git {sub}");
     }
     Some(Finding {
+        code,
         kind,
         severity,
         summary: format!("ran `{}` ({what})", shown.join(" ")),

@@ -117,6 +117,36 @@ pub fn refusals(project: &Path, paths: &[&str]) -> Vec<Refusal> {
     out
 }
 
+/// What a script that tried the network did not get: one entry per host (DNS lookups and
+/// connections to the sandbox's own loopback left out). No allowance exists: there is never any
+/// network; the fix is to provide the download another way (a mirror in npm's cache, an
+/// environment variable the package reads to skip it).
+pub fn network_refusals<'a>(targets: impl Iterator<Item = &'a str>) -> Vec<Refusal> {
+    let mut out: Vec<Refusal> = Vec::new();
+    for t in targets {
+        let host = match t.rsplit_once(':') {
+            Some((h, port)) if port.parse::<u16>().is_ok() => h,
+            _ => t,
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let local = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified());
+        let path = format!("network: {host}");
+        if local || out.iter().any(|r| r.path == path) {
+            continue;
+        }
+        out.push(Refusal {
+            path,
+            why: "there is no network in the sandbox: whatever it meant to download is missing"
+                .into(),
+            allow: None,
+        });
+    }
+    out
+}
+
 /// The narrowest useful `write` entry for a refused path `rel`: a file at the project root is
 /// allowed as that file; anything deeper through its directory (git hooks, a public directory
 /// a worker is copied into), the directory named with a trailing `/`.
@@ -172,6 +202,26 @@ mod tests {
             snippet("lefthook", &[".git/hooks/", "lefthook.yml"]),
             "[package.\"lefthook\"]\nwrite = [\".git/hooks/\", \"lefthook.yml\"]\nreason = \"<why this package must write there>\""
         );
+    }
+
+    #[test]
+    fn network_attempts_are_one_refusal_per_host() {
+        let r = network_refusals(
+            [
+                "download.cypress.io",
+                "download.cypress.io:443",
+                "127.0.0.1:9",
+                "[::1]:80",
+                "github.com:443",
+            ]
+            .into_iter(),
+        );
+        let paths: Vec<&str> = r.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            vec!["network: download.cypress.io", "network: github.com"]
+        );
+        assert!(r.iter().all(|r| r.allow.is_none()));
     }
 
     #[test]

@@ -529,10 +529,6 @@ fn severity_label(s: crate::observe::Severity) -> &'static str {
     }
 }
 
-fn kind_label(k: crate::observe::FindingKind) -> &'static str {
-    k.as_str()
-}
-
 impl Report {
     /// The human summary printed after `install`/`ci`: a headline, then one line per script run
     /// with its findings underneath.
@@ -581,9 +577,23 @@ impl Report {
                 _ => String::new(),
             };
             let partial = if status == "partial" {
+                let net = r
+                    .refused
+                    .iter()
+                    .filter(|x| x.path.starts_with("network: "))
+                    .count();
+                let writes = r.refused.len() - net;
+                let what: Vec<String> = [
+                    (writes, "write(s) were refused"),
+                    (net, "host(s) it needed were unreachable"),
+                ]
+                .iter()
+                .filter(|(n, _)| *n > 0)
+                .map(|(n, w)| format!("{n} {w}"))
+                .collect();
                 format!(
-                    "  (exited 0, but {} write(s) were refused: the package is probably incomplete)",
-                    r.refused.len()
+                    "  (exited 0, but {}: the package is probably incomplete)",
+                    what.join(" and ")
                 )
             } else {
                 String::new()
@@ -614,9 +624,9 @@ impl Report {
             for f in r.findings.iter().take(SUMMARY_FINDINGS) {
                 let _ = writeln!(
                     out,
-                    "           {:<8} {:<19} {}",
+                    "           {:<8} {:<26} {}",
                     severity_label(f.severity),
-                    kind_label(f.kind),
+                    f.code.as_str(),
                     f.summary
                 );
             }
@@ -665,7 +675,7 @@ impl Report {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::observe::{Finding, FindingKind, Severity};
+    use crate::observe::{Code, Finding, FindingKind, Severity};
     use crate::sandbox::landlock::{LandlockOutcome, Status};
 
     pub(crate) fn run(name: &str, event: &str, outcome: &str, findings: Vec<Finding>) -> ScriptRun {
@@ -748,6 +758,7 @@ pub(crate) mod tests {
                 "ok",
                 vec![
                     Finding {
+                        code: Code::TcpExfiltration,
                         kind: FindingKind::Exfiltration,
                         severity: Severity::Critical,
                         summary: "secret sent to `webhook.site:80` (env:NPM_TOKEN)".into(),
@@ -757,6 +768,7 @@ pub(crate) mod tests {
                         at_unix_ms: None,
                     },
                     Finding {
+                        code: Code::DecoyRead,
                         kind: FindingKind::SecretRead,
                         severity: Severity::High,
                         summary: "read decoy npm token `~/.npmrc`".into(),
@@ -768,15 +780,34 @@ pub(crate) mod tests {
                 ],
             ),
             run("opt", "install", "optional-failed", vec![]),
+            {
+                let mut r = run("hooks", "postinstall", "ok", vec![]);
+                r.refused = crate::policy::allowance::refusals(
+                    Path::new("/p"),
+                    &["/p/.git/hooks/pre-commit", "/p/hooks.yml"],
+                );
+                r.refused.extend(crate::policy::allowance::network_refusals(
+                    ["github.com:443"].into_iter(),
+                ));
+                r
+            },
         ]);
         assert_eq!(
             report.summary(3.25),
-            "ringfence: 3 lifecycle script(s), each in its own sandbox, 3.2s; 1 critical, 1 high
+            "ringfence: 4 lifecycle script(s), each in its own sandbox, 3.2s; 1 critical, 1 high
   ok       argon2@1.0.0 install  1.2s
   ok       evil@1.0.0 postinstall  1.2s
-           CRITICAL exfiltration        secret sent to `webhook.site:80` (env:NPM_TOKEN)
-           HIGH     secret-read         read decoy npm token `~/.npmrc`
+           CRITICAL tcp-exfiltration           secret sent to `webhook.site:80` (env:NPM_TOKEN)
+           HIGH     decoy-read                 read decoy npm token `~/.npmrc`
   opt-fail opt@1.0.0 install  1.2s
+  partial  hooks@1.0.0 postinstall  1.2s  (exited 0, but 2 write(s) were refused and 1 host(s) it needed were unreachable: the package is probably incomplete)
+           refused  `/p/.git/hooks/pre-commit`: the project outside the package's own directory
+           refused  `/p/hooks.yml`: the project outside the package's own directory
+           refused  `network: github.com`: there is no network in the sandbox: whatever it meant to download is missing
+           to allow it, add to ringfence.toml at the project root (or your --profile):
+             [package.\"hooks\"]
+             write = [\".git/hooks/\", \"hooks.yml\"]
+             reason = \"<why this package must write there>\"
 "
         );
         assert_eq!(report.worst(), Some(Severity::Critical));
@@ -787,6 +818,7 @@ pub(crate) mod tests {
     fn summary_snapshot_timeouts_caps_and_quiet_packages() {
         let noisy: Vec<Finding> = (0..14)
             .map(|i| Finding {
+                code: Code::Survivor,
                 kind: FindingKind::Survivor,
                 severity: Severity::High,
                 summary: format!("survivor {i}"),

@@ -199,8 +199,12 @@ impl World {
         let report = self.ctx.root().join("report.json");
         let mut cmd = Command::new(bin());
         registry.configure(&mut cmd, &self.ctx.home, &self.ctx.root().join("cache"));
+        // ringfence's own temporary files (decoy homes, preload logs) go here: checked empty after.
+        let tmp = self.ctx.root().join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
         cmd.args(["install", "--report", report.to_str().unwrap()])
             .env("RINGFENCE_FIXTURE_MARKER", self.marker())
+            .env("TMPDIR", &tmp)
             .current_dir(&self.app);
         for v in [
             "CI",
@@ -265,6 +269,16 @@ impl World {
         }
         if tree(&self.ctx.outside, &[]) != self.outside_before {
             out.push("a host directory changed".to_string());
+        }
+        let left: Vec<String> = std::fs::read_dir(self.ctx.root().join("tmp"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !left.is_empty() {
+            out.push(format!("temporary files remain in TMPDIR: {left:?}"));
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
         let left = host_processes_with(&self.marker());

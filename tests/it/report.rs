@@ -68,6 +68,8 @@ struct Run {
     env_probes: Vec<EnvProbeM>,
     #[serde(default)]
     replay_mode: Option<String>,
+    #[serde(default)]
+    refused: Vec<RefusalM>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,6 +102,7 @@ struct SpawnedM {
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)] // fields exist to freeze the contract
 struct FindingM {
+    code: String,
     kind: String,
     severity: String,
     summary: String,
@@ -125,6 +128,16 @@ struct CanaryM {
 enum Exit {
     Code(i32),
     Signal(i32),
+}
+
+#[allow(dead_code)]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefusalM {
+    path: String,
+    why: String,
+    #[serde(default)]
+    allow: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -250,7 +263,12 @@ pub fn validate_against_schema(report: &serde_json::Value) -> Result<(), String>
 pub(crate) fn read(path: &std::path::Path) -> Report {
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
     validate_against_schema(&v).unwrap();
-    serde_json::from_value(v).unwrap()
+    let r: Report = serde_json::from_value(v).unwrap();
+    // Every refusal says why; a refused write inside the project says how to allow it.
+    for x in r.runs.iter().flat_map(|run| &run.refused) {
+        assert!(!x.why.is_empty() && !x.path.is_empty(), "{x:?}");
+    }
+    r
 }
 
 #[test]
@@ -542,6 +560,7 @@ fn forensic_recording_attributes_reads_by_any_program() {
             .iter()
             .find(|f| f.target.ends_with(target))
             .map(|f| FindingM {
+                code: f.code.clone(),
                 kind: f.kind.clone(),
                 severity: f.severity.clone(),
                 summary: f.summary.clone(),
