@@ -51,4 +51,8 @@ if [ "$(id -u)" = 0 ]; then
         RINGFENCE_TEST_LANDLOCK_ABI="${RINGFENCE_TEST_LANDLOCK_ABI:-}" \
         "$stage/it" --test-threads "$(nproc)")
 fi
+# Real packages from the npm registry, installed as an unprivileged user under HOME with plain
+# npm and with ringfence: a quick subset (the whole set: scripts/realworld-check).
+echo "== real-world quick subset (scripts/realworld-check --quick)"
+python3 scripts/realworld-check --quick --ringfence target/debug/ringfence
 echo "== all tests passed"

@@ -348,6 +348,7 @@ fn install(command: crate::npm::Command2, args: InstallArgs) -> Result<u8, RunEr
         jobs,
         profile: args.profile,
         fail_on,
+        strict: args.strict,
         no_record: args.no_record,
         forensic: args.forensic,
         ..crate::install::InstallOptions::new(command)

@@ -142,6 +142,10 @@ pub struct InstallArgs {
     /// never.
     #[arg(long, value_name = "SEVERITY", default_value = "high")]
     pub fail_on: String,
+    /// Exit 1 also when a script exited 0 but is probably incomplete (`partial`: a write it
+    /// needed was refused, or a download it needed could not happen). For CI.
+    #[arg(long)]
+    pub strict: bool,
     /// Arguments for npm (package specs, `--omit=dev`, ...).
     #[arg(
         trailing_var_arg = true,

@@ -40,6 +40,8 @@ pub struct InstallOptions {
     pub profile: Option<PathBuf>,
     /// Exit 1 when a finding is at least this severe (`None`: never).
     pub fail_on: Option<Severity>,
+    /// Exit 1 when a script is `partial` (exited 0 with refusals).
+    pub strict: bool,
     /// Containment only: no decoys, canaries or sinkhole.
     pub no_record: bool,
     /// Forensic recording: every open, not only writes.
@@ -65,6 +67,7 @@ impl InstallOptions {
             jobs: 1,
             profile: None,
             fail_on: Some(Severity::High),
+            strict: false,
             no_record: false,
             forensic: false,
             project: None,
@@ -1063,6 +1066,7 @@ fn run_inner(opts: InstallOptions, slot: &mut Option<Report>) -> Result<u8, RunE
                         .iter()
                         .filter(|f| {
                             f.kind == crate::observe::FindingKind::TamperAttempt
+                                && f.severity >= crate::observe::Severity::Medium
                                 && f.summary.ends_with(crate::observe::syscalls::REFUSED)
                         })
                         .map(|f| f.target.as_str())
@@ -1139,10 +1143,25 @@ fn run_inner(opts: InstallOptions, slot: &mut Option<Report>) -> Result<u8, RunE
     }
     eprint!("{}", report.summary(t0.elapsed().as_secs_f64()));
     *slot = Some(report.clone());
+    let partial: Vec<String> = report
+        .runs
+        .iter()
+        .filter(|r| !r.refused.is_empty())
+        .filter_map(|r| r.package.as_ref())
+        .filter(|p| p.outcome == "ok")
+        .map(|p| format!("{}@{} {}", p.name, p.version, p.event))
+        .collect();
+    if opts.strict && !partial.is_empty() {
+        eprintln!(
+            "ringfence: --strict: {} script(s) exited 0 but are probably incomplete: {}",
+            partial.len(),
+            partial.join(", ")
+        );
+    }
     let flagged = match (opts.fail_on, report.worst()) {
         (Some(threshold), Some(worst)) => worst >= threshold,
         _ => false,
-    };
+    } || (opts.strict && !partial.is_empty());
     if let Some(e) = machinery {
         if opts.rollback {
             let what = rollback.apply(&project);

@@ -177,38 +177,146 @@ pub enum EnvHolding {
 /// The access time planted on every decoy (2001-09-09): any read moves it.
 const SENTINEL_ATIME: i64 = 1_000_000_000;
 
-/// Environment variables that hold credentials: never passed to scripts; canaries instead.
+/// Environment variables that hold credentials by name: never passed to scripts; canaries
+/// instead. Names are matched by the words credentials are named with (a password in
+/// `PGPASSWORD`, a DSN, `DATABASE_URL`, `*_PAT`, `*_KEY`, `*AUTH*`), not by a list of known
+/// services; npm's own settings (`npm_config_*`) only for its auth entries.
 pub fn is_secret_var(name: &str) -> bool {
     let n = name.to_ascii_uppercase();
-    const EXACT: [&str; 14] = [
-        "NPM_TOKEN",
-        "NODE_AUTH_TOKEN",
-        "GITHUB_TOKEN",
-        "GH_TOKEN",
-        "GITLAB_TOKEN",
-        "CI_JOB_TOKEN",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "GOOGLE_APPLICATION_CREDENTIALS",
-        "AZURE_CLIENT_SECRET",
-        "OPENAI_API_KEY",
-        "ANTHROPIC_API_KEY",
-        "SLACK_TOKEN",
+    if n.starts_with("NPM_CONFIG_")
+        || n.starts_with("NPM_PACKAGE_")
+        || n.starts_with("NPM_LIFECYCLE")
+    {
+        return n.starts_with("NPM_CONFIG__AUTH")
+            || n.starts_with("NPM_CONFIG_//")
+            || n.contains("_AUTHTOKEN")
+            || n.ends_with("_PASSWORD");
+    }
+    // Names that carry a credential word but only point at one or configure a tool.
+    const NOT_SECRETS: [&str; 6] = [
+        "SSH_AUTH_SOCK",
+        "GPG_AGENT_INFO",
+        "KRB5CCNAME",
+        "XAUTHORITY",
+        "GIT_ASKPASS",
+        "SSH_ASKPASS",
     ];
-    EXACT.contains(&n.as_str())
-        || n.starts_with("NPM_CONFIG__AUTH")
-        || n.starts_with("NPM_CONFIG_//")
-        || [
-            "_TOKEN",
-            "_SECRET",
-            "_PASSWORD",
-            "_API_KEY",
-            "_PRIVATE_KEY",
-            "_ACCESS_KEY",
-        ]
+    if NOT_SECRETS.contains(&n.as_str()) {
+        return false;
+    }
+    // Words that are never part of an innocent word, anywhere in the name.
+    const WORDS: [&str; 6] = [
+        "TOKEN",
+        "SECRET",
+        "PASSWORD",
+        "PASSWD",
+        "CREDENTIAL",
+        "APIKEY",
+    ];
+    // Words that are credentials only as a whole segment (`GIT_AUTHOR_NAME` is not `AUTH`).
+    const SEGMENTS: [&str; 10] = [
+        "AUTH", "PAT", "PASS", "KEY", "KEYS", "DSN", "COOKIE", "PRIVATE", "CREDS", "PGPASS",
+    ];
+    WORDS.iter().any(|w| n.contains(w))
+        || n.split('_').any(|seg| SEGMENTS.contains(&seg))
+        || n == "DATABASE_URL"
+        || n.ends_with("_DATABASE_URL")
+        || n.ends_with("_CONNECTION_STRING")
+}
+
+/// Whether a value looks like a credential whatever its variable is called: a URL with a
+/// password in it, a PEM block, a JSON key file, a well-known token format, or a long
+/// high-entropy string.
+pub fn looks_secret(value: &str) -> bool {
+    let v = value.trim();
+    if v.len() < 8 {
+        return false;
+    }
+    // scheme://user:password@host
+    if let Some((_, rest)) = v.split_once("://") {
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        if let Some((userinfo, _)) = authority.rsplit_once('@') {
+            if userinfo.split_once(':').is_some_and(|(_, p)| !p.is_empty()) {
+                return true;
+            }
+        }
+    }
+    if v.contains("-----BEGIN ") || v.contains("\"private_key\"") || v.contains("\"client_secret\"")
+    {
+        return true;
+    }
+    const PREFIXES: [&str; 22] = [
+        "ghp_",
+        "gho_",
+        "ghu_",
+        "ghs_",
+        "ghr_",
+        "github_pat_",
+        "glpat-",
+        "xoxb-",
+        "xoxp-",
+        "xoxa-",
+        "xoxs-",
+        "sk_live_",
+        "sk_test_",
+        "rk_live_",
+        "sk-ant-",
+        "AKIA",
+        "ASIA",
+        "AIza",
+        "hf_",
+        "pypi-",
+        "dop_v1_",
+        "shpat_",
+    ];
+    if PREFIXES.iter().any(|p| v.starts_with(p))
+        && v.len() >= 16
+        && !v.contains(char::is_whitespace)
+    {
+        return true;
+    }
+    if (v.starts_with("npm_") || v.starts_with("sk-"))
+        && v.len() >= 30
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return true;
+    }
+    high_entropy(v)
+}
+
+/// A long token of mixed letters and digits with close to random entropy (hashes of hex digits
+/// stay below the bar; paths and prose have separators).
+fn high_entropy(v: &str) -> bool {
+    if v.len() < 32
+        || !v
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+/=_-".contains(&b))
+    {
+        return false;
+    }
+    let (upper, lower, digit) = (
+        v.bytes().any(|b| b.is_ascii_uppercase()),
+        v.bytes().any(|b| b.is_ascii_lowercase()),
+        v.bytes().any(|b| b.is_ascii_digit()),
+    );
+    if !(upper && lower && digit) {
+        return false;
+    }
+    let mut counts = [0u32; 256];
+    for b in v.bytes() {
+        counts[usize::from(b)] += 1;
+    }
+    let n = f64::from(u32::try_from(v.len()).unwrap_or(u32::MAX));
+    let entropy: f64 = counts
         .iter()
-        .any(|s| n.ends_with(s))
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / n;
+            -p * p.log2()
+        })
+        .sum();
+    entropy >= 4.2
 }
 
 /// Where decoy homes go: reads are detected through access times, so the first of `$TMPDIR`,
@@ -413,7 +521,7 @@ impl DecoyHome {
     pub fn scrub_env(&mut self, env: &mut Vec<(String, String)>) {
         let mut present: Vec<String> = Vec::new();
         for (k, v) in env.iter_mut() {
-            if is_secret_var(k) {
+            if is_secret_var(k) || looks_secret(v) {
                 let value = format!("rf_canary_{}", alnum(&random_hex(16), 32));
                 self.canaries.push(Canary {
                     id: format!("env:{k}"),
@@ -640,6 +748,69 @@ mod tests {
         assert!(f.iter().any(|x| x.kind == FindingKind::PersistenceAttempt
             && x.target == "/home/u/.bashrc"), "{f:?}");
         assert_eq!(f.len(), 2, "only what was done: {f:?}");
+    }
+
+    #[test]
+    fn credentials_are_recognised_by_name_and_by_value() {
+        for name in [
+            "DATABASE_URL",
+            "PGPASSWORD",
+            "GITHUB_PAT",
+            "API_KEY",
+            "STRIPE_SECRET_KEY",
+            "SECRET_KEY_BASE",
+            "SENTRY_DSN",
+            "GOOGLE_CREDENTIALS",
+            "DOCKER_AUTH_CONFIG",
+            "NPM_TOKEN",
+            "npm_config__authToken",
+            "npm_config_//registry.npmjs.org/:_authToken",
+            "AWS_ACCESS_KEY_ID",
+            "MY_SERVICE_PASS",
+        ] {
+            assert!(is_secret_var(name), "{name}");
+        }
+        for name in [
+            "PATH",
+            "HOME",
+            "CI",
+            "GITHUB_ACTIONS",
+            "npm_config_cache",
+            "npm_package_name",
+            "npm_config_auth_type",
+            "SSH_AUTH_SOCK",
+            "NODE_OPTIONS",
+            "KEYBOARD",
+            "CFLAGS",
+            "GIT_AUTHOR_NAME",
+            "XDG_SESSION_TYPE",
+            "DBUS_SESSION_BUS_ADDRESS",
+        ] {
+            assert!(!is_secret_var(name), "{name}");
+        }
+        for value in [
+            "postgres://app:hunter2@db.internal:5432/app",
+            "-----BEGIN RSA PRIVATE KEY-----\nMII",
+            "{\"type\":\"service_account\",\"private_key\":\"x\"}",
+            "ghp_0123456789abcdefABCDEF0123456789abcd",
+            "AKIAIOSFODNN7EXAMPLE",
+            "sk_live_51H8xYzAbCdEfGh",
+            "Zx9Qm2Lr7Tb4Wn8Kp3Vc6Hs1Jd5Fg0Ay",
+        ] {
+            assert!(looks_secret(value), "{value}");
+        }
+        for value in [
+            "/usr/local/bin:/usr/bin:/bin",
+            "https://registry.npmjs.org/",
+            "http://proxy.internal:3128",
+            "en_US.UTF-8",
+            "0123456789abcdef0123456789abcdef01234567",
+            "true",
+            "--max-old-space-size=4096",
+            "xterm-256color",
+        ] {
+            assert!(!looks_secret(value), "{value}");
+        }
     }
 
     #[test]

@@ -679,6 +679,15 @@ fn tamper_class(path: &Path) -> Option<(Severity, &'static str)> {
             "an AI-agent or IDE auto-run config of the project",
         ));
     }
+    // `node_modules/.cache/<tool>`: where babel, jiti, terser and eslint keep caches; they carry
+    // on without one.
+    let mut parts = path.components().map(|c| c.as_os_str());
+    if parts.any(|c| c == "node_modules") && parts.next().is_some_and(|c| c == ".cache") {
+        return Some((
+            Severity::Low,
+            "the project's tool cache, node_modules/.cache",
+        ));
+    }
     if name("node_modules") {
         return Some((Severity::High, "another package"));
     }
@@ -1436,8 +1445,20 @@ mod tests {
                     path: "/home/u/p/node_modules/y/index.js".into(),
                     write: false,
                 },
+                Event::Open {
+                    path: "/home/u/p/node_modules/.cache/jiti/x.json".into(),
+                    write: true,
+                },
             ],
             &ctx,
+        );
+        // A tool cache under node_modules is not another package.
+        assert!(
+            r.findings
+                .iter()
+                .any(|f| f.target.ends_with("/.cache/jiti/x.json") && f.severity == Severity::Low),
+            "{:?}",
+            r.findings
         );
         let targets: Vec<&str> = r.findings.iter().map(|f| f.target.as_str()).collect();
         assert!(

@@ -202,6 +202,16 @@ impl World {
         // ringfence's own temporary files (decoy homes, preload logs) go here: checked empty after.
         let tmp = self.ctx.root().join("tmp");
         std::fs::create_dir_all(&tmp).unwrap();
+        // Real-looking credentials in the user's environment, named and shaped as they are in
+        // the wild: none may reach a dependency script.
+        cmd.env(
+            "DATABASE_URL",
+            "postgres://app:HOST-REAL-DBPASS@db.internal:5432/app",
+        )
+        .env("PGPASSWORD", "HOST-REAL-PGPASS")
+        .env("STRIPE_SECRET_KEY", "sk_live_HOST-REAL-STRIPE")
+        .env("SENTRY_DSN", "https://HOST-REAL-DSN@o1.ingest.sentry.io/1")
+        .env("DEPLOY_HOOK", "ghp_HOST-REAL-0123456789abcdefABCDEF");
         cmd.args(["install", "--report", report.to_str().unwrap()])
             .env("RINGFENCE_FIXTURE_MARKER", self.marker())
             .env("TMPDIR", &tmp)
@@ -289,8 +299,40 @@ impl World {
         if text.contains("HOST-REAL") {
             out.push("a real secret reached the report".to_string());
         }
+        if let Some(p) = file_containing(&self.app.join("node_modules"), b"HOST-REAL") {
+            out.push(format!(
+                "a real secret reached a package directory: {}",
+                p.display()
+            ));
+        }
         out
     }
+}
+
+/// The first regular file under `root` holding `needle` (links, FIFOs and devices the scripts
+/// left are never opened).
+fn file_containing(root: &Path, needle: &[u8]) -> Option<PathBuf> {
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let Ok(m) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if m.is_dir() {
+                stack.push(p);
+            } else if m.is_file()
+                && m.len() <= 8 << 20
+                && std::fs::read(&p).is_ok_and(|c| c.windows(needle.len()).any(|w| w == needle))
+            {
+                return Some(p);
+            }
+        }
+    }
+    None
 }
 
 /// The findings and probes of `exp`'s package in `report`, checked against the expectation.
