@@ -17,6 +17,16 @@ use crate::sandbox::{self, Outcome, SandboxError, Stdio2};
 
 /// Run the parsed command line; `Ok` carries the process exit code.
 pub fn main(cli: Cli) -> Result<u8, RunError> {
+    // Installs and replays create many decoy homes over minutes: an interruption removes them.
+    // (`run` stays single-threaded until its sandbox is forked: the fast launcher needs that.)
+    if matches!(
+        cli.command,
+        Command::Install(_) | Command::Ci(_) | Command::Replay(_)
+    ) {
+        if let Err(e) = crate::cleanup::watch() {
+            tracing::warn!("interruption cleanup unavailable: {e}");
+        }
+    }
     match cli.command {
         Command::Run(args) => run(args),
         Command::Doctor(args) => doctor(args),

@@ -215,6 +215,8 @@ struct Context<'a> {
     no_record: bool,
     forensic: bool,
     timeout: Option<Duration>,
+    /// Workspace and `file:` directories (their secrets are denied too).
+    link_dirs: Vec<PathBuf>,
 }
 
 impl Context<'_> {
@@ -334,7 +336,7 @@ impl Context<'_> {
             deny: if job.kind == Kind::Root {
                 Vec::new()
             } else {
-                let mut d = project_secrets(self.project);
+                let mut d = project_secrets(self.project, &self.link_dirs);
                 // npm's global config (`<prefix>/etc/npmrc`) can hold registry tokens and sits
                 // inside the node prefix the sandbox shows.
                 d.extend(
@@ -677,24 +679,63 @@ impl Rollback {
 /// Files of the project root that hold the user's secrets by convention (dotenv files, the
 /// project's `.npmrc` with registry tokens): denied to dependency and link scripts, which can
 /// otherwise read the whole project.
-fn project_secrets(project: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(project) else {
-        return Vec::new();
-    };
-    let mut out: Vec<PathBuf> = entries
-        .flatten()
-        .filter(|e| {
+/// Files in the project that hold credentials, denied to dependency and link scripts: the
+/// dotenv files and package-manager, netrc and git-credential files of the project root and of
+/// every workspace / `file:` directory (`dirs`), a symlinked one through its target inside the
+/// project, and the project's `.git/config` when it holds credentials (the `extraheader` token
+/// actions/checkout persists, a remote URL with a password).
+fn project_secrets(project: &Path, dirs: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for dir in std::iter::once(project).chain(dirs.iter().map(PathBuf::as_path)) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for e in entries.flatten().take(10_000) {
             let name = e.file_name();
             let name = name.to_string_lossy();
-            (name == ".env"
+            let secret = name == ".env"
                 || name.starts_with(".env.")
-                || name == ".npmrc"
-                || name == ".yarnrc.yml")
-                && e.file_type().is_ok_and(|t| t.is_file())
-        })
-        .map(|e| e.path())
-        .collect();
+                || [
+                    ".npmrc",
+                    ".yarnrc",
+                    ".yarnrc.yml",
+                    ".netrc",
+                    ".git-credentials",
+                    ".pgpass",
+                ]
+                .contains(&name.as_ref());
+            if !secret {
+                continue;
+            }
+            let Ok(t) = e.file_type() else { continue };
+            if t.is_file() {
+                out.push(e.path());
+            } else if t.is_symlink() {
+                // A link is denied through what it points at, when that is in the project (a
+                // target elsewhere is not visible to the script at all).
+                if let Ok(real) = std::fs::canonicalize(e.path()) {
+                    if real.starts_with(project) && real.is_file() {
+                        out.push(real);
+                    }
+                }
+            }
+        }
+    }
+    let git_config = project.join(".git/config");
+    if std::fs::symlink_metadata(&git_config).is_ok_and(|m| m.is_file() && m.len() < 1 << 20) {
+        let text = std::fs::read_to_string(&git_config).unwrap_or_default();
+        let userinfo = text.lines().any(|l| {
+            l.split_once("://")
+                .and_then(|(_, rest)| rest.split('/').next())
+                .and_then(|auth| auth.rsplit_once('@'))
+                .is_some_and(|(user, _)| user.contains(':'))
+        });
+        if text.to_ascii_lowercase().contains("extraheader") || userinfo {
+            out.push(git_config);
+        }
+    }
     out.sort();
+    out.dedup();
     out
 }
 
@@ -1008,6 +1049,11 @@ fn run_inner(opts: InstallOptions, slot: &mut Option<Report>) -> Result<u8, RunE
         no_record: opts.no_record,
         forensic: opts.forensic,
         timeout: opts.timeout,
+        link_dirs: nodes
+            .iter()
+            .filter(|n| n.link)
+            .map(|n| n.dir.clone())
+            .collect(),
     };
     let rollback = Rollback {
         node_modules_existed,

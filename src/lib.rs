@@ -8,6 +8,7 @@
 #![deny(unsafe_code)]
 
 pub mod app;
+pub mod cleanup;
 pub mod cli;
 pub mod doctor;
 pub mod error;

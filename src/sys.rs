@@ -379,3 +379,49 @@ pub fn seccomp_notif_continue(listener: BorrowedFd<'_>, id: u64) -> io::Result<(
         },
     )
 }
+
+/// The write end of the termination pipe, for the signal handler (-1 until installed).
+static TERMINATION_PIPE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+extern "C" fn on_termination_signal(sig: libc::c_int) {
+    let fd = TERMINATION_PIPE.load(std::sync::atomic::Ordering::Relaxed);
+    let byte = u8::try_from(sig).unwrap_or(0);
+    // SAFETY: `write(2)` is async-signal-safe; `fd` is the non-blocking write end of a pipe this
+    // process created and never closes, and `byte` lives on this handler's stack for the call.
+    // A full pipe (a second signal before the first was read) makes the write fail, harmlessly.
+    let _ = unsafe { libc::write(fd, std::ptr::addr_of!(byte).cast(), 1) };
+}
+
+/// Route SIGINT, SIGTERM and SIGHUP to a pipe: returns its read end, which yields one byte (the
+/// signal number) per signal. Handlers are reset to the default by `execve`, so programs this
+/// process runs (npm, the sandbox init, scripts) are unaffected.
+pub fn termination_pipe() -> io::Result<OwnedFd> {
+    let (read, write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+            .map_err(io::Error::from)?;
+    // The read end blocks: the watcher thread waits on it.
+    nix::fcntl::fcntl(
+        &read,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
+    )
+    .map_err(io::Error::from)?;
+    let raw = write.as_raw_fd();
+    // Never closed: the handler may run at any time for the rest of the process.
+    std::mem::forget(write);
+    TERMINATION_PIPE.store(raw, std::sync::atomic::Ordering::Relaxed);
+    let action = nix::sys::signal::SigAction::new(
+        nix::sys::signal::SigHandler::Handler(on_termination_signal),
+        nix::sys::signal::SaFlags::SA_RESTART,
+        nix::sys::signal::SigSet::empty(),
+    );
+    for sig in [
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGTERM,
+        nix::sys::signal::Signal::SIGHUP,
+    ] {
+        // SAFETY: the handler only loads an atomic and calls `write(2)`, both async-signal-safe;
+        // it touches no lock, allocator or Rust-managed state, so it may interrupt any code.
+        unsafe { nix::sys::signal::sigaction(sig, &action) }.map_err(io::Error::from)?;
+    }
+    Ok(read)
+}

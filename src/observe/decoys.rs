@@ -148,6 +148,7 @@ impl Drop for DecoyHome {
     /// The decoy home is sandbox-written: removed without following links, whatever its
     /// permissions and depth (std's removal gives up on a chmod-000 directory).
     fn drop(&mut self) {
+        crate::cleanup::unregister(self.dir.path());
         match crate::untrusted::remove_tree(self.dir.path()) {
             Ok(r) if !r.left.is_empty() => tracing::warn!(
                 "could not remove all of the decoy home `{}`: {:?}",
@@ -350,6 +351,7 @@ impl DecoyHome {
         let dir = tempfile::Builder::new()
             .prefix("ringfence-home-")
             .tempdir_in(decoy_parent())?;
+        crate::cleanup::register(dir.path());
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
         let mut canaries = Vec::new();
         let mut canary = |id: &str, value: String| -> String {

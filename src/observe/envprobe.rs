@@ -65,6 +65,7 @@ impl Drop for EnvProbes {
     /// The log directory is sandbox-written: removed without following links, whatever its
     /// permissions and depth.
     fn drop(&mut self) {
+        crate::cleanup::unregister(self.dir.path());
         if let Err(e) = crate::untrusted::remove_tree(self.dir.path()) {
             tracing::warn!("removing `{}`: {e}", self.dir.path().display());
         }
@@ -109,6 +110,7 @@ impl EnvProbes {
         let dir = tempfile::Builder::new()
             .prefix("ringfence-envprobe-")
             .tempdir()?;
+        crate::cleanup::register(dir.path());
         let preload = dir.path().join("preload.js");
         // Host paths bound below HOME are not the decoy home: node's module loading there (the
         // project's node_modules) is not a read of HOME.

@@ -167,7 +167,17 @@ impl World {
         std::fs::write(ctx.home.join(".bashrc"), "# host bashrc\n").unwrap();
         let app = ctx.project_dir("app");
         std::fs::create_dir_all(app.join(".git/hooks")).unwrap();
-        std::fs::write(app.join(".git/config"), "[core]\n").unwrap();
+        // actions/checkout persists the job's token in the repository's config.
+        std::fs::write(
+            app.join(".git/config"),
+            "[core]\n[http \"https://github.com/\"]\n\textraheader = AUTHORIZATION: basic HOST-REAL-GITHEADER\n",
+        )
+        .unwrap();
+        std::fs::write(
+            app.join(".netrc"),
+            "machine example.test password HOST-REAL-NETRC\n",
+        )
+        .unwrap();
         std::fs::write(app.join("package.json"), package_json).unwrap();
         std::fs::write(app.join("README.md"), "project file\n").unwrap();
         // The project's own secrets: dependency scripts must not read them.

@@ -605,3 +605,63 @@ fn refused_writes_are_explained_and_their_allowance_works() {
         show(&out)
     );
 }
+
+/// Interrupted mid-install (SIGTERM, as CI cancels a job; SIGINT is Ctrl-C), ringfence removes
+/// its temporary directories — decoy homes full of canaries, preload logs, whatever the script
+/// planted there — and exits 128 + the signal.
+#[test]
+fn an_interrupted_install_leaves_no_temporary_directory() {
+    let Some(w) = World::new() else { return };
+    let _ = std::fs::remove_dir_all(&w.app);
+    std::fs::create_dir_all(&w.app).unwrap();
+    // The time-gated fixture waits 30 s on a developer machine.
+    std::fs::write(
+        w.app.join("package.json"),
+        r#"{ "name": "slow-app", "version": "1.0.0", "dependencies": { "rf-attack-timegate": "1.0.0" } }"#,
+    )
+    .unwrap();
+    let tmp = w.ctx.root().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let mut c = Command::new(bin());
+    w.env(&mut c);
+    c.env("TMPDIR", &tmp)
+        .env_remove("CI")
+        .env_remove("GITHUB_ACTIONS")
+        .args(["install"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let child = c.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let started = loop {
+        let homes = std::fs::read_dir(&tmp).unwrap().flatten().any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("ringfence-home-")
+        });
+        if homes || std::time::Instant::now() > deadline {
+            break homes;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(started, "no sandbox started within 60 s");
+    // Let the script start, then cancel.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(128 + 15), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    let left: Vec<String> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(left.is_empty(), "left in TMPDIR: {left:?}");
+}
