@@ -225,12 +225,25 @@ pub fn is_secret_var(name: &str) -> bool {
         || n.ends_with("_CONNECTION_STRING")
 }
 
+/// Whether a variable's value is worth judging by its shape: npm's own package metadata
+/// (`npm_package_integrity` is a long base64 hash) and lifecycle variables are not credentials.
+fn value_may_be_secret(name: &str) -> bool {
+    !(name.starts_with("npm_package_") || name.starts_with("npm_lifecycle_"))
+}
+
 /// Whether a value looks like a credential whatever its variable is called: a URL with a
 /// password in it, a PEM block, a JSON key file, a well-known token format, or a long
 /// high-entropy string.
 pub fn looks_secret(value: &str) -> bool {
     let v = value.trim();
     if v.len() < 8 {
+        return false;
+    }
+    // Subresource-integrity hashes (`sha512-…`) are public.
+    if ["sha1-", "sha256-", "sha384-", "sha512-"]
+        .iter()
+        .any(|p| v.starts_with(p))
+    {
         return false;
     }
     // scheme://user:password@host
@@ -283,16 +296,21 @@ pub fn looks_secret(value: &str) -> bool {
     {
         return true;
     }
+    // A JSON web token: three base64url parts, the first an encoded `{"`.
+    if v.starts_with("eyJ") && v.matches('.').count() == 2 && v.len() >= 30 {
+        return true;
+    }
     high_entropy(v)
 }
 
 /// A long token of mixed letters and digits with close to random entropy (hashes of hex digits
-/// stay below the bar; paths and prose have separators).
+/// stay below the bar; paths — whose temporary names are random too — and prose have
+/// separators, and `/` is one).
 fn high_entropy(v: &str) -> bool {
     if v.len() < 32
         || !v
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"+/=_-".contains(&b))
+            .all(|b| b.is_ascii_alphanumeric() || b"+=_-".contains(&b))
     {
         return false;
     }
@@ -523,7 +541,7 @@ impl DecoyHome {
     pub fn scrub_env(&mut self, env: &mut Vec<(String, String)>) {
         let mut present: Vec<String> = Vec::new();
         for (k, v) in env.iter_mut() {
-            if is_secret_var(k) || looks_secret(v) {
+            if is_secret_var(k) || (value_may_be_secret(k) && looks_secret(v)) {
                 let value = format!("rf_canary_{}", alnum(&random_hex(16), 32));
                 self.canaries.push(Canary {
                     id: format!("env:{k}"),
@@ -798,6 +816,7 @@ mod tests {
             "AKIAIOSFODNN7EXAMPLE",
             "sk_live_51H8xYzAbCdEfGh",
             "Zx9Qm2Lr7Tb4Wn8Kp3Vc6Hs1Jd5Fg0Ay",
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlLXZhbHVl",
         ] {
             assert!(looks_secret(value), "{value}");
         }
@@ -810,9 +829,14 @@ mod tests {
             "true",
             "--max-old-space-size=4096",
             "xterm-256color",
+            "sha512-7ScDKNy1xoYOG67gsY496YffOBzz0W/Ib2U3XJZ0uPr9BEWaWp8FjWIvC04A9Uqjpxq4tMWDC47B4c7zL20Tuw==",
+            // Temporary paths have random names: a path is never a token.
+            "/tmp/ringfence-test-bjKP6M/home/app",
+            "/tmp/XyZ0aBcD9eFgH1iJkL2mNoP3qRsT4uVw5/x",
         ] {
             assert!(!looks_secret(value), "{value}");
         }
+        assert!(!value_may_be_secret("npm_package_integrity"));
     }
 
     #[test]

@@ -621,7 +621,19 @@ impl Report {
                     let _ = writeln!(out, "             {line}");
                 }
             }
-            for f in r.findings.iter().take(SUMMARY_FINDINGS) {
+            // Probes nobody needs by default (CI detection, info) stay in the report; `-v` shows
+            // them.
+            let verbose = tracing::enabled!(tracing::Level::INFO);
+            let shown: Vec<&Finding> = r
+                .findings
+                .iter()
+                .filter(|f| {
+                    verbose
+                        || !(f.severity == crate::observe::Severity::Info
+                            || f.code == crate::findings::Code::CiDetection)
+                })
+                .collect();
+            for f in shown.iter().take(SUMMARY_FINDINGS) {
                 let _ = writeln!(
                     out,
                     "           {:<8} {:<26} {}",
@@ -630,11 +642,18 @@ impl Report {
                     f.summary
                 );
             }
-            if r.findings.len() > SUMMARY_FINDINGS {
+            let hidden = r.findings.len() - shown.len();
+            let more = shown.len().saturating_sub(SUMMARY_FINDINGS);
+            if more > 0 || hidden > 0 {
                 let _ = writeln!(
                     out,
-                    "           … and {} more finding(s) of this run in the JSON report (--report)",
-                    r.findings.len() - SUMMARY_FINDINGS
+                    "           … and {} more finding(s) of this run in the JSON report (--report){}",
+                    more + hidden,
+                    if hidden > 0 {
+                        format!("; {hidden} of them CI-detection or info probes (-v shows them)")
+                    } else {
+                        String::new()
+                    }
                 );
             }
         }
