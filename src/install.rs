@@ -522,10 +522,24 @@ impl Context<'_> {
             source,
             diagnosis: None,
         });
+        // What a script printed is kept bounded: its first and last 64 KiB, with the number of
+        // bytes left out between them (a script can print gigabytes).
         let read_back = |f: &mut std::fs::File| {
+            const KEEP: u64 = 64 << 10;
+            let len = f.metadata().map_or(0, |m| m.len());
             let mut v = Vec::new();
             let _ = f.rewind();
-            let _ = f.read_to_end(&mut v);
+            if len <= 2 * KEEP {
+                let _ = f.take(2 * KEEP).read_to_end(&mut v);
+                return v;
+            }
+            let _ = f.take(KEEP).read_to_end(&mut v);
+            v.extend_from_slice(
+                format!("\n[… {} bytes of output left out …]\n", len - 2 * KEEP).as_bytes(),
+            );
+            if f.seek(std::io::SeekFrom::Start(len - KEEP)).is_ok() {
+                let _ = f.take(KEEP).read_to_end(&mut v);
+            }
             v
         };
         let stdout = read_back(&mut out);
@@ -758,15 +772,22 @@ fn print_failure(r: &JobResult) {
         Err(_) => 2,
     };
     let mut e = std::io::stderr().lock();
+    let safe = crate::report::terminal_safe;
     let _ = writeln!(
         e,
         "ringfence error: {}@{} {} script failed",
-        r.job.name, r.job.version, r.job.event
+        safe(&r.job.name),
+        safe(&r.job.version),
+        r.job.event
     );
     let _ = writeln!(e, "ringfence error code {code}");
-    let _ = writeln!(e, "ringfence error path {}", r.job.dir.display());
+    let _ = writeln!(
+        e,
+        "ringfence error path {}",
+        safe(&r.job.dir.display().to_string())
+    );
     let _ = writeln!(e, "ringfence error command failed");
-    let _ = writeln!(e, "ringfence error command sh -c {}", r.job.command);
+    let _ = writeln!(e, "ringfence error command sh -c {}", safe(&r.job.command));
     if let Ok(o) = &r.result {
         if o.timed_out {
             let _ = writeln!(
@@ -777,7 +798,8 @@ fn print_failure(r: &JobResult) {
     }
     for stream in [&r.stdout, &r.stderr] {
         for line in String::from_utf8_lossy(stream).lines() {
-            let _ = writeln!(e, "ringfence error {line}");
+            // The script's own output, but never its terminal escapes.
+            let _ = writeln!(e, "ringfence error {}", crate::report::terminal_safe(line));
         }
     }
 }

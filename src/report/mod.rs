@@ -518,6 +518,31 @@ impl ScriptRun {
     }
 }
 
+/// `s` made safe for a terminal: control characters (C0 except tab, DEL, C1), bidirectional
+/// overrides and isolates, and other invisible format characters are shown as `\u{…}` escapes,
+/// so that a package name, a path or a script's output cannot move the cursor, recolour,
+/// reorder or hide text in the summary.
+pub fn terminal_safe(s: &str) -> std::borrow::Cow<'_, str> {
+    let bad = |c: char| {
+        (c.is_control() && c != '\t')
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{061c}' | '\u{feff}')
+    };
+    if !s.chars().any(bad) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(
+        s.chars()
+            .map(|c| {
+                if bad(c) {
+                    format!("\\u{{{:x}}}", u32::from(c))
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
 fn severity_label(s: crate::observe::Severity) -> &'static str {
     use crate::observe::Severity::*;
     match s {
@@ -600,11 +625,17 @@ impl Report {
             };
             let _ = writeln!(
                 out,
-                "  {status:<8} {who}  {:.1}s{limit}{partial}",
+                "  {status:<8} {}  {:.1}s{limit}{partial}",
+                terminal_safe(&who),
                 r.duration_ms / 1000.0
             );
             for x in &r.refused {
-                let _ = writeln!(out, "           refused  `{}`: {}", x.path, x.why);
+                let _ = writeln!(
+                    out,
+                    "           refused  `{}`: {}",
+                    terminal_safe(&x.path),
+                    x.why
+                );
             }
             let allow: Vec<&str> = r
                 .refused
@@ -618,7 +649,7 @@ impl Report {
                     crate::policy::PROJECT_FILE
                 );
                 for line in crate::policy::allowance::snippet(&p.name, &allow).lines() {
-                    let _ = writeln!(out, "             {line}");
+                    let _ = writeln!(out, "             {}", terminal_safe(line));
                 }
             }
             // Probes nobody needs by default (CI detection, info) stay in the report; `-v` shows
@@ -639,7 +670,7 @@ impl Report {
                     "           {:<8} {:<26} {}",
                     severity_label(f.severity),
                     f.code.as_str(),
-                    f.summary
+                    terminal_safe(&f.summary)
                 );
             }
             let hidden = r.findings.len() - shown.len();
@@ -663,7 +694,7 @@ impl Report {
                 let shown: Vec<String> = quiet
                     .iter()
                     .take(5)
-                    .map(|p| format!("{}@{}", p.name, p.version))
+                    .map(|p| terminal_safe(&format!("{}@{}", p.name, p.version)).into_owned())
                     .collect();
                 let more = quiet.len() - shown.len();
                 let _ = writeln!(
@@ -830,6 +861,35 @@ pub(crate) mod tests {
 "
         );
         assert_eq!(report.worst(), Some(Severity::Critical));
+    }
+
+    /// Names, paths and summaries from a package cannot move the cursor, recolour, reorder or
+    /// add lines to the summary.
+    #[test]
+    fn untrusted_strings_reach_the_terminal_escaped() {
+        let evil = "\x1b[2K\r  ok       fine@1.0.0 postinstall\n\u{202e}x\u{9b}";
+        let mut r = run(evil, "postinstall", "ok", vec![]);
+        r.findings
+            .push(Finding::new(Code::WriteRefused, evil, "/x"));
+        r.refused = vec![crate::policy::allowance::Refusal {
+            path: evil.into(),
+            why: "w".into(),
+            allow: Some("a/".into()),
+        }];
+        let text = Report::new(vec![r]).summary(1.0);
+        assert!(!text.contains('\x1b') && !text.contains('\r') && !text.contains('\u{202e}'));
+        assert!(!text.contains('\u{9b}'));
+        assert!(text.contains("\\u{1b}[2K\\u{d}"), "{text}");
+        // One line per thing, whatever the names hold.
+        assert_eq!(
+            text.lines().filter(|l| l.contains("fine@1.0.0")).count(),
+            4,
+            "{text}"
+        );
+        assert!(
+            text.lines().all(|l| !l.starts_with("  ok       fine")),
+            "{text}"
+        );
     }
 
     /// Timeouts, long finding lists and packages with nothing to run, pinned.
