@@ -1597,24 +1597,6 @@ mod tests {
                 addr: "198.18.0.1:443".into(),
             },
         ];
-        let served = Served {
-            counts: BTreeMap::new(),
-            actors: (0..events.len())
-                .map(|i| Actor {
-                    pid: u32::try_from(i).unwrap() + 2,
-                    argv: vec![format!("prog{i}")],
-                })
-                .collect(),
-            events: events
-                .into_iter()
-                .enumerate()
-                .map(|(i, event)| Noted {
-                    event,
-                    actor: i,
-                    at_unix_ms: 1000 + u64::try_from(i).unwrap(),
-                })
-                .collect(),
-        };
         let Recorded {
             findings: f,
             spawned,
@@ -1622,7 +1604,7 @@ mod tests {
             execs,
             home_reads,
             ..
-        } = classify(&served, &ctx);
+        } = classified(events, &ctx);
         assert!(home_reads.is_empty(), "the only HOME open is a write");
         assert_eq!(execs.len(), 3);
         assert_eq!(execs[0].what, "/usr/bin/npm publish");

@@ -187,17 +187,7 @@ pub fn load(path: Option<&Path>) -> Result<ProfileFile, PolicyError> {
             })?,
         ),
     };
-    let profile: ProfileFile =
-        toml::from_str(&text).map_err(|source| PolicyError::ParseProfile {
-            name: name.clone(),
-            source: Box::new(source),
-        })?;
-    if profile.version != file::CURRENT_VERSION {
-        return Err(PolicyError::Version {
-            name,
-            found: profile.version,
-        });
-    }
+    let profile: ProfileFile = parse_versioned(&name, &text, |p: &ProfileFile| p.version)?;
     let problems = check_packages(&profile.package);
     if !problems.is_empty() {
         return Err(PolicyError::Invalid(problems));
@@ -220,17 +210,7 @@ pub fn layer_project_file(profile: &mut ProfileFile, project: &Path) -> Result<b
         Err(source) => return Err(PolicyError::ReadProfile { path, source }),
     };
     let name = path.display().to_string();
-    let file: file::ProjectFile =
-        toml::from_str(&text).map_err(|source| PolicyError::ParseProfile {
-            name: name.clone(),
-            source: Box::new(source),
-        })?;
-    if file.version != file::CURRENT_VERSION {
-        return Err(PolicyError::Version {
-            name,
-            found: file.version,
-        });
-    }
+    let file: file::ProjectFile = parse_versioned(&name, &text, |f: &file::ProjectFile| f.version)?;
     let problems = check_packages(&file.package);
     if !problems.is_empty() {
         return Err(PolicyError::Invalid(
@@ -251,6 +231,26 @@ pub fn layer_project_file(profile: &mut ProfileFile, project: &Path) -> Result<b
         }
     }
     Ok(true)
+}
+
+/// Parse a policy file (`name` for messages) and check its format version.
+fn parse_versioned<T: serde::de::DeserializeOwned>(
+    name: &str,
+    text: &str,
+    version: impl Fn(&T) -> u32,
+) -> Result<T, PolicyError> {
+    let parsed: T = toml::from_str(text).map_err(|source| PolicyError::ParseProfile {
+        name: name.to_string(),
+        source: Box::new(source),
+    })?;
+    let found = version(&parsed);
+    if found != file::CURRENT_VERSION {
+        return Err(PolicyError::Version {
+            name: name.to_string(),
+            found,
+        });
+    }
+    Ok(parsed)
 }
 
 fn check_packages(
