@@ -303,6 +303,19 @@ pub fn resolve(
             return Err(PolicyError::CommandNotFound(arg0.clone()));
         }
         p
+    } else if req.package.is_some() {
+        // A lifecycle script's shell comes from the system, never from `node_modules/.bin`: any
+        // package can ship a bin called `sh`, and npm puts those directories first on PATH.
+        let system: Vec<&str> = sandbox_path
+            .split(':')
+            .filter(|d| {
+                !Path::new(d)
+                    .components()
+                    .any(|c| c.as_os_str() == "node_modules")
+            })
+            .collect();
+        search_path(&system.join(":"), arg0, &cwd)
+            .ok_or_else(|| PolicyError::CommandNotFound(arg0.clone()))?
     } else {
         search_path(&sandbox_path, arg0, &cwd)
             .ok_or_else(|| PolicyError::CommandNotFound(arg0.clone()))?

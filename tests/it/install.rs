@@ -665,3 +665,49 @@ fn an_interrupted_install_leaves_no_temporary_directory() {
         .collect();
     assert!(left.is_empty(), "left in TMPDIR: {left:?}");
 }
+
+/// A package with no scripts can ship bins named like system commands; npm links them into
+/// `node_modules/.bin`, first on every later script's PATH. The shell ringfence runs a script
+/// with comes from the system, and the shadowing bins are reported with their package.
+#[test]
+fn bins_named_like_system_commands_do_not_replace_the_shell() {
+    let Some(w) = World::new() else { return };
+    let _ = std::fs::remove_dir_all(&w.app);
+    std::fs::create_dir_all(&w.app).unwrap();
+    std::fs::write(
+        w.app.join("package.json"),
+        r#"{ "name": "shadow-app", "version": "1.0.0", "dependencies": { "rf-shadow": "1.0.0", "rf-a": "1.0.0" } }"#,
+    )
+    .unwrap();
+    let report = w.ctx.root().join("r.json");
+    let out = w.ringfence(&["install", "--report", report.to_str().unwrap()]);
+    assert!(
+        w.app.join("node_modules/.bin/sh").exists(),
+        "{}",
+        show(&out)
+    );
+    assert!(
+        !w.app
+            .join("node_modules/rf-a/shadowed-by-rf-shadow")
+            .exists(),
+        "the script ran under the package's fake sh: {}",
+        show(&out)
+    );
+    assert!(
+        w.app.join("node_modules/rf-a/.rec").exists() || out.status.success(),
+        "{}",
+        show(&out)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("rf-shadow") && err.contains("shadows"),
+        "the shadowing bins are reported: {err}"
+    );
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let warned = r["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w["message"].as_str().unwrap_or("").contains("`sh`"));
+    assert!(warned, "{:#}", r["warnings"]);
+}
