@@ -113,6 +113,98 @@ fn npm_err(e: NpmError) -> RunError {
     RunError::Npm(e)
 }
 
+/// Paths outside its own directory a dependency's or link's script may write, made ready
+/// before the run (a bind needs an existing target) and tidied after it.
+#[derive(Debug, Default)]
+struct Writable {
+    /// Everything to bind writable.
+    paths: Vec<PathBuf>,
+    /// Files an allowance names that did not exist: created empty, removed if left empty.
+    placeholders: Vec<PathBuf>,
+    /// gyp's output directories beside a scoped package: removed if left empty.
+    gyp_dirs: Vec<PathBuf>,
+}
+
+impl Writable {
+    /// The job's policy allowances (each with a reason) and gyp's outputs, created as needed.
+    fn prepare(ctx: &Context<'_>, job: &Job) -> Writable {
+        use crate::policy::allowance::{Allowed, interpret};
+        let mut w = Writable::default();
+        let create = |p: &Path, file: bool| {
+            let made = if file {
+                p.parent()
+                    .map_or(Ok(()), std::fs::create_dir_all)
+                    .and_then(|()| {
+                        std::fs::OpenOptions::new()
+                            .write(true)
+                            .create_new(true)
+                            .open(p)
+                            .map(drop)
+                    })
+            } else {
+                std::fs::create_dir_all(p)
+            };
+            if let Err(e) = &made {
+                tracing::warn!("{}: creating `{}`: {e}", job.name, p.display());
+            }
+            made.is_ok()
+        };
+        if let Some(section) = ctx.profile.package.get(&job.name) {
+            for entry in &section.write {
+                let p = match interpret(ctx.project, entry) {
+                    Allowed::Existing(p) => p,
+                    Allowed::NewDir(p) if create(&p, false) => p,
+                    Allowed::NewFile(p) if create(&p, true) => {
+                        w.placeholders.push(p.clone());
+                        p
+                    }
+                    Allowed::NewDir(_) | Allowed::NewFile(_) => continue,
+                    Allowed::Refused(p, why) => {
+                        tracing::info!(
+                            "{}: the allowance `{entry}` is not applied: `{}`: {why}",
+                            job.name,
+                            p.display()
+                        );
+                        continue;
+                    }
+                };
+                tracing::info!(
+                    "{}: `{}` writable by policy ({})",
+                    job.name,
+                    p.display(),
+                    section.reason.as_deref().unwrap_or("")
+                );
+                w.paths.push(p);
+            }
+        }
+        for d in gyp_outputs_outside(ctx.project, &job.dir) {
+            if create(&d, false) {
+                tracing::info!(
+                    "{}: `{}` writable for gyp's generated makefiles",
+                    job.name,
+                    d.display()
+                );
+                w.paths.push(d.clone());
+                w.gyp_dirs.push(d);
+            }
+        }
+        w
+    }
+
+    /// Remove what the script did not use: empty placeholders, and gyp directories nothing was
+    /// written into (npm leaves the ones gyp wrote into; so do we).
+    fn undo(&self) {
+        for p in &self.placeholders {
+            if std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file() && m.len() == 0) {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        for d in &self.gyp_dirs {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
 /// Commands whose shadowing by a package's bin changes what every later script runs: shells,
 /// interpreters, the toolchain, git, npm itself, privilege tools and the coreutils scripts call.
 const SHADOWABLE: &[&str] = &[
@@ -324,7 +416,11 @@ impl Context<'_> {
     /// `node_modules` read-only; a link's real directory), or the whole project for the user's own
     /// root scripts; the project,
     /// node, npm and npm's cache readable; no network; throwaway HOME.
-    fn spec(&self, job: &Job) -> Result<crate::sandbox::spec::SandboxSpec, RunError> {
+    fn spec(
+        &self,
+        job: &Job,
+        extra_rw: &[PathBuf],
+    ) -> Result<crate::sandbox::spec::SandboxSpec, RunError> {
         let shell = job
             .env
             .get("npm_config_script_shell")
@@ -344,68 +440,9 @@ impl Context<'_> {
                 // `file:` directory, which may be third-party code): its real directory, not the
                 // project around it.
                 rw.push(job.dir.clone());
-                // Profile allowances (each with a reason) for known packages that must write a
-                // sibling path, created first so that it can be mounted.
-                if let Some(section) = self.profile.package.get(&job.name) {
-                    use crate::policy::allowance::{Allowed, interpret};
-                    for w in &section.write {
-                        let p = match interpret(self.project, w) {
-                            Allowed::Existing(p) => p,
-                            Allowed::NewDir(p) => match std::fs::create_dir_all(&p) {
-                                Ok(()) => p,
-                                Err(e) => {
-                                    tracing::warn!("{}: creating `{}`: {e}", job.name, p.display());
-                                    continue;
-                                }
-                            },
-                            Allowed::NewFile(p) => {
-                                let made = p
-                                    .parent()
-                                    .map_or(Ok(()), std::fs::create_dir_all)
-                                    .and_then(|()| {
-                                        std::fs::OpenOptions::new()
-                                            .write(true)
-                                            .create_new(true)
-                                            .open(&p)
-                                            .map(drop)
-                                    });
-                                if let Err(e) = made {
-                                    tracing::warn!("{}: creating `{}`: {e}", job.name, p.display());
-                                    continue;
-                                }
-                                p
-                            }
-                            Allowed::Refused(p, why) => {
-                                tracing::info!(
-                                    "{}: the allowance `{w}` is not applied: `{}`: {why}",
-                                    job.name,
-                                    p.display()
-                                );
-                                continue;
-                            }
-                        };
-                        tracing::info!(
-                            "{}: `{}` writable by policy ({})",
-                            job.name,
-                            p.display(),
-                            section.reason.as_deref().unwrap_or("")
-                        );
-                        rw.push(p);
-                    }
-                }
-                for d in gyp_outputs_outside(self.project, &job.dir) {
-                    match std::fs::create_dir_all(&d) {
-                        Ok(()) => {
-                            tracing::info!(
-                                "{}: `{}` writable for gyp's generated makefiles",
-                                job.name,
-                                d.display()
-                            );
-                            rw.push(d);
-                        }
-                        Err(e) => tracing::warn!("{}: creating `{}`: {e}", job.name, d.display()),
-                    }
-                }
+                // Policy allowances and gyp's outputs beside the package, prepared by the
+                // caller (`Writable::prepare`).
+                rw.extend(extra_rw.iter().cloned());
                 let nested = job.dir.join("node_modules");
                 if job.kind == Kind::Dep && nested.is_dir() {
                     ro.push(nested);
@@ -456,35 +493,12 @@ impl Context<'_> {
     }
 
     fn run_job(&self, job: Job) -> JobResult {
-        let gyp_dirs = match job.kind {
-            Kind::Dep | Kind::Link => gyp_outputs_outside(self.project, &job.dir),
-            Kind::Root => Vec::new(),
+        let writable = match job.kind {
+            Kind::Dep | Kind::Link => Writable::prepare(self, &job),
+            Kind::Root => Writable::default(),
         };
-        // Files an allowance names that do not exist yet are created empty for the run (a bind
-        // needs a target); the ones the script left empty are removed again.
-        let placeholders: Vec<PathBuf> = match (job.kind, self.profile.package.get(&job.name)) {
-            (Kind::Dep | Kind::Link, Some(section)) => section
-                .write
-                .iter()
-                .filter_map(
-                    |w| match crate::policy::allowance::interpret(self.project, w) {
-                        crate::policy::allowance::Allowed::NewFile(p) => Some(p),
-                        _ => None,
-                    },
-                )
-                .collect(),
-            _ => Vec::new(),
-        };
-        let mut r = self.run_job_sandboxed(job);
-        for p in &placeholders {
-            if std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file() && m.len() == 0) {
-                let _ = std::fs::remove_file(p);
-            }
-        }
-        for d in &gyp_dirs {
-            // Left where npm leaves it when gyp wrote into it; removed when nothing did.
-            let _ = std::fs::remove_dir(d);
-        }
+        let mut r = self.run_job_sandboxed(job, &writable.paths);
+        writable.undo();
         if let Some(before) = &r.pristine {
             if r.result.is_ok() {
                 let t = Instant::now();
@@ -512,7 +526,7 @@ impl Context<'_> {
         r
     }
 
-    fn run_job_sandboxed(&self, job: Job) -> JobResult {
+    fn run_job_sandboxed(&self, job: Job, extra_rw: &[PathBuf]) -> JobResult {
         let started_unix_ms = unix_ms();
         // A package's own files, to see what its script does to them (self-modification, erasing
         // the evidence). Links (workspaces, `file:` directories) too; the root project is the
@@ -521,7 +535,7 @@ impl Context<'_> {
             .then(|| Snapshot::take(&job.dir, &job.command));
         // Every script gets its own decoy home and canaries, so what is read or written there is
         // attributed to exactly this script.
-        let prepared = self.spec(&job).and_then(|mut spec| {
+        let prepared = self.spec(&job, extra_rw).and_then(|mut spec| {
             let obs = if self.no_record {
                 None
             } else {
@@ -1235,9 +1249,8 @@ fn run_inner(opts: InstallOptions, slot: &mut Option<Report>) -> Result<u8, RunE
                         .findings
                         .iter()
                         .filter(|f| {
-                            f.kind == crate::observe::FindingKind::TamperAttempt
+                            f.code == crate::findings::Code::WriteRefused
                                 && f.severity >= crate::observe::Severity::Medium
-                                && f.summary.ends_with(crate::observe::syscalls::REFUSED)
                         })
                         .map(|f| f.target.as_str())
                         .collect();
@@ -1258,15 +1271,9 @@ fn run_inner(opts: InstallOptions, slot: &mut Option<Report>) -> Result<u8, RunE
                     // Policy goes by what npm installed; a manifest naming a package that has
                     // allowances is reaching for them.
                     let privileged = profile.package.contains_key(claimed);
-                    run.findings.push(crate::observe::Finding {
-                        code: crate::findings::Code::ManifestConfusion,
-                        kind: crate::observe::FindingKind::TamperAttempt,
-                        severity: if privileged {
-                            crate::observe::Severity::High
-                        } else {
-                            crate::observe::Severity::Medium
-                        },
-                        summary: format!(
+                    let confusion = crate::observe::Finding::new(
+                        crate::findings::Code::ManifestConfusion,
+                        format!(
                             "its package.json calls it `{claimed}`, but npm installed it as `{}` (manifest confusion){}",
                             r.job.name,
                             if privileged {
@@ -1275,12 +1282,15 @@ fn run_inner(opts: InstallOptions, slot: &mut Option<Report>) -> Result<u8, RunE
                                 ""
                             }
                         ),
-                        target: r.job.location.clone(),
-                        detail: Some(
-                            "packages are identified by their lockfile location and source, never by what their manifest says".into(),
-                        ),
-                        process: None,
-                        at_unix_ms: None,
+                        &r.job.location,
+                    )
+                    .detail(
+                        "packages are identified by their lockfile location and source, never by what their manifest says",
+                    );
+                    run.findings.push(if privileged {
+                        confusion.severity(crate::observe::Severity::High)
+                    } else {
+                        confusion
                     });
                     crate::observe::order(&mut run.findings);
                 }

@@ -484,8 +484,13 @@ impl DecoyHome {
             std::fs::write(&p, text)?;
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))?;
         }
-        let before = snapshot(dir.path());
-        // Last, after our own reads (the snapshot): park every decoy's atime in the past.
+        // What the comparison after the run starts from is exactly what was just written (mode
+        // 0600: no exec marker); reading it back would only cost time.
+        let before: BTreeMap<String, Vec<u8>> = contents
+            .iter()
+            .map(|(rel, text)| ((*rel).to_string(), text.as_bytes().to_vec()))
+            .collect();
+        // Last: park every decoy's atime in the past.
         for (rel, _) in SECRET_FILES {
             utimensat(
                 nix::fcntl::AT_FDCWD,

@@ -630,9 +630,6 @@ pub(crate) fn secret_path(path: &Path) -> Option<&'static str> {
     None
 }
 
-/// How the summary of a refused write ends (the install flow lists these with their allowance).
-pub const REFUSED: &str = "; refused";
-
 /// Where a write outside the writable set points, and how bad that is.
 fn tamper_class(path: &Path) -> Option<(Severity, &'static str)> {
     let s = path.to_string_lossy();
@@ -819,7 +816,7 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
                                 code: Code::WriteRefused,
                                 kind: FindingKind::TamperAttempt,
                                 severity: sev,
-                                summary: format!("tried to write `{s}` ({class}){REFUSED}"),
+                                summary: format!("tried to write `{s}` ({class}); refused"),
                                 target: s.into_owned(),
                                 detail: None,
                                 process: None,

@@ -113,8 +113,14 @@ fn home_skip() -> Vec<String> {
     vec!["app".to_string(), "project".to_string()]
 }
 
-fn tree(root: &Path, skip: &[String]) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
+/// Every entry under `root` that `skip` does not exclude, never following a link or opening
+/// anything but a regular file (what the scripts left is hostile): `(relative path, path,
+/// metadata)`, directories before their contents.
+fn walk(
+    root: &Path,
+    skip: &dyn Fn(&str) -> bool,
+    visit: &mut dyn FnMut(String, &Path, &std::fs::Metadata) -> bool,
+) {
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -123,22 +129,44 @@ fn tree(root: &Path, skip: &[String]) -> BTreeMap<String, Vec<u8>> {
         for e in entries.flatten() {
             let p = e.path();
             let rel = p.strip_prefix(root).unwrap().display().to_string();
-            if rel == "node_modules"
-                || rel == "package-lock.json"
-                || skip
-                    .iter()
-                    .any(|s| rel == *s || rel.starts_with(&format!("{s}/")))
-            {
+            let Ok(m) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if skip(&rel) {
                 continue;
             }
-            if p.is_dir() {
-                out.insert(rel, b"<dir>".to_vec());
+            if !visit(rel, &p, &m) {
+                return;
+            }
+            if m.is_dir() {
                 stack.push(p);
-            } else {
-                out.insert(rel, std::fs::read(&p).unwrap_or_default());
             }
         }
     }
+}
+
+fn tree(root: &Path, skip: &[String]) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let skip = |rel: &str| {
+        rel == "node_modules"
+            || rel == "package-lock.json"
+            || skip
+                .iter()
+                .any(|s| rel == *s || rel.starts_with(&format!("{s}/")))
+    };
+    walk(root, &skip, &mut |rel, p, m| {
+        let content = if m.is_dir() {
+            b"<dir>".to_vec()
+        } else if m.file_type().is_symlink() {
+            format!("<link {:?}>", std::fs::read_link(p).ok()).into_bytes()
+        } else if m.is_file() {
+            std::fs::read(p).unwrap_or_default()
+        } else {
+            b"<special>".to_vec()
+        };
+        out.insert(rel, content);
+        true
+    });
     out
 }
 
@@ -322,27 +350,17 @@ impl World {
 /// The first regular file under `root` holding `needle` (links, FIFOs and devices the scripts
 /// left are never opened).
 fn file_containing(root: &Path, needle: &[u8]) -> Option<PathBuf> {
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            let Ok(m) = std::fs::symlink_metadata(&p) else {
-                continue;
-            };
-            if m.is_dir() {
-                stack.push(p);
-            } else if m.is_file()
-                && m.len() <= 8 << 20
-                && std::fs::read(&p).is_ok_and(|c| c.windows(needle.len()).any(|w| w == needle))
-            {
-                return Some(p);
-            }
+    let mut found = None;
+    walk(root, &|_| false, &mut |_, p, m| {
+        let hit = m.is_file()
+            && m.len() <= 8 << 20
+            && std::fs::read(p).is_ok_and(|c| c.windows(needle.len()).any(|w| w == needle));
+        if hit {
+            found = Some(p.to_path_buf());
         }
-    }
-    None
+        !hit
+    });
+    found
 }
 
 /// The findings and probes of `exp`'s package in `report`, checked against the expectation.
