@@ -40,6 +40,7 @@ if [ "$(id -u)" = 0 ]; then
     cp -r fixtures "$stage/fixtures"
     mkdir -p "$stage/docs" && cp docs/report.schema.json "$stage/docs/"
     cp -r sandbox-profiles "$stage/sandbox-profiles"
+    cp -r tests/it/snapshots "$stage/snapshots"
     mkdir -p "$stage/fixtures/registry-server" && cp tests/registry/serve.py "$stage/fixtures/registry-server/"
     chmod -R a+rX "$stage"
     echo "== integration tests as unprivileged user $user"
@@ -47,6 +48,7 @@ if [ "$(id -u)" = 0 ]; then
     (cd / && runuser -u "$user" -- env -i \
         PATH=/usr/local/bin:/usr/bin:/bin HOME="$home" \
         RINGFENCE_BIN="$stage/ringfence" RINGFENCE_FIXTURES="$stage/fixtures" \
+        RINGFENCE_SNAPSHOTS="$stage/snapshots" INSTA_UPDATE=no CI="${CI:-}" \
         RINGFENCE_TEST_MUST_WORK="${RINGFENCE_TEST_MUST_WORK:-}" \
         RINGFENCE_TEST_LANDLOCK_ABI="${RINGFENCE_TEST_LANDLOCK_ABI:-}" \
         "$stage/it" --test-threads "$(nproc)")

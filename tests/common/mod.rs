@@ -343,3 +343,62 @@ impl Drop for Registry {
 pub fn require_npm() -> bool {
     which("npm").is_some() || skip_or_fail("npm is not installed")
 }
+
+/// [`snapshot`] kept apart for root and for an ordinary user, where what is enforced legitimately
+/// differs (uid mapping, RLIMIT_NPROC for host root).
+pub fn snapshot_per_user(name: &str, world: Option<&Path>, text: &str) {
+    let who = if uid() == 0 { "as-root" } else { "as-user" };
+    snapshot(&format!("{name}-{who}"), world, text);
+}
+
+/// Snapshot `text` under `name` with what differs between runs, users and machines of this kind
+/// redacted: the world's temporary root, other temporary paths, times and durations, pids and
+/// ids, canaries and digests, the kernel release. The unredacted text goes to stderr first, for
+/// debugging a mismatch.
+pub fn snapshot(name: &str, world: Option<&Path>, text: &str) {
+    eprintln!("--- {name} (unredacted) ---\n{text}\n--- end {name} ---");
+    let mut s = insta::Settings::clone_current();
+    s.set_snapshot_path(
+        std::env::var_os("RINGFENCE_SNAPSHOTS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/snapshots")),
+    );
+    s.set_prepend_module_to_snapshot(false);
+    s.set_omit_expression(true);
+    if let Some(w) = world {
+        s.add_filter(&regex_escape(&w.display().to_string()), "[WORLD]");
+    }
+    let tmp = std::env::temp_dir().display().to_string();
+    for (pattern, replacement) in [
+        // Temporary directories ringfence or npm made (decoy homes, scratch projects).
+        (
+            format!(r"{}/[A-Za-z0-9._-]*ringfence[A-Za-z0-9._-]*", regex_escape(&tmp)),
+            "[TMP]",
+        ),
+        (r"\b\d+(\.\d+)?\s?(ms|s)\b".to_string(), "[TIME]"),
+        (
+            r#""(pid|uid|gid|ppid|pgid|started_unix_ms|finished_unix_ms|duration_ms|at_unix_ms|kernel_abi|rss_kib|max_rss_kib)": ?-?\d+(\.\d+)?"#.to_string(),
+            r#""$1": [N]"#,
+        ),
+        (r#""value": "[^"]*""#.to_string(), r#""value": "[CANARY]""#),
+        (r"\bpid \d+\b".to_string(), "pid [N]"),
+        (r"\b[0-9a-f]{64}\b".to_string(), "[SHA256]"),
+        (r"\b[0-9a-f]{24,40}\b".to_string(), "[HEX]"),
+        (r"(?i)ringfence-canary-[A-Za-z0-9_-]+".to_string(), "[CANARY]"),
+        (r"\b\d+\.\d+\.\d+-[A-Za-z0-9.+_-]+".to_string(), "[KERNEL]"),
+    ] {
+        s.add_filter(&pattern, replacement);
+    }
+    s.bind(|| insta::assert_snapshot!(name, text));
+}
+
+fn regex_escape(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$#&-~".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}

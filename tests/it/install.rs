@@ -290,6 +290,14 @@ fn install_matches_plain_npm() {
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0]["package"]["name"], "rf-failopt");
     assert_eq!(failed[0]["exit"]["code"], 3);
+
+    // What the user sees on stderr, pinned (npm's own lines vary with its version: left out).
+    let stderr = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| !l.starts_with("npm "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    crate::common::snapshot("install-fidelity-stderr", Some(&w.ctx.root()), &stderr);
 }
 
 /// `npm ci` from the lockfile: same records and environments (`npm_command=ci`, lockfile-loaded

@@ -24,3 +24,5 @@ mod sandbox_net;
 mod sandbox_proc;
 /// Every seccomp deny entry returns its errno.
 mod seccomp;
+/// What users see, pinned (insta).
+mod snapshots;
