@@ -1,5 +1,8 @@
-//! The top-level error and its exit code. Every variant is a failure of ringfence itself (exit 2);
-//! what a sandboxed command did is never an error.
+//! The top-level error. Every variant is a failure of ringfence itself (exit 2, decided in
+//! `commands::Exit`); what a sandboxed command did is never an error. Hints are data
+//! ([`RunError::hint`]), never text folded into a message.
+
+use std::path::PathBuf;
 
 use thiserror::Error;
 
@@ -15,7 +18,7 @@ pub enum RunError {
     #[error(transparent)]
     Policy(#[from] PolicyError),
     /// The sandbox machinery failed.
-    #[error("{source}{}", diagnosis.as_ref().map(|d| format!("\n  cause: {}\n\nhint: {}", d.cause, d.fix)).unwrap_or_default())]
+    #[error("{source}")]
     Sandbox {
         /// Cause.
         #[source]
@@ -33,37 +36,54 @@ pub enum RunError {
     #[error("preparing the decoy home")]
     Observe(#[source] std::io::Error),
     /// A command-line value is invalid.
-    #[error("{0}")]
-    Usage(String),
+    #[error("{why}")]
+    InvalidArgument {
+        /// The flag or argument.
+        flag: &'static str,
+        /// The whole message.
+        why: String,
+    },
+    /// `replay --evidence` names a directory that already holds something.
+    #[error("--evidence `{}` exists and is not empty", path.display())]
+    EvidenceDirNotEmpty {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// `replay` was given a local path that does not exist.
+    #[error(
+        "replay: `{spec}` does not exist (a package directory, a .tgz, or a registry spec such as name@1.2.3)"
+    )]
+    NoSuchPackagePath {
+        /// What was given.
+        spec: String,
+    },
+    /// `run --show-plan` could not serialise the plan.
+    #[error("serialising the plan")]
+    SerializePlan(#[source] serde_json::Error),
+}
+
+/// A cause and what to do about it, for the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hint {
+    /// Why it failed (optional: some hints are only a fix).
+    pub cause: Option<String>,
+    /// What to do.
+    pub fix: String,
 }
 
 impl RunError {
-    /// Process exit code for this error.
-    pub fn exit_code(&self) -> u8 {
-        2
-    }
-}
-
-/// Render an error with its cause chain, one "caused by" per line, and hints last.
-pub fn render(e: &dyn std::error::Error) -> String {
-    let mut out = format!("error: {e}");
-    let mut hints = Vec::new();
-    let mut cur = e.source();
-    // Sources already folded into the top message (transparent variants) are skipped.
-    while let Some(c) = cur {
-        let text = c.to_string();
-        if !out.contains(&text) {
-            let (msg, hint) = match text.split_once("\n\nhint: ") {
-                Some((m, h)) => (m.to_string(), Some(h.to_string())),
-                None => (text, None),
-            };
-            out.push_str(&format!("\n  caused by: {msg}"));
-            hints.extend(hint);
+    /// What the user can do about this error, when ringfence knows.
+    pub fn hint(&self) -> Option<Hint> {
+        match self {
+            RunError::Sandbox {
+                diagnosis: Some(d), ..
+            } => Some(Hint {
+                cause: Some(d.cause.clone()),
+                fix: d.fix.clone(),
+            }),
+            RunError::Policy(p) => p.hint().map(|fix| Hint { cause: None, fix }),
+            RunError::Npm(n) => n.hint().map(|fix| Hint { cause: None, fix }),
+            _ => None,
         }
-        cur = c.source();
     }
-    for h in hints {
-        out.push_str(&format!("\n\nhint: {h}"));
-    }
-    out
 }

@@ -12,11 +12,11 @@ fn main() -> ExitCode {
     }
     let cli = ringfence::cli::Cli::parse();
     ringfence::logging::init(cli.verbose);
-    match ringfence::app::main(cli) {
-        Ok(code) => ExitCode::from(code),
+    match ringfence::commands::dispatch(cli) {
+        Ok(exit) => ExitCode::from(exit.code()),
         Err(e) => {
-            eprintln!("{}", ringfence::error::render(&e));
-            ExitCode::from(e.exit_code())
+            eprintln!("{}", ringfence::output::human::error(&e));
+            ExitCode::from(ringfence::commands::Exit::error_code(&e))
         }
     }
 }

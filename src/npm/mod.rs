@@ -2,9 +2,14 @@
 //! own configuration and credentials (ringfence never reads them), and capture the environment npm
 //! would have given its scripts.
 
+pub mod bins;
 pub mod env;
+pub mod gyp;
 pub mod manifest;
+pub mod optional;
 pub mod order;
+pub mod project;
+pub mod rollback;
 pub mod scripts;
 pub mod tree;
 
@@ -23,7 +28,7 @@ const CAPTURE_JS: &str = include_str!("capture.js");
 #[derive(Debug, Error)]
 pub enum NpmError {
     /// `npm` is not on PATH.
-    #[error("`npm` was not found on PATH\n\nhint: install Node.js and npm, or put them on PATH")]
+    #[error("`npm` was not found on PATH")]
     NotFound,
     /// `node` is not on PATH.
     #[error("`node` was not found on PATH")]
@@ -46,6 +51,57 @@ pub enum NpmError {
     #[error("reading `{}`", path.display())]
     Read {
         /// File.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `ci` without a lockfile.
+    #[error("`ringfence ci` needs a package-lock.json in `{}` (as `npm ci` does)", project.display())]
+    CiNeedsLockfile {
+        /// The project.
+        project: PathBuf,
+    },
+    /// Creating a directory failed.
+    #[error("creating `{}`", path.display())]
+    CreateDir {
+        /// Directory.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing a file failed.
+    #[error("writing `{}`", path.display())]
+    Write {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Copying a package directory failed.
+    #[error("copying `{}`", path.display())]
+    Copy {
+        /// Source directory.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Creating a temporary directory failed.
+    #[error("creating a temporary directory in `{}`", path.display())]
+    TempDir {
+        /// Where.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Removing a directory failed.
+    #[error("removing `{}`", path.display())]
+    RemoveDir {
+        /// Directory.
         path: PathBuf,
         /// Cause.
         #[source]
@@ -81,6 +137,16 @@ pub enum NpmError {
         /// Reason.
         why: String,
     },
+}
+
+impl NpmError {
+    /// What would fix it, when there is one thing to do.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            NpmError::NotFound => Some("install Node.js and npm, or put them on PATH".into()),
+            _ => None,
+        }
+    }
 }
 
 /// The node and npm this machine runs.

@@ -48,7 +48,7 @@ pub struct Node {
 }
 
 /// Identity used to decide "changed": version, resolved, integrity, link target.
-type Identity = (Option<String>, Option<String>, Option<String>, bool);
+pub type Identity = (Option<String>, Option<String>, Option<String>, bool);
 
 /// A parsed lockfile (`package-lock.json` or the hidden one).
 #[derive(Debug, Clone, Default)]

@@ -673,7 +673,7 @@ impl DecoyHome {
                     detail: Some(format!(
                         "written to the throwaway home: {} bytes, sha256 {}",
                         content.len(),
-                        crate::report::sha256_hex(content)
+                        crate::util::sha256_hex(content)
                     )),
                     process: None,
                     at_unix_ms: written_at,

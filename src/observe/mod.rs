@@ -10,12 +10,7 @@ pub mod syscalls;
 
 pub use crate::findings::{Actor, Code, Finding, FindingKind, Severity, order, worst};
 
-/// Milliseconds since the Unix epoch, now.
-pub fn now_unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
+pub use crate::util::now_unix_ms;
 
 use crate::sandbox::Outcome;
 use crate::sandbox::spec::SandboxSpec;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::{Code, Finding, FindingKind, Severity};
-use crate::report::sha256_hex;
+use crate::util::sha256_hex;
 
 /// At most this many entries are snapshotted (a package larger than that is compared partially).
 const MAX_ENTRIES: usize = 50_000;

@@ -6,6 +6,7 @@
 
 pub mod allowance;
 pub mod file;
+pub mod package;
 pub mod presets;
 mod resolve;
 
@@ -122,6 +123,8 @@ pub struct Warning {
     pub code: &'static str,
     /// One-line message.
     pub message: String,
+    /// What would make it go away.
+    pub hint: Option<String>,
 }
 
 /// Problems with the profile or the request; all are exit code 2.
@@ -163,7 +166,7 @@ pub enum PolicyError {
     #[error("command not found: `{0}`")]
     CommandNotFound(String),
     /// The command exists but would not be visible inside the sandbox.
-    #[error("`{}` is not visible inside the sandbox\n\nhint: pass `--ro {}`", path.display(), dir.display())]
+    #[error("`{}` is not visible inside the sandbox", path.display())]
     CommandNotVisible {
         /// Program.
         path: PathBuf,
@@ -173,6 +176,18 @@ pub enum PolicyError {
     /// The process context could not be read.
     #[error("reading the current directory")]
     Context(#[source] std::io::Error),
+}
+
+impl PolicyError {
+    /// What would fix it, when there is one thing to do.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            PolicyError::CommandNotVisible { dir, .. } => {
+                Some(format!("pass `--ro {}`", dir.display()))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Load a profile from a file, or the built-in default when `path` is `None`.

@@ -83,6 +83,7 @@ pub fn resolve(
             warnings.push(Warning {
                 code: "missing-path",
                 message: format!("[fs] read-only `{entry}` does not exist; skipped"),
+                hint: None,
             });
         }
     }
@@ -95,6 +96,7 @@ pub fn resolve(
             Err(_) => warnings.push(Warning {
                 code: "missing-path",
                 message: format!("[fs] read-write `{entry}` does not exist; skipped"),
+                hint: None,
             }),
         }
     }
@@ -160,6 +162,7 @@ pub fn resolve(
                 "`{}` exposes your real home directory inside the sandbox",
                 m.path.display()
             ),
+            hint: None,
         });
     }
 
@@ -192,6 +195,7 @@ pub fn resolve(
                 None => warnings.push(Warning {
                     code: "env-unset",
                     message: format!("--env `{e}`: not set in your environment; skipped"),
+                    hint: None,
                 }),
             },
         }
@@ -232,10 +236,11 @@ pub fn resolve(
                 warnings.push(Warning {
                     code: "cwd-not-visible",
                     message: format!(
-                        "the current directory `{}` is not mounted in the sandbox; running in `{}`\n\nhint: pass `--ro .` or `--rw .` to expose it",
+                        "the current directory `{}` is not mounted in the sandbox; running in `{}`",
                         c.display(),
                         home.display()
                     ),
+                    hint: Some("pass `--ro .` or `--rw .` to expose it".into()),
                 });
             }
             home.clone()

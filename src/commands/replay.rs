@@ -9,34 +9,16 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use crate::error::RunError;
-use crate::install::{self, InstallOptions};
 use crate::npm::{self, Command2, NpmError, Toolchain};
-use crate::observe::Severity;
 use crate::observe::envprobe::CI_VARS;
+use crate::output::human;
 use crate::policy::{self, PolicyError, ResolveContext};
 use crate::report::{Difference, ReplayMode, ReplaySummary, Report};
+use crate::settings::{InstallSettings, ReplaySettings};
 
-/// What `replay` was asked to do.
-#[derive(Debug, Clone)]
-pub struct ReplayOptions {
-    /// npm package specs, tarballs or package directories.
-    pub specs: Vec<String>,
-    /// Modes to run, in order (`dev`, `ci`).
-    pub modes: Vec<String>,
-    /// Combined report.
-    pub report: Option<PathBuf>,
-    /// Evidence directory (created; must be empty if it exists).
-    pub evidence: Option<PathBuf>,
-    /// Profile.
-    pub profile: Option<PathBuf>,
-    /// Exit 1 when a finding in any mode is at least this severe.
-    pub fail_on: Option<Severity>,
-    /// Wall-clock limit per script.
-    pub timeout: Duration,
-}
+use super::Exit;
 
 /// The environment changes of a mode.
 fn mode_env(mode: &str) -> Vec<(String, Option<String>)> {
@@ -76,27 +58,21 @@ fn resolve_specs(
         let local = spec.starts_with('.') || spec.starts_with('/') || path.is_dir();
         if local && path.is_dir() {
             let copy = work.join(format!("src-{i}"));
-            copy_dir(&path, &copy).map_err(|source| {
-                RunError::Npm(NpmError::Read {
-                    path: path.clone(),
-                    source,
-                })
+            copy_dir(&path, &copy).map_err(|source| NpmError::Copy {
+                path: path.clone(),
+                source,
             })?;
             let dest = work.join("packed");
-            std::fs::create_dir_all(&dest).map_err(|source| {
-                RunError::Npm(NpmError::Read {
-                    path: dest.clone(),
-                    source,
-                })
+            std::fs::create_dir_all(&dest).map_err(|source| NpmError::CreateDir {
+                path: dest.clone(),
+                source,
             })?;
             let tgz = npm::pack_ignore_scripts(tool, &copy, &dest, env).map_err(RunError::Npm)?;
             out.push(tgz.display().to_string());
         } else if local && path.is_file() {
             out.push(path.display().to_string());
         } else if local {
-            return Err(RunError::Usage(format!(
-                "replay: `{spec}` does not exist (a package directory, a .tgz, or a registry spec such as name@1.2.3)"
-            )));
+            return Err(RunError::NoSuchPackagePath { spec: spec.clone() });
         } else {
             out.push(spec.clone());
         }
@@ -216,102 +192,113 @@ fn keep_packages(report: &Report, project: &Path, dest: &Path) {
     }
 }
 
-/// Run the replay. Returns the exit status: 0, 1 (findings at or above `fail_on` in a mode), or
-/// an error (2).
-pub fn run(opts: ReplayOptions) -> Result<u8, RunError> {
-    if opts.specs.is_empty() {
-        return Err(RunError::Usage("replay: name at least one package".into()));
+/// The evidence directory, created empty (an existing non-empty one is refused).
+fn evidence_dir(dir: &Path) -> Result<(), RunError> {
+    let empty = std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_none());
+    if !empty {
+        return Err(RunError::EvidenceDirNotEmpty {
+            path: dir.to_path_buf(),
+        });
     }
+    std::fs::create_dir_all(dir).map_err(|source| {
+        RunError::Npm(NpmError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })
+    })
+}
+
+/// One mode: a scratch project, the install with that mode's environment, its evidence.
+fn run_mode(
+    s: &ReplaySettings,
+    i: usize,
+    mode: &str,
+    specs: &[String],
+    work: &Path,
+) -> Result<(ReplayMode, PathBuf, Option<Report>), RunError> {
+    let project = work.join(mode);
+    let manifest = r#"{ "name": "ringfence-replay", "version": "0.0.0", "private": true }"#;
+    std::fs::create_dir_all(&project)
+        .and_then(|()| std::fs::write(project.join("package.json"), manifest))
+        .map_err(|source| NpmError::Write {
+            path: project.join("package.json"),
+            source,
+        })?;
+    let env = mode_env(mode);
+    eprintln!(
+        "== ringfence replay {}/{}: {} ({})",
+        i + 1,
+        s.modes.len(),
+        if mode == "ci" {
+            "as in CI"
+        } else {
+            "as on a developer machine"
+        },
+        describe(&env).join(", ")
+    );
+    let installed = super::install::install(&InstallSettings {
+        npm_args: specs.to_vec(),
+        profile: s.profile.clone(),
+        fail_on: None,
+        forensic: true,
+        project: Some(project.clone()),
+        env: env.clone(),
+        rollback: false,
+        timeout: Some(s.timeout),
+        jobs: 1,
+        ..InstallSettings::new(Command2::Install)
+    });
+    let exit_status = match &installed.exit {
+        Ok(c) => i32::from(c.code()),
+        Err(e) => {
+            eprintln!("ringfence replay: {mode}: {}", human::error(e));
+            2
+        }
+    };
+    let report = match (installed.exit, installed.report) {
+        // Nothing ran (npm could not fetch the package, say): stop here.
+        (Err(e), None) => return Err(e),
+        (_, r) => r,
+    };
+    if let (Some(dir), Some(r)) = (&s.evidence, &report) {
+        let d = dir.join(mode);
+        let _ = std::fs::create_dir_all(&d);
+        let _ = r.write(&d.join("report.json"));
+        keep_packages(r, &project, &d.join("packages"));
+    }
+    let mode = ReplayMode {
+        mode: mode.to_string(),
+        env: describe(&env),
+        exit_status,
+    };
+    Ok((mode, project, report))
+}
+
+/// Run the replay: every mode, then what differed. Exit 1 when a finding in any mode is at
+/// least `--fail-on`.
+pub fn run(s: ReplaySettings) -> Result<Exit, RunError> {
     let rctx = ResolveContext::from_process().map_err(PolicyError::Context)?;
     let path_env = rctx.var("PATH").unwrap_or(policy::DEFAULT_PATH).to_string();
-    let tool = Toolchain::locate(&path_env, &rctx.cwd).map_err(RunError::Npm)?;
-    if let Some(dir) = &opts.evidence {
-        let empty = std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_none());
-        if !empty {
-            return Err(RunError::Usage(format!(
-                "--evidence `{}` exists and is not empty",
-                dir.display()
-            )));
-        }
-        std::fs::create_dir_all(dir).map_err(|source| {
-            RunError::Npm(NpmError::Read {
-                path: dir.clone(),
-                source,
-            })
-        })?;
+    let tool = Toolchain::locate(&path_env, &rctx.cwd)?;
+    if let Some(dir) = &s.evidence {
+        evidence_dir(dir)?;
     }
     let work = tempfile::Builder::new()
         .prefix("ringfence-replay-")
         .tempdir()
-        .map_err(|source| {
-            RunError::Npm(NpmError::Read {
-                path: std::env::temp_dir(),
-                source,
-            })
+        .map_err(|source| NpmError::TempDir {
+            path: std::env::temp_dir(),
+            source,
         })?;
     let work_path =
         std::fs::canonicalize(work.path()).unwrap_or_else(|_| work.path().to_path_buf());
-    let specs = resolve_specs(&opts.specs, &tool, &work_path, &rctx.env, &rctx.cwd)?;
+    let specs = resolve_specs(&s.specs, &tool, &work_path, &rctx.env, &rctx.cwd)?;
 
     let mut results: Vec<(String, PathBuf, Option<Report>)> = Vec::new();
     let mut modes = Vec::new();
-    for (i, mode) in opts.modes.iter().enumerate() {
-        let project = work_path.join(mode);
-        let manifest = r#"{ "name": "ringfence-replay", "version": "0.0.0", "private": true }"#;
-        std::fs::create_dir_all(&project)
-            .and_then(|()| std::fs::write(project.join("package.json"), manifest))
-            .map_err(|source| {
-                RunError::Npm(NpmError::Read {
-                    path: project.clone(),
-                    source,
-                })
-            })?;
-        let env = mode_env(mode);
-        eprintln!(
-            "== ringfence replay {}/{}: {} ({})",
-            i + 1,
-            opts.modes.len(),
-            if mode == "ci" {
-                "as in CI"
-            } else {
-                "as on a developer machine"
-            },
-            describe(&env).join(", ")
-        );
-        let (code, report) = install::run_reporting(InstallOptions {
-            npm_args: specs.clone(),
-            profile: opts.profile.clone(),
-            fail_on: None,
-            forensic: true,
-            project: Some(project.clone()),
-            env: env.clone(),
-            rollback: false,
-            timeout: Some(opts.timeout),
-            jobs: 1,
-            ..InstallOptions::new(Command2::Install)
-        });
-        let exit_status = match &code {
-            Ok(c) => i32::from(*c),
-            Err(e) => {
-                eprintln!("ringfence replay: {mode}: {}", crate::error::render(e));
-                2
-            }
-        };
-        if code.is_err() && report.is_none() {
-            // Nothing ran (npm could not fetch the package, say): stop here.
-            return code;
-        }
-        modes.push(ReplayMode {
-            mode: mode.clone(),
-            env: describe(&env),
-            exit_status,
-        });
-        if let (Some(dir), Some(r)) = (&opts.evidence, &report) {
-            let d = dir.join(mode);
-            let _ = std::fs::create_dir_all(&d);
-            let _ = r.write(&d.join("report.json"));
-            keep_packages(r, &project, &d.join("packages"));
-        }
+    for (i, mode) in s.modes.iter().enumerate() {
+        let (m, project, report) = run_mode(&s, i, mode, &specs, &work_path)?;
+        modes.push(m);
         results.push((mode.clone(), project, report));
     }
 
@@ -326,46 +313,28 @@ pub fn run(opts: ReplayOptions) -> Result<u8, RunError> {
     }
     let mut combined = Report::new(runs);
     combined.replay = Some(ReplaySummary {
-        specs: opts.specs.clone(),
+        specs: s.specs.clone(),
         modes,
         differences: diffs.clone(),
     });
-    let mut text = String::new();
-    if opts.modes.len() > 1 {
-        if diffs.is_empty() {
-            text.push_str("ringfence replay: the same behaviour in every mode\n");
-        } else {
-            text.push_str("ringfence replay: behaviour that differed between modes:\n");
-            for d in &diffs {
-                text.push_str(&format!(
-                    "  only in {:<4} {}  {}{}\n",
-                    d.only_in,
-                    d.package,
-                    d.severity
-                        .map(|s| format!("[{}] ", s.as_str()))
-                        .unwrap_or_default(),
-                    d.summary
-                ));
-            }
-        }
-    }
+    let text = human::replay_differences(s.modes.len(), &diffs);
     eprint!("{text}");
-    if let Some(path) = &opts.report {
+    if let Some(path) = &s.report {
         combined.write(path)?;
     }
-    if let Some(dir) = &opts.evidence {
+    if let Some(dir) = &s.evidence {
         combined.write(&dir.join("report.json"))?;
         let _ = std::fs::write(dir.join("differences.txt"), &text);
         eprintln!("ringfence replay: evidence in `{}`", dir.display());
     }
-    let flagged = matches!((opts.fail_on, combined.worst()), (Some(t), Some(w)) if w >= t);
-    Ok(u8::from(flagged))
+    let flagged = matches!((s.fail_on, combined.worst()), (Some(t), Some(w)) if w >= t);
+    Ok(if flagged { Exit::Flagged } else { Exit::Clean })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observe::{Code, Finding, FindingKind};
+    use crate::observe::{Code, Finding, FindingKind, Severity};
 
     fn report_with(project: &str, findings: Vec<(&str, &str)>, timed_out: bool) -> Report {
         let mut r = Report::new(Vec::new());

@@ -1,0 +1,263 @@
+//! `ringfence install` / `ringfence ci`: npm with `--ignore-scripts`, then npm's lifecycle
+//! replayed script by script, each in its own sandbox.
+//!
+//! Steps: read the project (malformed manifest or lockfile → exit 2 before anything changes) →
+//! `npm <cmd> --ignore-scripts` with the user's own config, capturing npm's environment → the
+//! build set (added/changed nodes and root links) → phases → each phase's jobs in parallel
+//! sandboxes (`--jobs`), barrier between phases → optional failures remove their optional set, a
+//! required failure stops and rolls back as npm does → report, summary, exit status.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::error::RunError;
+use crate::npm::project::{self, BuildSet, Project};
+use crate::npm::scripts::{Job, Phase};
+use crate::npm::tree::optional_set;
+use crate::npm::{self, Toolchain};
+use crate::output::human;
+use crate::pipeline::{Runner, ScriptOutcome, batch};
+use crate::policy::package::InstallScope;
+use crate::policy::{self, PolicyError, ProfileFile, ResolveContext};
+use crate::report::{JobStatus, Report, package_run};
+use crate::settings::InstallSettings;
+
+use super::Exit;
+
+/// An install's result, with its report when it got as far as running scripts (replay keeps
+/// the report of a mode whose install failed).
+#[derive(Debug)]
+pub struct Installed {
+    /// The exit status, or the error that stopped ringfence.
+    pub exit: Result<Exit, RunError>,
+    /// The report, once scripts ran.
+    pub report: Option<Report>,
+}
+
+/// `ringfence install|ci`.
+pub fn run(s: InstallSettings) -> Result<Exit, RunError> {
+    install(&s).exit
+}
+
+/// The install, for `install`/`ci` and for each mode of `replay`.
+pub fn install(s: &InstallSettings) -> Installed {
+    let mut report = None;
+    let exit = install_reporting(s, &mut report);
+    Installed { exit, report }
+}
+
+/// The caller's context with the settings' environment changes and project applied.
+fn context(s: &InstallSettings) -> Result<ResolveContext, RunError> {
+    let mut rctx = ResolveContext::from_process().map_err(PolicyError::Context)?;
+    for (name, value) in &s.env {
+        rctx.env.retain(|(k, _)| k != name);
+        if let Some(v) = value {
+            rctx.env.push((name.clone(), v.clone()));
+        }
+    }
+    if let Some(p) = &s.project {
+        rctx.cwd = p.clone();
+    }
+    Ok(rctx)
+}
+
+/// The project root (as npm finds it) and the profile with the project's `ringfence.toml`.
+fn project_and_policy(
+    s: &InstallSettings,
+    rctx: &ResolveContext,
+) -> Result<(PathBuf, ProfileFile), RunError> {
+    let mut profile = policy::load(s.profile.as_deref())?;
+    let root = match &s.project {
+        Some(p) => p.clone(),
+        None => npm::find_project(&rctx.cwd)?,
+    };
+    let root = std::fs::canonicalize(&root).unwrap_or(root);
+    if policy::layer_project_file(&mut profile, &root)? {
+        tracing::info!("policy: {} layered over the profile", policy::PROJECT_FILE);
+    }
+    Ok((root, profile))
+}
+
+/// What the scripts of this install share: the project, the toolchain they read, the links.
+fn scope(
+    s: &InstallSettings,
+    project: &Project,
+    build: &BuildSet,
+    tool: &Toolchain,
+    npm_cache: Option<&PathBuf>,
+    nodedir: Option<PathBuf>,
+) -> InstallScope {
+    let mut toolchain = vec![tool.npm_dir.clone()];
+    toolchain.extend(npm_cache.cloned());
+    toolchain.extend(nodedir);
+    if !tool.node_prefix.starts_with("/usr") {
+        toolchain.push(tool.node_prefix.clone());
+    }
+    InstallScope {
+        project: project.root.clone(),
+        toolchain,
+        link_dirs: build.link_dirs(),
+        no_record: s.no_record,
+        forensic: s.forensic,
+        timeout: s.timeout,
+    }
+}
+
+/// Every phase in order; within a phase up to `--jobs` sandboxes. Stops after a phase in which
+/// a required script failed or could not run; an optional dependency's failure removes its
+/// optional set from the rest of the install.
+struct Batch {
+    outcomes: Vec<(ScriptOutcome, JobStatus)>,
+    trashed: BTreeSet<String>,
+}
+
+fn run_phases(phases: Vec<Phase>, runner: &Runner<'_>, build: &BuildSet, jobs: usize) -> Batch {
+    let mut b = Batch {
+        outcomes: Vec::new(),
+        trashed: BTreeSet::new(),
+    };
+    for phase in phases {
+        let todo: Vec<Job> = phase
+            .jobs
+            .into_iter()
+            .filter(|j| !b.trashed.contains(&j.location))
+            .collect();
+        tracing::info!("phase {}: {} script(s)", phase.name, todo.len());
+        let done = batch::run_phase(
+            todo,
+            jobs,
+            |j| j.foreground,
+            ScriptOutcome::stops,
+            |j| runner.run(j),
+        );
+        let mut stop = false;
+        for o in done {
+            let status = if !o.failed() {
+                JobStatus::Ok
+            } else if o.stops() {
+                stop = true;
+                JobStatus::Failed
+            } else {
+                let set = optional_set(&build.after, &o.job.location);
+                tracing::info!(
+                    "optional {}@{} failed its {} script; removing {} package(s)",
+                    o.job.name,
+                    o.job.version,
+                    o.job.event,
+                    set.len()
+                );
+                b.trashed.extend(set);
+                JobStatus::OptionalFailed
+            };
+            b.outcomes.push((o, status));
+        }
+        if stop {
+            break;
+        }
+    }
+    b
+}
+
+/// Scripts that exited 0 but are probably incomplete (something they needed was refused).
+fn partial(report: &Report) -> Vec<String> {
+    report
+        .runs
+        .iter()
+        .filter(|r| !r.refused.is_empty())
+        .filter_map(|r| r.package.as_ref())
+        .filter(|p| p.outcome == JobStatus::Ok.as_str())
+        .map(|p| format!("{}@{} {}", p.name, p.version, p.event))
+        .collect()
+}
+
+fn install_reporting(s: &InstallSettings, slot: &mut Option<Report>) -> Result<Exit, RunError> {
+    let t0 = Instant::now();
+    let rctx = context(s)?;
+    let path_env = rctx.var("PATH").unwrap_or(policy::DEFAULT_PATH).to_string();
+    let tool = Toolchain::locate(&path_env, &rctx.cwd)?;
+    let (root, profile) = project_and_policy(s, &rctx)?;
+    let project = Project::read(root, s.command)?;
+    // npm itself, outside the sandbox, with the user's own configuration.
+    let captured =
+        npm::run_ignore_scripts(&tool, s.command, &s.npm_args, &project.root, &rctx.env)?;
+    let build = project.build_set(s.command)?;
+    let mut warnings = build.git_prepare_warnings();
+    warnings.extend(npm::bins::shadowing_bins(&project.root));
+    human::report_warnings(&warnings);
+    let (npm_env, nodedir) = project::script_env(&captured, &tool);
+    let phases = build.phases(&project, s.command, &s.npm_args, &captured, &npm_env, &tool);
+    let total: usize = phases.iter().map(|p| p.jobs.len()).sum();
+    let install_summary = build.summary(&phases);
+    let npm_cache = project::cache_dir(&npm_env, &rctx.home);
+    let runner = Runner {
+        profile: &profile,
+        rctx: &rctx,
+        scope: scope(s, &project, &build, &tool, npm_cache.as_ref(), nodedir),
+        caches: npm_cache.iter().cloned().collect(),
+        events: &human::Terminal,
+    };
+    let batch = run_phases(phases, &runner, &build, s.jobs);
+    human::policy_warnings(batch.outcomes.iter().flat_map(|(o, _)| &o.warnings));
+
+    let runs = batch
+        .outcomes
+        .iter()
+        .filter_map(|(o, status)| package_run(o, *status, &project.root))
+        .collect();
+    let mut report = Report::new(runs);
+    report.warnings = warnings;
+    report.install = Some(install_summary);
+    if let Some(path) = &s.report {
+        report.write(path)?;
+    }
+    if s.summary {
+        eprint!("{}", human::summary(&report, t0.elapsed().as_secs_f64()));
+    }
+    let partial = partial(&report);
+    if s.strict && !partial.is_empty() {
+        eprintln!(
+            "ringfence: --strict: {} script(s) exited 0 but are probably incomplete: {}",
+            partial.len(),
+            partial.join(", ")
+        );
+    }
+    let flagged = s
+        .fail_on
+        .zip(report.worst())
+        .is_some_and(|(threshold, worst)| worst >= threshold)
+        || (s.strict && !partial.is_empty());
+    *slot = Some(report);
+
+    let failed = batch
+        .outcomes
+        .into_iter()
+        .find(|(_, status)| *status == JobStatus::Failed)
+        .map(|(o, _)| o);
+    if let Some(f) = failed {
+        if !f.job.foreground && f.error().is_none() {
+            human::script_failure(&f);
+        }
+        if s.rollback {
+            eprintln!(
+                "ringfence: {}",
+                project.rollback.apply(&project.root).message()
+            );
+        }
+        // A sandbox that could not run is ringfence's failure (exit 2); a script's own failure
+        // is its status, unless findings already decide the exit.
+        let outcome = f.executed.and_then(|x| x.result)?;
+        let code = outcome.termination.exit_code();
+        return Ok(if flagged {
+            Exit::Flagged
+        } else {
+            Exit::Status(u8::try_from(code.clamp(1, 255)).unwrap_or(1))
+        });
+    }
+    if !batch.trashed.is_empty() {
+        npm::optional::remove_optional_set(&project.root, &build.after, &batch.trashed)?;
+    }
+    let ran = slot.as_ref().map_or(0, |r| r.runs.len());
+    tracing::info!("replayed {ran} of {total} lifecycle script(s)");
+    Ok(if flagged { Exit::Flagged } else { Exit::Clean })
+}

@@ -1,0 +1,72 @@
+//! One module per subcommand. Each turns its settings into calls on the pipeline and the
+//! printers; the exit status is decided here, in [`Exit`], and nowhere else.
+
+pub mod doctor;
+pub mod install;
+pub mod replay;
+pub mod run;
+
+use crate::cli::{Cli, Command};
+use crate::error::RunError;
+use crate::npm::Command2;
+use crate::settings::{DoctorSettings, InstallSettings, ReplaySettings, RunSettings};
+
+/// How a command ended. Errors of ringfence itself are `Err(RunError)` (exit 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything ran; nothing at or above `--fail-on` (exit 0).
+    Clean,
+    /// Findings at or above `--fail-on`, or `--strict` and a partial script (exit 1).
+    Flagged,
+    /// `run`: the command's own status; `install`: a required script's status (1–255).
+    Status(u8),
+    /// `doctor`: the sandbox cannot run here (exit 2).
+    Unavailable,
+}
+
+impl Exit {
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Clean => 0,
+            Exit::Flagged => 1,
+            Exit::Status(c) => c,
+            Exit::Unavailable => 2,
+        }
+    }
+
+    /// The process exit code for an error of ringfence itself.
+    pub fn error_code(_: &RunError) -> u8 {
+        2
+    }
+}
+
+/// Run the parsed command line.
+pub fn dispatch(cli: Cli) -> Result<Exit, RunError> {
+    // Installs and replays create many decoy homes over minutes: an interruption removes them.
+    // (`run` stays single-threaded until its sandbox is forked: the fast launcher needs that.)
+    if matches!(
+        cli.command,
+        Command::Install(_) | Command::Ci(_) | Command::Replay(_)
+    ) {
+        if let Err(e) = crate::cleanup::watch() {
+            tracing::warn!("interruption cleanup unavailable: {e}");
+        }
+    }
+    match cli.command {
+        Command::Run(args) => run::run(RunSettings::from_args(args)?),
+        Command::Doctor(args) => doctor::run(DoctorSettings::from_args(args)),
+        Command::Install(args) => {
+            install::run(InstallSettings::from_args(Command2::Install, args)?)
+        }
+        Command::Ci(args) => install::run(InstallSettings::from_args(Command2::Ci, args)?),
+        Command::Replay(args) => replay::run(ReplaySettings::from_args(args)?),
+        Command::Findings(args) => {
+            print!(
+                "{}",
+                crate::output::human::findings_catalogue(args.markdown)
+            );
+            Ok(Exit::Clean)
+        }
+    }
+}

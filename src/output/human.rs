@@ -1,0 +1,560 @@
+//! What a person reads on the terminal: the install summary, a failed script's dump, notes after
+//! `run`, replay differences, doctor's table, the findings catalogue, warnings and errors. Every
+//! untrusted string goes through [`terminal_safe`].
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+
+use crate::doctor::KernelFacts;
+use crate::error::RunError;
+use crate::findings::{Finding, Severity};
+use crate::npm::scripts::Job;
+use crate::pipeline::{Events, ScriptOutcome};
+use crate::policy::Warning;
+use crate::report::{Difference, Report, ReportWarning};
+use crate::sandbox::Outcome;
+use crate::sandbox::landlock::Status;
+use crate::sandbox::spec::SandboxSpec;
+
+/// Findings shown per run in the human summary (most severe first); the JSON has them all.
+const SUMMARY_FINDINGS: usize = 12;
+
+/// `s` made safe for a terminal: control characters (C0 except tab, DEL, C1), bidirectional
+/// overrides and isolates, and other invisible format characters are shown as `\u{…}` escapes,
+/// so that a package name, a path or a script's output cannot move the cursor, recolour,
+/// reorder or hide text in the summary.
+pub fn terminal_safe(s: &str) -> std::borrow::Cow<'_, str> {
+    let bad = |c: char| {
+        (c.is_control() && c != '\t')
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{061c}' | '\u{feff}')
+    };
+    if !s.chars().any(bad) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(
+        s.chars()
+            .map(|c| {
+                if bad(c) {
+                    format!("\\u{{{:x}}}", u32::from(c))
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
+fn severity_label(s: Severity) -> &'static str {
+    match s {
+        Severity::Info => "info",
+        Severity::Low => "low",
+        Severity::Medium => "MEDIUM",
+        Severity::High => "HIGH",
+        Severity::Critical => "CRITICAL",
+    }
+}
+
+/// The human summary printed after `install`/`ci`: a headline, then one line per script run
+/// with its findings underneath.
+pub fn summary(report: &Report, elapsed_secs: f64) -> String {
+    use std::fmt::Write as _;
+    let mut counts: BTreeMap<crate::observe::Severity, usize> = BTreeMap::new();
+    for f in report.runs.iter().flat_map(|r| &r.findings) {
+        *counts.entry(f.severity).or_default() += 1;
+    }
+    let findings = if counts.is_empty() {
+        "no findings".to_string()
+    } else {
+        counts
+            .iter()
+            .rev()
+            .map(|(s, n)| format!("{n} {}", severity_label(*s).to_ascii_lowercase()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "ringfence: {} lifecycle script(s), each in its own sandbox, {elapsed_secs:.1}s; {findings}",
+        report.runs.len()
+    );
+    for r in &report.runs {
+        let (who, outcome) = match &r.package {
+            Some(p) => (
+                format!("{}@{} {}", p.name, p.version, p.event),
+                p.outcome.as_str(),
+            ),
+            None => (r.command.join(" "), "ran"),
+        };
+        let status = match (outcome, r.timed_out) {
+            (_, true) => "timeout",
+            ("ok", _) if !r.refused.is_empty() => "partial",
+            ("ok", _) | ("ran", _) => "ok",
+            ("optional-failed", _) => "opt-fail",
+            _ => "FAILED",
+        };
+        let limit = match (r.timed_out, r.timeout_ms) {
+            (true, Some(ms)) => format!(
+                "  (killed at the {:.0}s wall-clock limit with its whole process tree)",
+                ms as f64 / 1000.0
+            ),
+            _ => String::new(),
+        };
+        let partial = if status == "partial" {
+            let net = r
+                .refused
+                .iter()
+                .filter(|x| x.path.starts_with("network: "))
+                .count();
+            let writes = r.refused.len() - net;
+            let what: Vec<String> = [
+                (writes, "write(s) were refused"),
+                (net, "host(s) it needed were unreachable"),
+            ]
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, w)| format!("{n} {w}"))
+            .collect();
+            format!(
+                "  (exited 0, but {}: the package is probably incomplete)",
+                what.join(" and ")
+            )
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "  {status:<8} {}  {:.1}s{limit}{partial}",
+            terminal_safe(&who),
+            r.duration_ms / 1000.0
+        );
+        for x in &r.refused {
+            let _ = writeln!(
+                out,
+                "           refused  `{}`: {}",
+                terminal_safe(&x.path),
+                x.why
+            );
+        }
+        let allow: Vec<&str> = r
+            .refused
+            .iter()
+            .filter_map(|x| x.allow.as_deref())
+            .collect();
+        if let (Some(p), false) = (&r.package, allow.is_empty()) {
+            let _ = writeln!(
+                out,
+                "           to allow it, add to {} at the project root (or your --profile):",
+                crate::policy::PROJECT_FILE
+            );
+            for line in crate::policy::allowance::snippet(&p.name, &allow).lines() {
+                let _ = writeln!(out, "             {}", terminal_safe(line));
+            }
+        }
+        // Probes nobody needs by default (CI detection, info) stay in the report; `-v` shows
+        // them.
+        let verbose = tracing::enabled!(tracing::Level::INFO);
+        let shown: Vec<&Finding> = r
+            .findings
+            .iter()
+            .filter(|f| {
+                verbose
+                    || !(f.severity == crate::observe::Severity::Info
+                        || f.code == crate::findings::Code::CiDetection)
+            })
+            .collect();
+        for f in shown.iter().take(SUMMARY_FINDINGS) {
+            let _ = writeln!(
+                out,
+                "           {:<8} {:<26} {}",
+                severity_label(f.severity),
+                f.code.as_str(),
+                terminal_safe(&f.summary)
+            );
+        }
+        let hidden = r.findings.len() - shown.len();
+        let more = shown.len().saturating_sub(SUMMARY_FINDINGS);
+        if more > 0 || hidden > 0 {
+            let _ = writeln!(
+                out,
+                "           … and {} more finding(s) of this run in the JSON report (--report){}",
+                more + hidden,
+                if hidden > 0 {
+                    format!("; {hidden} of them CI-detection or info probes (-v shows them)")
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+    if let Some(i) = &report.install {
+        let quiet = &i.no_install_time_behaviour;
+        if !quiet.is_empty() {
+            let shown: Vec<String> = quiet
+                .iter()
+                .take(5)
+                .map(|p| terminal_safe(&format!("{}@{}", p.name, p.version)).into_owned())
+                .collect();
+            let more = quiet.len() - shown.len();
+            let _ = writeln!(
+                out,
+                "  {} package(s) with no install-time behaviour (no lifecycle scripts: nothing ran, their runtime code is not examined): {}{}",
+                quiet.len(),
+                shown.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+    out
+}
+
+/// `warning[code]: message`, and its hint, on stderr.
+pub fn warning(code: &str, message: &str, hint: Option<&str>) {
+    let mut e = std::io::stderr().lock();
+    let _ = writeln!(e, "warning[{code}]: {}", terminal_safe(message));
+    if let Some(h) = hint {
+        let _ = writeln!(e, "\nhint: {}", terminal_safe(h));
+    }
+}
+
+/// Profile warnings, each once, in the order first seen.
+pub fn policy_warnings<'a>(warnings: impl IntoIterator<Item = &'a Warning>) {
+    let mut seen = std::collections::BTreeSet::new();
+    for w in warnings {
+        if seen.insert((w.code, w.message.clone())) {
+            warning(w.code, &w.message, w.hint.as_deref());
+        }
+    }
+}
+
+/// Report-level warnings (git dependencies not prepared, shadowing bins).
+pub fn report_warnings(warnings: &[ReportWarning]) {
+    for w in warnings {
+        warning(&w.code, &w.message, None);
+    }
+}
+
+/// `error: …`, each cause not already in the message on its own line, then the hint.
+pub fn error(e: &RunError) -> String {
+    let mut out = format!("error: {e}");
+    let mut cur = std::error::Error::source(e);
+    // Sources already folded into the top message (transparent variants) are skipped.
+    while let Some(c) = cur {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(&format!("\n  caused by: {text}"));
+        }
+        cur = c.source();
+    }
+    if let Some(h) = e.hint() {
+        if let Some(cause) = &h.cause {
+            out.push_str(&format!("\n  cause: {cause}"));
+        }
+        out.push_str(&format!("\n\nhint: {}", h.fix));
+    }
+    out
+}
+
+/// What the user should know about a finished `run`, on stderr.
+pub fn run_notes(spec: &SandboxSpec, outcome: &Outcome, findings: &[Finding]) {
+    let cmd = spec.exec.argv.join(" ");
+    if outcome.timed_out {
+        eprintln!(
+            "ringfence: `{}` timed out after {:.1}s; the whole sandbox was killed",
+            terminal_safe(&cmd),
+            spec.limits.timeout_ms.unwrap_or(0) as f64 / 1000.0
+        );
+    }
+    if let Some(e) = &outcome.enforced {
+        if e.landlock.status != Status::FullyEnforced {
+            eprintln!(
+                "warning[landlock]: only {:?} (kernel ABI {:?}, wanted {})",
+                e.landlock.status, e.landlock.kernel_abi, e.landlock.requested_abi
+            );
+        }
+    }
+    for f in findings {
+        eprintln!(
+            "ringfence: finding [{}] {}",
+            f.severity.as_str(),
+            terminal_safe(&f.summary)
+        );
+    }
+}
+
+/// A failed background script, printed like npm prints one: code, path, command, then its
+/// output (never its terminal escapes).
+pub fn script_failure(o: &ScriptOutcome) {
+    let code = o.outcome().map_or(2, |x| x.termination.exit_code());
+    let job = &o.job;
+    let mut e = std::io::stderr().lock();
+    let safe = terminal_safe;
+    let _ = writeln!(
+        e,
+        "ringfence error: {}@{} {} script failed",
+        safe(&job.name),
+        safe(&job.version),
+        job.event
+    );
+    let _ = writeln!(e, "ringfence error code {code}");
+    let _ = writeln!(
+        e,
+        "ringfence error path {}",
+        safe(&job.dir.display().to_string())
+    );
+    let _ = writeln!(e, "ringfence error command failed");
+    let _ = writeln!(e, "ringfence error command sh -c {}", safe(&job.command));
+    if o.outcome().is_some_and(|x| x.timed_out) {
+        let _ = writeln!(
+            e,
+            "ringfence error the script timed out and its sandbox was killed"
+        );
+    }
+    if let Ok(x) = &o.executed {
+        for stream in [&x.stdout, &x.stderr] {
+            for line in String::from_utf8_lossy(stream).lines() {
+                let _ = writeln!(e, "ringfence error {}", safe(line));
+            }
+        }
+    }
+}
+
+/// The differences between replay modes (empty when there was one mode).
+pub fn replay_differences(modes: usize, diffs: &[Difference]) -> String {
+    let mut text = String::new();
+    if modes > 1 {
+        if diffs.is_empty() {
+            text.push_str("ringfence replay: the same behaviour in every mode\n");
+        } else {
+            text.push_str("ringfence replay: behaviour that differed between modes:\n");
+            for d in diffs {
+                text.push_str(&format!(
+                    "  only in {:<4} {}  {}{}\n",
+                    d.only_in,
+                    terminal_safe(&d.package),
+                    d.severity
+                        .map(|s| format!("[{}] ", s.as_str()))
+                        .unwrap_or_default(),
+                    terminal_safe(&d.summary)
+                ));
+            }
+        }
+    }
+    text
+}
+
+/// The findings catalogue, as Markdown or one line per code.
+pub fn findings_catalogue(markdown: bool) -> String {
+    use crate::findings::catalog;
+    if markdown {
+        return catalog::markdown();
+    }
+    catalog::RULES
+        .iter()
+        .map(|r| {
+            format!(
+                "{:<27} {:<8} {:<19} {}\n",
+                r.code.as_str(),
+                r.severity.as_str(),
+                r.kind.as_str(),
+                r.meaning
+            )
+        })
+        .collect()
+}
+
+/// `doctor`'s table.
+pub fn doctor(facts: &KernelFacts, userns: &str, tier: &str, detail: &str) -> String {
+    let landlock = match &facts.landlock_abi {
+        Ok(abi) => format!(
+            "ABI {abi} (ringfence pins ABI {})",
+            crate::sandbox::landlock::PINNED_ABI_NUMBER
+        ),
+        Err(e) => format!("unavailable: {e}"),
+    };
+    format!(
+        "kernel            {}\nuser namespaces   {userns}\nlandlock          {landlock}\nseccomp           filters: {}; user notification: {}\nisolation tier    {tier}: {detail}\n",
+        facts.release,
+        if facts.seccomp_actions.is_some() {
+            "yes"
+        } else {
+            "unknown"
+        },
+        if facts.user_notif() { "yes" } else { "no" }
+    )
+}
+
+/// The terminal as a pipeline listener: npm's banner before a foreground script takes it
+/// (foreground scripts are the user's own root scripts; the banner is npm's, byte for byte).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Terminal;
+
+impl Events for Terminal {
+    fn script_starting(&self, job: &Job) {
+        if job.foreground {
+            let mut out = std::io::stdout().lock();
+            let _ = write!(
+                out,
+                "\n> {}@{} {}\n> {}\n\n",
+                job.name, job.version, job.event, job.command
+            );
+            let _ = out.flush();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::findings::{Code, FindingKind};
+    use crate::report::tests::run;
+    use crate::report::{InstallSummary, PackageId};
+
+    /// The human summary, pinned.
+    #[test]
+    fn summary_snapshot() {
+        let report = Report::new(vec![
+            run("argon2", "install", "ok", vec![]),
+            run(
+                "evil",
+                "postinstall",
+                "ok",
+                vec![
+                    Finding {
+                        code: Code::TcpExfiltration,
+                        kind: FindingKind::Exfiltration,
+                        severity: Severity::Critical,
+                        summary: "secret sent to `webhook.site:80` (env:NPM_TOKEN)".into(),
+                        target: "webhook.site:80".into(),
+                        detail: None,
+                        process: None,
+                        at_unix_ms: None,
+                    },
+                    Finding {
+                        code: Code::DecoyRead,
+                        kind: FindingKind::SecretRead,
+                        severity: Severity::High,
+                        summary: "read decoy npm token `~/.npmrc`".into(),
+                        target: "/h/.npmrc".into(),
+                        detail: None,
+                        process: None,
+                        at_unix_ms: None,
+                    },
+                ],
+            ),
+            run("opt", "install", "optional-failed", vec![]),
+            {
+                let mut r = run("hooks", "postinstall", "ok", vec![]);
+                r.refused = crate::policy::allowance::refusals(
+                    Path::new("/p"),
+                    &["/p/.git/hooks/pre-commit", "/p/hooks.yml"],
+                );
+                r.refused.extend(crate::policy::allowance::network_refusals(
+                    ["github.com:443"].into_iter(),
+                ));
+                r
+            },
+        ]);
+        assert_eq!(
+            summary(&report, 3.25),
+            "ringfence: 4 lifecycle script(s), each in its own sandbox, 3.2s; 1 critical, 1 high
+  ok       argon2@1.0.0 install  1.2s
+  ok       evil@1.0.0 postinstall  1.2s
+           CRITICAL tcp-exfiltration           secret sent to `webhook.site:80` (env:NPM_TOKEN)
+           HIGH     decoy-read                 read decoy npm token `~/.npmrc`
+  opt-fail opt@1.0.0 install  1.2s
+  partial  hooks@1.0.0 postinstall  1.2s  (exited 0, but 2 write(s) were refused and 1 host(s) it needed were unreachable: the package is probably incomplete)
+           refused  `/p/.git/hooks/pre-commit`: the project outside the package's own directory
+           refused  `/p/hooks.yml`: the project outside the package's own directory
+           refused  `network: github.com`: there is no network in the sandbox: whatever it meant to download is missing
+           to allow it, add to ringfence.toml at the project root (or your --profile):
+             [package.\"hooks\"]
+             write = [\".git/hooks/\", \"hooks.yml\"]
+             reason = \"<why this package must write there>\"
+"
+        );
+        assert_eq!(report.worst(), Some(Severity::Critical));
+    }
+
+    /// Names, paths and summaries from a package cannot move the cursor, recolour, reorder or
+    /// add lines to the summary.
+    #[test]
+    fn untrusted_strings_reach_the_terminal_escaped() {
+        let evil = "\x1b[2K\r  ok       fine@1.0.0 postinstall\n\u{202e}x\u{9b}";
+        let mut r = run(evil, "postinstall", "ok", vec![]);
+        r.findings
+            .push(Finding::new(Code::WriteRefused, evil, "/x"));
+        r.refused = vec![crate::policy::allowance::Refusal {
+            path: evil.into(),
+            why: "w".into(),
+            allow: Some("a/".into()),
+        }];
+        let text = summary(&Report::new(vec![r]), 1.0);
+        assert!(!text.contains('\x1b') && !text.contains('\r') && !text.contains('\u{202e}'));
+        assert!(!text.contains('\u{9b}'));
+        assert!(text.contains("\\u{1b}[2K\\u{d}"), "{text}");
+        // One line per thing, whatever the names hold.
+        assert_eq!(
+            text.lines().filter(|l| l.contains("fine@1.0.0")).count(),
+            4,
+            "{text}"
+        );
+        assert!(
+            text.lines().all(|l| !l.starts_with("  ok       fine")),
+            "{text}"
+        );
+    }
+
+    /// Timeouts, long finding lists and packages with nothing to run, pinned.
+    #[test]
+    fn summary_snapshot_timeouts_caps_and_quiet_packages() {
+        let noisy: Vec<Finding> = (0..14)
+            .map(|i| Finding {
+                code: Code::Survivor,
+                kind: FindingKind::Survivor,
+                severity: Severity::High,
+                summary: format!("survivor {i}"),
+                target: format!("pid {i}"),
+                detail: None,
+                process: None,
+                at_unix_ms: None,
+            })
+            .collect();
+        let mut gated = run("gated", "postinstall", "failed", vec![]);
+        gated.timed_out = true;
+        gated.timeout_ms = Some(3000);
+        let mut report = Report::new(vec![gated, run("worm", "prepare", "ok", noisy)]);
+        report.install = Some(InstallSummary {
+            packages: 9,
+            with_scripts: 2,
+            no_install_time_behaviour: (0..7)
+                .map(|i| PackageId {
+                    name: format!("p{i}"),
+                    version: "1.0.0".into(),
+                    location: format!("node_modules/p{i}"),
+                })
+                .collect(),
+        });
+        let text = summary(&report, 1.0);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[1],
+            "  timeout  gated@1.0.0 postinstall  1.2s  (killed at the 3s wall-clock limit with its whole process tree)"
+        );
+        assert_eq!(lines.len(), 1 + 1 + 1 + 12 + 1 + 1);
+        assert_eq!(
+            lines[15],
+            "           … and 2 more finding(s) of this run in the JSON report (--report)"
+        );
+        assert_eq!(
+            lines[16],
+            "  7 package(s) with no install-time behaviour (no lifecycle scripts: nothing ran, their runtime code is not examined): p0@1.0.0, p1@1.0.0, p2@1.0.0, p3@1.0.0, p4@1.0.0 and 2 more"
+        );
+    }
+}

@@ -1,0 +1,211 @@
+//! Running one script: the only place that calls [`sandbox::run`]. `run`, `install`/`ci`,
+//! `replay` and `doctor` all come through here, so all get the same hints on a setup failure and
+//! the same recording.
+
+use std::io::{Read, Seek};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::doctor::{self, Diagnosis, KernelFacts};
+use crate::error::RunError;
+use crate::observe::{Observation, Observed};
+use crate::sandbox::plan::SetupPlan;
+use crate::sandbox::seccomp::SeccompPlan;
+use crate::sandbox::spec::SandboxSpec;
+use crate::sandbox::{self, Outcome, SandboxError, Stdio2};
+
+/// What to record around the run.
+#[derive(Debug, Clone)]
+pub enum Recording {
+    /// Containment only: no decoys, canaries, sinkhole or recorder.
+    Off,
+    /// Decoy HOME, canaries, sinkhole, recorder.
+    On {
+        /// Variables the user passed explicitly (`--env`): kept, not replaced by canaries.
+        explicit_env: Vec<String>,
+        /// Shared read-only caches (npm's) whose write attempts are expected noise.
+        caches: Vec<PathBuf>,
+    },
+}
+
+/// Where the script's output goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Io {
+    /// Our own stdout and stderr (foreground scripts, `run`).
+    Terminal,
+    /// Captured, bounded (head and tail), shown only when asked (background scripts).
+    Capture,
+}
+
+/// A script ready to run: its final spec, its setup plan, its observation.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The resolved, instrumented spec.
+    pub spec: SandboxSpec,
+    /// The setup plan the sandbox applies.
+    pub plan: SetupPlan,
+    observation: Option<Observation>,
+}
+
+/// A script that ran, or whose sandbox could not start.
+#[derive(Debug)]
+pub struct Executed {
+    /// The spec it ran under.
+    pub spec: SandboxSpec,
+    /// The seccomp plan it was given.
+    pub seccomp: SeccompPlan,
+    /// When it started.
+    pub started_unix_ms: u64,
+    /// What the sandbox reported; an error (with its hint) when the sandbox failed.
+    pub result: Result<Outcome, RunError>,
+    /// Captured output (empty for [`Io::Terminal`]).
+    pub stdout: Vec<u8>,
+    /// Captured output (empty for [`Io::Terminal`]).
+    pub stderr: Vec<u8>,
+    /// What the observation recorded.
+    pub observed: Observed,
+}
+
+impl Prepared {
+    /// Attach the observation (it rewrites HOME and the environment of `spec`) and plan the
+    /// sandbox.
+    pub fn new(mut spec: SandboxSpec, recording: &Recording) -> Result<Prepared, RunError> {
+        let observation = match recording {
+            Recording::Off => None,
+            Recording::On {
+                explicit_env,
+                caches,
+            } => {
+                let t = std::time::Instant::now();
+                let o = Observation::attach_with_caches(&mut spec, explicit_env, caches)
+                    .map_err(RunError::Observe)?;
+                tracing::debug!("recording attached in {:?}", t.elapsed());
+                Some(o)
+            }
+        };
+        let mut plan = SetupPlan::from_spec(&spec, &|p| p.is_dir());
+        plan.trace_steps = tracing::enabled!(tracing::Level::DEBUG);
+        Ok(Prepared {
+            spec,
+            plan,
+            observation,
+        })
+    }
+
+    /// Run it to the end and collect what was observed.
+    pub fn execute(self, io: Io) -> Executed {
+        let Prepared {
+            spec,
+            plan,
+            mut observation,
+        } = self;
+        let started_unix_ms = crate::util::now_unix_ms();
+        let timeout = spec.limits.timeout_ms.map(Duration::from_millis);
+        let capture = match io {
+            Io::Terminal => Ok(None),
+            Io::Capture => tempfile::tempfile()
+                .and_then(|o| Ok((o, tempfile::tempfile()?)))
+                .map(Some),
+        };
+        let mut files = match capture {
+            Ok(f) => f,
+            Err(e) => {
+                return Executed {
+                    seccomp: plan.seccomp.clone(),
+                    spec,
+                    started_unix_ms,
+                    result: Err(sandbox_error(SandboxError::SpawnInit(e), None)),
+                    stdout: Vec::new(),
+                    stderr: Vec::new(),
+                    observed: Observed::default(),
+                };
+            }
+        };
+        let stdio = match &files {
+            None => Stdio2::inherit(),
+            Some((o, e)) => match (o.try_clone(), e.try_clone()) {
+                (Ok(o), Ok(e)) => Stdio2 {
+                    stdout: Some(o.into()),
+                    stderr: Some(e.into()),
+                },
+                _ => Stdio2::inherit(),
+            },
+        };
+        let result = sandbox::run(&plan, timeout, stdio, &mut |what| {
+            if let Some(o) = observation.as_mut() {
+                o.take(what);
+            }
+        })
+        .map_err(|e| sandbox_error(e, None));
+        let (stdout, stderr) = match files.as_mut() {
+            Some((o, e)) => (read_back(o), read_back(e)),
+            None => (Vec::new(), Vec::new()),
+        };
+        let t = std::time::Instant::now();
+        let observed = match (&result, observation) {
+            (Ok(o), Some(obs)) => obs.finish(o),
+            _ => Observed::default(),
+        };
+        tracing::debug!("recording finished in {:?}", t.elapsed());
+        Executed {
+            seccomp: plan.seccomp.clone(),
+            spec,
+            started_unix_ms,
+            result,
+            stdout,
+            stderr,
+            observed,
+        }
+    }
+}
+
+/// What a script printed, bounded: its first and last 64 KiB, with the number of bytes left out
+/// between them (a script can print gigabytes).
+fn read_back(f: &mut std::fs::File) -> Vec<u8> {
+    const KEEP: u64 = 64 << 10;
+    let len = f.metadata().map_or(0, |m| m.len());
+    let mut v = Vec::new();
+    let _ = f.rewind();
+    if len <= 2 * KEEP {
+        let _ = f.take(2 * KEEP).read_to_end(&mut v);
+        return v;
+    }
+    let _ = f.take(KEEP).read_to_end(&mut v);
+    v.extend_from_slice(
+        format!("\n[… {} bytes of output left out …]\n", len - 2 * KEEP).as_bytes(),
+    );
+    if f.seek(std::io::SeekFrom::Start(len - KEEP)).is_ok() {
+        let _ = f.take(KEEP).read_to_end(&mut v);
+    }
+    v
+}
+
+/// A sandbox failure with its cause and fix, as `doctor` would diagnose it.
+pub fn sandbox_error(e: SandboxError, facts: Option<&KernelFacts>) -> RunError {
+    let diagnosis = match &e {
+        SandboxError::Setup { step, errno, .. } => {
+            let owned;
+            let facts = match facts {
+                Some(f) => f,
+                None => {
+                    owned = KernelFacts::read();
+                    &owned
+                }
+            };
+            doctor::hint(*step, *errno, facts)
+        }
+        SandboxError::Exec { source, .. } if source.raw_os_error() == Some(libc::ENOENT) => {
+            Some(Diagnosis {
+                cause:
+                    "the program or its interpreter (`#!` line) does not exist inside the sandbox"
+                        .into(),
+                fix: "expose the interpreter's directory with `--ro`".into(),
+            })
+        }
+        _ => None,
+    };
+    RunError::Sandbox {
+        source: e,
+        diagnosis,
+    }
+}

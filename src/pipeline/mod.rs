@@ -1,0 +1,194 @@
+//! The per-script pipeline: one package script becomes a sandbox request (policy), a prepared
+//! sandbox with its observation ([`execute::Prepared`]), a run, and what was observed — plus, for
+//! package scripts, what the script did to its own files and whether its manifest lied about
+//! its name. Batches of scripts run through [`batch::run_phase`].
+
+pub mod batch;
+pub mod events;
+pub mod execute;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::error::RunError;
+use crate::findings::{Code, Finding, Severity};
+use crate::npm::scripts::{Job, Kind};
+use crate::observe::pristine::Snapshot;
+use crate::policy::package::{InstallScope, Writable, script_request};
+use crate::policy::{self, ProfileFile, ResolveContext, Warning};
+use crate::sandbox::Outcome;
+
+pub use events::Events;
+pub use execute::{Executed, Io, Prepared, Recording};
+
+/// What happened to one package script.
+#[derive(Debug)]
+pub struct ScriptOutcome {
+    /// The script.
+    pub job: Job,
+    /// Its run; an error when it could not be prepared (policy, decoy home).
+    pub executed: Result<Executed, RunError>,
+    /// Profile warnings from resolving its sandbox.
+    pub warnings: Vec<Warning>,
+}
+
+impl ScriptOutcome {
+    /// The sandbox's outcome, when the script ran.
+    pub fn outcome(&self) -> Option<&Outcome> {
+        self.executed.as_ref().ok()?.result.as_ref().ok()
+    }
+
+    /// Why ringfence could not run it, when it could not.
+    pub fn error(&self) -> Option<&RunError> {
+        match &self.executed {
+            Err(e) => Some(e),
+            Ok(x) => x.result.as_ref().err(),
+        }
+    }
+
+    /// It exited non-zero, was killed, or could not run.
+    pub fn failed(&self) -> bool {
+        self.outcome()
+            .is_none_or(|o| o.termination.exit_code() != 0)
+    }
+
+    /// A failure that ends the install (not an optional dependency's own failure).
+    pub fn stops(&self) -> bool {
+        self.failed()
+            && !(self.job.optional && self.job.kind == Kind::Dep && self.error().is_none())
+    }
+}
+
+/// Runs the package scripts of one install.
+pub struct Runner<'a> {
+    /// The merged profile.
+    pub profile: &'a ProfileFile,
+    /// Host facts for resolution.
+    pub rctx: &'a ResolveContext,
+    /// What every script shares.
+    pub scope: InstallScope,
+    /// npm's cache (read-only inside the sandbox; writes to it are expected noise).
+    pub caches: Vec<PathBuf>,
+    /// Who is told when scripts start and finish.
+    pub events: &'a dyn Events,
+}
+
+impl std::fmt::Debug for Runner<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner")
+            .field("scope", &self.scope)
+            .field("caches", &self.caches)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runner<'_> {
+    /// Run one script: its allowances prepared, its sandbox resolved and run, its own files
+    /// compared before and after, the allowances tidied.
+    pub fn run(&self, job: Job) -> ScriptOutcome {
+        let writable = match job.kind {
+            Kind::Dep | Kind::Link => Writable::prepare(self.profile, &self.scope.project, &job),
+            Kind::Root => Writable::default(),
+        };
+        // A package's own files, to see what its script does to them (self-modification,
+        // erasing the evidence). Links too; the root project is the user's own.
+        let pristine = (!self.scope.no_record && job.kind != Kind::Root)
+            .then(|| Snapshot::take(&job.dir, &job.command));
+        let req = script_request(&self.scope, &job, &writable.paths);
+        let mut warnings = Vec::new();
+        let executed = policy::resolve(self.profile, self.rctx, &req)
+            .map_err(RunError::from)
+            .and_then(|(spec, w)| {
+                warnings = w;
+                let recording = if self.scope.no_record {
+                    Recording::Off
+                } else {
+                    Recording::On {
+                        explicit_env: Vec::new(),
+                        caches: self.caches.clone(),
+                    }
+                };
+                Prepared::new(spec, &recording)
+            })
+            .map(|prepared| {
+                self.events.script_starting(&job);
+                let io = if job.foreground {
+                    Io::Terminal
+                } else {
+                    Io::Capture
+                };
+                prepared.execute(io)
+            });
+        writable.undo();
+        let mut outcome = ScriptOutcome {
+            job,
+            executed,
+            warnings,
+        };
+        if let (Some(before), Ok(x)) = (&pristine, outcome.executed.as_mut()) {
+            if x.result.is_ok() {
+                own_files(before, &outcome.job, x);
+            }
+        }
+        if let Ok(x) = outcome.executed.as_mut() {
+            if let Some(f) = manifest_confusion(&outcome.job, self.profile) {
+                x.observed.findings.push(f);
+                crate::findings::order(&mut x.observed.findings);
+            }
+        }
+        self.events.script_finished(&outcome);
+        outcome
+    }
+}
+
+/// What the script did to its own package directory (self-modification, dropped programs,
+/// staged secrets).
+fn own_files(before: &Snapshot, job: &Job, x: &mut Executed) {
+    let t = Instant::now();
+    let after = Snapshot::take(&job.dir, &job.command);
+    let ran: Vec<&[String]> = x
+        .observed
+        .spawned
+        .iter()
+        .map(|s| s.argv.as_slice())
+        .collect();
+    let mut found = before.findings(&after, &job.command, &ran, job.integrity.as_deref());
+    found.extend(before.staged_secrets(&after, &x.observed.canaries));
+    x.observed.findings.extend(found);
+    crate::findings::order(&mut x.observed.findings);
+    tracing::debug!(
+        "{}@{} {}: own files compared in {:?}",
+        job.name,
+        job.version,
+        job.event,
+        t.elapsed()
+    );
+}
+
+/// Policy goes by what npm installed; a manifest naming another package (one with allowances,
+/// worst of all) is reaching for that package's identity.
+fn manifest_confusion(job: &Job, profile: &ProfileFile) -> Option<Finding> {
+    let claimed = job.claimed_name.as_ref()?;
+    let privileged = profile.package.contains_key(claimed);
+    let f = Finding::new(
+        Code::ManifestConfusion,
+        format!(
+            "its package.json calls it `{claimed}`, but npm installed it as `{}` (manifest confusion){}",
+            job.name,
+            if privileged {
+                "; the policy for that name was not applied"
+            } else {
+                ""
+            }
+        ),
+        &job.location,
+    )
+    .detail(
+        "packages are identified by their lockfile location and source, never by what their manifest says",
+    );
+    Some(if privileged {
+        f.severity(Severity::High)
+    } else {
+        f
+    })
+}

@@ -1,0 +1,201 @@
+//! Building report entries from what the pipeline produced.
+
+use crate::report::*;
+use crate::sandbox::Outcome;
+use crate::sandbox::channel::Termination;
+use crate::sandbox::landlock::{LandlockOutcome, Status};
+use crate::sandbox::seccomp::SeccompPlan;
+use crate::sandbox::spec::{MountKind, SandboxSpec};
+
+impl ScriptRun {
+    /// Attach what the observation recorded.
+    pub fn observed(&mut self, o: crate::observe::Observed) {
+        self.findings = o.findings;
+        self.canaries = o.canaries;
+        self.spawned = o.spawned;
+        self.env_probes = o.env_probes;
+    }
+
+    /// Build the entry for one finished run.
+    pub fn new(
+        spec: &SandboxSpec,
+        seccomp: &SeccompPlan,
+        outcome: &Outcome,
+        started_unix_ms: u64,
+    ) -> Self {
+        let (exit, exit_status) = match outcome.termination {
+            Termination::Exited(c) => (Exit::Code(c), c),
+            Termination::Signaled(s) => (Exit::Signal(s), 128 + s),
+        };
+        let mut view = View {
+            read_only: vec![],
+            read_write: vec![],
+            home: spec.home.clone(),
+        };
+        for m in &spec.mounts {
+            match m.kind {
+                MountKind::ReadOnly => view.read_only.push(m.path.clone()),
+                MountKind::ReadWrite => view.read_write.push(m.path.clone()),
+                _ => {}
+            }
+        }
+        let (landlock, filters) = match &outcome.enforced {
+            Some(e) => (e.landlock.clone(), e.seccomp_filters),
+            None => (
+                LandlockOutcome {
+                    status: Status::NotEnforced,
+                    requested_abi: crate::sandbox::landlock::PINNED_ABI_NUMBER,
+                    kernel_abi: None,
+                },
+                0,
+            ),
+        };
+        let seccomp_status = if filters == seccomp.filters.len() {
+            Status::FullyEnforced
+        } else if filters > 0 {
+            Status::PartiallyEnforced
+        } else {
+            Status::NotEnforced
+        };
+        // RLIMIT_NPROC is not checked for processes whose real uid is the initial namespace's
+        // root (kernel/fork.c), even inside a user namespace.
+        let (rl_status, rl_detail) = if spec.uid == 0 {
+            (
+                Status::PartiallyEnforced,
+                Some("RLIMIT_NPROC is not enforced by the kernel for host root; the pid namespace still bounds the tree's lifetime".to_string()),
+            )
+        } else {
+            (Status::FullyEnforced, None)
+        };
+        ScriptRun {
+            package: None,
+            command: spec.exec.argv.clone(),
+            program: spec.exec.program.clone(),
+            cwd: spec.exec.cwd.clone(),
+            started_unix_ms,
+            duration_ms: (outcome.duration.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+            exit,
+            exit_status,
+            timed_out: outcome.timed_out,
+            timeout_ms: spec.limits.timeout_ms,
+            view,
+            enforcement: Enforcement {
+                namespaces: Namespaces {
+                    user: Mechanism {
+                        status: Status::FullyEnforced,
+                        detail: Some(format!(
+                            "uid {} and gid {} mapped to themselves",
+                            spec.uid, spec.gid
+                        )),
+                    },
+                    mount: Mechanism::full(),
+                    pid: Mechanism::full(),
+                    net: Mechanism {
+                        status: Status::FullyEnforced,
+                        detail: Some("empty network namespace, loopback only".into()),
+                    },
+                    ipc: Mechanism::full(),
+                    uts: Mechanism::full(),
+                },
+                landlock,
+                seccomp: SeccompStatus {
+                    status: seccomp_status,
+                    filters,
+                },
+                capabilities: Mechanism::full(),
+                no_new_privs: Mechanism::full(),
+                rlimits: RlimitStatus {
+                    status: rl_status,
+                    detail: rl_detail,
+                    nproc: spec.limits.nproc,
+                    nofile: spec.limits.nofile,
+                    fsize: spec.limits.fsize,
+                    core: 0,
+                },
+            },
+            survivors: outcome.survivors.clone(),
+            findings: Vec::new(),
+            canaries: Vec::new(),
+            spawned: Vec::new(),
+            env_probes: Vec::new(),
+            replay_mode: None,
+            refused: Vec::new(),
+        }
+    }
+}
+
+/// How a package script ended, as the report says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobStatus {
+    /// Exited 0.
+    Ok,
+    /// An optional dependency's script failed: its optional set was removed.
+    OptionalFailed,
+    /// Failed (or could not run).
+    Failed,
+}
+
+impl JobStatus {
+    /// The report's `outcome` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Ok => "ok",
+            JobStatus::OptionalFailed => "optional-failed",
+            JobStatus::Failed => "failed",
+        }
+    }
+}
+
+fn kind_name(k: crate::npm::scripts::Kind) -> &'static str {
+    use crate::npm::scripts::Kind;
+    match k {
+        Kind::Dep => "dependency",
+        Kind::Link => "link",
+        Kind::Root => "root",
+    }
+}
+
+/// The report entry of a package script that ran (`None` when its sandbox never started):
+/// attribution, and — for dependencies and links — what was refused and would need an allowance.
+pub fn package_run(
+    o: &crate::pipeline::ScriptOutcome,
+    status: JobStatus,
+    project: &std::path::Path,
+) -> Option<ScriptRun> {
+    use crate::findings::{Code, FindingKind, Severity};
+    let x = o.executed.as_ref().ok()?;
+    let outcome = x.result.as_ref().ok()?;
+    let job = &o.job;
+    let mut run = ScriptRun::new(&x.spec, &x.seccomp, outcome, x.started_unix_ms);
+    run.observed(x.observed.clone());
+    run.package = Some(PackageRef {
+        name: job.name.clone(),
+        version: job.version.clone(),
+        location: job.location.clone(),
+        event: job.event.clone(),
+        kind: kind_name(job.kind).into(),
+        integrity: job.integrity.clone(),
+        script_sha256: crate::util::sha256_hex(job.command.as_bytes()),
+        outcome: status.as_str().into(),
+    });
+    if job.kind != crate::npm::scripts::Kind::Root {
+        let refused: Vec<&str> = run
+            .findings
+            .iter()
+            .filter(|f| f.code == Code::WriteRefused && f.severity >= Severity::Medium)
+            .map(|f| f.target.as_str())
+            .collect();
+        run.refused = crate::policy::allowance::refusals(project, &refused);
+        // A download cannot have succeeded: there is no network in the sandbox.
+        run.refused
+            .extend(crate::policy::allowance::network_refusals(
+                run.findings
+                    .iter()
+                    .filter(|f| {
+                        f.kind == FindingKind::NetworkAttempt && f.severity > Severity::Info
+                    })
+                    .map(|f| f.target.as_str()),
+            ));
+    }
+    Some(run)
+}
