@@ -11,7 +11,7 @@ use crate::findings::{Finding, Severity};
 use crate::npm::scripts::Job;
 use crate::pipeline::{Events, ScriptOutcome};
 use crate::policy::Warning;
-use crate::report::{Difference, Report, ReportWarning};
+use crate::report::{Difference, InstallSummary, Report, ReportWarning, ScriptRun};
 use crate::sandbox::Outcome;
 use crate::sandbox::landlock::Status;
 use crate::sandbox::spec::SandboxSpec;
@@ -78,138 +78,164 @@ pub fn summary(report: &Report, elapsed_secs: f64) -> String {
         "ringfence: {} lifecycle script(s), each in its own sandbox, {elapsed_secs:.1}s; {findings}",
         report.runs.len()
     );
-    for r in &report.runs {
-        let (who, outcome) = match &r.package {
-            Some(p) => (
-                format!("{}@{} {}", p.name, p.version, p.event),
-                p.outcome.as_str(),
-            ),
-            None => (r.command.join(" "), "ran"),
-        };
-        let status = match (outcome, r.timed_out) {
-            (_, true) => "timeout",
-            ("ok", _) if !r.refused.is_empty() => "partial",
-            ("ok", _) | ("ran", _) => "ok",
-            ("optional-failed", _) => "opt-fail",
-            _ => "FAILED",
-        };
-        let limit = match (r.timed_out, r.timeout_ms) {
-            (true, Some(ms)) => format!(
-                "  (killed at the {:.0}s wall-clock limit with its whole process tree)",
-                ms as f64 / 1000.0
-            ),
-            _ => String::new(),
-        };
-        let partial = if status == "partial" {
-            let net = r
-                .refused
-                .iter()
-                .filter(|x| x.path.starts_with("network: "))
-                .count();
-            let writes = r.refused.len() - net;
-            let what: Vec<String> = [
-                (writes, "write(s) were refused"),
-                (net, "host(s) it needed were unreachable"),
-            ]
-            .iter()
-            .filter(|(n, _)| *n > 0)
-            .map(|(n, w)| format!("{n} {w}"))
-            .collect();
-            format!(
-                "  (exited 0, but {}: the package is probably incomplete)",
-                what.join(" and ")
-            )
-        } else {
-            String::new()
-        };
+    let unrecorded: Vec<&ScriptRun> = report
+        .runs
+        .iter()
+        .filter(|r| r.enforcement.recorder_missing().is_some())
+        .collect();
+    if let Some(first) = unrecorded.first() {
         let _ = writeln!(
             out,
-            "  {status:<8} {}  {:.1}s{limit}{partial}",
-            terminal_safe(&who),
-            r.duration_ms / 1000.0
+            "  warning[recorder-unavailable]: {} script(s) ran without the syscall recorder: {}",
+            unrecorded.len(),
+            first.enforcement.recorder_missing().unwrap_or_default()
         );
-        for x in &r.refused {
-            let _ = writeln!(
-                out,
-                "           refused  `{}`: {}",
-                terminal_safe(&x.path),
-                x.why
-            );
-        }
-        let allow: Vec<&str> = r
-            .refused
-            .iter()
-            .filter_map(|x| x.allow.as_deref())
-            .collect();
-        if let (Some(p), false) = (&r.package, allow.is_empty()) {
-            let _ = writeln!(
-                out,
-                "           to allow it, add to {} at the project root (or your --profile):",
-                crate::policy::PROJECT_FILE
-            );
-            for line in crate::policy::allowance::snippet(&p.name, &allow).lines() {
-                let _ = writeln!(out, "             {}", terminal_safe(line));
-            }
-        }
-        // Probes nobody needs by default (CI detection, info) stay in the report; `-v` shows
-        // them.
-        let verbose = tracing::enabled!(tracing::Level::INFO);
-        let shown: Vec<&Finding> = r
-            .findings
-            .iter()
-            .filter(|f| {
-                verbose
-                    || !(f.severity == crate::observe::Severity::Info
-                        || f.code == crate::findings::Code::CiDetection)
-            })
-            .collect();
-        for f in shown.iter().take(SUMMARY_FINDINGS) {
-            let _ = writeln!(
-                out,
-                "           {:<8} {:<26} {}",
-                severity_label(f.severity),
-                f.code.as_str(),
-                terminal_safe(&f.summary)
-            );
-        }
-        let hidden = r.findings.len() - shown.len();
-        let more = shown.len().saturating_sub(SUMMARY_FINDINGS);
-        if more > 0 || hidden > 0 {
-            let _ = writeln!(
-                out,
-                "           … and {} more finding(s) of this run in the JSON report (--report){}",
-                more + hidden,
-                if hidden > 0 {
-                    format!("; {hidden} of them CI-detection or info probes (-v shows them)")
-                } else {
-                    String::new()
-                }
-            );
-        }
+    }
+    for r in &report.runs {
+        run_lines(&mut out, r);
     }
     if let Some(i) = &report.install {
-        let quiet = &i.no_install_time_behaviour;
-        if !quiet.is_empty() {
-            let shown: Vec<String> = quiet
-                .iter()
-                .take(5)
-                .map(|p| terminal_safe(&format!("{}@{}", p.name, p.version)).into_owned())
-                .collect();
-            let more = quiet.len() - shown.len();
-            let _ = writeln!(
-                out,
-                "  {} package(s) with no install-time behaviour (no lifecycle scripts: nothing ran, their runtime code is not examined): {}{}",
-                quiet.len(),
-                shown.join(", "),
-                if more > 0 {
-                    format!(" and {more} more")
-                } else {
-                    String::new()
-                }
-            );
-        }
+        quiet_packages(&mut out, i);
     }
     out
+}
+
+/// One script's line, what was refused (with the allowance that would permit it) and its
+/// findings.
+fn run_lines(out: &mut String, r: &ScriptRun) {
+    use std::fmt::Write as _;
+    let (who, outcome) = match &r.package {
+        Some(p) => (
+            format!("{}@{} {}", p.name, p.version, p.event),
+            p.outcome.as_str(),
+        ),
+        None => (r.command.join(" "), "ran"),
+    };
+    let status = match (outcome, r.timed_out) {
+        (_, true) => "timeout",
+        ("ok", _) if !r.refused.is_empty() => "partial",
+        ("ok", _) | ("ran", _) => "ok",
+        ("optional-failed", _) => "opt-fail",
+        _ => "FAILED",
+    };
+    let limit = match (r.timed_out, r.timeout_ms) {
+        (true, Some(ms)) => format!(
+            "  (killed at the {:.0}s wall-clock limit with its whole process tree)",
+            ms as f64 / 1000.0
+        ),
+        _ => String::new(),
+    };
+    let partial = if status == "partial" {
+        let net = r
+            .refused
+            .iter()
+            .filter(|x| x.path.starts_with("network: "))
+            .count();
+        let writes = r.refused.len() - net;
+        let what: Vec<String> = [
+            (writes, "write(s) were refused"),
+            (net, "host(s) it needed were unreachable"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, w)| format!("{n} {w}"))
+        .collect();
+        format!(
+            "  (exited 0, but {}: the package is probably incomplete)",
+            what.join(" and ")
+        )
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        out,
+        "  {status:<8} {}  {:.1}s{limit}{partial}",
+        terminal_safe(&who),
+        r.duration_ms / 1000.0
+    );
+    for x in &r.refused {
+        let _ = writeln!(
+            out,
+            "           refused  `{}`: {}",
+            terminal_safe(&x.path),
+            x.why
+        );
+    }
+    let allow: Vec<&str> = r
+        .refused
+        .iter()
+        .filter_map(|x| x.allow.as_deref())
+        .collect();
+    if let (Some(p), false) = (&r.package, allow.is_empty()) {
+        let _ = writeln!(
+            out,
+            "           to allow it, add to {} at the project root (or your --profile):",
+            crate::policy::PROJECT_FILE
+        );
+        for line in crate::policy::allowance::snippet(&p.name, &allow).lines() {
+            let _ = writeln!(out, "             {}", terminal_safe(line));
+        }
+    }
+    // Probes nobody needs by default (CI detection, info) stay in the report; `-v` shows
+    // them.
+    let verbose = tracing::enabled!(tracing::Level::INFO);
+    let shown: Vec<&Finding> = r
+        .findings
+        .iter()
+        .filter(|f| {
+            verbose
+                || !(f.severity == crate::observe::Severity::Info
+                    || f.code == crate::findings::Code::CiDetection)
+        })
+        .collect();
+    for f in shown.iter().take(SUMMARY_FINDINGS) {
+        let _ = writeln!(
+            out,
+            "           {:<8} {:<26} {}",
+            severity_label(f.severity),
+            f.code.as_str(),
+            terminal_safe(&f.summary)
+        );
+    }
+    let hidden = r.findings.len() - shown.len();
+    let more = shown.len().saturating_sub(SUMMARY_FINDINGS);
+    if more > 0 || hidden > 0 {
+        let _ = writeln!(
+            out,
+            "           … and {} more finding(s) of this run in the JSON report (--report){}",
+            more + hidden,
+            if hidden > 0 {
+                format!("; {hidden} of them CI-detection or info probes (-v shows them)")
+            } else {
+                String::new()
+            }
+        );
+    }
+}
+
+/// The packages that had nothing to run.
+fn quiet_packages(out: &mut String, i: &InstallSummary) {
+    use std::fmt::Write as _;
+    let quiet = &i.no_install_time_behaviour;
+    if !quiet.is_empty() {
+        let shown: Vec<String> = quiet
+            .iter()
+            .take(5)
+            .map(|p| terminal_safe(&format!("{}@{}", p.name, p.version)).into_owned())
+            .collect();
+        let more = quiet.len() - shown.len();
+        let _ = writeln!(
+            out,
+            "  {} package(s) with no install-time behaviour (no lifecycle scripts: nothing ran, their runtime code is not examined): {}{}",
+            quiet.len(),
+            shown.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        );
+    }
 }
 
 /// `warning[code]: message`, and its hint, on stderr.
@@ -274,6 +300,15 @@ pub fn run_notes(spec: &SandboxSpec, outcome: &Outcome, findings: &[Finding]) {
             eprintln!(
                 "warning[landlock]: only {:?} (kernel ABI {:?}, wanted {})",
                 e.landlock.status, e.landlock.kernel_abi, e.landlock.requested_abi
+            );
+        }
+        if let crate::sandbox::RecorderState::Unavailable { why } = &e.recorder {
+            warning(
+                "recorder-unavailable",
+                &format!(
+                    "the syscall recorder could not be attached ({why}): writes, execs and connections were denied but not recorded"
+                ),
+                None,
             );
         }
     }

@@ -1,11 +1,11 @@
 //! Building report entries from what the pipeline produced.
 
 use crate::report::*;
-use crate::sandbox::Outcome;
 use crate::sandbox::channel::Termination;
 use crate::sandbox::landlock::{LandlockOutcome, Status};
 use crate::sandbox::seccomp::SeccompPlan;
 use crate::sandbox::spec::{MountKind, SandboxSpec};
+use crate::sandbox::{Outcome, RecorderState};
 
 impl ScriptRun {
     /// Attach what the observation recorded.
@@ -27,46 +27,6 @@ impl ScriptRun {
             Termination::Exited(c) => (Exit::Code(c), c),
             Termination::Signaled(s) => (Exit::Signal(s), 128 + s),
         };
-        let mut view = View {
-            read_only: vec![],
-            read_write: vec![],
-            home: spec.home.clone(),
-        };
-        for m in &spec.mounts {
-            match m.kind {
-                MountKind::ReadOnly => view.read_only.push(m.path.clone()),
-                MountKind::ReadWrite => view.read_write.push(m.path.clone()),
-                _ => {}
-            }
-        }
-        let (landlock, filters) = match &outcome.enforced {
-            Some(e) => (e.landlock.clone(), e.seccomp_filters),
-            None => (
-                LandlockOutcome {
-                    status: Status::NotEnforced,
-                    requested_abi: crate::sandbox::landlock::PINNED_ABI_NUMBER,
-                    kernel_abi: None,
-                },
-                0,
-            ),
-        };
-        let seccomp_status = if filters == seccomp.filters.len() {
-            Status::FullyEnforced
-        } else if filters > 0 {
-            Status::PartiallyEnforced
-        } else {
-            Status::NotEnforced
-        };
-        // RLIMIT_NPROC is not checked for processes whose real uid is the initial namespace's
-        // root (kernel/fork.c), even inside a user namespace.
-        let (rl_status, rl_detail) = if spec.uid == 0 {
-            (
-                Status::PartiallyEnforced,
-                Some("RLIMIT_NPROC is not enforced by the kernel for host root; the pid namespace still bounds the tree's lifetime".to_string()),
-            )
-        } else {
-            (Status::FullyEnforced, None)
-        };
         ScriptRun {
             package: None,
             command: spec.exec.argv.clone(),
@@ -78,41 +38,8 @@ impl ScriptRun {
             exit_status,
             timed_out: outcome.timed_out,
             timeout_ms: spec.limits.timeout_ms,
-            view,
-            enforcement: Enforcement {
-                namespaces: Namespaces {
-                    user: Mechanism {
-                        status: Status::FullyEnforced,
-                        detail: Some(format!(
-                            "uid {} and gid {} mapped to themselves",
-                            spec.uid, spec.gid
-                        )),
-                    },
-                    mount: Mechanism::full(),
-                    pid: Mechanism::full(),
-                    net: Mechanism {
-                        status: Status::FullyEnforced,
-                        detail: Some("empty network namespace, loopback only".into()),
-                    },
-                    ipc: Mechanism::full(),
-                    uts: Mechanism::full(),
-                },
-                landlock,
-                seccomp: SeccompStatus {
-                    status: seccomp_status,
-                    filters,
-                },
-                capabilities: Mechanism::full(),
-                no_new_privs: Mechanism::full(),
-                rlimits: RlimitStatus {
-                    status: rl_status,
-                    detail: rl_detail,
-                    nproc: spec.limits.nproc,
-                    nofile: spec.limits.nofile,
-                    fsize: spec.limits.fsize,
-                    core: 0,
-                },
-            },
+            view: view(spec),
+            enforcement: enforcement(spec, seccomp, outcome),
             survivors: outcome.survivors.clone(),
             findings: Vec::new(),
             canaries: Vec::new(),
@@ -121,6 +48,103 @@ impl ScriptRun {
             replay_mode: None,
             refused: Vec::new(),
         }
+    }
+}
+
+/// What the command could see.
+fn view(spec: &SandboxSpec) -> View {
+    let mut view = View {
+        read_only: vec![],
+        read_write: vec![],
+        home: spec.home.clone(),
+    };
+    for m in &spec.mounts {
+        match m.kind {
+            MountKind::ReadOnly => view.read_only.push(m.path.clone()),
+            MountKind::ReadWrite => view.read_write.push(m.path.clone()),
+            _ => {}
+        }
+    }
+    view
+}
+
+/// What was enforced, from what the init reported (nothing, when setup did not finish).
+fn enforcement(spec: &SandboxSpec, seccomp: &SeccompPlan, outcome: &Outcome) -> Enforcement {
+    let (landlock, filters) = match &outcome.enforced {
+        Some(e) => (e.landlock.clone(), e.seccomp_filters),
+        None => (
+            LandlockOutcome {
+                status: Status::NotEnforced,
+                requested_abi: crate::sandbox::landlock::PINNED_ABI_NUMBER,
+                kernel_abi: None,
+            },
+            0,
+        ),
+    };
+    let seccomp_status = if filters == seccomp.filters.len() {
+        Status::FullyEnforced
+    } else if filters > 0 {
+        Status::PartiallyEnforced
+    } else {
+        Status::NotEnforced
+    };
+    // RLIMIT_NPROC is not checked for processes whose real uid is the initial namespace's root
+    // (kernel/fork.c), even inside a user namespace.
+    let (rl_status, rl_detail) = if spec.uid == 0 {
+        (
+            Status::PartiallyEnforced,
+            Some("RLIMIT_NPROC is not enforced by the kernel for host root; the pid namespace still bounds the tree's lifetime".to_string()),
+        )
+    } else {
+        (Status::FullyEnforced, None)
+    };
+    let recorder = outcome.enforced.as_ref().map(|e| match &e.recorder {
+        RecorderState::Attached => Mechanism::full(),
+        RecorderState::NotRequested => Mechanism {
+            status: Status::NotEnforced,
+            detail: Some(RECORDING_OFF.into()),
+        },
+        RecorderState::Unavailable { why } => Mechanism {
+            status: Status::NotEnforced,
+            detail: Some(format!(
+                "the syscall recorder could not be attached ({why}): writes, execs and connections were denied as planned but not recorded"
+            )),
+        },
+    });
+    Enforcement {
+        namespaces: Namespaces {
+            user: Mechanism {
+                status: Status::FullyEnforced,
+                detail: Some(format!(
+                    "uid {} and gid {} mapped to themselves",
+                    spec.uid, spec.gid
+                )),
+            },
+            mount: Mechanism::full(),
+            pid: Mechanism::full(),
+            net: Mechanism {
+                status: Status::FullyEnforced,
+                detail: Some("empty network namespace, loopback only".into()),
+            },
+            ipc: Mechanism::full(),
+            uts: Mechanism::full(),
+        },
+        landlock,
+        seccomp: SeccompStatus {
+            status: seccomp_status,
+            filters,
+        },
+        capabilities: Mechanism::full(),
+        no_new_privs: Mechanism::full(),
+        rlimits: RlimitStatus {
+            status: rl_status,
+            detail: rl_detail,
+            nproc: spec.limits.nproc,
+            nofile: spec.limits.nofile,
+            fsize: spec.limits.fsize,
+            core: 0,
+        },
+        recorder,
     }
 }
 

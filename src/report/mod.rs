@@ -241,6 +241,20 @@ pub struct RlimitStatus {
     pub core: u64,
 }
 
+/// The recorder's detail when recording was not asked for.
+pub const RECORDING_OFF: &str = "recording off (--no-record)";
+
+impl Enforcement {
+    /// Recording was asked for but the syscall recorder was not attached: the run's writes,
+    /// execs and connections were denied but not recorded.
+    pub fn recorder_missing(&self) -> Option<&str> {
+        let m = self.recorder.as_ref()?;
+        let off = m.detail.as_deref() == Some(RECORDING_OFF);
+        (m.status != crate::sandbox::landlock::Status::FullyEnforced && !off)
+            .then(|| m.detail.as_deref().unwrap_or("unavailable"))
+    }
+}
+
 /// Everything that was enforced for one run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Enforcement {
@@ -256,6 +270,9 @@ pub struct Enforcement {
     pub no_new_privs: Mechanism,
     /// Resource limits.
     pub rlimits: RlimitStatus,
+    /// The syscall recorder (absent when setup did not finish).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorder: Option<Mechanism>,
 }
 
 /// What the command could see.
@@ -456,6 +473,7 @@ pub(crate) mod tests {
                 },
                 capabilities: full(),
                 no_new_privs: full(),
+                recorder: Some(full()),
                 rlimits: RlimitStatus {
                     status: Status::FullyEnforced,
                     detail: None,

@@ -88,6 +88,8 @@ pub enum FromInit {
         landlock: LandlockOutcome,
         /// Number of seccomp filters installed.
         seccomp_filters: usize,
+        /// The recorder's listener.
+        recorder: super::RecorderState,
     },
     /// `execve` failed.
     ExecFailed {

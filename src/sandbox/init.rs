@@ -514,6 +514,7 @@ fn stage_c(chan: BorrowedFd<'_>, plan: &SetupPlan) -> Result<Never, Failure> {
     // must reach the supervisor before the first notified syscall (the execve below), or that
     // syscall would wait forever; sendmsg is not notified.
     let mut notified = Vec::new();
+    let mut recorder = super::RecorderState::NotRequested;
     if plan.recorder {
         let (_, groups) = seccomp::split_for_recorder(&plan.seccomp);
         let channel_fd = u32::try_from(chan.as_raw_fd()).unwrap_or(u32::MAX);
@@ -524,8 +525,10 @@ fn stage_c(chan: BorrowedFd<'_>, plan: &SetupPlan) -> Result<Never, Failure> {
             Ok(listener) => {
                 let _ = channel::send(chan, &FromInit::Recorder, &[listener.as_fd()]);
                 notified = groups;
+                recorder = super::RecorderState::Attached;
             }
-            Err(e) => tracing::warn!("syscall recorder unavailable: {e}"),
+            // Reported to the supervisor with the enforcement (this process has no log).
+            Err(why) => recorder = super::RecorderState::Unavailable { why },
         }
     }
     let static_plan = if notified.is_empty() {
@@ -548,6 +551,7 @@ fn stage_c(chan: BorrowedFd<'_>, plan: &SetupPlan) -> Result<Never, Failure> {
         &FromInit::Enforced {
             landlock,
             seccomp_filters,
+            recorder,
         },
         &[],
     );

@@ -41,6 +41,23 @@ pub struct Enforced {
     pub landlock: landlock::LandlockOutcome,
     /// Number of seccomp filters installed (0 if best-effort and unavailable).
     pub seccomp_filters: usize,
+    /// Whether the syscall recorder's listener was attached.
+    pub recorder: RecorderState,
+}
+
+/// The syscall recorder's seccomp listener, as the init found it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum RecorderState {
+    /// The plan asked for no recorder (`--no-record`).
+    NotRequested,
+    /// Attached: notified syscalls reach the supervisor.
+    Attached,
+    /// Asked for but not installed (the notified groups were enforced by the static filter).
+    Unavailable {
+        /// Why.
+        why: String,
+    },
 }
 
 /// How a sandboxed run ended.
@@ -279,10 +296,12 @@ pub fn run(
                 FromInit::Enforced {
                     landlock,
                     seccomp_filters,
+                    recorder,
                 } => {
                     enforced = Some(Enforced {
                         landlock,
                         seccomp_filters,
+                        recorder,
                     });
                 }
                 FromInit::ExecFailed { errno } => {

@@ -402,3 +402,60 @@ fn regex_escape(s: &str) -> String {
     }
     out
 }
+
+/// A syscall to refuse with `errno` (when any of `rules` matches; always when there are none).
+pub struct Refuse {
+    /// Syscall number.
+    pub syscall: i64,
+    /// Argument conditions, any of which refuses.
+    pub rules: Vec<seccompiler::SeccompRule>,
+    /// The errno returned.
+    pub errno: i32,
+}
+
+/// A rule matching when argument `arg` has all bits of `flag` set.
+pub fn flag_set(arg: u8, flag: u64) -> seccompiler::SeccompRule {
+    use seccompiler::{SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompRule};
+    SeccompRule::new(vec![
+        SeccompCondition::new(
+            arg,
+            SeccompCmpArgLen::Qword,
+            SeccompCmpOp::MaskedEq(flag),
+            flag,
+        )
+        .unwrap(),
+    ])
+    .unwrap()
+}
+
+/// Run `c` under a seccomp filter refusing `refuse` (as a container runtime's profile would):
+/// the filter is installed, with no_new_privs, on a dedicated thread, and inherited by the
+/// child spawned from it.
+pub fn under_seccomp(c: &mut Command, refuse: &[Refuse]) -> Output {
+    use seccompiler::{SeccompAction, SeccompFilter, TargetArch};
+    let programs: Vec<seccompiler::BpfProgram> = refuse
+        .iter()
+        .map(|r| {
+            SeccompFilter::new(
+                [(r.syscall, r.rules.clone())].into_iter().collect(),
+                SeccompAction::Allow,
+                SeccompAction::Errno(u32::try_from(r.errno).unwrap()),
+                TargetArch::x86_64,
+            )
+            .unwrap()
+            .try_into()
+            .unwrap()
+        })
+        .collect();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            nix::sys::prctl::set_no_new_privs().unwrap();
+            for p in &programs {
+                seccompiler::apply_filter(p).unwrap();
+            }
+            c.output().unwrap()
+        })
+        .join()
+        .unwrap()
+    })
+}

@@ -148,7 +148,7 @@ struct View {
     home: PathBuf,
 }
 
-#[derive(Debug, Deserialize, PartialEq)]
+#[derive(Debug, Deserialize, PartialEq, Clone, Copy)]
 #[serde(rename_all = "snake_case")]
 #[allow(clippy::enum_variant_names)] // mirrors the report's wording exactly
 enum Status {
@@ -212,6 +212,7 @@ struct Enforcement {
     capabilities: Mechanism,
     no_new_privs: Mechanism,
     rlimits: Rlimits,
+    recorder: Option<Mechanism>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -322,6 +323,10 @@ fn report_describes_what_was_enforced() {
     assert_eq!(e.seccomp.filters, 4);
     assert_eq!(e.capabilities.status, Status::FullyEnforced);
     assert_eq!(e.no_new_privs.status, Status::FullyEnforced);
+    assert_eq!(
+        e.recorder.as_ref().map(|m| m.status),
+        Some(Status::FullyEnforced)
+    );
     assert_eq!(e.rlimits.core, 0);
     assert!(e.rlimits.nproc > 0 && e.rlimits.nofile > 0 && e.rlimits.fsize > 0);
     // Landlock: whatever the kernel gives, the report must say it; pinned via env in CI.
@@ -600,4 +605,77 @@ fn forensic_recording_attributes_reads_by_any_program() {
     let r = read(&report);
     let environ = finding(&r, "/proc/*/environ").expect("environ read");
     assert_eq!(environ.process.as_ref().unwrap().argv[0], "head");
+}
+
+/// When the seccomp listener cannot be installed (a runtime that refuses
+/// SECCOMP_FILTER_FLAG_NEW_LISTENER), the run still happens under the static filter and the
+/// report and the terminal say that nothing was recorded.
+#[test]
+fn a_recorder_that_cannot_attach_is_reported() {
+    use crate::common::{Refuse, flag_set, under_seccomp};
+    if !crate::common::require_userns() {
+        return;
+    }
+    const NEW_LISTENER: u64 = 1 << 3;
+    let refuse = [Refuse {
+        syscall: libc::SYS_seccomp,
+        rules: vec![flag_set(1, NEW_LISTENER)],
+        errno: libc::EBUSY,
+    }];
+    let ctx = TestContext::new();
+    let report = ctx.outside.join("report.json");
+    let mut c = ctx.cmd();
+    c.args([
+        "run",
+        "--ro",
+        ".",
+        "--report",
+        report.to_str().unwrap(),
+        "--",
+    ])
+    .args(["sh", "-c", "echo x > /tmp/y"]);
+    let out = under_seccomp(&mut c, &refuse);
+    assert!(out.status.success(), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("warning[recorder-unavailable]"), "{err}");
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let rec = &r["runs"][0]["enforcement"]["recorder"];
+    assert_eq!(rec["status"], "not_enforced", "{rec}");
+    assert!(
+        rec["detail"]
+            .as_str()
+            .unwrap()
+            .contains("could not be attached"),
+        "{rec}"
+    );
+    // With the recorder, the same run says so too.
+    let out = ctx.run(
+        &["--ro", ".", "--report", report.to_str().unwrap()],
+        &["true"],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(
+        r["runs"][0]["enforcement"]["recorder"]["status"],
+        "fully_enforced"
+    );
+
+    // An install's summary says how many scripts ran unrecorded.
+    if !crate::common::require_npm() {
+        return;
+    }
+    std::fs::write(
+        ctx.project.join("package.json"),
+        r#"{"name":"p","version":"1.0.0","scripts":{"postinstall":"true"}}"#,
+    )
+    .unwrap();
+    let mut c = ctx.cmd();
+    c.args(["install", "--no-audit", "--no-fund", "--offline"]);
+    let out = under_seccomp(&mut c, &refuse);
+    assert!(out.status.success(), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning[recorder-unavailable]: 1 script(s) ran without the syscall recorder"),
+        "{err}"
+    );
 }

@@ -139,27 +139,10 @@ fn policy_and_argument_errors() {
     snapshot("policy-and-argument-errors", Some(&ctx.root()), &text);
 }
 
-/// Docker's default seccomp profile refuses namespace creation (`unshare`, `clone` with
-/// namespace flags; `clone3` is ENOSYS so libc falls back to `clone`). The filter is installed
-/// on a dedicated thread (with no_new_privs) and inherited by the child spawned from it.
+/// Docker's default seccomp profile refuses namespace creation (`unshare`, `setns`, `clone`
+/// with namespace flags; `clone3` is ENOSYS so libc falls back to `clone`).
 fn container_like(c: &mut Command) -> Output {
-    use seccompiler::{
-        SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-        SeccompRule, TargetArch,
-    };
-    let flag_set = |flag: libc::c_int| {
-        let flag = u64::try_from(flag).unwrap();
-        SeccompRule::new(vec![
-            SeccompCondition::new(
-                0,
-                SeccompCmpArgLen::Qword,
-                SeccompCmpOp::MaskedEq(flag),
-                flag,
-            )
-            .unwrap(),
-        ])
-        .unwrap()
-    };
+    use crate::common::{Refuse, flag_set, under_seccomp};
     let namespaces = [
         libc::CLONE_NEWUSER,
         libc::CLONE_NEWNS,
@@ -169,39 +152,34 @@ fn container_like(c: &mut Command) -> Output {
         libc::CLONE_NEWUTS,
         libc::CLONE_NEWCGROUP,
     ];
-    let refuse = |rules: Vec<(i64, Vec<SeccompRule>)>, errno: i32| -> seccompiler::BpfProgram {
-        SeccompFilter::new(
-            rules.into_iter().collect(),
-            SeccompAction::Allow,
-            SeccompAction::Errno(u32::try_from(errno).unwrap()),
-            TargetArch::x86_64,
-        )
-        .unwrap()
-        .try_into()
-        .unwrap()
-    };
-    let programs = [
-        refuse(
-            vec![
-                (libc::SYS_unshare, vec![]),
-                (libc::SYS_setns, vec![]),
-                (libc::SYS_clone, namespaces.map(flag_set).to_vec()),
-            ],
-            libc::EPERM,
-        ),
-        refuse(vec![(libc::SYS_clone3, vec![])], libc::ENOSYS),
-    ];
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            nix::sys::prctl::set_no_new_privs().unwrap();
-            for p in &programs {
-                seccompiler::apply_filter(p).unwrap();
-            }
-            c.output().unwrap()
-        })
-        .join()
-        .unwrap()
-    })
+    under_seccomp(
+        c,
+        &[
+            Refuse {
+                syscall: libc::SYS_unshare,
+                rules: vec![],
+                errno: libc::EPERM,
+            },
+            Refuse {
+                syscall: libc::SYS_setns,
+                rules: vec![],
+                errno: libc::EPERM,
+            },
+            Refuse {
+                syscall: libc::SYS_clone,
+                rules: namespaces
+                    .iter()
+                    .map(|f| flag_set(0, u64::try_from(*f).unwrap()))
+                    .collect(),
+                errno: libc::EPERM,
+            },
+            Refuse {
+                syscall: libc::SYS_clone3,
+                rules: vec![],
+                errno: libc::ENOSYS,
+            },
+        ],
+    )
 }
 
 #[test]
