@@ -55,284 +55,33 @@ fn canonical_request_path(
     }
 }
 
-/// Resolve `profile` and `req` against the host described by `ctx`.
+/// What resolution found wrong (errors: all reported together) or worth saying (warnings).
+#[derive(Debug, Default)]
+struct Diagnostics {
+    errors: Vec<String>,
+    warnings: Vec<Warning>,
+}
+
+/// Resolve `profile` and `req` against the host described by `ctx`: mounts, HOME, environment,
+/// working directory, limits, program — each step collecting its problems, all reported at once.
 pub fn resolve(
     profile: &ProfileFile,
     ctx: &ResolveContext,
     req: &RunRequest,
 ) -> Result<(SandboxSpec, Vec<Warning>), PolicyError> {
-    let mut errors = Vec::new();
-    let mut warnings = Vec::new();
-    let mut mounts: Vec<MountSpec> = Vec::new();
-
-    for entry in &profile.fs.read_only {
-        if entry.starts_with('@') {
-            match presets::expand(entry, ctx) {
-                Some(list) => mounts.extend(list),
-                None => errors.push(format!(
-                    "[fs] read-only: unknown preset `{entry}` (known: {})",
-                    presets::PRESETS.join(", ")
-                )),
-            }
-        } else if let Ok(c) = std::fs::canonicalize(entry) {
-            mounts.push(MountSpec {
-                path: c,
-                kind: MountKind::ReadOnly,
-            });
-        } else {
-            warnings.push(Warning {
-                code: "missing-path",
-                message: format!("[fs] read-only `{entry}` does not exist; skipped"),
-                hint: None,
-            });
-        }
+    let mut d = Diagnostics::default();
+    let mounts = mounts(profile, ctx, req, &mut d);
+    let home = home(ctx, &mounts, &mut d);
+    let env = env(profile, ctx, req, &home, &mut d);
+    let cwd = cwd(ctx, req, &mounts, &home, &mut d);
+    let (limits, tmp_size, home_size, shm_size) = limits(profile, req, &mut d);
+    if req.command.is_empty() {
+        d.errors.push("no command given".to_string());
     }
-    for entry in &profile.fs.read_write {
-        match std::fs::canonicalize(entry) {
-            Ok(c) => mounts.push(MountSpec {
-                path: c,
-                kind: MountKind::ReadWrite,
-            }),
-            Err(_) => warnings.push(Warning {
-                code: "missing-path",
-                message: format!("[fs] read-write `{entry}` does not exist; skipped"),
-                hint: None,
-            }),
-        }
+    if !d.errors.is_empty() {
+        return Err(PolicyError::Invalid(d.errors));
     }
-    // Denied files: mounted over last (mounts are applied parents first, so a file inside a
-    // bound directory is covered after its directory).
-    for p in &req.deny {
-        if let Ok(c) = std::fs::canonicalize(p) {
-            if c.is_file() {
-                mounts.push(MountSpec {
-                    path: c,
-                    kind: MountKind::Denied,
-                });
-            }
-        }
-    }
-    for (flag, list, kind) in [
-        ("--ro", &req.ro, MountKind::ReadOnly),
-        ("--rw", &req.rw, MountKind::ReadWrite),
-    ] {
-        for p in list {
-            if let Some(path) = canonical_request_path(&mut errors, flag, p, &ctx.cwd) {
-                mounts.push(MountSpec {
-                    path,
-                    kind: kind.clone(),
-                });
-            }
-        }
-    }
-    // One entry per path; the later one (command line over profile) wins.
-    let mut dedup: Vec<MountSpec> = Vec::new();
-    for m in mounts {
-        dedup.retain(|d| d.path != m.path);
-        dedup.push(m);
-    }
-    let mounts = dedup;
-
-    // HOME: the real path, replaced by a throwaway tmpfs. A missing, relative or system HOME
-    // falls back to a neutral path.
-    let home = if ctx.home.is_absolute()
-        && ctx.home != Path::new("/")
-        && !RESERVED
-            .iter()
-            .any(|r| ctx.home.starts_with(r) && *r != "/")
-        && !mounts
-            .iter()
-            .any(|m| matches!(m.kind, MountKind::Symlink { .. }) && m.path == ctx.home)
-        && !ctx.home.starts_with("/usr")
-        && !ctx.home.starts_with("/etc")
-    {
-        ctx.home.clone()
-    } else {
-        PathBuf::from(FALLBACK_HOME)
-    };
-    // A mount of HOME itself goes on top of the throwaway tmpfs (same depth, later): say so.
-    // Ancestors of HOME are harmless (the tmpfs covers HOME) and descendants are the point.
-    if let Some(m) = mounts
-        .iter()
-        .find(|m| m.path == home && !matches!(m.kind, MountKind::Symlink { .. }))
-    {
-        warnings.push(Warning {
-            code: "home-exposed",
-            message: format!(
-                "`{}` exposes your real home directory inside the sandbox",
-                m.path.display()
-            ),
-            hint: None,
-        });
-    }
-
-    // Environment: allowlist, then explicit settings; HOME/TMPDIR/PATH always ours.
-    let matches = |pattern: &str, name: &str| match pattern.strip_suffix('*') {
-        Some(prefix) => name.starts_with(prefix),
-        None => pattern == name,
-    };
-    let mut env: Vec<(String, String)> = match &req.base_env {
-        Some(base) => base.clone(),
-        None => ctx
-            .env
-            .iter()
-            .filter(|(k, _)| profile.env.pass.iter().any(|p| matches(p, k)))
-            .cloned()
-            .collect(),
-    };
-    let set = |env: &mut Vec<(String, String)>, k: &str, v: &str| {
-        env.retain(|(name, _)| name != k);
-        env.push((k.to_string(), v.to_string()));
-    };
-    for (k, v) in &profile.env.set {
-        set(&mut env, k, v);
-    }
-    for e in &req.env {
-        match e.split_once('=') {
-            Some((k, v)) if !k.is_empty() => set(&mut env, k, v),
-            _ => match ctx.var(e) {
-                Some(v) => set(&mut env, e, v),
-                None => warnings.push(Warning {
-                    code: "env-unset",
-                    message: format!("--env `{e}`: not set in your environment; skipped"),
-                    hint: None,
-                }),
-            },
-        }
-    }
-    set(&mut env, "HOME", &home.display().to_string());
-    if req.base_env.is_none() || env.iter().any(|(k, _)| k == "TMPDIR") {
-        set(&mut env, "TMPDIR", "/tmp");
-    }
-    if !env.iter().any(|(k, _)| k == "PATH") {
-        set(&mut env, "PATH", DEFAULT_PATH);
-    }
-    env.sort();
-
-    // A host path is visible only under a bind of the host: the sandbox's /tmp and HOME are
-    // private, so the host's /tmp/x or ~/x are *not* what the sandbox sees at those paths.
-    let visible = |p: &Path| -> bool {
-        mounts
-            .iter()
-            .any(|m| p.starts_with(&m.path) && !matches!(m.kind, MountKind::Symlink { .. }))
-    };
-
-    // Working directory: the requested or current one if it is visible, else the throwaway home.
-    let cwd = match &req.cwd {
-        Some(c) => canonical_request_path(&mut errors, "--cwd", c, &ctx.cwd),
-        None => std::fs::canonicalize(&ctx.cwd).ok(),
-    };
-    let cwd = match cwd {
-        Some(c) if visible(&c) => c,
-        Some(c) => {
-            if req.cwd.is_some() {
-                errors.push(format!(
-                    "--cwd `{}` is not visible inside the sandbox; add `--ro` or `--rw` for it",
-                    c.display()
-                ));
-            } else if c == Path::new("/") || c == home {
-                // Nothing to expose: `/` is the sandbox's own, HOME is the throwaway one.
-            } else {
-                warnings.push(Warning {
-                    code: "cwd-not-visible",
-                    message: format!(
-                        "the current directory `{}` is not mounted in the sandbox; running in `{}`",
-                        c.display(),
-                        home.display()
-                    ),
-                    hint: Some("pass `--ro .` or `--rw .` to expose it".into()),
-                });
-            }
-            home.clone()
-        }
-        None => home.clone(),
-    };
-
-    // Limits.
-    let l = &profile.limits;
-    let package_timeout = req
-        .package
-        .as_ref()
-        .and_then(|name| profile.package.get(name))
-        .and_then(|p| p.timeout.as_deref());
-    let timeout_ms = match &req.timeout {
-        Some(t) => Some(u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
-        None => match package_timeout.or(l.timeout.as_deref()) {
-            None => Some(15 * 60_000),
-            Some(s) => match parse_duration_ms(s) {
-                Some(0) => None,
-                Some(ms) => Some(ms),
-                None => {
-                    errors.push(format!(
-                        "[limits] timeout = {s:?} is not a duration like \"15m\""
-                    ));
-                    None
-                }
-            },
-        },
-    };
-    let cpu_secs = l.cpu.as_deref().and_then(|s| match parse_duration_ms(s) {
-        Some(ms) => Some(ms.div_ceil(1000)),
-        None => {
-            errors.push(format!("[limits] cpu = {s:?} is not a duration"));
-            None
-        }
-    });
-    let limits = Limits {
-        timeout_ms,
-        nproc: l.nproc.unwrap_or(1024),
-        nofile: l.nofile.unwrap_or(4096),
-        fsize: size(&mut errors, "fsize", l.fsize.as_deref(), 8 << 30),
-        cpu_secs,
-    };
-    let tmp_size = size(&mut errors, "tmp-size", l.tmp_size.as_deref(), 4 << 30);
-    let home_size = size(&mut errors, "home-size", l.home_size.as_deref(), 1 << 30);
-    let shm_size = size(&mut errors, "shm-size", l.shm_size.as_deref(), 512 << 20);
-
-    // The program, resolved against the sandbox PATH, must be visible inside.
-    let Some(arg0) = req.command.first() else {
-        errors.push("no command given".to_string());
-        return Err(PolicyError::Invalid(errors));
-    };
-    if !errors.is_empty() {
-        return Err(PolicyError::Invalid(errors));
-    }
-    let sandbox_path = env
-        .iter()
-        .find(|(k, _)| k == "PATH")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_else(|| DEFAULT_PATH.to_string());
-    let program = if arg0.contains('/') {
-        let p = ctx.cwd.join(arg0);
-        if !p.is_file() {
-            return Err(PolicyError::CommandNotFound(arg0.clone()));
-        }
-        p
-    } else if req.package.is_some() {
-        // A lifecycle script's shell comes from the system, never from `node_modules/.bin`: any
-        // package can ship a bin called `sh`, and npm puts those directories first on PATH.
-        let system: Vec<&str> = sandbox_path
-            .split(':')
-            .filter(|d| {
-                !Path::new(d)
-                    .components()
-                    .any(|c| c.as_os_str() == "node_modules")
-            })
-            .collect();
-        search_path(&system.join(":"), arg0, &cwd)
-            .ok_or_else(|| PolicyError::CommandNotFound(arg0.clone()))?
-    } else {
-        search_path(&sandbox_path, arg0, &cwd)
-            .ok_or_else(|| PolicyError::CommandNotFound(arg0.clone()))?
-    };
-    let real = std::fs::canonicalize(&program).unwrap_or_else(|_| program.clone());
-    if !visible(&real) {
-        return Err(PolicyError::CommandNotVisible {
-            dir: real.parent().unwrap_or(Path::new("/")).to_path_buf(),
-            path: real,
-        });
-    }
-
+    let program = program(ctx, req, &env, &cwd, &mounts)?;
     let spec = SandboxSpec {
         exec: ExecSpec {
             program,
@@ -368,7 +117,314 @@ pub fn resolve(
         record_syscalls: profile.net.record.unwrap_or(true) && !req.no_record,
         record_reads: req.forensic && !req.no_record,
     };
-    Ok((spec, warnings))
+    Ok((spec, d.warnings))
+}
+
+/// A host path is visible only under a bind of the host: the sandbox's /tmp and HOME are
+/// private, so the host's /tmp/x or ~/x are *not* what the sandbox sees at those paths.
+fn visible(mounts: &[MountSpec], p: &Path) -> bool {
+    mounts
+        .iter()
+        .any(|m| p.starts_with(&m.path) && !matches!(m.kind, MountKind::Symlink { .. }))
+}
+
+/// The profile's paths and presets, the denied files, then the command line's `--ro`/`--rw`;
+/// one entry per path, the later (command line over profile) winning.
+fn mounts(
+    profile: &ProfileFile,
+    ctx: &ResolveContext,
+    req: &RunRequest,
+    d: &mut Diagnostics,
+) -> Vec<MountSpec> {
+    let mut mounts: Vec<MountSpec> = Vec::new();
+    for entry in &profile.fs.read_only {
+        if entry.starts_with('@') {
+            match presets::expand(entry, ctx) {
+                Some(list) => mounts.extend(list),
+                None => d.errors.push(format!(
+                    "[fs] read-only: unknown preset `{entry}` (known: {})",
+                    presets::PRESETS.join(", ")
+                )),
+            }
+        } else if let Ok(c) = std::fs::canonicalize(entry) {
+            mounts.push(MountSpec {
+                path: c,
+                kind: MountKind::ReadOnly,
+            });
+        } else {
+            d.warnings.push(Warning {
+                code: "missing-path",
+                message: format!("[fs] read-only `{entry}` does not exist; skipped"),
+                hint: None,
+            });
+        }
+    }
+    for entry in &profile.fs.read_write {
+        match std::fs::canonicalize(entry) {
+            Ok(c) => mounts.push(MountSpec {
+                path: c,
+                kind: MountKind::ReadWrite,
+            }),
+            Err(_) => d.warnings.push(Warning {
+                code: "missing-path",
+                message: format!("[fs] read-write `{entry}` does not exist; skipped"),
+                hint: None,
+            }),
+        }
+    }
+    // Denied files: mounted over last (mounts are applied parents first, so a file inside a
+    // bound directory is covered after its directory).
+    for p in &req.deny {
+        if let Ok(c) = std::fs::canonicalize(p) {
+            if c.is_file() {
+                mounts.push(MountSpec {
+                    path: c,
+                    kind: MountKind::Denied,
+                });
+            }
+        }
+    }
+    for (flag, list, kind) in [
+        ("--ro", &req.ro, MountKind::ReadOnly),
+        ("--rw", &req.rw, MountKind::ReadWrite),
+    ] {
+        for p in list {
+            if let Some(path) = canonical_request_path(&mut d.errors, flag, p, &ctx.cwd) {
+                mounts.push(MountSpec {
+                    path,
+                    kind: kind.clone(),
+                });
+            }
+        }
+    }
+    // One entry per path; the later one (command line over profile) wins.
+    let mut dedup: Vec<MountSpec> = Vec::new();
+    for m in mounts {
+        dedup.retain(|d| d.path != m.path);
+        dedup.push(m);
+    }
+    dedup
+}
+
+/// HOME: the real path, replaced by a throwaway tmpfs. A missing, relative or system HOME falls
+/// back to a neutral path.
+fn home(ctx: &ResolveContext, mounts: &[MountSpec], d: &mut Diagnostics) -> PathBuf {
+    let home = if ctx.home.is_absolute()
+        && ctx.home != Path::new("/")
+        && !RESERVED
+            .iter()
+            .any(|r| ctx.home.starts_with(r) && *r != "/")
+        && !mounts
+            .iter()
+            .any(|m| matches!(m.kind, MountKind::Symlink { .. }) && m.path == ctx.home)
+        && !ctx.home.starts_with("/usr")
+        && !ctx.home.starts_with("/etc")
+    {
+        ctx.home.clone()
+    } else {
+        PathBuf::from(FALLBACK_HOME)
+    };
+    // A mount of HOME itself goes on top of the throwaway tmpfs (same depth, later): say so.
+    // Ancestors of HOME are harmless (the tmpfs covers HOME) and descendants are the point.
+    if let Some(m) = mounts
+        .iter()
+        .find(|m| m.path == home && !matches!(m.kind, MountKind::Symlink { .. }))
+    {
+        d.warnings.push(Warning {
+            code: "home-exposed",
+            message: format!(
+                "`{}` exposes your real home directory inside the sandbox",
+                m.path.display()
+            ),
+            hint: None,
+        });
+    }
+    home
+}
+
+/// Environment: the profile's allowlist (or npm's exact environment), then explicit settings;
+/// HOME, TMPDIR and PATH always ours.
+fn env(
+    profile: &ProfileFile,
+    ctx: &ResolveContext,
+    req: &RunRequest,
+    home: &Path,
+    d: &mut Diagnostics,
+) -> Vec<(String, String)> {
+    let matches = |pattern: &str, name: &str| match pattern.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => pattern == name,
+    };
+    let mut env: Vec<(String, String)> = match &req.base_env {
+        Some(base) => base.clone(),
+        None => ctx
+            .env
+            .iter()
+            .filter(|(k, _)| profile.env.pass.iter().any(|p| matches(p, k)))
+            .cloned()
+            .collect(),
+    };
+    let set = |env: &mut Vec<(String, String)>, k: &str, v: &str| {
+        env.retain(|(name, _)| name != k);
+        env.push((k.to_string(), v.to_string()));
+    };
+    for (k, v) in &profile.env.set {
+        set(&mut env, k, v);
+    }
+    for e in &req.env {
+        match e.split_once('=') {
+            Some((k, v)) if !k.is_empty() => set(&mut env, k, v),
+            _ => match ctx.var(e) {
+                Some(v) => set(&mut env, e, v),
+                None => d.warnings.push(Warning {
+                    code: "env-unset",
+                    message: format!("--env `{e}`: not set in your environment; skipped"),
+                    hint: None,
+                }),
+            },
+        }
+    }
+    set(&mut env, "HOME", &home.display().to_string());
+    if req.base_env.is_none() || env.iter().any(|(k, _)| k == "TMPDIR") {
+        set(&mut env, "TMPDIR", "/tmp");
+    }
+    if !env.iter().any(|(k, _)| k == "PATH") {
+        set(&mut env, "PATH", DEFAULT_PATH);
+    }
+    env.sort();
+    env
+}
+
+/// Working directory: the requested or current one if it is visible, else the throwaway home.
+fn cwd(
+    ctx: &ResolveContext,
+    req: &RunRequest,
+    mounts: &[MountSpec],
+    home: &Path,
+    d: &mut Diagnostics,
+) -> PathBuf {
+    let cwd = match &req.cwd {
+        Some(c) => canonical_request_path(&mut d.errors, "--cwd", c, &ctx.cwd),
+        None => std::fs::canonicalize(&ctx.cwd).ok(),
+    };
+    match cwd {
+        Some(c) if visible(mounts, &c) => c,
+        Some(c) => {
+            if req.cwd.is_some() {
+                d.errors.push(format!(
+                    "--cwd `{}` is not visible inside the sandbox; add `--ro` or `--rw` for it",
+                    c.display()
+                ));
+            } else if c == Path::new("/") || c == home {
+                // Nothing to expose: `/` is the sandbox's own, HOME is the throwaway one.
+            } else {
+                d.warnings.push(Warning {
+                    code: "cwd-not-visible",
+                    message: format!(
+                        "the current directory `{}` is not mounted in the sandbox; running in `{}`",
+                        c.display(),
+                        home.display()
+                    ),
+                    hint: Some("pass `--ro .` or `--rw .` to expose it".into()),
+                });
+            }
+            home.to_path_buf()
+        }
+        None => home.to_path_buf(),
+    }
+}
+
+/// Limits: wall clock (per package, then profile, then 15 minutes), processes, files, sizes.
+fn limits(profile: &ProfileFile, req: &RunRequest, d: &mut Diagnostics) -> (Limits, u64, u64, u64) {
+    let l = &profile.limits;
+    let package_timeout = req
+        .package
+        .as_ref()
+        .and_then(|name| profile.package.get(name))
+        .and_then(|p| p.timeout.as_deref());
+    let timeout_ms = match &req.timeout {
+        Some(t) => Some(u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+        None => match package_timeout.or(l.timeout.as_deref()) {
+            None => Some(15 * 60_000),
+            Some(s) => match parse_duration_ms(s) {
+                Some(0) => None,
+                Some(ms) => Some(ms),
+                None => {
+                    d.errors.push(format!(
+                        "[limits] timeout = {s:?} is not a duration like \"15m\""
+                    ));
+                    None
+                }
+            },
+        },
+    };
+    let cpu_secs = l.cpu.as_deref().and_then(|s| match parse_duration_ms(s) {
+        Some(ms) => Some(ms.div_ceil(1000)),
+        None => {
+            d.errors
+                .push(format!("[limits] cpu = {s:?} is not a duration"));
+            None
+        }
+    });
+    let limits = Limits {
+        timeout_ms,
+        nproc: l.nproc.unwrap_or(1024),
+        nofile: l.nofile.unwrap_or(4096),
+        fsize: size(&mut d.errors, "fsize", l.fsize.as_deref(), 8 << 30),
+        cpu_secs,
+    };
+    let tmp_size = size(&mut d.errors, "tmp-size", l.tmp_size.as_deref(), 4 << 30);
+    let home_size = size(&mut d.errors, "home-size", l.home_size.as_deref(), 1 << 30);
+    let shm_size = size(&mut d.errors, "shm-size", l.shm_size.as_deref(), 512 << 20);
+    (limits, tmp_size, home_size, shm_size)
+}
+
+/// The program, resolved against the sandbox PATH (a lifecycle script's shell against the
+/// system part of it only), which must be visible inside.
+fn program(
+    ctx: &ResolveContext,
+    req: &RunRequest,
+    env: &[(String, String)],
+    cwd: &Path,
+    mounts: &[MountSpec],
+) -> Result<PathBuf, PolicyError> {
+    let arg0 = &req.command[0];
+    let sandbox_path = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| DEFAULT_PATH.to_string());
+    let program = if arg0.contains('/') {
+        let p = ctx.cwd.join(arg0);
+        if !p.is_file() {
+            return Err(PolicyError::CommandNotFound(arg0.clone()));
+        }
+        p
+    } else if req.package.is_some() {
+        // A lifecycle script's shell comes from the system, never from `node_modules/.bin`: any
+        // package can ship a bin called `sh`, and npm puts those directories first on PATH.
+        let system: Vec<&str> = sandbox_path
+            .split(':')
+            .filter(|d| {
+                !Path::new(d)
+                    .components()
+                    .any(|c| c.as_os_str() == "node_modules")
+            })
+            .collect();
+        search_path(&system.join(":"), arg0, cwd)
+            .ok_or_else(|| PolicyError::CommandNotFound(arg0.clone()))?
+    } else {
+        search_path(&sandbox_path, arg0, cwd)
+            .ok_or_else(|| PolicyError::CommandNotFound(arg0.clone()))?
+    };
+    let real = std::fs::canonicalize(&program).unwrap_or_else(|_| program.clone());
+    if !visible(mounts, &real) {
+        return Err(PolicyError::CommandNotVisible {
+            dir: real.parent().unwrap_or(Path::new("/")).to_path_buf(),
+            path: real,
+        });
+    }
+    Ok(program)
 }
 
 #[cfg(test)]
