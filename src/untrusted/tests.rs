@@ -1,27 +1,16 @@
 //! Tests of the hardened reader against hostile trees.
 
-#![allow(unused_imports)]
-
-use super::fd::*;
 use super::*;
-use std::collections::HashSet;
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::DirBuilderExt;
-use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use nix::dir::{Dir, OwningIter};
-use nix::errno::Errno;
-use nix::fcntl::{
-    AT_FDCWD, AtFlags, OFlag, OpenHow, ResolveFlag, open, openat, openat2, readlinkat,
-};
-use nix::sys::stat::{FchmodatFlags, FileStat, Mode, fchmod, fchmodat, fstat, fstatat, mkdirat};
-use nix::unistd::{UnlinkatFlags, Whence, geteuid, lseek, symlinkat, unlinkat};
+use nix::fcntl::{OFlag, open, openat};
+use nix::sys::stat::{Mode, mkdirat};
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::sync::mpsc;
 use std::time::Duration;
