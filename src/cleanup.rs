@@ -43,6 +43,7 @@ pub fn watch() -> std::io::Result<()> {
                     removed += 1;
                 }
             }
+            // layer-check: may print (the one line before exiting on a signal)
             eprintln!(
                 "ringfence: interrupted (signal {}); removed {removed} of {} temporary director{}",
                 sig[0],

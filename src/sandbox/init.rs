@@ -212,6 +212,7 @@ impl Timer {
     fn mark(&mut self, step: Step) {
         if self.on {
             let now = std::time::Instant::now();
+            // layer-check: may print (opt-in step timing, -vv; the init has no logger)
             eprintln!(
                 "ringfence-init: {step:<24} {:>8.1} µs",
                 (now - self.last).as_secs_f64() * 1e6
