@@ -15,11 +15,15 @@ use nix::unistd::{ForkResult, Pid};
 /// The caller must be single-threaded: after `fork` in a multi-threaded process only
 /// async-signal-safe functions may run, and the init process allocates freely afterwards.
 pub fn fork_single_threaded() -> io::Result<ForkResult> {
-    // SAFETY: the only callers are the stages of `sandbox::init`, which run in a freshly exec'd
-    // process image and call `init::assert_single_threaded` before their first fork, so no other
-    // thread can hold a lock (allocator, stdio) that the child would inherit in a locked state.
-    // If that invariant were broken the child could deadlock on such a lock; it could not corrupt
-    // the parent.
+    // SAFETY: two kinds of callers, both single-threaded at the call: the stages of
+    // `sandbox::init`, which run in a freshly exec'd process image and call
+    // `init::assert_single_threaded` before their first fork; and the supervisor's fast launcher
+    // (`sandbox::spawn_init`), which forks only after `proc::thread_count()` read exactly one
+    // thread from /proc/self/status (`run` forks before starting any thread; `install` and
+    // `replay`, which have worker threads, take the re-exec path instead). So no other thread can
+    // hold a lock (allocator, stdio) that the child would inherit in a locked state. If that
+    // invariant were broken the child could deadlock on such a lock; it could not corrupt the
+    // parent.
     unsafe { nix::unistd::fork() }.map_err(io::Error::from)
 }
 
@@ -96,6 +100,21 @@ pub fn close_range_cloexec(first: u32) -> io::Result<()> {
             libc::CLOSE_RANGE_CLOEXEC,
         )
     };
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `fcntl(fd, F_SETFD, FD_CLOEXEC)` on a raw descriptor number that may or may not be open
+/// (`EBADF` then): the fallback of [`close_range_cloexec`] on kernels before 5.11 or under a
+/// seccomp profile that refuses `close_range`.
+pub fn set_cloexec_raw(fd: i32) -> io::Result<()> {
+    // SAFETY: fcntl with F_SETFD takes integers only and touches no memory; on a number that is
+    // not an open descriptor it fails with EBADF. Setting close-on-exec on a descriptor Rust owns
+    // does not invalidate it (the flag acts only at exec).
+    let ret = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     if ret == -1 {
         Err(io::Error::last_os_error())
     } else {
@@ -247,11 +266,25 @@ pub fn close_range(first: u32, last: u32) -> io::Result<()> {
     // child, which owns none of the descriptors it closes (they are the supervisor's, inherited by
     // fork) and never returns into the supervisor's code.
     let ret = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
-    if ret == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
+    if ret != -1 {
+        return Ok(());
     }
+    let fast = io::Error::last_os_error();
+    // Kernels before 5.11, or a runtime's seccomp profile without close_range: close what
+    // /proc/self/fd lists in the range (collected first: the listing holds a descriptor too).
+    let dir = std::fs::read_dir("/proc/self/fd").map_err(|_| fast)?;
+    let open: Vec<i32> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|fd| (first..=last).contains(fd))
+        .filter_map(|fd| i32::try_from(fd).ok())
+        .collect();
+    for fd in open {
+        // SAFETY: as above — descriptors inherited from the supervisor that no Rust object of
+        // this child owns; the listing's own descriptor is closed by now (EBADF is ignored).
+        unsafe { libc::close(fd) };
+    }
+    Ok(())
 }
 
 /// Install a classic-BPF seccomp filter with `SECCOMP_FILTER_FLAG_NEW_LISTENER` and return the

@@ -65,9 +65,36 @@ pub fn set_rlimits(limits: &[Rlimit]) -> io::Result<()> {
     Ok(())
 }
 
-/// Mark every descriptor above stderr close-on-exec, so nothing of ours leaks into the command.
+/// Mark every descriptor above stderr close-on-exec, so nothing of ours leaks into the command:
+/// `close_range` (Linux >= 5.11), else every descriptor listed in /proc/self/fd (the sandbox's
+/// own /proc is mounted by now), else every number below the descriptor limit (nsjail's order).
 pub fn fd_hygiene() -> io::Result<()> {
-    sys::close_range_cloexec(3)
+    let Err(fast) = sys::close_range_cloexec(3) else {
+        return Ok(());
+    };
+    if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+        // Collect first: the listing's own descriptor is among them.
+        let fds: Vec<i32> = dir
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .filter(|fd| *fd >= 3)
+            .collect();
+        for fd in fds {
+            match sys::set_cloexec_raw(fd) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EBADF) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        return Ok(());
+    }
+    let (_, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_err(|_| fast)?;
+    let limit = i32::try_from(hard.min(1 << 20)).unwrap_or(1 << 20);
+    for fd in 3..limit {
+        let _ = sys::set_cloexec_raw(fd);
+    }
+    Ok(())
 }
 
 /// Every process in our pid namespace except pid 1 (ourselves), read from our own `/proc`.

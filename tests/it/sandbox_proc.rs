@@ -138,25 +138,35 @@ fn stdin_is_dev_null_and_no_descriptors_leak() {
         return;
     }
     let ctx = TestContext::new();
-    // An extra descriptor in the caller must not reach the command.
-    let out = ctx
-        .cmd()
-        .args([
+    // ringfence's own descriptors (the control channel, the recorder's) must not reach the
+    // command: with close_range, and on a kernel or under a runtime profile without it.
+    let no_close_range = [crate::common::Refuse {
+        syscall: libc::SYS_close_range,
+        rules: vec![],
+        errno: libc::ENOSYS,
+    }];
+    for refuse in [&[][..], &no_close_range[..]] {
+        let mut c = ctx.cmd();
+        c.args([
             "run",
             "--",
             "sh",
             "-c",
             "readlink /proc/self/fd/0; ls /proc/self/fd | tr '\\n' ' '",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    let text = stdout(&out);
-    let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("/dev/null"), "{text}");
-    let fds: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
-    // 0, 1, 2 and the one `ls` opened for /proc/self/fd.
-    assert!(fds.len() <= 4, "{text}");
+        ]);
+        let out = crate::common::under_seccomp(&mut c, refuse);
+        assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+        let text = stdout(&out);
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("/dev/null"), "{text}");
+        let fds: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+        // 0, 1, 2 and the one `ls` opened for /proc/self/fd.
+        assert!(
+            fds.len() <= 4,
+            "refusing {} syscall(s): {text}",
+            refuse.len()
+        );
+    }
 }
 
 #[test]
