@@ -46,6 +46,18 @@ pub struct FindingsArgs {
 /// `ringfence replay`.
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
+    /// Isolation tier: `full` (namespaces), `landlock` (no namespaces: for containers and
+    /// hosts without usable user namespaces), or `auto` (full where it works).
+    #[arg(
+        long,
+        value_name = "TIER",
+        env = "RINGFENCE_TIER",
+        default_value = "auto"
+    )]
+    pub tier: String,
+    /// Refuse to run (exit 2) unless at least this tier is available: `full` or `landlock`.
+    #[arg(long, value_name = "TIER", env = "RINGFENCE_REQUIRE_TIER")]
+    pub require_tier: Option<String>,
     /// Write the combined JSON report (both modes' runs and the differences).
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -73,6 +85,18 @@ pub struct ReplayArgs {
 /// `ringfence run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// Isolation tier: `full` (namespaces), `landlock` (no namespaces: for containers and
+    /// hosts without usable user namespaces), or `auto` (full where it works).
+    #[arg(
+        long,
+        value_name = "TIER",
+        env = "RINGFENCE_TIER",
+        default_value = "auto"
+    )]
+    pub tier: String,
+    /// Refuse to run (exit 2) unless at least this tier is available: `full` or `landlock`.
+    #[arg(long, value_name = "TIER", env = "RINGFENCE_REQUIRE_TIER")]
+    pub require_tier: Option<String>,
     /// Make PATH visible and writable at its real path (repeatable).
     #[arg(long, value_name = "PATH")]
     pub rw: Vec<PathBuf>,
@@ -121,6 +145,18 @@ pub struct DoctorArgs {
 /// `ringfence install` / `ringfence ci`.
 #[derive(Debug, Args)]
 pub struct InstallArgs {
+    /// Isolation tier: `full` (namespaces), `landlock` (no namespaces: for containers and
+    /// hosts without usable user namespaces), or `auto` (full where it works).
+    #[arg(
+        long,
+        value_name = "TIER",
+        env = "RINGFENCE_TIER",
+        default_value = "auto"
+    )]
+    pub tier: String,
+    /// Refuse to run (exit 2) unless at least this tier is available: `full` or `landlock`.
+    #[arg(long, value_name = "TIER", env = "RINGFENCE_REQUIRE_TIER")]
+    pub require_tier: Option<String>,
     /// Write a JSON report of every script run.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,

@@ -57,6 +57,16 @@ pub enum RunError {
         /// What was given.
         spec: String,
     },
+    /// The tier that works here is weaker than `--require-tier`.
+    #[error(
+        "the {tier} tier is the strongest isolation available here, but --require-tier {required} asks for more"
+    )]
+    TierTooLow {
+        /// What works.
+        tier: &'static str,
+        /// What was required.
+        required: &'static str,
+    },
     /// `run --show-plan` could not serialise the plan.
     #[error("serialising the plan")]
     SerializePlan(#[source] serde_json::Error),

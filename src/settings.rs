@@ -9,7 +9,9 @@ use crate::cli::{DoctorArgs, InstallArgs, ReplayArgs, RunArgs};
 use crate::error::RunError;
 use crate::findings::Severity;
 use crate::npm::Command2;
+use crate::pipeline::tier::TierChoice;
 use crate::policy::RunRequest;
+use crate::sandbox::spec::Tier;
 
 /// `ringfence run`.
 #[derive(Debug, Clone)]
@@ -22,6 +24,10 @@ pub struct RunSettings {
     pub report: Option<PathBuf>,
     /// Print the resolved spec and plan instead of running.
     pub show_plan: bool,
+    /// Requested tier.
+    pub tier: TierChoice,
+    /// Weakest acceptable tier.
+    pub require_tier: Option<Tier>,
 }
 
 /// `ringfence install` / `ringfence ci`, and each mode of `replay`.
@@ -56,6 +62,10 @@ pub struct InstallSettings {
     pub timeout: Option<Duration>,
     /// Print the summary (replay prints its own).
     pub summary: bool,
+    /// Requested tier.
+    pub tier: TierChoice,
+    /// Weakest acceptable tier.
+    pub require_tier: Option<Tier>,
 }
 
 /// `ringfence replay`.
@@ -75,6 +85,10 @@ pub struct ReplaySettings {
     pub fail_on: Option<Severity>,
     /// Wall-clock limit per script.
     pub timeout: Duration,
+    /// Requested tier.
+    pub tier: TierChoice,
+    /// Weakest acceptable tier.
+    pub require_tier: Option<Tier>,
 }
 
 /// `ringfence doctor`.
@@ -108,6 +122,29 @@ fn fail_on(s: &str) -> Result<Option<Severity>, RunError> {
     }
 }
 
+/// `--tier` and `--require-tier`.
+fn tiers(tier: &str, require: Option<&str>) -> Result<(TierChoice, Option<Tier>), RunError> {
+    let choice = tier
+        .parse::<TierChoice>()
+        .map_err(|why| RunError::InvalidArgument {
+            flag: "--tier",
+            why,
+        })?;
+    let minimum = match require {
+        None => None,
+        Some(r) => match r.parse::<TierChoice>() {
+            Ok(TierChoice::Exactly(t)) => Some(t),
+            _ => {
+                return Err(RunError::InvalidArgument {
+                    flag: "--require-tier",
+                    why: format!("--require-tier `{r}`: expected full or landlock"),
+                });
+            }
+        },
+    };
+    Ok((choice, minimum))
+}
+
 /// Global installs write outside the project; they are not supported.
 fn is_global(args: &[String]) -> bool {
     args.iter().any(|a| {
@@ -122,7 +159,10 @@ impl RunSettings {
     /// From `ringfence run`'s flags.
     pub fn from_args(args: RunArgs) -> Result<Self, RunError> {
         let timeout = args.timeout.map(|s| seconds("--timeout", s)).transpose()?;
+        let (tier, require_tier) = tiers(&args.tier, args.require_tier.as_deref())?;
         Ok(RunSettings {
+            tier,
+            require_tier,
             request: RunRequest {
                 command: args.command,
                 rw: args.rw,
@@ -159,6 +199,8 @@ impl InstallSettings {
             rollback: true,
             timeout: None,
             summary: true,
+            tier: TierChoice::Auto,
+            require_tier: None,
         }
     }
 
@@ -180,7 +222,10 @@ impl InstallSettings {
                 why: "global installs (`-g`) are not supported: ringfence replays scripts inside a project".into(),
             });
         }
+        let (tier, require_tier) = tiers(&args.tier, args.require_tier.as_deref())?;
         Ok(InstallSettings {
+            tier,
+            require_tier,
             npm_args: args.npm_args,
             report: args.report,
             jobs,
@@ -204,7 +249,10 @@ impl ReplaySettings {
                 why: "replay: name at least one package".into(),
             });
         }
+        let (tier, require_tier) = tiers(&args.tier, args.require_tier.as_deref())?;
         Ok(ReplaySettings {
+            tier,
+            require_tier,
             specs: args.specs,
             modes: if args.modes.is_empty() {
                 vec!["dev".to_string(), "ci".to_string()]

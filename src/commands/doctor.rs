@@ -1,54 +1,49 @@
 //! `ringfence doctor`: what this kernel offers, and the honest probe — the real default sandbox
 //! around `true`, through the same pipeline every command uses.
 
-use std::time::Duration;
-
 use serde_json::json;
 
 use crate::doctor::KernelFacts;
 use crate::error::RunError;
 use crate::output::human;
-use crate::pipeline::{Executed, Io, Prepared, Recording};
-use crate::policy::{self, PolicyError, ResolveContext, RunRequest};
+use crate::pipeline::execute::sandbox_error;
+use crate::pipeline::tier;
 use crate::sandbox::landlock::Status;
-use crate::sandbox::{self, SandboxError};
+use crate::sandbox::spec::Tier;
+use crate::sandbox::{self, Outcome, SandboxError};
 use crate::settings::DoctorSettings;
 
 use super::Exit;
 
-/// Run the probe (its policy warnings are its own business: not printed) and the sandbox.
-fn probe(facts: &KernelFacts) -> Result<Executed, RunError> {
-    let req = RunRequest {
-        command: vec!["true".into()],
-        timeout: Some(Duration::from_secs(30)),
-        no_record: true,
-        ..Default::default()
-    };
-    let rctx = ResolveContext::from_process().map_err(PolicyError::Context)?;
-    let profile = policy::load(None)?;
-    let (spec, _probe_warnings) = policy::resolve(&profile, &rctx, &req)?;
-    let mut x = Prepared::new(spec, &Recording::Off)?.execute(Io::Terminal);
-    if let Err(RunError::Sandbox { source, .. }) = x.result {
-        x.result = Err(crate::pipeline::execute::sandbox_error(source, Some(facts)));
+/// The probe in `tier`, with a setup failure diagnosed against `facts`.
+fn probe(tier: Tier, facts: &KernelFacts) -> Result<Outcome, RunError> {
+    match tier::probe(tier).and_then(|x| x.result) {
+        Err(RunError::Sandbox { source, .. }) => Err(sandbox_error(source, Some(facts))),
+        other => other,
     }
-    Ok(x)
 }
 
 /// `doctor` / `doctor --json`.
 pub fn run(s: DoctorSettings) -> Result<Exit, RunError> {
     let facts = KernelFacts::read();
-    let probe = probe(&facts).and_then(|x| x.result);
-    let (tier, detail, enforced) = match &probe {
-        Ok(o) => match &o.enforced {
+    let probe = probe(Tier::Full, &facts);
+    // Without usable user namespaces, the namespace-free tier.
+    let fallback = match &probe {
+        Err(e) if tier::namespaces_unusable(e) => Some(self::probe(Tier::Landlock, &facts)),
+        _ => None,
+    };
+    let landlock_status = |e: &crate::sandbox::Enforced| match e.landlock.status {
+        Status::FullyEnforced => "fully enforced",
+        Status::PartiallyEnforced => "partially enforced",
+        Status::NotEnforced => "not enforced",
+    };
+    let (tier, detail, enforced) = match (&probe, &fallback) {
+        (Ok(o), _) => match &o.enforced {
             Some(e) => (
                 "full",
                 format!(
                     "user, mount, pid, net, ipc, uts namespaces; landlock {}; {} seccomp filters; no capabilities; no_new_privs",
-                    match e.landlock.status {
-                        Status::FullyEnforced => "fully enforced",
-                        Status::PartiallyEnforced => "partially enforced",
-                        Status::NotEnforced => "not enforced",
-                    },
+                    landlock_status(e),
                     e.seccomp_filters
                 ),
                 Some(e.clone()),
@@ -59,8 +54,20 @@ pub fn run(s: DoctorSettings) -> Result<Exit, RunError> {
                 None,
             ),
         },
-        Err(e) => ("unavailable", human::error(e), None),
+        (Err(_), Some(Ok(o))) => (
+            "landlock",
+            format!(
+                "no namespaces: landlock {} is the filesystem view (the host's paths, what the full tier shows), TCP bind/connect denied by landlock and other sockets by seccomp; {} seccomp filters; processes tracked through a child subreaper; no capabilities; no_new_privs",
+                o.enforced
+                    .as_ref()
+                    .map_or("status unknown", landlock_status),
+                o.enforced.as_ref().map_or(0, |e| e.seccomp_filters)
+            ),
+            o.enforced.clone(),
+        ),
+        (Err(e), Some(Err(_)) | None) => ("unavailable", human::error(e), None),
     };
+    let usable = probe.is_ok() || matches!(fallback, Some(Ok(_)));
     let userns = match &probe {
         Ok(_) => "usable".to_string(),
         Err(RunError::Sandbox {
@@ -103,7 +110,7 @@ pub fn run(s: DoctorSettings) -> Result<Exit, RunError> {
     } else {
         print!("{}", human::doctor(&facts, &userns, tier, &detail));
     }
-    Ok(if probe.is_ok() {
+    Ok(if usable {
         Exit::Clean
     } else {
         Exit::Unavailable

@@ -178,6 +178,8 @@ fn install_reporting(s: &InstallSettings, slot: &mut Option<Report>) -> Result<E
     let tool = Toolchain::locate(&path_env, &rctx.cwd)?;
     let (root, profile) = project_and_policy(s, &rctx)?;
     let project = Project::read(root, s.command)?;
+    // Pre-flight: a machine where no sandbox runs fails here, before npm changes anything.
+    let tier = crate::pipeline::tier::preflight(s.tier, s.require_tier)?;
     // npm itself, outside the sandbox, with the user's own configuration.
     let captured =
         npm::run_ignore_scripts(&tool, s.command, &s.npm_args, &project.root, &rctx.env)?;
@@ -196,6 +198,7 @@ fn install_reporting(s: &InstallSettings, slot: &mut Option<Report>) -> Result<E
         scope: scope(s, &project, &build, &tool, npm_cache.as_ref(), nodedir),
         caches: npm_cache.iter().cloned().collect(),
         events: &human::Terminal,
+        tier,
     };
     let batch = run_phases(phases, &runner, &build, s.jobs);
     human::policy_warnings(batch.outcomes.iter().flat_map(|(o, _)| &o.warnings));

@@ -246,6 +246,8 @@ fn run_mode(
         rollback: false,
         timeout: Some(s.timeout),
         jobs: 1,
+        tier: s.tier,
+        require_tier: s.require_tier,
         ..InstallSettings::new(Command2::Install)
     });
     let exit_status = match &installed.exit {

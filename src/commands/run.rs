@@ -4,9 +4,11 @@ use serde_json::json;
 
 use crate::error::RunError;
 use crate::output::human;
+use crate::pipeline::tier::{self, TierChoice};
 use crate::pipeline::{Io, Prepared, Recording};
 use crate::policy::{self, PolicyError, ResolveContext};
 use crate::report::{Report, ScriptRun};
+use crate::sandbox::spec::Tier;
 use crate::settings::RunSettings;
 
 use super::Exit;
@@ -25,8 +27,9 @@ pub fn run(s: RunSettings) -> Result<Exit, RunError> {
             caches: Vec::new(),
         }
     };
-    let prepared = Prepared::new(spec, &recording)?;
     if s.show_plan {
+        let tier = tier::choose(s.tier, s.require_tier)?;
+        let prepared = Prepared::new(spec, &recording, tier)?;
         let text = serde_json::to_string_pretty(&json!({
             "spec": prepared.spec,
             "plan": prepared.plan,
@@ -35,7 +38,29 @@ pub fn run(s: RunSettings) -> Result<Exit, RunError> {
         println!("{text}");
         return Ok(Exit::Clean);
     }
-    let x = prepared.execute(Io::Terminal);
+    // `auto` tries the full tier first and falls back only when namespaces are what failed
+    // (setup failures happen before the command runs, so nothing ran twice).
+    let first = match s.tier {
+        TierChoice::Exactly(t) => tier::choose(TierChoice::Exactly(t), s.require_tier)?,
+        TierChoice::Auto => Tier::Full,
+    };
+    let mut x = Prepared::new(spec.clone(), &recording, first)?.execute(Io::Terminal);
+    if s.tier == TierChoice::Auto && s.require_tier != Some(Tier::Full) {
+        if let Err(e) = &x.result {
+            if tier::namespaces_unusable(e) {
+                human::warning(
+                    "landlock-tier",
+                    &format!(
+                        "user namespaces are not usable here ({e}); running in the landlock tier (no namespaces: Landlock, seccomp and a subreaper)"
+                    ),
+                    Some(
+                        "`ringfence doctor` says why; `--tier landlock` skips the attempt, `--require-tier full` refuses instead",
+                    ),
+                );
+                x = Prepared::new(spec, &recording, Tier::Landlock)?.execute(Io::Terminal);
+            }
+        }
+    }
     let outcome = x.result?;
     human::run_notes(&x.spec, &outcome, &x.observed.findings);
     if let Some(path) = &s.report {

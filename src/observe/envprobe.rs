@@ -133,7 +133,11 @@ impl EnvProbes {
         let log = dir.path().join("log");
         std::fs::create_dir(&log)?;
         std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o700))?;
-        let inside = Path::new(SANDBOX_DIR);
+        // The landlock tier has no mount namespace: the preload is used where it is.
+        let inside = match spec.tier {
+            crate::sandbox::spec::Tier::Full => Path::new(SANDBOX_DIR),
+            crate::sandbox::spec::Tier::Landlock => dir.path(),
+        };
         spec.mounts.push(MountSpec {
             path: inside.join("preload.js"),
             kind: MountKind::Recording {
@@ -148,13 +152,14 @@ impl EnvProbes {
                 writable: true,
             },
         });
-        let require = format!("--require={SANDBOX_DIR}/preload.js");
+        let require = format!("--require={}", inside.join("preload.js").display());
         match spec.exec.env.iter_mut().find(|(k, _)| k == "NODE_OPTIONS") {
             Some((_, v)) if !v.trim().is_empty() => *v = format!("{v} {require}"),
             Some((_, v)) => *v = require,
             None => spec.exec.env.push(("NODE_OPTIONS".into(), require)),
         }
-        Ok((EnvProbes { dir }, inside.join("log")))
+        let log = inside.join("log");
+        Ok((EnvProbes { dir }, log))
     }
 
     /// The names looked up, first occurrence each, in time order, and the files under HOME that

@@ -73,6 +73,8 @@ impl Observation {
                 .filter(|m| m.kind == crate::sandbox::spec::MountKind::ReadWrite)
                 .map(|m| m.path.clone())
                 .chain([probe_log])
+                // The landlock tier's private host directory for /tmp and TMPDIR.
+                .chain(spec.private_tmp.clone())
                 .collect(),
             visible: spec
                 .mounts

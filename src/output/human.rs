@@ -73,10 +73,19 @@ pub fn summary(report: &Report, elapsed_secs: f64) -> String {
             .join(", ")
     };
     let mut out = String::new();
+    let landlock = report
+        .runs
+        .iter()
+        .any(|r| r.enforcement.tier.as_deref() == Some("landlock"));
     let _ = writeln!(
         out,
-        "ringfence: {} lifecycle script(s), each in its own sandbox, {elapsed_secs:.1}s; {findings}",
-        report.runs.len()
+        "ringfence: {} lifecycle script(s), each in its own sandbox{}, {elapsed_secs:.1}s; {findings}",
+        report.runs.len(),
+        if landlock {
+            " (landlock tier: no namespaces here; Landlock, seccomp and a subreaper instead)"
+        } else {
+            ""
+        }
     );
     let unrecorded: Vec<&ScriptRun> = report
         .runs

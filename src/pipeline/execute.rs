@@ -3,6 +3,7 @@
 //! the same recording.
 
 use std::io::{Read, Seek};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use crate::error::RunError;
 use crate::observe::{Observation, Observed};
 use crate::sandbox::plan::SetupPlan;
 use crate::sandbox::seccomp::SeccompPlan;
-use crate::sandbox::spec::SandboxSpec;
+use crate::sandbox::spec::{SandboxSpec, Tier};
 use crate::sandbox::{self, Outcome, SandboxError, Stdio2};
 
 /// What to record around the run.
@@ -45,6 +46,50 @@ pub struct Prepared {
     /// The setup plan the sandbox applies.
     pub plan: SetupPlan,
     observation: Option<Observation>,
+    scratch: Option<Scratch>,
+}
+
+/// The landlock tier's private host directories: `tmp/` (the sandbox's /tmp and TMPDIR) and
+/// `home` (HOME: a link to the decoy home when recording, else an empty directory). Removed,
+/// through the hardened remover, when the run is over.
+#[derive(Debug)]
+struct Scratch {
+    dir: PathBuf,
+}
+
+impl Scratch {
+    fn create(spec: &mut SandboxSpec) -> std::io::Result<Scratch> {
+        let dir = tempfile::Builder::new()
+            .prefix("ringfence-tier-")
+            .tempdir()?
+            .keep();
+        crate::cleanup::register(&dir);
+        let scratch = Scratch { dir };
+        let tmp = scratch.dir.join("tmp");
+        std::fs::DirBuilder::new().mode(0o700).create(&tmp)?;
+        let home = scratch.dir.join("home");
+        if spec.exec.cwd == spec.home {
+            spec.exec.cwd = home.clone();
+        }
+        spec.home = home;
+        spec.private_tmp = Some(tmp);
+        Ok(scratch)
+    }
+
+    /// HOME: the decoy home planted by the observation, or an empty directory.
+    fn home(&self, spec: &SandboxSpec) -> std::io::Result<()> {
+        match &spec.home_source {
+            Some(decoys) => std::os::unix::fs::symlink(decoys, &spec.home),
+            None => std::fs::DirBuilder::new().mode(0o700).create(&spec.home),
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = crate::untrusted::remove_tree(&self.dir);
+        crate::cleanup::unregister(&self.dir);
+    }
 }
 
 /// A script that ran, or whose sandbox could not start.
@@ -69,7 +114,16 @@ pub struct Executed {
 impl Prepared {
     /// Attach the observation (it rewrites HOME and the environment of `spec`) and plan the
     /// sandbox.
-    pub fn new(mut spec: SandboxSpec, recording: &Recording) -> Result<Prepared, RunError> {
+    pub fn new(
+        mut spec: SandboxSpec,
+        recording: &Recording,
+        tier: Tier,
+    ) -> Result<Prepared, RunError> {
+        spec.tier = tier;
+        let scratch = match tier {
+            Tier::Full => None,
+            Tier::Landlock => Some(Scratch::create(&mut spec).map_err(RunError::Observe)?),
+        };
         let observation = match recording {
             Recording::Off => None,
             Recording::On {
@@ -83,12 +137,16 @@ impl Prepared {
                 Some(o)
             }
         };
+        if let Some(s) = &scratch {
+            s.home(&spec).map_err(RunError::Observe)?;
+        }
         let mut plan = SetupPlan::from_spec(&spec, &|p| p.is_dir());
         plan.trace_steps = tracing::enabled!(tracing::Level::DEBUG);
         Ok(Prepared {
             spec,
             plan,
             observation,
+            scratch,
         })
     }
 
@@ -98,6 +156,7 @@ impl Prepared {
             spec,
             plan,
             mut observation,
+            scratch,
         } = self;
         let started_unix_ms = crate::util::now_unix_ms();
         let timeout = spec.limits.timeout_ms.map(Duration::from_millis);
@@ -147,6 +206,7 @@ impl Prepared {
             _ => Observed::default(),
         };
         tracing::debug!("recording finished in {:?}", t.elapsed());
+        drop(scratch);
         Executed {
             seccomp: plan.seccomp.clone(),
             spec,

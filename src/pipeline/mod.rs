@@ -6,6 +6,7 @@
 pub mod batch;
 pub mod events;
 pub mod execute;
+pub mod tier;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -71,6 +72,8 @@ pub struct Runner<'a> {
     pub caches: Vec<PathBuf>,
     /// Who is told when scripts start and finish.
     pub events: &'a dyn Events,
+    /// The isolation tier (chosen once, by the pre-flight).
+    pub tier: crate::sandbox::spec::Tier,
 }
 
 impl std::fmt::Debug for Runner<'_> {
@@ -108,7 +111,7 @@ impl Runner<'_> {
                         caches: self.caches.clone(),
                     }
                 };
-                Prepared::new(spec, &recording)
+                Prepared::new(spec, &recording, self.tier)
             })
             .map(|prepared| {
                 self.events.script_starting(&job);

@@ -116,6 +116,8 @@ pub fn resolve(
         },
         record_syscalls: profile.net.record.unwrap_or(true) && !req.no_record,
         record_reads: req.forensic && !req.no_record,
+        tier: crate::sandbox::spec::Tier::Full,
+        private_tmp: None,
     };
     Ok((spec, d.warnings))
 }

@@ -4,7 +4,7 @@ use crate::report::*;
 use crate::sandbox::channel::Termination;
 use crate::sandbox::landlock::{LandlockOutcome, Status};
 use crate::sandbox::seccomp::SeccompPlan;
-use crate::sandbox::spec::{MountKind, SandboxSpec};
+use crate::sandbox::spec::{MountKind, SandboxSpec, Tier};
 use crate::sandbox::{Outcome, RecorderState};
 
 impl ScriptRun {
@@ -111,8 +111,8 @@ fn enforcement(spec: &SandboxSpec, seccomp: &SeccompPlan, outcome: &Outcome) -> 
             )),
         },
     });
-    Enforcement {
-        namespaces: Namespaces {
+    let namespaces = match spec.tier {
+        Tier::Full => Namespaces {
             user: Mechanism {
                 status: Status::FullyEnforced,
                 detail: Some(format!(
@@ -129,6 +129,31 @@ fn enforcement(spec: &SandboxSpec, seccomp: &SeccompPlan, outcome: &Outcome) -> 
             ipc: Mechanism::full(),
             uts: Mechanism::full(),
         },
+        Tier::Landlock => {
+            let none = |detail: &str| Mechanism {
+                status: Status::NotEnforced,
+                detail: Some(format!("landlock tier: {detail}")),
+            };
+            Namespaces {
+                user: none("no user namespace; the command runs as your own uid"),
+                mount: none(
+                    "no mount namespace: Landlock is the filesystem view over the host's own paths",
+                ),
+                pid: none(
+                    "no pid namespace: processes are tracked through a child subreaper and killed with the tree",
+                ),
+                net: none(
+                    "no network namespace: Landlock denies TCP bind and connect, seccomp every other socket but netlink; connection attempts are recorded, nothing is sent",
+                ),
+                ipc: none(
+                    "no ipc namespace: abstract unix sockets and signals are scoped by Landlock",
+                ),
+                uts: none("no uts namespace"),
+            }
+        }
+    };
+    Enforcement {
+        namespaces,
         landlock,
         seccomp: SeccompStatus {
             status: seccomp_status,
@@ -145,6 +170,7 @@ fn enforcement(spec: &SandboxSpec, seccomp: &SeccompPlan, outcome: &Outcome) -> 
             core: 0,
         },
         recorder,
+        tier: Some(spec.tier.as_str().into()),
     }
 }
 

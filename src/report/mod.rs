@@ -273,6 +273,9 @@ pub struct Enforcement {
     /// The syscall recorder (absent when setup did not finish).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recorder: Option<Mechanism>,
+    /// The isolation tier: `full` (namespaces) or `landlock` (no namespaces).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
 }
 
 /// What the command could see.
@@ -474,6 +477,7 @@ pub(crate) mod tests {
                 capabilities: full(),
                 no_new_privs: full(),
                 recorder: Some(full()),
+                tier: Some("full".into()),
                 rlimits: RlimitStatus {
                     status: Status::FullyEnforced,
                     detail: None,

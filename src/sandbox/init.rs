@@ -91,6 +91,7 @@ steps! {
     ReadPlan => "read-plan",
     AssertSingleThreaded => "assert-single-threaded",
     DieWithSupervisor => "die-with-supervisor",
+    SetSubreaper => "set-subreaper",
     Unshare => "unshare",
     MapIds => "map-ids",
     ForkInit => "fork-init",
@@ -315,6 +316,9 @@ fn stage_a(chan: BorrowedFd<'_>, plan: &SetupPlan, supervisor: Pid) -> Result<Ne
     if getppid() != supervisor {
         sys::exit_now(125);
     }
+    if plan.tier == super::spec::Tier::Landlock {
+        return stage_a_host(chan, plan, supervisor, t);
+    }
 
     // 4. unshare
     namespaces::enter().at(Step::Unshare)?;
@@ -410,7 +414,7 @@ fn stage_b(chan: BorrowedFd<'_>, plan: &SetupPlan) -> Result<Never, Failure> {
 
     // 16. fork-command
     let child = match sys::fork_single_threaded().at(Step::ForkCommand)? {
-        ForkResult::Child => match stage_c(chan, plan) {
+        ForkResult::Child => match stage_c(chan, plan, Pid::from_raw(1)) {
             Ok(never) => match never {},
             Err(f) => report_and_exit(chan, f),
         },
@@ -457,7 +461,129 @@ fn cstring(s: &[u8], step: Step) -> Result<CString, Failure> {
     })
 }
 
-fn stage_c(chan: BorrowedFd<'_>, plan: &SetupPlan) -> Result<Never, Failure> {
+/// The landlock tier's stage A: no namespaces. It becomes the tree's child subreaper (orphans,
+/// double-forked and `setsid` processes are reparented to it), forks the command (stage C), and
+/// once the command has exited kills and reports whatever is left below it. It watches the
+/// supervisor through a pidfd instead of dying with it, so that the tree is killed first.
+///
+/// | #  | Step             | Why here |
+/// |----|------------------|----------|
+/// | 4' | `set-subreaper`  | without a pid namespace, the tree is what is reparented to us |
+/// | 5' | `fork-command`   | stage C, as in the full tier |
+fn stage_a_host(
+    chan: BorrowedFd<'_>,
+    plan: &SetupPlan,
+    supervisor: Pid,
+    mut t: Timer,
+) -> Result<Never, Failure> {
+    // 4'. set-subreaper
+    prctl::set_child_subreaper(true).at(Step::SetSubreaper)?;
+    let watch = sys::pidfd_open(supervisor).at(Step::SetSubreaper)?;
+    // From here the supervisor's death is seen on `watch`: the tree is killed before we go.
+    prctl::set_pdeathsig(None).at(Step::SetSubreaper)?;
+    if getppid() != supervisor {
+        sys::exit_now(125);
+    }
+    t.mark(Step::SetSubreaper);
+
+    // 5'. fork-command
+    let me = nix::unistd::getpid();
+    let child = match sys::fork_single_threaded().at(Step::ForkCommand)? {
+        ForkResult::Child => match stage_c(chan, plan, me) {
+            Ok(never) => match never {},
+            Err(f) => report_and_exit(chan, f),
+        },
+        ForkResult::Parent { child } => child,
+    };
+    let command = sys::pidfd_open(child).at(Step::ForkCommand)?;
+    channel::send(chan, &FromInit::Spawned, &[command.as_fd()]).map_err(|e| Failure {
+        step: Step::ForkCommand,
+        error: chain(&e),
+        errno: None,
+    })?;
+    let termination = reap_host(child, &command, &watch);
+    let survivors = match termination {
+        Some(_) => proc::descendants(me.as_raw()),
+        None => Vec::new(),
+    };
+    kill_tree(me.as_raw());
+    if let Some(termination) = termination {
+        let _ = channel::send(
+            chan,
+            &FromInit::Exited {
+                termination,
+                survivors,
+            },
+            &[],
+        );
+    }
+    sys::exit_now(0)
+}
+
+/// Reap children (the command and every orphan reparented to us) until the command has exited;
+/// `None` when the supervisor died first.
+fn reap_host(
+    command: Pid,
+    command_fd: &std::os::fd::OwnedFd,
+    supervisor: &std::os::fd::OwnedFd,
+) -> Option<Termination> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use nix::sys::wait::WaitPidFlag;
+    loop {
+        loop {
+            match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) if pid == command => {
+                    return Some(Termination::Exited(code));
+                }
+                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == command => {
+                    return Some(Termination::Signaled(sig as i32));
+                }
+                Ok(WaitStatus::StillAlive) | Err(nix::Error::ECHILD) => break,
+                Ok(_) | Err(nix::Error::EINTR) => continue,
+                Err(_) => return Some(Termination::Signaled(libc::SIGKILL)),
+            }
+        }
+        let mut fds = [
+            PollFd::new(command_fd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(supervisor.as_fd(), PollFlags::POLLIN),
+        ];
+        // Wake at least every second to reap orphans between the command's own exits.
+        match poll(&mut fds, PollTimeout::from(1000u16)) {
+            Ok(_) => {
+                if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+                    return None;
+                }
+            }
+            Err(nix::Error::EINTR) => {}
+            Err(_) => return Some(Termination::Signaled(libc::SIGKILL)),
+        }
+    }
+}
+
+/// SIGKILL everything below `root` until nothing is left (a process that forks while it is
+/// being killed is found in the next round; killed processes cannot fork).
+fn kill_tree(root: i32) {
+    use nix::sys::wait::WaitPidFlag;
+    for round in 0..200 {
+        let left = proc::descendants(root);
+        if left.is_empty() {
+            return;
+        }
+        for p in &left {
+            let _ = nix::sys::signal::kill(Pid::from_raw(p.pid), Signal::SIGKILL);
+        }
+        while let Ok(s) = waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
+            if s == WaitStatus::StillAlive {
+                break;
+            }
+        }
+        if round > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+}
+
+fn stage_c(chan: BorrowedFd<'_>, plan: &SetupPlan, parent: Pid) -> Result<Never, Failure> {
     let mut t = Timer::new(plan.trace_steps);
     // 17. new-session
     setsid().at(Step::NewSession)?;
@@ -466,12 +592,26 @@ fn stage_c(chan: BorrowedFd<'_>, plan: &SetupPlan) -> Result<Never, Failure> {
     // 18. die-with-parent
     prctl::set_pdeathsig(Signal::SIGKILL).at(Step::DieWithParent)?;
     t.mark(Step::DieWithParent);
-    if getppid() != Pid::from_raw(1) {
+    if getppid() != parent {
         sys::exit_now(125);
     }
 
-    // 19. set-rlimits
-    proc::set_rlimits(&plan.rlimits).at(Step::SetRlimits)?;
+    // 19. set-rlimits. Without a user namespace RLIMIT_NPROC counts every process of the uid on
+    // the host: the sandbox's budget comes on top of what the user already runs.
+    let rlimits: Vec<_> = match plan.tier {
+        super::spec::Tier::Full => plan.rlimits.clone(),
+        super::spec::Tier::Landlock => {
+            let running = proc::processes_of(nix::unistd::getuid().as_raw());
+            plan.rlimits
+                .iter()
+                .map(|r| match *r {
+                    super::plan::Rlimit::Nproc(n) => super::plan::Rlimit::Nproc(n + running),
+                    other => other,
+                })
+                .collect()
+        }
+    };
+    proc::set_rlimits(&rlimits).at(Step::SetRlimits)?;
     t.mark(Step::SetRlimits);
 
     // 20. no-new-privs

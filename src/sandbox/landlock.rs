@@ -78,6 +78,7 @@ fn access(a: FsAccess) -> BitFlags<AccessFs> {
             AccessFs::ReadFile | AccessFs::WriteFile | AccessFs::ReadDir | AccessFs::IoctlDev
         }
         FsAccess::Full => AccessFs::from_all(PINNED_ABI),
+        FsAccess::DirOnly(writable) => super::hostview::dir_only(writable),
     }
 }
 
@@ -88,6 +89,9 @@ pub fn restrict(plan: &LandlockPlan) -> Result<LandlockOutcome, LandlockError> {
         .handle_access(AccessFs::from_all(PINNED_ABI))?;
     if plan.deny_tcp_bind {
         ruleset = ruleset.handle_access(AccessNet::BindTcp)?;
+    }
+    if plan.deny_tcp_connect {
+        ruleset = ruleset.handle_access(AccessNet::ConnectTcp)?;
     }
     if plan.scoped {
         ruleset = ruleset.scope(Scope::AbstractUnixSocket | Scope::Signal)?;

@@ -6,6 +6,7 @@
 
 pub mod caps;
 pub mod channel;
+pub mod hostview;
 pub mod init;
 pub mod landlock;
 pub mod mount;
@@ -326,6 +327,13 @@ pub fn run(
         Some(x) => x,
         None if timed_out => (Termination::Signaled(libc::SIGKILL), Vec::new()),
         None => return Err(SandboxError::Lost),
+    };
+    // Without a pid namespace the tree killed at the deadline is still found below the
+    // subreaper: it did not outlive the script, it was killed with it.
+    let survivors = if timed_out && plan.tier == spec::Tier::Landlock {
+        Vec::new()
+    } else {
+        survivors
     };
     Ok(Outcome {
         termination,

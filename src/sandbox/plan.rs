@@ -10,7 +10,7 @@ use std::path::{Component, Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::seccomp::{self, SeccompPlan};
-use super::spec::{ExecSpec, Level, MountKind, NetworkSpec, SandboxSpec};
+use super::spec::{ExecSpec, Level, MountKind, NetworkSpec, SandboxSpec, Tier};
 
 /// Host device nodes bound into the sandbox's private `/dev`.
 pub const DEV_NODES: [&str; 5] = ["null", "zero", "full", "random", "urandom"];
@@ -88,6 +88,16 @@ pub enum FsAccess {
     Devices,
     /// Everything.
     Full,
+    /// A directory on the way to a carved-out file (landlock tier): list it and, when `true`,
+    /// create and remove entries, but no rights on file contents below it.
+    DirOnly(bool),
+}
+
+impl FsAccess {
+    /// Writable.
+    pub fn is_full(self) -> bool {
+        matches!(self, FsAccess::Full | FsAccess::DirOnly(true))
+    }
 }
 
 /// One Landlock path-beneath rule.
@@ -110,6 +120,10 @@ pub struct LandlockPlan {
     pub rules: Vec<LandlockRule>,
     /// Handle `BindTcp` with no rule: every TCP bind is denied.
     pub deny_tcp_bind: bool,
+    /// Handle `ConnectTcp` with no rule: every TCP connect is denied (the landlock tier, which
+    /// has no network namespace).
+    #[serde(default)]
+    pub deny_tcp_connect: bool,
     /// Scope abstract unix sockets and signals to the sandbox's own domain.
     pub scoped: bool,
 }
@@ -178,6 +192,9 @@ pub struct SetupPlan {
     /// Print per-step timings on stderr (set by the caller for `-vv`).
     #[serde(default)]
     pub trace_steps: bool,
+    /// The isolation tier the init sets up.
+    #[serde(default)]
+    pub tier: Tier,
 }
 
 /// A mount before it is lowered to [`MountOp`]s.
@@ -294,6 +311,14 @@ impl SetupPlan {
     /// (file binds need a file as mount target); the caller provides it so that this function
     /// stays free of I/O.
     pub fn from_spec(spec: &SandboxSpec, is_dir: &dyn Fn(&Path) -> bool) -> SetupPlan {
+        if spec.tier == Tier::Landlock {
+            let list = |d: &Path| -> Vec<PathBuf> {
+                std::fs::read_dir(d)
+                    .map(|r| r.flatten().take(100_000).map(|e| e.path()).collect())
+                    .unwrap_or_default()
+            };
+            return super::hostview::plan(spec, is_dir, &list);
+        }
         let mut entries: Vec<Entry> = vec![
             Entry::Proc,
             Entry::Dev,
@@ -472,6 +497,7 @@ impl SetupPlan {
                 level: spec.enforcement.landlock,
                 rules,
                 deny_tcp_bind: true,
+                deny_tcp_connect: false,
                 scoped: true,
             },
             seccomp: seccomp::deny_plan(spec.enforcement.seccomp),
@@ -492,6 +518,7 @@ impl SetupPlan {
             recorder: spec.record_syscalls,
             recorder_reads: spec.record_syscalls && spec.record_reads,
             trace_steps: false,
+            tier: Tier::Full,
         }
     }
 
@@ -602,6 +629,8 @@ mod tests {
             network: NetworkSpec::Isolated,
             record_syscalls: false,
             record_reads: false,
+            tier: Tier::Full,
+            private_tmp: None,
         }
     }
 

@@ -99,6 +99,67 @@ pub fn fd_hygiene() -> io::Result<()> {
 
 /// Every process in our pid namespace except pid 1 (ourselves), read from our own `/proc`.
 pub fn survivors() -> Vec<ProcessInfo> {
+    let mut out: Vec<ProcessInfo> = processes().into_iter().filter(|p| p.pid != 1).collect();
+    out.sort_by_key(|p| p.pid);
+    out
+}
+
+/// Every descendant of `root` (the landlock tier's subreaper), from the host's `/proc`: orphans
+/// were reparented to `root`, so the tree below it is the whole sandbox.
+pub fn descendants(root: i32) -> Vec<ProcessInfo> {
+    let all = processes();
+    let mut inside = std::collections::BTreeSet::from([root]);
+    // Parents before children is not guaranteed by pid order: iterate to a fixed point.
+    loop {
+        let before = inside.len();
+        for p in &all {
+            if inside.contains(&p.ppid) {
+                inside.insert(p.pid);
+            }
+        }
+        if inside.len() == before {
+            break;
+        }
+    }
+    let mut out: Vec<ProcessInfo> = all
+        .into_iter()
+        .filter(|p| p.pid != root && inside.contains(&p.pid))
+        .collect();
+    out.sort_by_key(|p| p.pid);
+    out
+}
+
+/// How many processes `uid` runs (real uid, from `/proc/<pid>/status`): RLIMIT_NPROC counts them.
+pub fn processes_of(uid: u32) -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut n = 0;
+    for entry in dir.flatten() {
+        if entry
+            .file_name()
+            .to_str()
+            .is_none_or(|s| s.parse::<u32>().is_err())
+        {
+            continue;
+        }
+        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
+            continue;
+        };
+        let real = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|u| u.parse::<u32>().ok());
+        if real == Some(uid) {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Every process of this `/proc`: pid, parent and command line.
+fn processes() -> Vec<ProcessInfo> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return vec![];
     };
@@ -111,9 +172,6 @@ pub fn survivors() -> Vec<ProcessInfo> {
         else {
             continue;
         };
-        if pid == 1 {
-            continue;
-        }
         let base = entry.path();
         let ppid = std::fs::read_to_string(base.join("stat"))
             .ok()
@@ -142,6 +200,5 @@ pub fn survivors() -> Vec<ProcessInfo> {
         };
         out.push(ProcessInfo { pid, ppid, argv });
     }
-    out.sort_by_key(|p| p.pid);
     out
 }

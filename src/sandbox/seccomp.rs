@@ -33,6 +33,15 @@ pub enum ArgCond {
         /// Value.
         value: u32,
     },
+    /// `(arg & mask) == value` on the low 32 bits (a socket's type without its flags).
+    MaskedEq32 {
+        /// Argument index.
+        arg: u8,
+        /// Bits compared.
+        mask: u32,
+        /// Value they must have.
+        value: u32,
+    },
     /// `arg != value` on the low 32 bits.
     Ne32 {
         /// Argument index.
@@ -293,6 +302,64 @@ pub fn deny_plan(level: Level) -> SeccompPlan {
     }
 }
 
+/// The landlock tier has no network namespace: Landlock denies TCP bind and connect, and this
+/// filter refuses every other way out — UDP, raw, SCTP and other protocols over IPv4/IPv6, and
+/// unix sockets (pathname sockets are not covered by Landlock; abstract ones are scoped anyway).
+/// Netlink stays (`os.networkInterfaces()`), as in the full tier.
+pub fn host_network_filter() -> FilterPlan {
+    let socket = |when: Vec<ArgCond>| {
+        named(SyscallRule {
+            name: "SYS_socket".into(),
+            nr: libc::SYS_socket,
+            when,
+        })
+    };
+    let unsigned = |v: i32| u32::try_from(v).unwrap_or(u32::MAX);
+    let mut rules = vec![socket(vec![ArgCond::Eq32 {
+        arg: 0,
+        value: unsigned(libc::AF_UNIX),
+    }])];
+    for family in [libc::AF_INET, libc::AF_INET6] {
+        let family = ArgCond::Eq32 {
+            arg: 0,
+            value: unsigned(family),
+        };
+        // Every type but SOCK_STREAM (the low bits; SOCK_NONBLOCK/SOCK_CLOEXEC above them).
+        for t in [
+            libc::SOCK_DGRAM,
+            libc::SOCK_RAW,
+            libc::SOCK_RDM,
+            libc::SOCK_SEQPACKET,
+            6,  // SOCK_DCCP
+            10, // SOCK_PACKET
+        ] {
+            rules.push(socket(vec![
+                family.clone(),
+                ArgCond::MaskedEq32 {
+                    arg: 1,
+                    mask: 0xf,
+                    value: unsigned(t),
+                },
+            ]));
+        }
+        // SOCK_STREAM with a protocol other than TCP (SCTP, MPTCP) is not what Landlock's TCP
+        // rules cover.
+        rules.push(socket(vec![
+            family,
+            ArgCond::Ne32 { arg: 2, value: 0 },
+            ArgCond::Ne32 {
+                arg: 2,
+                value: unsigned(libc::IPPROTO_TCP),
+            },
+        ]));
+    }
+    FilterPlan {
+        name: "host-network".into(),
+        errno: libc::EACCES,
+        rules,
+    }
+}
+
 fn target_arch() -> TargetArch {
     #[cfg(target_arch = "x86_64")]
     {
@@ -315,6 +382,12 @@ fn condition(c: &ArgCond) -> Result<SeccompCondition, seccompiler::BackendError>
             SeccompCmpArgLen::Dword,
             SeccompCmpOp::MaskedEq(u64::from(mask)),
             u64::from(mask),
+        ),
+        ArgCond::MaskedEq32 { arg, mask, value } => SeccompCondition::new(
+            arg,
+            SeccompCmpArgLen::Dword,
+            SeccompCmpOp::MaskedEq(u64::from(mask)),
+            u64::from(value),
         ),
         ArgCond::Eq32 { arg, value } => SeccompCondition::new(
             arg,

@@ -110,6 +110,30 @@ pub enum NetworkSpec {
     },
 }
 
+/// How the sandbox isolates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    /// User, mount, pid, net, ipc and uts namespaces, then Landlock and seccomp.
+    #[default]
+    Full,
+    /// No namespaces (default Docker/podman/Kubernetes seccomp profiles, Ubuntu's AppArmor
+    /// restriction): Landlock is the filesystem view over the host's own paths, TCP bind and
+    /// connect are denied by Landlock and every other socket but netlink by seccomp, the tree is
+    /// tracked through a child subreaper, HOME and TMPDIR point at private host directories.
+    Landlock,
+}
+
+impl Tier {
+    /// The name used in reports and flags.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Full => "full",
+            Tier::Landlock => "landlock",
+        }
+    }
+}
+
 /// The resolved contract for one sandboxed command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SandboxSpec {
@@ -145,4 +169,11 @@ pub struct SandboxSpec {
     /// With `record_syscalls`: notify read-only opens too (forensic recording).
     #[serde(default)]
     pub record_reads: bool,
+    /// The isolation tier.
+    #[serde(default)]
+    pub tier: Tier,
+    /// Landlock tier: a private host directory used as `/tmp` and `TMPDIR` (the full tier mounts
+    /// a tmpfs instead). Created and removed by the caller.
+    #[serde(default)]
+    pub private_tmp: Option<PathBuf>,
 }

@@ -459,3 +459,47 @@ pub fn under_seccomp(c: &mut Command, refuse: &[Refuse]) -> Output {
         .unwrap()
     })
 }
+
+/// What Docker's default seccomp profile refuses about namespaces: `unshare`, `setns`, `clone`
+/// with namespace flags (EPERM) and `clone3` (ENOSYS, so libc falls back to `clone`).
+pub fn docker_default_namespaces() -> Vec<Refuse> {
+    let namespaces = [
+        libc::CLONE_NEWUSER,
+        libc::CLONE_NEWNS,
+        libc::CLONE_NEWPID,
+        libc::CLONE_NEWNET,
+        libc::CLONE_NEWIPC,
+        libc::CLONE_NEWUTS,
+        libc::CLONE_NEWCGROUP,
+    ];
+    vec![
+        Refuse {
+            syscall: libc::SYS_unshare,
+            rules: vec![],
+            errno: libc::EPERM,
+        },
+        Refuse {
+            syscall: libc::SYS_setns,
+            rules: vec![],
+            errno: libc::EPERM,
+        },
+        Refuse {
+            syscall: libc::SYS_mount,
+            rules: vec![],
+            errno: libc::EPERM,
+        },
+        Refuse {
+            syscall: libc::SYS_clone,
+            rules: namespaces
+                .iter()
+                .map(|f| flag_set(0, u64::try_from(*f).unwrap()))
+                .collect(),
+            errno: libc::EPERM,
+        },
+        Refuse {
+            syscall: libc::SYS_clone3,
+            rules: vec![],
+            errno: libc::ENOSYS,
+        },
+    ]
+}

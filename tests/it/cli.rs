@@ -1,4 +1,4 @@
-use crate::common::{TestContext, bin, require_userns, show};
+use crate::common::{TestContext, bin, require_userns, show, stdout};
 use std::process::Command;
 
 fn stderr(out: &std::process::Output) -> String {
@@ -93,7 +93,8 @@ fn missing_command_is_a_usage_error() {
 }
 
 /// With user namespaces made unusable (a user namespace whose `max_user_namespaces` is 0),
-/// `run` must fail with exit 2 and name the cause and the fix.
+/// `run --require-tier full` must fail with exit 2 and name the cause and the fix, and plain
+/// `run` must run in the landlock tier and say so.
 #[test]
 fn unusable_user_namespaces_are_exit_2_with_cause() {
     if !require_userns() {
@@ -106,20 +107,31 @@ fn unusable_user_namespaces_are_exit_2_with_cause() {
         crate::common::skip_or_fail("util-linux `unshare` is not installed");
         return;
     };
-    let script = format!(
-        "echo 0 > /proc/sys/user/max_user_namespaces && exec {} run -- true",
-        bin().display()
-    );
-    let out = Command::new(unshare)
-        .args(["--user", "--map-root-user", "sh", "-c", &script])
-        .current_dir("/")
-        .output()
-        .unwrap();
+    let under_limit = |args: &str| {
+        let script = format!(
+            "echo 0 > /proc/sys/user/max_user_namespaces && exec {} {args}",
+            bin().display()
+        );
+        Command::new(unshare)
+            .args(["--user", "--map-root-user", "sh", "-c", &script])
+            .current_dir("/")
+            .output()
+            .unwrap()
+    };
+    let out = under_limit("run --require-tier full -- true");
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     let err = stderr(&out);
     assert!(err.contains("step `unshare`"), "{err}");
     assert!(err.contains("user namespaces are not usable"), "{err}");
     assert!(err.contains("max_user_namespaces"), "{err}");
+    let out = under_limit("run -- sh -c 'echo in-landlock-tier'");
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(stdout(&out).contains("in-landlock-tier"), "{}", show(&out));
+    assert!(
+        stderr(&out).contains("warning[landlock-tier]"),
+        "{}",
+        show(&out)
+    );
 }
 
 #[test]

@@ -26,3 +26,5 @@ mod sandbox_proc;
 mod seccomp;
 /// What users see, pinned (insta).
 mod snapshots;
+/// The landlock tier (no namespaces).
+mod tier;

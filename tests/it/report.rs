@@ -213,6 +213,7 @@ struct Enforcement {
     no_new_privs: Mechanism,
     rlimits: Rlimits,
     recorder: Option<Mechanism>,
+    tier: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -327,6 +328,7 @@ fn report_describes_what_was_enforced() {
         e.recorder.as_ref().map(|m| m.status),
         Some(Status::FullyEnforced)
     );
+    assert_eq!(e.tier.as_deref(), Some("full"));
     assert_eq!(e.rlimits.core, 0);
     assert!(e.rlimits.nproc > 0 && e.rlimits.nofile > 0 && e.rlimits.fsize > 0);
     // Landlock: whatever the kernel gives, the report must say it; pinned via env in CI.

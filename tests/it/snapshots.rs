@@ -139,58 +139,28 @@ fn policy_and_argument_errors() {
     snapshot("policy-and-argument-errors", Some(&ctx.root()), &text);
 }
 
-/// Docker's default seccomp profile refuses namespace creation (`unshare`, `setns`, `clone`
-/// with namespace flags; `clone3` is ENOSYS so libc falls back to `clone`).
 fn container_like(c: &mut Command) -> Output {
-    use crate::common::{Refuse, flag_set, under_seccomp};
-    let namespaces = [
-        libc::CLONE_NEWUSER,
-        libc::CLONE_NEWNS,
-        libc::CLONE_NEWPID,
-        libc::CLONE_NEWNET,
-        libc::CLONE_NEWIPC,
-        libc::CLONE_NEWUTS,
-        libc::CLONE_NEWCGROUP,
-    ];
-    under_seccomp(
-        c,
-        &[
-            Refuse {
-                syscall: libc::SYS_unshare,
-                rules: vec![],
-                errno: libc::EPERM,
-            },
-            Refuse {
-                syscall: libc::SYS_setns,
-                rules: vec![],
-                errno: libc::EPERM,
-            },
-            Refuse {
-                syscall: libc::SYS_clone,
-                rules: namespaces
-                    .iter()
-                    .map(|f| flag_set(0, u64::try_from(*f).unwrap()))
-                    .collect(),
-                errno: libc::EPERM,
-            },
-            Refuse {
-                syscall: libc::SYS_clone3,
-                rules: vec![],
-                errno: libc::ENOSYS,
-            },
-        ],
-    )
+    crate::common::under_seccomp(c, &crate::common::docker_default_namespaces())
 }
 
+/// Under a container-like profile `auto` runs in the landlock tier; `--require-tier full` fails
+/// with the same cause and hint in every command, `ci` before npm changes anything.
 #[test]
 fn a_setup_failure_gives_the_same_hint_in_every_command() {
     let ctx = TestContext::new();
-    let mut run = ctx.cmd();
-    run.args(["run", "--", "true"]);
-    let mut text = format!(
-        "$ ringfence run -- true\n{}\n",
-        both(&container_like(&mut run))
-    );
+    let mut text = String::new();
+    for args in [
+        &["run", "--", "true"][..],
+        &["run", "--require-tier", "full", "--", "true"][..],
+    ] {
+        let mut c = ctx.cmd();
+        c.args(args);
+        text.push_str(&format!(
+            "$ ringfence {}\n{}\n",
+            args.join(" "),
+            both(&container_like(&mut c))
+        ));
+    }
     if crate::common::require_npm() {
         std::fs::write(
             ctx.project.join("package.json"),
@@ -202,12 +172,18 @@ fn a_setup_failure_gives_the_same_hint_in_every_command() {
             r#"{"name":"p","version":"1.0.0","lockfileVersion":3,"requires":true,"packages":{"":{"name":"p","version":"1.0.0"}}}"#,
         )
         .unwrap();
-        let mut ci = ctx.cmd();
-        ci.args(["ci", "--no-audit", "--no-fund"]);
-        text.push_str(&format!(
-            "$ ringfence ci\n{}\n",
-            both(&container_like(&mut ci))
-        ));
+        for args in [
+            &["ci", "--require-tier", "full", "--no-audit", "--no-fund"][..],
+            &["ci", "--no-audit", "--no-fund"][..],
+        ] {
+            let mut c = ctx.cmd();
+            c.args(args);
+            text.push_str(&format!(
+                "$ ringfence {}\n{}\n",
+                args.join(" "),
+                both(&container_like(&mut c))
+            ));
+        }
     }
     let mut doctor = ctx.cmd();
     doctor.arg("doctor");

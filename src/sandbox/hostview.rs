@@ -1,0 +1,244 @@
+//! The landlock tier's plan: no namespaces, so Landlock is the filesystem view over the host's
+//! own paths — the same things the full tier shows (system directories, the curated `/etc`
+//! files, node, npm's cache, the project minus its secrets, the package directory writable), a
+//! private HOME and `/tmp` replacement, a few device nodes, `/proc` — and the network is closed
+//! by Landlock (TCP bind and connect) and seccomp (every other socket).
+//!
+//! Landlock grants, it cannot subtract: a denied file inside a granted directory is carved out by
+//! granting the directory's other entries one by one (and the directory itself only what does not
+//! reach file contents).
+
+use std::path::{Path, PathBuf};
+
+use landlock::AccessFs;
+
+use super::plan::DEV_NODES;
+use super::plan::{FsAccess, LandlockPlan, LandlockRule, NetworkPlan, Rlimit, SetupPlan};
+use super::seccomp;
+use super::spec::{MountKind, SandboxSpec, Tier};
+
+/// Deepest directory chain carved for one denied file.
+const MAX_CARVE_DEPTH: usize = 32;
+
+/// The plan for `spec` in the landlock tier. `list` lists a host directory's entries (full
+/// paths), for carving denied files out of granted directories.
+pub fn plan(
+    spec: &SandboxSpec,
+    is_dir: &dyn Fn(&Path) -> bool,
+    list: &dyn Fn(&Path) -> Vec<PathBuf>,
+) -> SetupPlan {
+    let mut rules = Vec::new();
+    let mut denied = Vec::new();
+    for m in &spec.mounts {
+        let (path, access) = match &m.kind {
+            MountKind::ReadOnly => (&m.path, FsAccess::Read),
+            MountKind::ReadWrite => (&m.path, FsAccess::Full),
+            MountKind::Denied => {
+                denied.push(m.path.clone());
+                continue;
+            }
+            // The recording machinery is planted at its host path in this tier.
+            MountKind::Recording { source, writable } => (
+                source,
+                if *writable {
+                    FsAccess::Full
+                } else {
+                    FsAccess::Read
+                },
+            ),
+            // Links the full tier recreates inside its root exist on the host already; a
+            // private tmpfs cannot exist without a mount namespace (HOME and /tmp have their
+            // private host directories instead).
+            MountKind::Symlink { .. } | MountKind::Tmpfs { .. } => continue,
+        };
+        rules.push(LandlockRule {
+            path: path.clone(),
+            access,
+            dir: is_dir(path),
+        });
+    }
+    // HOME is `spec.home`, a private host directory (a link to the decoy home when recording).
+    let home = spec.home.clone();
+    rules.push(LandlockRule {
+        path: spec.home_source.clone().unwrap_or_else(|| home.clone()),
+        access: FsAccess::Full,
+        dir: true,
+    });
+    if let Some(tmp) = &spec.private_tmp {
+        rules.push(LandlockRule {
+            path: tmp.clone(),
+            access: FsAccess::Full,
+            dir: true,
+        });
+    }
+    rules.push(LandlockRule {
+        path: PathBuf::from("/proc"),
+        access: FsAccess::Read,
+        dir: true,
+    });
+    for node in DEV_NODES {
+        rules.push(LandlockRule {
+            path: Path::new("/dev").join(node),
+            access: FsAccess::Devices,
+            dir: false,
+        });
+    }
+    for d in &denied {
+        carve(&mut rules, d, list);
+    }
+
+    let mut exec = spec.exec.clone();
+    let set = |env: &mut Vec<(String, String)>, k: &str, v: &Path| {
+        env.retain(|(name, _)| name != k);
+        env.push((k.to_string(), v.display().to_string()));
+    };
+    set(&mut exec.env, "HOME", &home);
+    if let Some(tmp) = &spec.private_tmp {
+        set(&mut exec.env, "TMPDIR", tmp);
+    }
+    exec.env.sort();
+
+    let mut rlimits = vec![
+        Rlimit::Nproc(spec.limits.nproc),
+        Rlimit::Nofile(spec.limits.nofile),
+        Rlimit::Fsize(spec.limits.fsize),
+        Rlimit::Core(0),
+    ];
+    if let Some(cpu) = spec.limits.cpu_secs {
+        rlimits.push(Rlimit::Cpu(cpu));
+    }
+    let mut seccomp = seccomp::deny_plan(spec.enforcement.seccomp);
+    seccomp.filters.push(seccomp::host_network_filter());
+    SetupPlan {
+        uid: spec.uid,
+        gid: spec.gid,
+        hostname: spec.hostname.clone(),
+        root_size: 0,
+        mounts: Vec::new(),
+        landlock: LandlockPlan {
+            level: spec.enforcement.landlock,
+            rules,
+            deny_tcp_bind: true,
+            deny_tcp_connect: true,
+            scoped: true,
+        },
+        seccomp,
+        rlimits,
+        network: NetworkPlan {
+            loopback_up: false,
+            sinkhole: None,
+        },
+        exec,
+        recorder: spec.record_syscalls,
+        recorder_reads: spec.record_syscalls && spec.record_reads,
+        trace_steps: false,
+        tier: Tier::Landlock,
+    }
+}
+
+/// Replace the rule granting an ancestor of `denied` by rules on that ancestor's other entries,
+/// down the path to `denied`; the directories on the way keep only rights that do not reach file
+/// contents.
+fn carve(rules: &mut Vec<LandlockRule>, denied: &Path, list: &dyn Fn(&Path) -> Vec<PathBuf>) {
+    // Granted individually by an earlier carve: simply not granted.
+    rules.retain(|r| r.path != denied);
+    while let Some(i) = rules.iter().position(|r| {
+        r.dir && !matches!(r.access, FsAccess::DirOnly(_)) && denied.starts_with(&r.path)
+    }) {
+        let granted = rules.remove(i);
+        carve_under(rules, &granted, denied, list);
+    }
+}
+
+fn carve_under(
+    rules: &mut Vec<LandlockRule>,
+    granted: &LandlockRule,
+    denied: &Path,
+    list: &dyn Fn(&Path) -> Vec<PathBuf>,
+) {
+    let mut dir = granted.path.clone();
+    let rest: Vec<_> = denied
+        .strip_prefix(&granted.path)
+        .map(|r| r.components().map(|c| c.as_os_str().to_owned()).collect())
+        .unwrap_or_default();
+    for (depth, next) in rest.iter().enumerate() {
+        if depth >= MAX_CARVE_DEPTH {
+            break;
+        }
+        rules.push(LandlockRule {
+            path: dir.clone(),
+            access: FsAccess::DirOnly(granted.access.is_full()),
+            dir: true,
+        });
+        for entry in list(&dir) {
+            if entry.file_name() == Some(next.as_os_str()) {
+                continue;
+            }
+            rules.push(LandlockRule {
+                dir: entry.is_dir() && !entry.is_symlink(),
+                path: entry,
+                access: granted.access,
+            });
+        }
+        dir.push(next);
+    }
+}
+
+/// Directory rights that do not reach the contents of files below: listing, and (for a
+/// writable directory) creating and removing entries.
+pub fn dir_only(writable: bool) -> landlock::BitFlags<AccessFs> {
+    let mut a = AccessFs::ReadDir.into();
+    if writable {
+        a |= AccessFs::MakeReg
+            | AccessFs::MakeDir
+            | AccessFs::MakeSym
+            | AccessFs::RemoveFile
+            | AccessFs::RemoveDir;
+    }
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_denied_file_is_carved_out_of_its_directory() {
+        let mut rules = vec![LandlockRule {
+            path: PathBuf::from("/p"),
+            access: FsAccess::Read,
+            dir: true,
+        }];
+        let list = |d: &Path| -> Vec<PathBuf> {
+            match d.to_str() {
+                Some("/p") => vec!["/p/.env".into(), "/p/src".into(), "/p/ws".into()],
+                Some("/p/ws") => vec!["/p/ws/.npmrc".into(), "/p/ws/index.js".into()],
+                _ => vec![],
+            }
+        };
+        carve(&mut rules, Path::new("/p/ws/.npmrc"), &list);
+        carve(&mut rules, Path::new("/p/.env"), &list);
+        let paths: Vec<(&str, FsAccess)> = rules
+            .iter()
+            .map(|r| (r.path.to_str().unwrap(), r.access))
+            .collect();
+        assert!(
+            !paths
+                .iter()
+                .any(|(p, _)| *p == "/p/.env" || *p == "/p/ws/.npmrc")
+        );
+        assert!(paths.contains(&("/p/src", FsAccess::Read)), "{paths:?}");
+        assert!(
+            paths.contains(&("/p/ws/index.js", FsAccess::Read)),
+            "{paths:?}"
+        );
+        assert!(
+            paths.contains(&("/p", FsAccess::DirOnly(false))),
+            "{paths:?}"
+        );
+        assert!(
+            !paths.contains(&("/p", FsAccess::Read)),
+            "the directory itself must not grant file reads: {paths:?}"
+        );
+    }
+}
