@@ -96,6 +96,23 @@ pub fn plan(
     if let Some(tmp) = &spec.private_tmp {
         set(&mut exec.env, "TMPDIR", tmp);
     }
+    // PATH as the full tier sees it: directories outside the view do not exist there, and here
+    // they exist but cannot be executed from (a pyenv shim under the real HOME would be found
+    // first and fail, where the full tier falls through to the system's python).
+    if let Some((_, path)) = exec.env.iter_mut().find(|(k, _)| k == "PATH") {
+        let inside = |dir: &Path| {
+            let real = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+            rules.iter().any(|r| {
+                r.access != FsAccess::Devices
+                    && (dir.starts_with(&r.path) || real.starts_with(&r.path))
+            })
+        };
+        *path = path
+            .split(':')
+            .filter(|d| !d.is_empty() && inside(Path::new(d)))
+            .collect::<Vec<_>>()
+            .join(":");
+    }
     exec.env.sort();
 
     let mut rlimits = vec![

@@ -300,6 +300,88 @@ fn install_matches_plain_npm() {
     crate::common::snapshot("install-fidelity-stderr", Some(&w.ctx.root()), &stderr);
 }
 
+/// Without usable user namespaces (a Docker-like seccomp profile), `install` runs every script
+/// in the landlock tier and leaves the same tree as plain npm: same packages, bins, lockfile,
+/// the native addon built offline; the project's `.env` never reaches a package directory.
+#[test]
+fn install_in_the_landlock_tier_builds_the_same_tree() {
+    let Some(w) = World::new() else { return };
+    w.fresh_project("fidelity");
+    let out = w.npm(&["install"]);
+    assert!(out.status.success(), "plain npm failed\n{}", show(&out));
+    let npm_top = top_level(&w.app);
+    let npm_bins = std::fs::read_dir(w.app.join("node_modules/.bin"))
+        .unwrap()
+        .count();
+    let npm_lock: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.app.join("package-lock.json")).unwrap()).unwrap();
+
+    w.fresh_project("fidelity");
+    std::fs::write(w.app.join(".env"), "API_KEY=HOST-REAL-DOTENV\n").unwrap();
+    let report = w.ctx.root().join("report.json");
+    let mut c = Command::new(crate::common::bin());
+    w.env(&mut c);
+    c.args([
+        "install",
+        "--jobs",
+        "2",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    let out = crate::common::under_seccomp(&mut c, &crate::common::docker_default_namespaces());
+    assert!(
+        out.status.success(),
+        "ringfence install failed\n{}",
+        show(&out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("landlock tier"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(top_level(&w.app), npm_top);
+    assert_eq!(
+        std::fs::read_dir(w.app.join("node_modules/.bin"))
+            .unwrap()
+            .count(),
+        npm_bins
+    );
+    let rf_lock: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.app.join("package-lock.json")).unwrap()).unwrap();
+    assert_eq!(rf_lock, npm_lock);
+    let hello = Command::new("node")
+        .args(["-e", "process.stdout.write(require('rf-gyp').hello())"])
+        .current_dir(&w.app)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&hello.stdout),
+        "world",
+        "{}",
+        show(&hello)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let runs = r["runs"].as_array().unwrap();
+    assert!(runs.len() >= 30);
+    assert!(runs.iter().all(|x| x["enforcement"]["tier"] == "landlock"));
+    let mut stack = vec![w.app.join("node_modules")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let t = e.file_type().unwrap();
+            if t.is_dir() {
+                stack.push(e.path());
+            } else if t.is_file() {
+                let bytes = std::fs::read(e.path()).unwrap_or_default();
+                assert!(
+                    !String::from_utf8_lossy(&bytes).contains("HOST-REAL"),
+                    "a real secret reached {}",
+                    e.path().display()
+                );
+            }
+        }
+    }
+}
+
 /// `npm ci` from the lockfile: same records and environments (`npm_command=ci`, lockfile-loaded
 /// nodes have `npm_package_resolved=null` when the lockfile omits it).
 #[test]
