@@ -114,7 +114,7 @@ impl Observation {
     pub fn take(&mut self, what: crate::sandbox::Attach) {
         match what {
             crate::sandbox::Attach::Sinkhole(sockets) => {
-                self.sinkhole = Some(net::Sinkhole::start(sockets));
+                self.sinkhole = Some(net::Sinkhole::start_with(sockets, self.decoys.canaries()));
             }
             crate::sandbox::Attach::Recorder(fd) => {
                 self.recorder = Some(syscalls::Recorder::start(fd, self.context.clone()));
