@@ -1630,4 +1630,109 @@ mod tests {
             assert_eq!(scan.finish(), BTreeSet::from([0]), "{}", token.len());
         }
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
+            proptest::collection::vec(any::<u8>(), 0..max)
+        }
+
+        fn label() -> impl Strategy<Value = String> {
+            proptest::collection::vec(
+                prop_oneof![Just(b'a'), Just(b'z'), Just(b'0'), Just(b'9'), Just(b'-')],
+                1..63,
+            )
+            .prop_map(|b| String::from_utf8(b).unwrap())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Any datagram: parsed or not, answered or not, never a panic; an answer starts
+            /// with the question it answers.
+            #[test]
+            fn dns_parser_is_total(p in bytes(600)) {
+                if let Some((_, qtype, qend)) = parse_query(&p) {
+                    prop_assert!(qend <= p.len());
+                    let ip = (qtype == 1).then(|| Ipv4Addr::new(198, 18, 0, 1));
+                    let a = answer(&p[..qend], ip);
+                    prop_assert_eq!(&a[12..qend], &p[12..qend]);
+                }
+                let _ = answer(&p, Some(Ipv4Addr::LOCALHOST));
+            }
+
+            /// A question built from labels parses back to the same name.
+            #[test]
+            fn dns_round_trip(labels in proptest::collection::vec(label(), 1..4)) {
+                let name = labels.join(".");
+                let q = query(&name);
+                let (got, qtype, end) = parse_query(&q).unwrap();
+                prop_assert_eq!((got, qtype, end), (name, 1, q.len()));
+            }
+
+            /// The HTTP and TLS sniffers and the SNI parser take anything.
+            #[test]
+            fn sniffers_are_total(mut p in bytes(400), head in 0usize..4) {
+                let prefix: &[u8] = match head {
+                    0 => b"\x16\x03\x01\x00\x80\x01",
+                    1 => b"POST / HTTP/1.1\r\ncontent-length: 99999999999999999999999\r\n\r\n",
+                    2 => b"GET / HTTP/1.1\r\ncontent-length: 18446744073709551615\r\n\r\n",
+                    _ => b"",
+                };
+                p.splice(0..0, prefix.iter().copied());
+                let _ = sni(&p);
+                let _ = http_complete(&p);
+                let _ = tls_record_complete(&p);
+                let _ = sent_class(&p, Some("POST / HTTP/1.1"));
+                let _ = printable(&p);
+            }
+
+            /// The decoders take any token; hex round-trips.
+            #[test]
+            fn decoders_are_total(p in bytes(200), raw in bytes(64)) {
+                let s = String::from_utf8_lossy(&p);
+                let _ = decode_hex(&s);
+                let _ = decode_base32(&s);
+                let _ = decode_base64(&s);
+                let _ = expansions(&p);
+                let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+                if hex.len() >= 8 {
+                    prop_assert_eq!(decode_hex(&hex), Some(raw.clone()));
+                }
+                let b = b64(&raw);
+                if b.trim_end_matches('=').len() >= 12 {
+                    let dec = decode_base64(&b).unwrap();
+                    prop_assert_eq!(&dec[..raw.len()], &raw[..]);
+                }
+            }
+
+            /// A canary put anywhere in random bytes is found whole and through the stream
+            /// search, however the stream is chunked.
+            #[test]
+            fn canary_search_finds_it_anywhere(
+                before in bytes(3000), after in bytes(3000), chunk in 1usize..5000, form in 0usize..3
+            ) {
+                let c = [canary("npm_AbCdEf0123456789xyz")];
+                let secret = match form {
+                    0 => "npm_AbCdEf0123456789xyz".to_string(),
+                    1 => b64(b"npm_AbCdEf0123456789xyz"),
+                    _ => "npm_AbCdEf0123456789xyz".bytes().map(|b| format!("{b:02x}")).collect(),
+                };
+                let mut data = before.clone();
+                data.push(b'\n');
+                data.extend_from_slice(secret.as_bytes());
+                data.push(b'\n');
+                data.extend_from_slice(&after);
+                prop_assert_eq!(canaries_in(&data, &c).len(), 1);
+                let m = Matcher::new(&c);
+                let mut scan = StreamScan::new(&m);
+                for piece in data.chunks(chunk) {
+                    scan.feed(piece);
+                }
+                prop_assert_eq!(scan.finish(), BTreeSet::from([0]));
+            }
+        }
+    }
 }
