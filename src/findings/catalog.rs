@@ -404,7 +404,7 @@ pub const RULES: &[Rule] = &[
         code: C::UnixSocketRefused,
         kind: K::EscapeAttempt,
         severity: S::High,
-        meaning: "A sandboxed process tried to connect to a pathname unix socket outside the sandbox's own private areas (a dev server's socket in the project, a host daemon's socket under /run); the connect was refused with EACCES. Sockets a sandboxed process created itself in its private /tmp, the throwaway home or its writable package directory stay reachable.",
+        meaning: "A sandboxed process tried to connect to a pathname unix socket outside the sandbox's own private areas (a dev server's socket in the project, a host daemon's socket under /run); the connect was refused with EACCES. Sockets a sandboxed process created itself in its private /tmp, the throwaway home or its writable package directory stay reachable. High when a socket was there; medium when nothing was (the attempt is what matters); low for the system service sockets the C library tries on its own (nscd, userdb, resolved, syslog), which it then does without.",
         advice: "High: a host listener reached over a socket file is a way out of the sandbox (to a dev server, a database, a container runtime, a desktop session). No install script needs another program's socket.",
     },
 ];

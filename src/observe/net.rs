@@ -506,7 +506,8 @@ fn tls_record_complete(p: &[u8]) -> bool {
 
 /// Serve one connection: read everything the client sends until it closes, goes idle or a
 /// budget ends, searching all of it for canaries; answer a complete HTTP request with a 404 and
-/// a TLS ClientHello with a fatal alert, so that clients fail fast and close themselves.
+/// a TLS ClientHello with a fatal alert and close our side, so that clients fail fast and close
+/// themselves (what a client sends on its half-open side is still read).
 fn handle(mut stream: TcpStream, shared: &Shared, stop: &AtomicBool) {
     let _ = stream.set_nonblocking(false);
     let Ok(dst) = stream.local_addr() else { return };
@@ -555,10 +556,14 @@ fn handle(mut stream: TcpStream, shared: &Shared, stop: &AtomicBool) {
                         let _ = stream.write_all(
                             b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
                         );
+                        // Our side is done (clients that wait for the server to close, as node's
+                        // http does with an unread response, end now); theirs stays open.
+                        let _ = stream.shutdown(std::net::Shutdown::Write);
                     } else if tls_record_complete(&head) {
                         answered = true;
                         // alert, TLS 1.2, length 2: fatal handshake_failure.
                         let _ = stream.write_all(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28]);
+                        let _ = stream.shutdown(std::net::Shutdown::Write);
                     }
                 }
             }

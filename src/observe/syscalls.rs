@@ -94,8 +94,9 @@ enum Event {
         addr: String,
         /// A pathname unix socket: the path as given.
         unix_path: Option<PathBuf>,
-        /// Refused (EACCES): the socket resolved here, outside the sandbox's own areas.
-        refused: Option<PathBuf>,
+        /// Refused (EACCES): the socket resolved here, outside the sandbox's own areas (and
+        /// whether something was there).
+        refused: Option<(PathBuf, bool)>,
     },
     /// `sendto` with a destination: the address and the first bytes sent.
     Datagram {
@@ -104,7 +105,7 @@ enum Event {
         /// A pathname unix socket: the path as given.
         unix_path: Option<PathBuf>,
         /// Refused (EACCES), as for a connect.
-        refused: Option<PathBuf>,
+        refused: Option<(PathBuf, bool)>,
     },
     /// A deny-table syscall, refused with its errno.
     Denied {
@@ -563,7 +564,7 @@ impl MemCache {
 /// after Linux 6.18): the kernel resolves the path again after we answer, so a script racing a
 /// rename or a link swap in its own areas between our check and the connect can still win. The
 /// attempt that loses the race, and every plain attempt, is refused and recorded.
-fn unix_refusal(pid: u32, path: &Path, ctx: &Context) -> Option<PathBuf> {
+fn unix_refusal(pid: u32, path: &Path, ctx: &Context) -> Option<(PathBuf, bool)> {
     if path.as_os_str().is_empty() {
         return None;
     }
@@ -576,7 +577,14 @@ fn unix_refusal(pid: u32, path: &Path, ctx: &Context) -> Option<PathBuf> {
     if ctx.writable.iter().any(|w| real.starts_with(w)) && bound_in_own_netns(pid, &real) {
         return None;
     }
-    Some(real)
+    let there = real
+        .strip_prefix("/")
+        .ok()
+        .and_then(|r| {
+            std::fs::symlink_metadata(Path::new(&format!("/proc/{pid}/root")).join(r)).ok()
+        })
+        .is_some();
+    Some((real, there))
 }
 
 /// Whether a socket of the sandbox's own network namespace is bound at `path` (or the sandbox
@@ -1303,7 +1311,7 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
                 if let (Some(given), Some(real)) = (unix_path, refused) {
                     push(
                         &mut out,
-                        unix_refused_finding(given, real, "sent a datagram to"),
+                        unix_refused_finding(given, &real.0, real.1, "sent a datagram to"),
                         n,
                     );
                 }
@@ -1361,7 +1369,7 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
                 if let (Some(given), Some(real)) = (unix_path, refused) {
                     push(
                         &mut out,
-                        unix_refused_finding(given, real, "tried to connect to"),
+                        unix_refused_finding(given, &real.0, real.1, "tried to connect to"),
                         n,
                     );
                 }
@@ -1447,11 +1455,46 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
 }
 
 /// A refused connect or datagram to a pathname unix socket.
-fn unix_refused_finding(given: &Path, real: &Path, what: &str) -> Finding {
+fn unix_refused_finding(given: &Path, real: &Path, there: bool, what: &str) -> Finding {
     let shown = if given == real {
         format!("`{}`", given.display())
     } else {
         format!("`{}` (resolves to `{}`)", given.display(), real.display())
+    };
+    // Sockets the C library tries on its own (name service cache, user database, resolver,
+    // syslog): refused like any other, it falls back; not the script's doing.
+    const SYSTEM: [&str; 7] = [
+        "/var/run/nscd/socket",
+        "/run/nscd/socket",
+        "/run/systemd/userdb/",
+        "/run/systemd/resolve/io.systemd.Resolve",
+        "/dev/log",
+        "/run/systemd/journal/",
+        "/run/systemd/notify",
+    ];
+    let s = real.to_string_lossy();
+    let system = SYSTEM.iter().any(|p| {
+        if p.ends_with('/') {
+            s.starts_with(p)
+        } else {
+            s == *p
+        }
+    });
+    let (severity, why) = if system {
+        (
+            Severity::Low,
+            "a system service socket the C library tries on its own; it falls back",
+        )
+    } else if there {
+        (
+            Severity::High,
+            "a host listener reached through a socket file is a way out of the sandbox",
+        )
+    } else {
+        (
+            Severity::Medium,
+            "nothing was there this time; the attempt is what matters",
+        )
     };
     Finding::new(
         Code::UnixSocketRefused,
@@ -1460,7 +1503,8 @@ fn unix_refused_finding(given: &Path, real: &Path, what: &str) -> Finding {
         ),
         format!("unix-path:{}", real.display()),
     )
-    .detail("a host listener reached through a socket file is a way out of the sandbox")
+    .severity(severity)
+    .detail(why)
 }
 
 /// What the budgets left out, if anything.
@@ -2381,17 +2425,13 @@ mod tests {
         };
         let me = std::process::id();
         let refused = |p: &Path| unix_refusal(me, p, &ctx);
+        let there = Some((project.join("dev.sock"), true));
+        assert_eq!(refused(&project.join("dev.sock")), there);
+        assert_eq!(refused(&root.path().join("link")), there);
+        assert_eq!(refused(&root.path().join("up/./dev.sock")), there);
         assert_eq!(
-            refused(&project.join("dev.sock")),
-            Some(project.join("dev.sock"))
-        );
-        assert_eq!(
-            refused(&root.path().join("link")),
-            Some(project.join("dev.sock"))
-        );
-        assert_eq!(
-            refused(&root.path().join("up/./dev.sock")),
-            Some(project.join("dev.sock"))
+            refused(&project.join("none.sock")),
+            Some((project.join("none.sock"), false))
         );
         assert_eq!(refused(&root.path().join("own.sock")), None);
         assert_eq!(refused(&project.join("node_modules/x/own.sock")), None);
