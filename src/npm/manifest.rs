@@ -16,7 +16,7 @@ const MAX_DEPTH: usize = 100;
 /// serde_json is stricter: a UTF-8 BOM is skipped; an unpaired surrogate escape (`"\ud800"`)
 /// becomes U+FFFD, which is what node makes of it when the string reaches a process or a file;
 /// bytes that are not UTF-8 become U+FFFD as node's UTF-8 decoding makes them; values nested
-/// deeper than [`MAX_DEPTH`] become `null`; duplicate keys keep the last value, as in
+/// deeper than 100 levels become `null`; duplicate keys keep the last value, as in
 /// JavaScript. What is not JSON even then is an error.
 pub fn parse_lenient(bytes: &[u8]) -> Result<Value, String> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
