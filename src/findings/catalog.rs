@@ -105,6 +105,12 @@ codes! {
     Survivor => "survivor",
     /// CI-detection variables were looked up.
     CiDetection => "ci-detection",
+    /// Recording lost part of what happened (a budget ran out, a parser failed).
+    RecordingDegraded => "recording-degraded",
+    /// A process ran without the recording a run gives every process (node without the preload).
+    RecordingEvaded => "recording-evaded",
+    /// A connection to a pathname unix socket outside the sandbox's own areas was refused.
+    UnixSocketRefused => "unix-socket-refused",
 }
 
 /// What the catalogue says about one code.
@@ -379,6 +385,27 @@ pub const RULES: &[Rule] = &[
         severity: S::Low,
         meaning: "Node code looked up CI-detection variables (CI, GITHUB_ACTIONS, …).",
         advice: "Low: npm itself (ci-info) does this in every nested run. It matters when behaviour differs between CI and a developer machine: `ringfence replay` runs both and lists the differences.",
+    },
+    Rule {
+        code: C::RecordingDegraded,
+        kind: K::EscapeAttempt,
+        severity: S::Low,
+        meaning: "Recording lost part of what the run did: the syscall recorder's event budget ran out (it then keeps only what would be a medium or worse finding, and counts the rest), the sinkhole closed connections unread, left bytes uninspected, or one of its parsers failed on crafted input. Medium when something that could matter was lost (a parser failure, connections or suspicious events dropped).",
+        advice: "Low: a huge native build can exhaust a budget honestly. The findings of the run are still what was seen, but not everything was seen: flooding the recorder is also how a script would hide. Replay the package alone (`ringfence replay`) and read what else it did.",
+    },
+    Rule {
+        code: C::RecordingEvaded,
+        kind: K::EscapeAttempt,
+        severity: S::Medium,
+        meaning: "A node process started without ringfence's preload (its NODE_OPTIONS was removed or overwritten), so the environment probes and file-access attribution of that process were not recorded. The syscall recorder, which sees every exec whatever the environment, noticed it.",
+        advice: "Medium: some tools clean the environment of their children, but a script that spawns node without NODE_OPTIONS also turns recording off. The sandbox still enforced everything; read the rest of the run for what that process did.",
+    },
+    Rule {
+        code: C::UnixSocketRefused,
+        kind: K::EscapeAttempt,
+        severity: S::High,
+        meaning: "A sandboxed process tried to connect to a pathname unix socket outside the sandbox's own private areas (a dev server's socket in the project, a host daemon's socket under /run); the connect was refused with EACCES. Sockets a sandboxed process created itself in its private /tmp, the throwaway home or its writable package directory stay reachable. High when a socket was there; medium when nothing was (the attempt is what matters); low for the system service sockets the C library tries on its own (nscd, userdb, resolved, syslog), which it then does without.",
+        advice: "High: a host listener reached over a socket file is a way out of the sandbox (to a dev server, a database, a container runtime, a desktop session). No install script needs another program's socket.",
     },
 ];
 

@@ -6,7 +6,134 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::{NpmError, read_json};
+use super::NpmError;
+
+/// Nesting deeper than this is read as `null` (JSON.parse has no such limit; serde_json stops
+/// at 128, and nothing ringfence reads from a manifest is that deep).
+const MAX_DEPTH: usize = 100;
+
+/// Parse a `package.json` the way npm does (`JSON.parse` after stripping a BOM), where
+/// serde_json is stricter: a UTF-8 BOM is skipped; an unpaired surrogate escape (`"\ud800"`)
+/// becomes U+FFFD, which is what node makes of it when the string reaches a process or a file;
+/// bytes that are not UTF-8 become U+FFFD as node's UTF-8 decoding makes them; values nested
+/// deeper than 100 levels become `null`; duplicate keys keep the last value, as in
+/// JavaScript. What is not JSON even then is an error.
+pub fn parse_lenient(bytes: &[u8]) -> Result<Value, String> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let text = String::from_utf8_lossy(bytes);
+    let fixed = normalise(&text);
+    serde_json::from_str(&fixed).map_err(|e| e.to_string())
+}
+
+/// The hex value of a `\uXXXX` escape starting at `i` (at the backslash).
+fn escape_at(b: &[u8], i: usize) -> Option<u16> {
+    if b.get(i) != Some(&b'\\') || b.get(i + 1) != Some(&b'u') {
+        return None;
+    }
+    let hex = std::str::from_utf8(b.get(i + 2..i + 6)?).ok()?;
+    u16::from_str_radix(hex, 16).ok()
+}
+
+/// One pass over JSON text: lone surrogate escapes replaced, over-deep values pruned.
+fn normalise(text: &str) -> String {
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    let mut depth = 0usize;
+    let mut in_string = false;
+    // Bytes are copied in runs; only ASCII positions are ever cut at, so runs stay UTF-8.
+    let mut run_start = 0;
+    let flush = |out: &mut String, from: usize, to: usize| {
+        if let Some(t) = text.get(from..to) {
+            out.push_str(t);
+        }
+    };
+    while i < b.len() {
+        let c = b[i];
+        if in_string {
+            match c {
+                b'"' => in_string = false,
+                b'\\' => {
+                    if let Some(u) = escape_at(b, i) {
+                        let lone = match u {
+                            0xD800..=0xDBFF => {
+                                !escape_at(b, i + 6).is_some_and(|l| (0xDC00..=0xDFFF).contains(&l))
+                            }
+                            0xDC00..=0xDFFF => true,
+                            _ => false,
+                        };
+                        if lone {
+                            flush(&mut out, run_start, i);
+                            out.push_str("\\uFFFD");
+                            i += 6;
+                            run_start = i;
+                            continue;
+                        }
+                        // A valid pair: copy both escapes as they are.
+                        i += if (0xD800..=0xDBFF).contains(&u) {
+                            12
+                        } else {
+                            6
+                        };
+                        continue;
+                    }
+                    i += 2;
+                    continue;
+                }
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        match c {
+            b'"' => in_string = true,
+            b'[' | b'{' if depth >= MAX_DEPTH => {
+                // Replace the whole value with null.
+                flush(&mut out, run_start, i);
+                out.push_str("null");
+                i = skip_value(b, i);
+                run_start = i;
+                continue;
+            }
+            b'[' | b'{' => depth += 1,
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    flush(&mut out, run_start, b.len().min(i));
+    out
+}
+
+/// The index just past the array or object starting at `i`.
+fn skip_value(b: &[u8], mut i: usize) -> usize {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    while i < b.len() {
+        let c = b[i];
+        if in_string {
+            match c {
+                b'"' => in_string = false,
+                b'\\' => i += 1,
+                _ => {}
+            }
+        } else {
+            match c {
+                b'"' => in_string = true,
+                b'[' | b'{' => depth += 1,
+                b']' | b'}' => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        return i + 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    b.len()
+}
 
 /// The parts of a manifest the replay needs.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -35,7 +162,14 @@ impl Manifest {
     /// Read `<dir>/package.json`.
     pub fn read(dir: &Path) -> Result<Self, NpmError> {
         let path = dir.join("package.json");
-        let v = read_json(&path)?;
+        let bytes = std::fs::read(&path).map_err(|source| NpmError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let v = parse_lenient(&bytes).map_err(|message| NpmError::Parse {
+            path: path.clone(),
+            message,
+        })?;
         let obj = v.as_object().ok_or_else(|| NpmError::Parse {
             path: path.clone(),
             message: "not a JSON object".into(),
@@ -307,5 +441,96 @@ mod tests {
             b,
             json!({"evil": "x.js", "ok": "cli.js", "up": "etc/passwd"})
         );
+    }
+
+    /// What npm accepts must not stop the install: a BOM, lone surrogate escapes (in a
+    /// description and in a script), duplicate keys (the last wins), odd types for fields
+    /// ringfence reads, nesting deeper than serde_json allows.
+    #[test]
+    fn manifests_npm_accepts_are_read() {
+        let deep = format!("{}1{}", "[".repeat(3000), "]".repeat(3000));
+        let text = format!(
+            "\u{feff}{{\"name\":\"odd\",\"description\":\"bad \\ud800 surrogate \\udc00 and a pair \\ud83d\\ude00\",\
+             \"version\":\"1.0.0\",\"version\":\"1.0.1\",\"bin\":7,\"engines\":\"node\",\"gypfile\":\"no\",\
+             \"keywords\":{deep},\"config\":{{\"deep\":{deep},\"port\":1}},\
+             \"scripts\":{{\"postinstall\":\"echo \\udbff done\",\"test\":5}}}}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("package.json"), &text).unwrap();
+        let m = Manifest::read(dir.path()).unwrap();
+        assert_eq!(m.name.as_deref(), Some("odd"));
+        assert_eq!(m.version.as_deref(), Some("1.0.1"));
+        assert_eq!(
+            m.scripts.get("postinstall").map(String::as_str),
+            Some("echo \u{fffd} done")
+        );
+        assert!(!m.scripts.contains_key("test"));
+        assert_eq!(m.bin, None);
+        assert_eq!(m.config.as_ref().unwrap()["port"], 1);
+        let v = parse_lenient(text.as_bytes()).unwrap();
+        assert_eq!(
+            v["description"],
+            "bad \u{fffd} surrogate \u{fffd} and a pair \u{1f600}"
+        );
+        // Not JSON at all is still an error (reported for that package).
+        assert!(parse_lenient(b"{\"name\": ").is_err());
+        assert!(parse_lenient(b"").is_err());
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn text() -> impl Strategy<Value = String> {
+            proptest::collection::vec(any::<char>(), 0..12).prop_map(|c| c.into_iter().collect())
+        }
+
+        fn json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(|n| Value::Number(n.into())),
+                text().prop_map(Value::String),
+            ];
+            leaf.prop_recursive(4, 32, 6, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                    proptest::collection::vec((text(), inner), 0..6)
+                        .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// Any bytes: an error or a value, never a panic.
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+                let _ = parse_lenient(&bytes);
+            }
+
+            /// JSON with escapes sprinkled in (lone and paired surrogates, backslashes).
+            #[test]
+            fn escape_soup_never_panics(parts in proptest::collection::vec(
+                prop_oneof![
+                    Just("\\ud800".to_string()), Just("\\udc00".to_string()),
+                    Just("\\ud83d\\ude00".to_string()), Just("\\\\".to_string()),
+                    Just("\\u12".to_string()), Just("[".to_string()), Just("{".to_string()),
+                    text(),
+                ], 0..24)) {
+                let s = format!("{{\"d\":\"{}\"}}", parts.concat());
+                let _ = parse_lenient(s.as_bytes());
+            }
+
+            /// What serde_json writes reads back the same.
+            #[test]
+            fn valid_json_round_trips(v in json()) {
+                let text = serde_json::to_string(&v).unwrap();
+                prop_assert_eq!(parse_lenient(text.as_bytes()).unwrap(), v.clone());
+                let pretty = serde_json::to_string_pretty(&v).unwrap();
+                prop_assert_eq!(parse_lenient(pretty.as_bytes()).unwrap(), v);
+            }
+        }
     }
 }

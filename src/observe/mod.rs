@@ -2,6 +2,7 @@
 //! it plants decoys, watches them, compares, and turns what it saw into [`Finding`]s, which are
 //! data in the report, never errors.
 
+mod aggregate;
 pub mod decoys;
 pub mod envprobe;
 pub mod net;
@@ -111,7 +112,7 @@ impl Observation {
     pub fn take(&mut self, what: crate::sandbox::Attach) {
         match what {
             crate::sandbox::Attach::Sinkhole(sockets) => {
-                self.sinkhole = Some(net::Sinkhole::start(sockets));
+                self.sinkhole = Some(net::Sinkhole::start_with(sockets, self.decoys.canaries()));
             }
             crate::sandbox::Attach::Recorder(fd) => {
                 self.recorder = Some(syscalls::Recorder::start(fd, self.context.clone()));
@@ -202,6 +203,8 @@ impl Observation {
         // earliest sighting.
         let mut seen = std::collections::BTreeSet::new();
         findings.retain(|f| seen.insert((f.kind, f.target.clone())));
+        // Many alike (a thousand survivors, tunnel names, refused writes): one, with the count.
+        let findings = aggregate::fold(findings);
         Observed {
             findings,
             canaries: self.decoys.canaries().to_vec(),
@@ -313,7 +316,7 @@ fn attribute_home_reads(
                 ),
                 target: t.what.clone(),
                 detail: Some(
-                    "seen by the node preload; the file held only per-run canary values".into(),
+                    "seen by the node preload or the syscall recorder (an open the access time does not show: O_NOATIME, O_PATH, a noatime filesystem); the file held only per-run canary values".into(),
                 ),
                 process: Some(t.actor.clone()),
                 at_unix_ms: Some(t.at_unix_ms),

@@ -5,7 +5,7 @@
 //! exactly as if we were not there. Pointer arguments can change after we read them (TOCTOU), so
 //! this only ever records; namespaces and Landlock enforce.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::FileExt;
@@ -86,14 +86,26 @@ enum Event {
     },
     Exec {
         argv: Vec<String>,
+        /// The program is node and its environment lacks ringfence's preload (NODE_OPTIONS
+        /// removed or overwritten by whoever started it).
+        preload_missing: bool,
     },
     Connect {
         addr: String,
+        /// A pathname unix socket: the path as given.
+        unix_path: Option<PathBuf>,
+        /// Refused (EACCES): the socket resolved here, outside the sandbox's own areas (and
+        /// whether something was there).
+        refused: Option<(PathBuf, bool)>,
     },
     /// `sendto` with a destination: the address and the first bytes sent.
     Datagram {
         addr: String,
         data: Vec<u8>,
+        /// A pathname unix socket: the path as given.
+        unix_path: Option<PathBuf>,
+        /// Refused (EACCES), as for a connect.
+        refused: Option<(PathBuf, bool)>,
     },
     /// A deny-table syscall, refused with its errno.
     Denied {
@@ -106,10 +118,33 @@ enum Event {
 #[derive(Debug, Clone)]
 struct Noted {
     event: Event,
-    /// Index into [`Served::actors`].
+    /// Index into [`Served::actors`] ([`UNKNOWN_ACTOR`] past the identity budget).
     actor: usize,
     at_unix_ms: u64,
 }
+
+/// The recorder's budgets: memory and descriptors spent on one run do not grow with what the
+/// script does.
+mod budget {
+    /// Events kept as they come; past this only events that could make a finding of medium or
+    /// worse are kept, [`ALIKE`] of each kind and target.
+    pub const EVENTS: usize = 200_000;
+    /// Events kept per (kind, target) past [`EVENTS`].
+    pub const ALIKE: usize = 4;
+    /// Datagrams kept per destination past [`EVENTS`] (each is searched for canaries).
+    pub const ALIKE_DATAGRAMS: usize = 64;
+    /// Distinct (kind, target) keys tracked past [`EVENTS`].
+    pub const KEYS: usize = 65_536;
+    /// Process identities kept; later processes' events carry none.
+    pub const ACTORS: usize = 100_000;
+    /// Open `/proc/<pid>/mem` handles (least recently used closed first).
+    pub const MEM_HANDLES: usize = 64;
+    /// Notifications between sweeps that close the handles of processes that exited.
+    pub const SWEEP: u32 = 1024;
+}
+
+/// The actor index of events whose process identity was past the budget.
+const UNKNOWN_ACTOR: usize = usize::MAX;
 
 /// What the serving thread collected.
 #[derive(Debug, Default)]
@@ -119,6 +154,14 @@ struct Served {
     actors: Vec<Actor>,
     /// Notifications answered, by syscall number (for `-vv`).
     counts: BTreeMap<i32, u64>,
+    /// Events not kept (past the budget).
+    dropped: u64,
+    /// Of those, events that could have made a finding of medium or worse.
+    dropped_notable: u64,
+    /// Process identities not kept.
+    actors_dropped: u64,
+    /// When the first event was dropped.
+    first_drop_ms: Option<u64>,
 }
 
 /// Something the recorder saw a process do, kept for the other mechanisms to name who did what
@@ -168,12 +211,12 @@ const O_APPEND: u64 = 0o2000;
 impl Recorder {
     /// Serve `listener` until every task of the sandbox is gone.
     pub fn start(listener: OwnedFd, context: Context) -> Recorder {
-        let denied = context.denied.clone();
+        let ctx = context.clone();
         if let Err(e) = sys::seccomp_notif_sync_wakeup(listener.as_fd()) {
             // Older kernels: notifications still work, with scheduler latency.
             tracing::debug!("seccomp notification sync wake-up unavailable: {e}");
         }
-        let thread = std::thread::spawn(move || serve(&listener, &denied));
+        let thread = std::thread::spawn(move || serve(&listener, &ctx));
         Recorder {
             thread: Some(thread),
             context,
@@ -228,12 +271,15 @@ fn actor_of(pid: u32, with_argv: bool) -> Actor {
     Actor { pid: inner, argv }
 }
 
-fn serve(listener: &OwnedFd, denied: &BTreeMap<i64, (String, i32)>) -> Served {
+fn serve(listener: &OwnedFd, ctx: &Context) -> Served {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let denied = &ctx.denied;
     let mut served = Served::default();
     let mut current: BTreeMap<u32, usize> = BTreeMap::new();
-    let mut mem: BTreeMap<u32, File> = BTreeMap::new();
+    let mut mem = MemCache::default();
     let mut argv_cache = ArgvCache::new();
+    let mut alike: HashMap<(u8, String), usize> = HashMap::new();
+    let mut since_sweep = 0u32;
     loop {
         let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::NONE) {
@@ -252,17 +298,50 @@ fn serve(listener: &OwnedFd, denied: &BTreeMap<i64, (String, i32)>) -> Served {
             Err(_) => continue,
         };
         *served.counts.entry(req.data.nr).or_default() += 1;
+        since_sweep += 1;
+        if since_sweep >= budget::SWEEP {
+            // Processes that exited: their memory handles close, their caches go.
+            since_sweep = 0;
+            mem.sweep();
+            if argv_cache.len() > 4096 {
+                argv_cache.clear();
+            }
+            if current.len() > 2 * budget::ACTORS {
+                current.retain(|pid, _| process_alive(*pid));
+            }
+        }
         let refused = denied.get(&i64::from(req.data.nr));
-        let event = match refused {
+        let mut event = match refused {
             Some((name, errno)) => Some(Event::Denied {
                 name: name.clone(),
                 errno: *errno,
             }),
             None => read_event(&req, &mut mem, &mut argv_cache).or_else(|| {
                 // A stale memory handle (the process exec'd): reopen once.
-                mem.remove(&req.pid)
-                    .and_then(|_| read_event(&req, &mut mem, &mut argv_cache))
+                mem.forget(req.pid)
+                    .then(|| read_event(&req, &mut mem, &mut argv_cache))
+                    .flatten()
             }),
+        };
+        // A pathname unix socket outside the sandbox's own areas is refused (see
+        // `unix_refusal` for what is checked and what is not).
+        let unix_refused = match &mut event {
+            Some(
+                Event::Connect {
+                    unix_path: Some(p),
+                    refused,
+                    ..
+                }
+                | Event::Datagram {
+                    unix_path: Some(p),
+                    refused,
+                    ..
+                },
+            ) => {
+                *refused = unix_refusal(req.pid, p, ctx);
+                refused.is_some()
+            }
+            _ => false,
         };
         // Who it is, read while it is blocked (once per process image).
         let known = current.get(&req.pid).copied();
@@ -275,6 +354,9 @@ fn serve(listener: &OwnedFd, denied: &BTreeMap<i64, (String, i32)>) -> Served {
             Some((_, errno)) => {
                 let _ = sys::seccomp_notif_fail(listener.as_fd(), req.id, *errno);
             }
+            None if unix_refused => {
+                let _ = sys::seccomp_notif_fail(listener.as_fd(), req.id, libc::EACCES);
+            }
             None => {
                 let _ = sys::seccomp_notif_continue(listener.as_fd(), req.id);
             }
@@ -285,52 +367,295 @@ fn serve(listener: &OwnedFd, denied: &BTreeMap<i64, (String, i32)>) -> Served {
         let mut actor = match (known, fresh) {
             (Some(i), _) => i,
             (None, fresh) => {
-                served.actors.push(fresh.unwrap_or(Actor {
-                    pid: 0,
-                    argv: Vec::new(),
-                }));
-                current.insert(req.pid, served.actors.len() - 1);
-                served.actors.len() - 1
+                let i = if served.actors.len() < budget::ACTORS {
+                    served.actors.push(fresh.unwrap_or(Actor {
+                        pid: 0,
+                        argv: Vec::new(),
+                    }));
+                    served.actors.len() - 1
+                } else {
+                    served.actors_dropped += 1;
+                    UNKNOWN_ACTOR
+                };
+                current.insert(req.pid, i);
+                i
             }
         };
-        if let Event::Exec { argv } = &e {
+        if let Event::Exec { argv, .. } = &e {
             // Name the process by what it now runs. (Its memory handle is reopened when a read
             // through it fails: a successful exec replaces the address space, a failed attempt
             // in a PATH search does not.)
-            let pid = served.actors[actor].pid;
-            served.actors.push(Actor {
-                pid,
-                argv: argv.clone(),
-            });
-            actor = served.actors.len() - 1;
+            let pid = served.actors.get(actor).map_or(0, |a| a.pid);
+            actor = if served.actors.len() < budget::ACTORS {
+                served.actors.push(Actor {
+                    pid,
+                    argv: argv.clone(),
+                });
+                served.actors.len() - 1
+            } else {
+                served.actors_dropped += 1;
+                UNKNOWN_ACTOR
+            };
             current.insert(req.pid, actor);
         }
-        served.events.push(Noted {
-            event: e,
-            actor,
-            at_unix_ms: super::now_unix_ms(),
-        });
-        if served.events.len() > 200_000 {
-            // Bound memory for pathological scripts; keep serving so they never block.
-            served.events.drain(..100_000);
-        }
-        if served.actors.len() > 200_000 {
-            // Same for identities: forget them (findings then carry no process).
-            served.actors.clear();
-            current.clear();
-            served.events.clear();
-        }
+        keep(
+            &mut served,
+            &mut alike,
+            Noted {
+                event: e,
+                actor,
+                at_unix_ms: super::now_unix_ms(),
+            },
+            ctx,
+        );
     }
     served
 }
 
-fn mem_of(mem: &mut BTreeMap<u32, File>, pid: u32) -> Option<&File> {
-    match mem.entry(pid) {
-        std::collections::btree_map::Entry::Occupied(e) => Some(e.into_mut()),
-        std::collections::btree_map::Entry::Vacant(v) => {
-            Some(v.insert(File::open(format!("/proc/{pid}/mem")).ok()?))
+/// Store an event within the budget: the first [`budget::EVENTS`] as they come; past them only
+/// events that could matter, a few of each kind and target; everything else is counted.
+fn keep(served: &mut Served, alike: &mut HashMap<(u8, String), usize>, n: Noted, ctx: &Context) {
+    if served.events.len() >= budget::EVENTS {
+        let kept = notable(&n.event, ctx)
+            .then(|| alike_key(&n.event))
+            .and_then(|key| {
+                let limit = if key.0 == 5 {
+                    budget::ALIKE_DATAGRAMS
+                } else {
+                    budget::ALIKE
+                };
+                if alike.len() >= budget::KEYS && !alike.contains_key(&key) {
+                    served.dropped_notable += 1;
+                    return None;
+                }
+                let count = alike.entry(key).or_default();
+                *count += 1;
+                (*count <= limit).then_some(())
+            });
+        if kept.is_none() {
+            served.dropped += 1;
+            served.first_drop_ms.get_or_insert(n.at_unix_ms);
+            return;
         }
     }
+    served.events.push(n);
+}
+
+/// Whether host pid `pid` still exists.
+fn process_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// The kind and target an event is deduplicated by past the budget (the kind's number first:
+/// 5 is a datagram).
+fn alike_key(e: &Event) -> (u8, String) {
+    match e {
+        Event::Open { path, write } => (u8::from(*write), path.display().to_string()),
+        Event::Mkdir { path } => (2, path.display().to_string()),
+        Event::Exec { argv, .. } => (3, argv.join(" ")),
+        Event::Connect { addr, .. } => (4, addr.clone()),
+        Event::Datagram { addr, .. } => (5, addr.clone()),
+        Event::Denied { name, .. } => (6, name.clone()),
+    }
+}
+
+/// Whether an event could make a finding of medium or worse, or name who read a decoy or made
+/// a connection: what is still kept once the event budget is spent.
+fn notable(e: &Event, ctx: &Context) -> bool {
+    match e {
+        Event::Open { path, write } => {
+            let s = path.to_string_lossy();
+            if ctx.in_decoy_home(path) {
+                // Reads of the decoys name who read them; writes are judged by the home diff.
+                return !*write;
+            }
+            if environ_owner(&s).is_some() || secret_path(path).is_some() {
+                return true;
+            }
+            *write && write_matters(path, ctx)
+        }
+        Event::Mkdir { path } => write_matters(path, ctx),
+        Event::Exec {
+            argv,
+            preload_missing,
+        } => {
+            *preload_missing
+                || exec_finding(argv).is_some()
+                || argv.first().map(Path::new).is_some_and(|p| {
+                    p.is_absolute() && (ctx.in_decoy_home(p) || p.starts_with("/tmp"))
+                })
+        }
+        Event::Connect { .. } | Event::Datagram { .. } | Event::Denied { .. } => true,
+    }
+}
+
+/// A write that would be a finding of medium or worse: outside the writable set, the private
+/// /tmp and the caches, at a place [`tamper_class`] rates so.
+fn write_matters(path: &Path, ctx: &Context) -> bool {
+    let private_tmp = path.starts_with("/tmp") && !ctx.visible.iter().any(|v| path.starts_with(v));
+    let allowed = ctx.writable.iter().any(|w| path.starts_with(w))
+        || private_tmp
+        || ctx.caches.iter().any(|c| path.starts_with(c));
+    !allowed && tamper_class(path).is_some_and(|(s, _)| s >= Severity::Medium)
+}
+
+/// Open `/proc/<pid>/mem` handles, at most [`budget::MEM_HANDLES`]: the least recently used is
+/// closed first, and a sweep closes those of processes that exited, so the supervisor's
+/// descriptors do not depend on how many processes the script starts.
+#[derive(Debug, Default)]
+struct MemCache {
+    files: BTreeMap<u32, (File, u64)>,
+    tick: u64,
+}
+
+impl MemCache {
+    fn get(&mut self, pid: u32) -> Option<&File> {
+        self.tick += 1;
+        if !self.files.contains_key(&pid) {
+            if self.files.len() >= budget::MEM_HANDLES {
+                let oldest = self
+                    .files
+                    .iter()
+                    .min_by_key(|(_, (_, used))| *used)
+                    .map(|(p, _)| *p);
+                if let Some(p) = oldest {
+                    self.files.remove(&p);
+                }
+            }
+            let f = File::open(format!("/proc/{pid}/mem")).ok()?;
+            self.files.insert(pid, (f, self.tick));
+        }
+        let tick = self.tick;
+        let entry = self.files.get_mut(&pid)?;
+        entry.1 = tick;
+        Some(&entry.0)
+    }
+
+    /// Close `pid`'s handle; whether there was one.
+    fn forget(&mut self, pid: u32) -> bool {
+        self.files.remove(&pid).is_some()
+    }
+
+    /// Close the handles of processes that exited.
+    fn sweep(&mut self) {
+        self.files.retain(|pid, _| process_alive(*pid));
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.files.len()
+    }
+}
+
+/// Whether a connect (or a datagram) to the pathname unix socket `path` of process `pid` must
+/// be refused, and if so where the socket resolved.
+///
+/// Allowed: sockets in the sandbox's private /tmp and the throwaway home (nothing of the host
+/// listens there), and sockets in a writable host directory (the package's own) that a
+/// process of the sandbox bound itself, as the sandbox's own network namespace lists them in
+/// `/proc/<pid>/net/unix` (when the sandbox shares the host's network namespace this cannot be
+/// told, and writable directories are allowed). Everything else (the project, HOME's host
+/// binds, /run, /var/run) is refused: a host listener there (a dev server's socket, a database,
+/// a container runtime, a desktop bus) is a way out.
+///
+/// The path is resolved as the process sees it (its cwd, its root, symbolic links followed in
+/// its root), so a link in /tmp to the project's socket is judged at the socket. What this
+/// cannot close (Landlock gains pathname-socket rules only with LANDLOCK_ACCESS_FS_RESOLVE_UNIX,
+/// after Linux 6.18): the kernel resolves the path again after we answer, so a script racing a
+/// rename or a link swap in its own areas between our check and the connect can still win. The
+/// attempt that loses the race, and every plain attempt, is refused and recorded.
+fn unix_refusal(pid: u32, path: &Path, ctx: &Context) -> Option<(PathBuf, bool)> {
+    if path.as_os_str().is_empty() {
+        return None;
+    }
+    let lexical = resolve(pid, i64::from(libc::AT_FDCWD), &path.to_string_lossy());
+    let real = resolve_in_root(pid, &lexical).unwrap_or(lexical);
+    let private_tmp = real.starts_with("/tmp") && !ctx.visible.iter().any(|v| real.starts_with(v));
+    if private_tmp || ctx.in_decoy_home(&real) {
+        return None;
+    }
+    if ctx.writable.iter().any(|w| real.starts_with(w)) && bound_in_own_netns(pid, &real) {
+        return None;
+    }
+    let there = real
+        .strip_prefix("/")
+        .ok()
+        .and_then(|r| {
+            std::fs::symlink_metadata(Path::new(&format!("/proc/{pid}/root")).join(r)).ok()
+        })
+        .is_some();
+    Some((real, there))
+}
+
+/// Whether a socket of the sandbox's own network namespace is bound at `path` (or the sandbox
+/// shares the host's namespace, where this cannot be told).
+fn bound_in_own_netns(pid: u32, path: &Path) -> bool {
+    let ns = |p: &str| std::fs::metadata(p).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+    match (ns(&format!("/proc/{pid}/ns/net")), ns("/proc/self/ns/net")) {
+        (Ok(theirs), Ok(ours)) if theirs != ours => {}
+        _ => return true,
+    }
+    let Ok(table) = std::fs::read_to_string(format!("/proc/{pid}/net/unix")) else {
+        return false;
+    };
+    table.lines().skip(1).any(|l| {
+        l.split_whitespace().nth(7).is_some_and(|bound| {
+            let bound = Path::new(bound);
+            bound == path || (bound.is_relative() && path.ends_with(bound))
+        })
+    })
+}
+
+/// `path` (absolute) with symbolic links followed as process `pid` sees them: inside its root
+/// (`/proc/<pid>/root`), absolute link targets from that root. Components that do not exist are
+/// kept as they are. `None` past 40 links.
+fn resolve_in_root(pid: u32, path: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    let root = PathBuf::from(format!("/proc/{pid}/root"));
+    let mut stack: Vec<std::ffi::OsString> = path
+        .components()
+        .rev()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
+    let mut out = PathBuf::from("/");
+    let mut links = 0;
+    while let Some(c) = stack.pop() {
+        if c == ".." {
+            out.pop();
+            continue;
+        }
+        let candidate = out.join(&c);
+        let on_host = root.join(candidate.strip_prefix("/").ok()?);
+        match std::fs::symlink_metadata(&on_host) {
+            Ok(m) if m.file_type().is_symlink() => {
+                links += 1;
+                if links > 40 {
+                    return None;
+                }
+                let target = std::fs::read_link(&on_host).ok()?;
+                if target.is_absolute() {
+                    out = PathBuf::from("/");
+                }
+                for t in target.components().rev() {
+                    match t {
+                        Component::Normal(n) => stack.push(n.to_os_string()),
+                        Component::ParentDir => stack.push("..".into()),
+                        _ => {}
+                    }
+                }
+            }
+            _ => out = candidate,
+        }
+    }
+    Some(out)
+}
+
+fn mem_of(mem: &mut MemCache, pid: u32) -> Option<&File> {
+    mem.get(pid)
 }
 
 fn read_cstr(f: &File, addr: u64, max: usize) -> Option<String> {
@@ -393,11 +718,64 @@ fn resolve(pid: u32, dirfd: i64, path: &str) -> PathBuf {
 
 /// The last exec's argv per pid, by the (argv, argv[0]) pointers: a PATH search retries the same
 /// argv with each directory, and reading it again costs dozens of reads.
-type ArgvCache = BTreeMap<u32, (u64, u64, Vec<String>)>;
+type ArgvCache = BTreeMap<u32, (u64, u64, Vec<String>, bool)>;
+
+/// The option ringfence's env-probe preload is loaded with (see `envprobe::EnvProbes::plant`).
+fn preload_option() -> String {
+    format!("--require={}/preload.js", super::envprobe::SANDBOX_DIR)
+}
+
+/// Whether `program` (a path or a bare name) is node.
+fn is_node(program: &str) -> bool {
+    let base = program.rsplit('/').next().unwrap_or(program);
+    base == "node"
+        || base == "nodejs"
+        || base
+            .strip_prefix("node")
+            .is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+}
+
+/// Whether the environment at `envp` in the target's memory has NODE_OPTIONS loading the
+/// preload (the first NODE_OPTIONS, as getenv finds it). Unreadable counts as yes: the
+/// recorder accuses only what it read.
+fn env_has_preload(f: &File, envp: u64) -> bool {
+    let want = preload_option();
+    for i in 0..4096u64 {
+        let Some(p) = envp.checked_add(i * 8).and_then(|at| read_u64(f, at)) else {
+            return true;
+        };
+        if p == 0 {
+            return false;
+        }
+        let Some(var) = read_cstr(f, p, 64 << 10) else {
+            return true;
+        };
+        if let Some(v) = var.strip_prefix("NODE_OPTIONS=") {
+            return v.contains(&want);
+        }
+    }
+    true
+}
+
+/// The pathname of a `struct sockaddr_un` (`None` for other families, abstract and unnamed
+/// sockets).
+fn unix_pathname(b: &[u8]) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let family = u16::from_ne_bytes([*b.first()?, *b.get(1)?]);
+    if i32::from(family) != libc::AF_UNIX {
+        return None;
+    }
+    let raw = b.get(2..)?;
+    if raw.first().is_none_or(|c| *c == 0) {
+        return None;
+    }
+    let end = raw.iter().position(|c| *c == 0).unwrap_or(raw.len());
+    Some(PathBuf::from(std::ffi::OsStr::from_bytes(raw.get(..end)?)))
+}
 
 fn read_event(
     req: &libc::seccomp_notif,
-    mem: &mut BTreeMap<u32, File>,
+    mem: &mut MemCache,
     argv_cache: &mut ArgvCache,
 ) -> Option<Event> {
     let nr = i64::from(req.data.nr);
@@ -460,20 +838,34 @@ fn read_event(
         });
     }
     if nr == 437 {
-        // openat2(dirfd, path, struct open_how *{ u64 flags, ... }, size)
+        // openat2(dirfd, path, struct open_how *{ u64 flags, u64 mode, u64 resolve }, size).
+        // RESOLVE_IN_ROOT (0x10) resolves an absolute path from dirfd, as if it were the root.
         let path = read_cstr(f, a[1], 4096)?;
         let flags = read_u64(f, a[2]).unwrap_or(0);
+        let how = read_u64(f, a[2].wrapping_add(16)).unwrap_or(0);
+        let path = if how & 0x10 != 0 {
+            path.trim_start_matches('/').to_string()
+        } else {
+            path
+        };
         return Some(Event::Open {
             path: resolve(pid, dirfd_of(a[0]), &path),
             write: is_write(flags),
         });
     }
     if nr == libc::SYS_execve || nr == libc::SYS_execveat {
-        let argv_ptr = if nr == libc::SYS_execve { a[1] } else { a[2] };
+        let (path_ptr, argv_ptr, envp_ptr) = if nr == libc::SYS_execve {
+            (a[0], a[1], a[2])
+        } else {
+            (a[1], a[2], a[3])
+        };
         let first = read_u64(f, argv_ptr)?;
-        if let Some((p, q, argv)) = argv_cache.get(&pid) {
+        if let Some((p, q, argv, preload_missing)) = argv_cache.get(&pid) {
             if *p == argv_ptr && *q == first && first != 0 {
-                return Some(Event::Exec { argv: argv.clone() });
+                return Some(Event::Exec {
+                    argv: argv.clone(),
+                    preload_missing: *preload_missing,
+                });
             }
         }
         let mut argv = Vec::new();
@@ -484,12 +876,20 @@ fn read_event(
             }
             argv.push(read_cstr(f, p, 200)?);
         }
+        let program = read_cstr(f, path_ptr, 4096).unwrap_or_default();
         if argv.is_empty() {
-            let path_ptr = if nr == libc::SYS_execve { a[0] } else { a[1] };
-            argv.push(read_cstr(f, path_ptr, 4096)?);
+            argv.push(program.clone());
         }
-        argv_cache.insert(pid, (argv_ptr, first, argv.clone()));
-        return Some(Event::Exec { argv });
+        // A node started without the preload (its NODE_OPTIONS removed or overwritten) is not
+        // recorded by it: every exec passes here, whatever the environment says.
+        let node =
+            is_node(&program) || (program.is_empty() && argv.first().is_some_and(|a| is_node(a)));
+        let preload_missing = node && !env_has_preload(f, envp_ptr);
+        argv_cache.insert(pid, (argv_ptr, first, argv.clone(), preload_missing));
+        return Some(Event::Exec {
+            argv,
+            preload_missing,
+        });
     }
     if nr == libc::SYS_sendmsg || nr == libc::SYS_sendmmsg {
         // struct msghdr { void *name; socklen_t namelen; struct iovec *iov; size_t iovlen; … }
@@ -503,6 +903,7 @@ fn read_event(
         let mut buf = vec![0u8; usize::try_from(namelen.min(128)).unwrap_or(0)];
         let n = f.read_at(&mut buf, name).ok()?;
         let addr = sockaddr(&buf[..n])?;
+        let unix_path = unix_pathname(&buf[..n]);
         let mut data = Vec::new();
         let (iov, iovlen) = (read_u64(f, hdr + 16)?, read_u64(f, hdr + 24)?);
         for i in 0..iovlen.min(8) {
@@ -517,7 +918,12 @@ fn read_event(
                 break;
             }
         }
-        return Some(Event::Datagram { addr, data });
+        return Some(Event::Datagram {
+            addr,
+            data,
+            unix_path,
+            refused: None,
+        });
     }
     if nr == libc::SYS_connect || nr == libc::SYS_sendto {
         let (ptr, len) = if nr == libc::SYS_connect {
@@ -529,8 +935,13 @@ fn read_event(
         let mut buf = vec![0u8; len];
         let n = f.read_at(&mut buf, ptr).ok()?;
         let addr = sockaddr(&buf[..n])?;
+        let unix_path = unix_pathname(&buf[..n]);
         if nr == libc::SYS_connect {
-            return Some(Event::Connect { addr });
+            return Some(Event::Connect {
+                addr,
+                unix_path,
+                refused: None,
+            });
         }
         // sendto(fd, buf, len, flags, addr, addrlen): a datagram to a port nothing serves is
         // only seen here, so keep its first bytes for the canary search.
@@ -538,7 +949,12 @@ fn read_event(
         let mut data = vec![0u8; size];
         let got = f.read_at(&mut data, a[1]).unwrap_or(0);
         data.truncate(got);
-        return Some(Event::Datagram { addr, data });
+        return Some(Event::Datagram {
+            addr,
+            data,
+            unix_path,
+            refused: None,
+        });
     }
     None
 }
@@ -827,8 +1243,28 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
                     }
                 }
             }
-            Event::Exec { argv } => {
+            Event::Exec {
+                argv,
+                preload_missing,
+            } => {
                 *spawned.entry(argv.clone()).or_default() += 1;
+                if *preload_missing {
+                    push(
+                        &mut out,
+                        Finding::new(
+                            Code::RecordingEvaded,
+                            format!(
+                                "started node without ringfence's preload (NODE_OPTIONS removed or overwritten): `{}`",
+                                argv.iter().take(8).cloned().collect::<Vec<_>>().join(" ")
+                            ),
+                            "env:NODE_OPTIONS",
+                        )
+                        .detail(
+                            "seen by the syscall recorder in the exec's environment; that process's environment probes and file reads were not recorded by the preload",
+                        ),
+                        n,
+                    );
+                }
                 if execs.len() < 5000 {
                     if let Some(actor) = actor(n) {
                         execs.push(Sighting {
@@ -866,7 +1302,19 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
                     }
                 }
             }
-            Event::Datagram { addr, data } => {
+            Event::Datagram {
+                addr,
+                data,
+                unix_path,
+                refused,
+            } => {
+                if let (Some(given), Some(real)) = (unix_path, refused) {
+                    push(
+                        &mut out,
+                        unix_refused_finding(given, &real.0, real.1, "sent a datagram to"),
+                        n,
+                    );
+                }
                 // Judged like a connect (the destination), plus the payload later (canaries).
                 if let Some(actor) = actor(n) {
                     if !addr.starts_with("unix:") {
@@ -913,7 +1361,18 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
                     n,
                 );
             }
-            Event::Connect { addr } => {
+            Event::Connect {
+                addr,
+                unix_path,
+                refused,
+            } => {
+                if let (Some(given), Some(real)) = (unix_path, refused) {
+                    push(
+                        &mut out,
+                        unix_refused_finding(given, &real.0, real.1, "tried to connect to"),
+                        n,
+                    );
+                }
                 if let Some(actor) = actor(n).filter(|_| !addr.starts_with("unix:")) {
                     connects.push(Sighting {
                         what: addr.clone(),
@@ -979,6 +1438,7 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
             Some(n.at_unix_ms),
         ));
     }
+    out.extend(degraded_finding(served));
     let mut list: Vec<Spawned> = spawned
         .into_iter()
         .map(|(argv, count)| Spawned { argv, count })
@@ -992,6 +1452,100 @@ fn classify(served: &Served, ctx: &Context) -> Recorded {
         home_reads,
         datagrams,
     }
+}
+
+/// A refused connect or datagram to a pathname unix socket.
+fn unix_refused_finding(given: &Path, real: &Path, there: bool, what: &str) -> Finding {
+    let shown = if given == real {
+        format!("`{}`", given.display())
+    } else {
+        format!("`{}` (resolves to `{}`)", given.display(), real.display())
+    };
+    // Sockets the C library tries on its own (name service cache, user database, resolver,
+    // syslog): refused like any other, it falls back; not the script's doing.
+    const SYSTEM: [&str; 7] = [
+        "/var/run/nscd/socket",
+        "/run/nscd/socket",
+        "/run/systemd/userdb/",
+        "/run/systemd/resolve/io.systemd.Resolve",
+        "/dev/log",
+        "/run/systemd/journal/",
+        "/run/systemd/notify",
+    ];
+    let s = real.to_string_lossy();
+    let system = SYSTEM.iter().any(|p| {
+        if p.ends_with('/') {
+            s.starts_with(p)
+        } else {
+            s == *p
+        }
+    });
+    let (severity, why) = if system {
+        (
+            Severity::Low,
+            "a system service socket the C library tries on its own; it falls back",
+        )
+    } else if there {
+        (
+            Severity::High,
+            "a host listener reached through a socket file is a way out of the sandbox",
+        )
+    } else {
+        (
+            Severity::Medium,
+            "nothing was there this time; the attempt is what matters",
+        )
+    };
+    Finding::new(
+        Code::UnixSocketRefused,
+        format!(
+            "{what} the unix socket {shown} outside the sandbox's own areas; refused with EACCES"
+        ),
+        format!("unix-path:{}", real.display()),
+    )
+    .severity(severity)
+    .detail(why)
+}
+
+/// What the budgets left out, if anything.
+fn degraded_finding(served: &Served) -> Option<Finding> {
+    if served.dropped == 0 && served.actors_dropped == 0 {
+        return None;
+    }
+    let mut detail = vec![format!(
+        "the first {} events were kept; past them only events that could be a medium or worse finding, {} alike at most",
+        budget::EVENTS,
+        budget::ALIKE
+    )];
+    if served.dropped_notable > 0 {
+        detail.push(format!(
+            "{} of the dropped events could have mattered ({} distinct kinds and targets were already tracked)",
+            served.dropped_notable,
+            budget::KEYS
+        ));
+    }
+    if served.actors_dropped > 0 {
+        detail.push(format!(
+            "{} process identities past the budget of {} are not named",
+            served.actors_dropped,
+            budget::ACTORS
+        ));
+    }
+    let severity = if served.dropped_notable > 0 || served.actors_dropped > 0 {
+        Severity::Medium
+    } else {
+        Severity::Low
+    };
+    Some(
+        Finding::new(
+            Code::RecordingDegraded,
+            format!("recording degraded: {} events dropped", served.dropped),
+            "recorder",
+        )
+        .severity(severity)
+        .detail(detail.join("; "))
+        .at(served.first_drop_ms.or(Some(super::now_unix_ms()))),
+    )
 }
 
 /// The pid a `/proc/<pid>/environ` path names, if it names one.
@@ -1401,6 +1955,7 @@ mod tests {
                     at_unix_ms: 1000 + u64::try_from(i).unwrap(),
                 })
                 .collect(),
+            ..Default::default()
         };
         classify(&served, ctx)
     }
@@ -1434,9 +1989,11 @@ mod tests {
                 },
                 Event::Exec {
                     argv: vec!["/home/u/p/node_modules/esbuild/bin/esbuild".into()],
+                    preload_missing: false,
                 },
                 Event::Exec {
                     argv: vec!["/home/u/.bun/bin/bun".into()],
+                    preload_missing: false,
                 },
                 Event::Open {
                     path: "/home/u/p/node_modules/y/index.js".into(),
@@ -1577,21 +2134,30 @@ mod tests {
             },
             Event::Exec {
                 argv: vec!["/usr/bin/npm".into(), "publish".into()],
+                preload_missing: false,
             },
             Event::Exec {
                 argv: vec!["/usr/bin/gcc".into(), "-c".into()],
+                preload_missing: false,
             },
             Event::Exec {
                 argv: vec!["/usr/bin/gcc".into(), "-c".into()],
+                preload_missing: false,
             },
             Event::Connect {
                 addr: "unix:/var/run/docker.sock".into(),
+                unix_path: None,
+                refused: None,
             },
             Event::Connect {
                 addr: "203.0.113.7:1337".into(),
+                unix_path: None,
+                refused: None,
             },
             Event::Connect {
                 addr: "198.18.0.1:443".into(),
+                unix_path: None,
+                refused: None,
             },
         ];
         let Recorded {
@@ -1664,6 +2230,7 @@ mod tests {
                 at_unix_ms: 7,
             })
             .collect(),
+            ..Default::default()
         };
         let r = classify(&served, &Context::default());
         let got: Vec<(FindingKind, Severity, &str)> = r
@@ -1698,5 +2265,181 @@ mod tests {
         let mut un = vec![1u8, 0];
         un.extend_from_slice(b"/run/x.sock\0");
         assert_eq!(sockaddr(&un).as_deref(), Some("unix:/run/x.sock"));
+    }
+
+    /// Harmless noise after an attack no longer erases it: past the budget the first events
+    /// stay, notable ones are still kept, and what was dropped is a finding.
+    #[test]
+    fn the_budget_keeps_the_first_events_and_what_matters() {
+        let ctx = Context {
+            home: "/home/u".into(),
+            writable: vec!["/p/node_modules/x".into()],
+            visible: vec!["/p".into()],
+            ..Default::default()
+        };
+        let mut served = Served {
+            actors: vec![Actor {
+                pid: 3,
+                argv: vec!["evil".into()],
+            }],
+            ..Default::default()
+        };
+        let mut alike = HashMap::new();
+        let noted = |event: Event, at: u64| Noted {
+            event,
+            actor: 0,
+            at_unix_ms: at,
+        };
+        let noise = || Event::Open {
+            path: "/p/node_modules/x/build/obj.o".into(),
+            write: true,
+        };
+        keep(
+            &mut served,
+            &mut alike,
+            noted(
+                Event::Open {
+                    path: "/p/.github/workflows/x.yml".into(),
+                    write: true,
+                },
+                1,
+            ),
+            &ctx,
+        );
+        for i in 0..(budget::EVENTS + 50_000) {
+            keep(&mut served, &mut alike, noted(noise(), 2 + i as u64), &ctx);
+        }
+        // Past the budget: a second attack is kept, its repetitions only a few times.
+        for _ in 0..100 {
+            keep(
+                &mut served,
+                &mut alike,
+                noted(
+                    Event::Exec {
+                        argv: vec!["npm".into(), "publish".into()],
+                        preload_missing: false,
+                    },
+                    9_000_000,
+                ),
+                &ctx,
+            );
+        }
+        assert_eq!(served.events.len(), budget::EVENTS + budget::ALIKE);
+        assert_eq!(served.dropped, 50_000 + 1 + 100 - budget::ALIKE as u64);
+        let r = classify(&served, &ctx);
+        let targets: Vec<&str> = r.findings.iter().map(|f| f.target.as_str()).collect();
+        assert!(
+            targets.contains(&"/p/.github/workflows/x.yml"),
+            "{targets:?}"
+        );
+        assert!(targets.contains(&"npm publish"), "{targets:?}");
+        let d = r
+            .findings
+            .iter()
+            .find(|f| f.code == Code::RecordingDegraded)
+            .unwrap();
+        assert_eq!(
+            d.summary,
+            format!("recording degraded: {} events dropped", served.dropped)
+        );
+        assert_eq!(d.severity, Severity::Low);
+    }
+
+    /// At most MEM_HANDLES memory handles are open whatever the number of processes, and the
+    /// sweep closes those of processes that exited.
+    #[test]
+    fn memory_handles_are_bounded_and_released() {
+        let mut children: Vec<std::process::Child> = (0..budget::MEM_HANDLES + 20)
+            .map(|_| {
+                std::process::Command::new("sleep")
+                    .arg("30")
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let mut cache = MemCache::default();
+        let mut opened = 0;
+        for c in &children {
+            opened += usize::from(cache.get(c.id()).is_some());
+            assert!(cache.len() <= budget::MEM_HANDLES);
+        }
+        assert_eq!(opened, children.len(), "every handle could be opened");
+        for c in &mut children {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+        cache.sweep();
+        assert_eq!(cache.len(), 0);
+    }
+
+    /// A node exec's environment is read from the target's memory: NODE_OPTIONS without the
+    /// preload, or none at all, is a missing preload.
+    #[test]
+    fn node_execs_without_the_preload_are_seen() {
+        assert!(is_node("/usr/bin/node") && is_node("node") && is_node("/opt/node20"));
+        assert!(!is_node("/usr/bin/nodemon") && !is_node("/bin/sh"));
+        let me = File::open("/proc/self/mem").unwrap();
+        let env = |vars: &[&str]| -> bool {
+            let strings: Vec<std::ffi::CString> = vars
+                .iter()
+                .map(|v| std::ffi::CString::new(*v).unwrap())
+                .collect();
+            let mut ptrs: Vec<u64> = strings.iter().map(|c| c.as_ptr() as usize as u64).collect();
+            ptrs.push(0);
+            env_has_preload(&me, ptrs.as_ptr() as usize as u64)
+        };
+        let with = format!("NODE_OPTIONS=--max-old-space-size=100 {}", preload_option());
+        assert!(env(&["PATH=/bin", &with]));
+        assert!(!env(&["PATH=/bin"]));
+        assert!(!env(&["NODE_OPTIONS=--max-old-space-size=100", &with]));
+        let r = classified(
+            vec![Event::Exec {
+                argv: vec!["node".into(), "-e".into(), "x".into()],
+                preload_missing: true,
+            }],
+            &Context::default(),
+        );
+        assert_eq!(r.findings[0].code, Code::RecordingEvaded);
+        assert_eq!(r.findings[0].process.as_ref().unwrap().pid, 2);
+    }
+
+    /// Pathname unix sockets: the project's socket is refused, also through a link in the
+    /// private /tmp; a socket of the sandbox's own in /tmp is not.
+    #[test]
+    fn unix_sockets_outside_the_sandbox_areas_are_refused() {
+        let root = tempfile::Builder::new()
+            .prefix("rf-unix-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let project = root.path().join("project");
+        std::fs::create_dir_all(project.join("node_modules/x")).unwrap();
+        let _listener = std::os::unix::net::UnixListener::bind(project.join("dev.sock")).unwrap();
+        std::os::unix::fs::symlink(project.join("dev.sock"), root.path().join("link")).unwrap();
+        std::os::unix::fs::symlink("node_modules/../project", root.path().join("up")).unwrap();
+        std::fs::create_dir(root.path().join("node_modules")).unwrap();
+        let ctx = Context {
+            home: "/home/nobody-rf".into(),
+            writable: vec![project.join("node_modules/x")],
+            visible: vec![project.clone()],
+            ..Default::default()
+        };
+        let me = std::process::id();
+        let refused = |p: &Path| unix_refusal(me, p, &ctx);
+        let there = Some((project.join("dev.sock"), true));
+        assert_eq!(refused(&project.join("dev.sock")), there);
+        assert_eq!(refused(&root.path().join("link")), there);
+        assert_eq!(refused(&root.path().join("up/./dev.sock")), there);
+        assert_eq!(
+            refused(&project.join("none.sock")),
+            Some((project.join("none.sock"), false))
+        );
+        assert_eq!(refused(&root.path().join("own.sock")), None);
+        assert_eq!(refused(&project.join("node_modules/x/own.sock")), None);
+        assert_eq!(
+            unix_pathname(&[1, 0, b'/', b'r', 0, b'x']),
+            Some(PathBuf::from("/r"))
+        );
+        assert_eq!(unix_pathname(&[1, 0, 0, b'a']), None, "abstract");
+        assert_eq!(unix_pathname(&[2, 0, 0, 80]), None, "inet");
     }
 }

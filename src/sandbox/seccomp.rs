@@ -527,7 +527,10 @@ pub fn compile(plan: &SeccompPlan) -> Result<BpfProgram, SeccompError> {
 /// them cost 7.7% of its time).
 pub fn recorder_rules(reads: bool) -> Vec<SyscallRule> {
     // O_WRONLY, O_RDWR, O_CREAT, O_TRUNC, O_APPEND: any of them makes an open a write attempt.
-    const WRITE_BITS: [u32; 5] = [0o1, 0o2, 0o100, 0o1000, 0o2000];
+    // O_NOATIME and O_PATH: opens the decoys' access times do not show (a read with O_NOATIME
+    // leaves the atime alone; O_PATH reads nothing but finds the file), so the recorder must
+    // see them; builds do not use them.
+    const WRITE_BITS: [u32; 7] = [0o1, 0o2, 0o100, 0o1000, 0o2000, 0o1_000_000, 0o10_000_000];
     let mut v = vec![
         unified("openat2", 437),
         rule!(SYS_mkdirat),

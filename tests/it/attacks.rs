@@ -748,3 +748,151 @@ fn husky_style_root_prepare_is_benign() {
         .collect();
     assert!(high.is_empty(), "{high:#?}");
 }
+
+/// The cases of `fixtures/attacks/<name>.toml` for `names`, run as
+/// [`attack_fixtures_are_contained_and_reported`] runs every case (which includes these).
+fn run_cases(names: &[&str]) -> Vec<String> {
+    let Some(registry) = Registry::start() else {
+        return Vec::new();
+    };
+    let mut failures = Vec::new();
+    for (case, exp) in expectations() {
+        let stem = case.file_stem().unwrap().to_string_lossy().into_owned();
+        if !names.contains(&stem.as_str()) {
+            continue;
+        }
+        for mode in [Mode::Dev, Mode::Ci] {
+            let label = format!("{} [{}] ({})", exp.title, mode.name(), case.display());
+            let world = World::new(
+                &format!(
+                    r#"{{"name":"victim","version":"1.0.0","dependencies":{{"{}":"1.0.0"}}}}"#,
+                    exp.package
+                ),
+                &[],
+            );
+            let (out, report) = world.install(&registry, mode, None);
+            let code = if exp.benign { 0 } else { 1 };
+            if let Some(r) = world.outcome(&label, &out, &report, code, &mut failures) {
+                check_package(&label, &exp, mode, &r, &mut failures);
+            }
+        }
+    }
+    failures
+}
+
+/// The hardening cases alone (a quick way to run them: `cargo test --test it -- --ignored
+/// hardening`); the full attack test runs them too.
+#[test]
+#[ignore = "a subset of attack_fixtures_are_contained_and_reported"]
+fn hardening_cases_only() {
+    if !require_userns() || !require_npm() {
+        return;
+    }
+    let failures = run_cases(&["sinkhole-crafted", "noatime", "unix-socket", "flood"]);
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// A host listener on a pathname unix socket in the project (a dev server's socket): the
+/// dependency script's attempts (directly, through links in its package directory and in
+/// /tmp) never reach it, and each is a finding.
+#[test]
+fn a_host_unix_listener_in_the_project_is_not_reachable() {
+    if !require_userns() || !require_npm() {
+        return;
+    }
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let mut world = World::new(
+        r#"{"name":"victim","version":"1.0.0","dependencies":{"rf-attack-unix-socket":"1.0.0"}}"#,
+        &[],
+    );
+    let sock = world.app.join("dev.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    // Reachable by anyone, as a dev server's socket often is.
+    std::fs::set_permissions(&sock, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    world.own.push("dev.sock".into());
+    let (out, report) = world.install(&registry, Mode::Dev, None);
+    let mut failures = Vec::new();
+    let r = world.outcome("unix listener", &out, &report, 1, &mut failures);
+    let mut reached = Vec::new();
+    while let Ok((mut s, _)) = listener.accept() {
+        let mut got = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut s, &mut got);
+        reached.push(String::from_utf8_lossy(&got).into_owned());
+    }
+    assert!(
+        reached.is_empty(),
+        "the host listener was reached: {reached:?}"
+    );
+    let r = r.unwrap_or_else(|| panic!("{}", failures.join("\n\n")));
+    let refused: Vec<&serde_json::Value> = r["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|run| run["findings"].as_array().unwrap().iter())
+        .filter(|f| f["code"] == "unix-socket-refused")
+        .collect();
+    assert!(
+        refused.iter().any(|f| f["severity"] == "high"
+            && f["target"]
+                .as_str()
+                .is_some_and(|t| t.ends_with("/app/dev.sock"))),
+        "{refused:#?}"
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// A project whose package.json npm accepts but serde_json does not (a BOM, a lone surrogate
+/// escape in the description and in a script, duplicate keys, odd types), with a `file:`
+/// dependency whose manifest is as odd: the install goes on and both scripts run.
+#[test]
+fn odd_manifests_npm_accepts_do_not_stop_the_install() {
+    if !require_userns() || !require_npm() {
+        return;
+    }
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let dep = scratch.path().join("rf-odd-dep");
+    std::fs::create_dir_all(&dep).unwrap();
+    let odd = |name: &str, script_event: &str, extra: &str| {
+        format!(
+            "\u{feff}{{\"name\":\"{name}\",\"version\":\"1.0.0\",\"version\":\"1.0.0\",\
+             \"description\":\"lone \\ud800 surrogate\",\"keywords\":\"not-an-array\",\
+             \"bin\":7,\"engines\":\"node\",{extra}\
+             \"scripts\":{{\"{script_event}\":\"node -e \\\"require('fs').writeFileSync('ran-{name}', '\\udc00')\\\"\",\"test\":5}}}}"
+        )
+    };
+    std::fs::write(dep.join("package.json"), odd("rf-odd-dep", "prepare", "")).unwrap();
+    let world = World::new(
+        &odd(
+            "victim",
+            "postinstall",
+            "\"dependencies\":{\"rf-odd-dep\":\"file:vendor/rf-odd-dep\"},",
+        ),
+        &[("rf-odd-dep".to_string(), dep)],
+    );
+    let (out, report) = world.install(&registry, Mode::Dev, None);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(world.app.join("ran-victim").is_file(), "{}", show(&out));
+    assert!(
+        world.app.join("vendor/rf-odd-dep/ran-rf-odd-dep").is_file(),
+        "{}",
+        show(&out)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let events: Vec<String> = r["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|run| format!("{} {}", run["package"]["name"], run["package"]["event"]))
+        .collect();
+    assert!(
+        events.iter().any(|e| e.contains("postinstall"))
+            && events.iter().any(|e| e.contains("prepare")),
+        "{events:?}"
+    );
+}
