@@ -66,8 +66,13 @@ impl Observation {
         spec.exec.env = env;
         let (env_probes, probe_log) = envprobe::EnvProbes::plant(spec)?;
         spec.exec.env.sort();
+        let preload_option = probe_log
+            .parent()
+            .map(|d| format!("--require={}", d.join("preload.js").display()))
+            .unwrap_or_default();
         let context = syscalls::Context {
             home: spec.home.clone(),
+            preload_option,
             writable: spec
                 .mounts
                 .iter()

@@ -22,6 +22,9 @@ use crate::sys;
 pub struct Context {
     /// HOME inside the sandbox (the decoy home; its writes are judged by the home diff).
     pub home: PathBuf,
+    /// The NODE_OPTIONS entry that loads the env-probe preload in this run (its path differs
+    /// between tiers); empty: the full tier's.
+    pub preload_option: String,
     /// Host paths bound writable.
     pub writable: Vec<PathBuf>,
     /// Every host path bound into the sandbox (read-only or writable).
@@ -280,6 +283,11 @@ fn serve(listener: &OwnedFd, ctx: &Context) -> Served {
     let mut argv_cache = ArgvCache::new();
     let mut alike: HashMap<(u8, String), usize> = HashMap::new();
     let mut since_sweep = 0u32;
+    let preload = if ctx.preload_option.is_empty() {
+        preload_option()
+    } else {
+        ctx.preload_option.clone()
+    };
     loop {
         let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::NONE) {
@@ -316,10 +324,10 @@ fn serve(listener: &OwnedFd, ctx: &Context) -> Served {
                 name: name.clone(),
                 errno: *errno,
             }),
-            None => read_event(&req, &mut mem, &mut argv_cache).or_else(|| {
+            None => read_event(&req, &mut mem, &mut argv_cache, &preload).or_else(|| {
                 // A stale memory handle (the process exec'd): reopen once.
                 mem.forget(req.pid)
-                    .then(|| read_event(&req, &mut mem, &mut argv_cache))
+                    .then(|| read_event(&req, &mut mem, &mut argv_cache, &preload))
                     .flatten()
             }),
         };
@@ -738,8 +746,7 @@ fn is_node(program: &str) -> bool {
 /// Whether the environment at `envp` in the target's memory has NODE_OPTIONS loading the
 /// preload (the first NODE_OPTIONS, as getenv finds it). Unreadable counts as yes: the
 /// recorder accuses only what it read.
-fn env_has_preload(f: &File, envp: u64) -> bool {
-    let want = preload_option();
+fn env_has_preload(f: &File, envp: u64, want: &str) -> bool {
     for i in 0..4096u64 {
         let Some(p) = envp.checked_add(i * 8).and_then(|at| read_u64(f, at)) else {
             return true;
@@ -751,7 +758,7 @@ fn env_has_preload(f: &File, envp: u64) -> bool {
             return true;
         };
         if let Some(v) = var.strip_prefix("NODE_OPTIONS=") {
-            return v.contains(&want);
+            return v.contains(want);
         }
     }
     true
@@ -777,6 +784,7 @@ fn read_event(
     req: &libc::seccomp_notif,
     mem: &mut MemCache,
     argv_cache: &mut ArgvCache,
+    preload: &str,
 ) -> Option<Event> {
     let nr = i64::from(req.data.nr);
     let a = req.data.args;
@@ -884,7 +892,7 @@ fn read_event(
         // recorded by it: every exec passes here, whatever the environment says.
         let node =
             is_node(&program) || (program.is_empty() && argv.first().is_some_and(|a| is_node(a)));
-        let preload_missing = node && !env_has_preload(f, envp_ptr);
+        let preload_missing = node && !env_has_preload(f, envp_ptr, preload);
         argv_cache.insert(pid, (argv_ptr, first, argv.clone(), preload_missing));
         return Some(Event::Exec {
             argv,
@@ -1964,6 +1972,7 @@ mod tests {
     fn a_project_under_home_is_judged_as_a_host_path() {
         let ctx = Context {
             home: "/home/u".into(),
+            preload_option: String::new(),
             writable: vec!["/home/u/p/node_modules/x".into()],
             visible: vec!["/home/u/p".into(), "/home/u/.npm".into()],
             caches: vec!["/home/u/.npm".into()],
@@ -2093,6 +2102,7 @@ mod tests {
     fn classification() {
         let ctx = Context {
             home: "/home/u".into(),
+            preload_option: String::new(),
             writable: vec!["/p/node_modules/x".into()],
             visible: vec!["/p".into()],
             caches: vec![],
@@ -2386,7 +2396,7 @@ mod tests {
                 .collect();
             let mut ptrs: Vec<u64> = strings.iter().map(|c| c.as_ptr() as usize as u64).collect();
             ptrs.push(0);
-            env_has_preload(&me, ptrs.as_ptr() as usize as u64)
+            env_has_preload(&me, ptrs.as_ptr() as usize as u64, &preload_option())
         };
         let with = format!("NODE_OPTIONS=--max-old-space-size=100 {}", preload_option());
         assert!(env(&["PATH=/bin", &with]));
