@@ -20,6 +20,50 @@ pub struct KernelFacts {
     pub landlock_abi: Result<i32, String>,
     /// `kernel/seccomp/actions_avail`.
     pub seccomp_actions: Option<String>,
+    /// `Seccomp:` of `/proc/self/status`: 2 when a filter already confines ringfence itself
+    /// (a container runtime's default profile, systemd's SystemCallFilter).
+    pub seccomp_mode: Option<String>,
+    /// What the kernel shows of a container around us (from `/proc/self/mountinfo`), if any.
+    pub container: Option<String>,
+}
+
+/// Evidence of a container runtime in our own mount table: the runtimes mask `/proc` entries
+/// (`/proc/kcore`, `/proc/keys`, `/proc/acpi`…) with their own mounts, and run from an overlay
+/// root. Marker files (`/.dockerenv`) are not evidence: anyone can create or omit them.
+fn container_evidence(mountinfo: &str) -> Option<String> {
+    let mut masked = Vec::new();
+    let mut overlay_root = false;
+    for line in mountinfo.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let Some(point) = fields.get(4) else { continue };
+        let fstype = line
+            .split(" - ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .unwrap_or("");
+        if *point == "/" && fstype == "overlay" {
+            overlay_root = true;
+        }
+        if [
+            "/proc/kcore",
+            "/proc/keys",
+            "/proc/timer_list",
+            "/proc/acpi",
+            "/proc/scsi",
+        ]
+        .contains(point)
+        {
+            masked.push(*point);
+        }
+    }
+    match (masked.is_empty(), overlay_root) {
+        (false, _) => Some(format!(
+            "the container runtime's masks over {} in /proc/self/mountinfo",
+            masked.join(", ")
+        )),
+        (true, true) => Some("an overlay root filesystem in /proc/self/mountinfo".into()),
+        (true, false) => None,
+    }
 }
 
 fn sysctl(path: &str) -> Option<String> {
@@ -48,6 +92,16 @@ impl KernelFacts {
                 _ => e.to_string(),
             }),
             seccomp_actions: sysctl("/proc/sys/kernel/seccomp/actions_avail"),
+            seccomp_mode: std::fs::read_to_string("/proc/self/status")
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find_map(|l| l.strip_prefix("Seccomp:"))
+                        .map(|v| v.trim().to_string())
+                }),
+            container: std::fs::read_to_string("/proc/self/mountinfo")
+                .ok()
+                .and_then(|m| container_evidence(&m)),
         }
     }
 
@@ -58,37 +112,61 @@ impl KernelFacts {
             .is_some_and(|a| a.split_whitespace().any(|x| x == "user_notif"))
     }
 
-    /// The most likely reason user namespaces cannot be used, and the fix.
+    /// The most likely reason user namespaces cannot be used, and the fix. Inside a container a
+    /// sysctl is never the fix (it is the host's, and the container cannot set it).
     pub fn userns_cause(&self) -> Diagnosis {
+        const LANDLOCK: &str = "unless `--require-tier full` is given, ringfence runs here in its landlock tier (no namespaces; `ringfence doctor` shows it)";
+        let filtered = self.seccomp_mode.as_deref() == Some("2");
+        if let Some(evidence) = &self.container {
+            let why = if filtered {
+                "a seccomp filter already confines this process (`Seccomp: 2`), as a container runtime's default profile does, and it refuses namespace creation"
+            } else {
+                "the container's runtime does not allow namespace creation"
+            };
+            return Diagnosis::new(
+                format!("this is a container ({evidence}); {why}"),
+                format!(
+                    "{LANDLOCK}. For the full tier the container must be allowed to create user namespaces: Docker/podman `--security-opt seccomp=<profile>` with a profile that also allows unshare, setns and clone with namespace flags (`seccomp=unconfined` works too, but drops the runtime's syscall filter for everything in the container); Kubernetes: a Localhost seccompProfile like that. Avoid `--privileged` and `systempaths=unconfined`: they expose the host's /proc/sys"
+                ),
+            );
+        }
         if self.unprivileged_userns_clone.as_deref() == Some("0") {
             return Diagnosis::new(
                 "unprivileged user namespaces are disabled (`kernel.unprivileged_userns_clone = 0`)",
-                "`sudo sysctl -w kernel.unprivileged_userns_clone=1` (persist it in /etc/sysctl.d/)",
+                format!(
+                    "{LANDLOCK}; for the full tier: `sudo sysctl -w kernel.unprivileged_userns_clone=1` (persist it in /etc/sysctl.d/)"
+                ),
             );
         }
         if self.max_user_namespaces.as_deref() == Some("0") {
             return Diagnosis::new(
                 "user namespaces are disabled (`user.max_user_namespaces = 0`)",
-                "`sudo sysctl -w user.max_user_namespaces=15000`",
+                format!(
+                    "{LANDLOCK}; for the full tier: `sudo sysctl -w user.max_user_namespaces=15000`"
+                ),
             );
         }
         if self.apparmor_restrict_unprivileged_userns.as_deref() == Some("1") {
             return Diagnosis::new(
                 "AppArmor restricts unprivileged user namespaces (`kernel.apparmor_restrict_unprivileged_userns = 1`, Ubuntu >= 23.10)",
-                "see scripts/check-userns.sh; allow ringfence with an AppArmor profile granting `userns,` or set the sysctl to 0",
+                format!(
+                    "{LANDLOCK}; for the full tier: an AppArmor profile granting the ringfence binary `userns,` (as Ubuntu ships for bwrap; see scripts/check-userns.sh)"
+                ),
             );
         }
-        if std::path::Path::new("/.dockerenv").exists()
-            || std::path::Path::new("/run/.containerenv").exists()
-        {
+        if filtered {
             return Diagnosis::new(
-                "this looks like a container whose seccomp profile or missing privileges block namespace creation",
-                "run the container with `--security-opt seccomp=unconfined --security-opt apparmor=unconfined` (Docker) or grant it user namespaces",
+                "a seccomp filter already confines this process (`Seccomp: 2` in /proc/self/status) and refuses namespace creation",
+                format!(
+                    "{LANDLOCK}; for the full tier, allow unshare, setns and clone with namespace flags in the filter that starts ringfence (a container runtime's profile, systemd's SystemCallFilter)"
+                ),
             );
         }
         Diagnosis::new(
             "the kernel refused to create a user namespace",
-            "check `sysctl user.max_user_namespaces` and your container or LSM configuration (scripts/check-userns.sh)",
+            format!(
+                "{LANDLOCK}; for the full tier check `sysctl user.max_user_namespaces` and your container or LSM configuration (scripts/check-userns.sh)"
+            ),
         )
     }
 }
@@ -144,5 +222,19 @@ pub fn hint(step: Step, errno: Option<i32>, facts: &KernelFacts) -> Option<Diagn
             "set `seccomp = \"best-effort\"` under [enforcement] to run without it",
         )),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod container_tests {
+    use super::container_evidence;
+
+    #[test]
+    fn containers_are_told_by_their_mount_table() {
+        let docker = "589 510 0:52 / / rw,relatime master:300 - overlay overlay rw,lowerdir=/x\n\
+                      611 590 0:55 /null /proc/kcore rw,nosuid - tmpfs tmpfs rw\n";
+        assert!(container_evidence(docker).unwrap().contains("/proc/kcore"));
+        let host = "29 1 252:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n";
+        assert_eq!(container_evidence(host), None);
     }
 }

@@ -98,7 +98,9 @@ pub fn run(s: DoctorSettings) -> Result<Exit, RunError> {
                 "unavailable": facts.landlock_abi.as_ref().err(),
                 "pinned_abi": sandbox::landlock::PINNED_ABI_NUMBER,
             },
+            "container": facts.container,
             "seccomp": {
+                "mode": facts.seccomp_mode,
                 "actions": facts.seccomp_actions,
                 "user_notification": facts.user_notif(),
             },

@@ -1490,7 +1490,9 @@ fn unix_refused_finding(given: &Path, real: &Path, there: bool, what: &str) -> F
     });
     let (severity, why) = if system {
         (
-            Severity::Low,
+            // Every getpwuid() of a build tool tries nscd: noise on real projects, refused
+            // anyway; in the report, not the summary.
+            Severity::Info,
             "a system service socket the C library tries on its own; it falls back",
         )
     } else if there {

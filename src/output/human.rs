@@ -59,7 +59,12 @@ fn severity_label(s: Severity) -> &'static str {
 pub fn summary(report: &Report, elapsed_secs: f64) -> String {
     use std::fmt::Write as _;
     let mut counts: BTreeMap<crate::observe::Severity, usize> = BTreeMap::new();
-    for f in report.runs.iter().flat_map(|r| &r.findings) {
+    for f in report
+        .runs
+        .iter()
+        .flat_map(|r| &r.findings)
+        .filter(|f| shown(f))
+    {
         *counts.entry(f.severity).or_default() += 1;
     }
     let findings = if counts.is_empty() {
@@ -107,6 +112,13 @@ pub fn summary(report: &Report, elapsed_secs: f64) -> String {
         quiet_packages(&mut out, i);
     }
     out
+}
+
+/// Probes nobody needs by default (CI detection, info) stay in the report and out of the
+/// summary; `-v` shows them.
+fn shown(f: &Finding) -> bool {
+    tracing::enabled!(tracing::Level::INFO)
+        || !(f.severity == Severity::Info || f.code == crate::findings::Code::CiDetection)
 }
 
 /// One script's line, what was refused (with the allowance that would permit it) and its
@@ -185,18 +197,7 @@ fn run_lines(out: &mut String, r: &ScriptRun) {
             let _ = writeln!(out, "             {}", terminal_safe(line));
         }
     }
-    // Probes nobody needs by default (CI detection, info) stay in the report; `-v` shows
-    // them.
-    let verbose = tracing::enabled!(tracing::Level::INFO);
-    let shown: Vec<&Finding> = r
-        .findings
-        .iter()
-        .filter(|f| {
-            verbose
-                || !(f.severity == crate::observe::Severity::Info
-                    || f.code == crate::findings::Code::CiDetection)
-        })
-        .collect();
+    let shown: Vec<&Finding> = r.findings.iter().filter(|f| shown(f)).collect();
     for f in shown.iter().take(SUMMARY_FINDINGS) {
         let _ = writeln!(
             out,
@@ -208,7 +209,8 @@ fn run_lines(out: &mut String, r: &ScriptRun) {
     }
     let hidden = r.findings.len() - shown.len();
     let more = shown.len().saturating_sub(SUMMARY_FINDINGS);
-    if more > 0 || hidden > 0 {
+    // Hidden probes alone are not worth a line: they are in the report, and -v shows them.
+    if more > 0 {
         let _ = writeln!(
             out,
             "           … and {} more finding(s) of this run in the JSON report (--report){}",

@@ -137,6 +137,8 @@ pub fn plan(
             rules,
             deny_tcp_bind: true,
             deny_tcp_connect: true,
+            // Landlock is the whole filesystem view here, and the only TCP barrier (ABI 4).
+            min_abi: Some(4),
             scoped: true,
         },
         seccomp,

@@ -58,6 +58,16 @@ pub enum LandlockError {
     /// The ruleset could not be built or applied.
     #[error("building or applying the landlock ruleset")]
     Ruleset(#[from] landlock::RulesetError),
+    /// The landlock tier needs at least this ABI.
+    #[error(
+        "the landlock tier needs Landlock ABI >= {min} (Linux >= 6.7: filesystem and TCP rules); this kernel offers {kernel_abi:?}"
+    )]
+    TooOld {
+        /// Needed.
+        min: u32,
+        /// Offered.
+        kernel_abi: Option<u32>,
+    },
     /// Required but not fully enforced.
     #[error(
         "landlock is required by the profile but the kernel enforced it only as `{status:?}` (kernel ABI {kernel_abi:?}, pinned ABI {PINNED_ABI_NUMBER}); Landlock needs Linux >= 5.13, scopes >= 6.12"
@@ -129,6 +139,14 @@ pub fn restrict(plan: &LandlockPlan) -> Result<LandlockOutcome, LandlockError> {
             _ => None,
         },
     };
+    if let Some(min) = plan.min_abi {
+        if outcome.kernel_abi.is_none_or(|k| k < min) {
+            return Err(LandlockError::TooOld {
+                min,
+                kernel_abi: outcome.kernel_abi,
+            });
+        }
+    }
     if plan.level == Level::Required && outcome.status != Status::FullyEnforced {
         return Err(LandlockError::NotEnforced {
             status: outcome.status,

@@ -124,6 +124,10 @@ pub struct LandlockPlan {
     /// has no network namespace).
     #[serde(default)]
     pub deny_tcp_connect: bool,
+    /// The lowest kernel ABI that still enforces what the tier relies on (the landlock tier:
+    /// 4, for TCP); below it the step fails whatever the profile's level.
+    #[serde(default)]
+    pub min_abi: Option<u32>,
     /// Scope abstract unix sockets and signals to the sandbox's own domain.
     pub scoped: bool,
 }
@@ -498,6 +502,7 @@ impl SetupPlan {
                 rules,
                 deny_tcp_bind: true,
                 deny_tcp_connect: false,
+                min_abi: None,
                 scoped: true,
             },
             seccomp: seccomp::deny_plan(spec.enforcement.seccomp),
