@@ -35,4 +35,43 @@ prints=$(grep -rn -B1 'println!\|eprintln!\|print!(\|eprint!(' src --include=*.r
 check "only commands/, output/ and main.rs print" "$prints"
 check "unsafe only in sys.rs" \
     "$(grep -rn 'unsafe \?{\|unsafe fn\|unsafe impl' src --include=*.rs | grep -v '^src/sys.rs:' || true)"
+# No import cycle between the top-level modules (`crate::x` references, tests included).
+cycles=$(python3 - <<'PY'
+import os, re, sys
+src = "src"
+mods = {}
+for entry in os.listdir(src):
+    name = entry[:-3] if entry.endswith(".rs") else entry
+    if name in ("main", "lib"):
+        continue
+    paths = []
+    full = os.path.join(src, entry)
+    if os.path.isdir(full):
+        for root, _, files in os.walk(full):
+            paths += [os.path.join(root, f) for f in files if f.endswith(".rs")]
+    elif entry.endswith(".rs"):
+        paths.append(full)
+    deps = set()
+    for p in paths:
+        deps |= set(re.findall(r"crate::([a-z_]+)", open(p).read()))
+    mods.setdefault(name, set()).update(deps - {name})
+seen, stack, out = set(), [], []
+def visit(m):
+    if m in stack:
+        out.append(" -> ".join(stack[stack.index(m):] + [m]))
+        return
+    if m in seen:
+        return
+    seen.add(m)
+    stack.append(m)
+    for d in sorted(mods.get(m, ())):
+        if d in mods:
+            visit(d)
+    stack.pop()
+for m in sorted(mods):
+    visit(m)
+print("\n".join(out))
+PY
+)
+check "no import cycle between top-level modules" "$cycles"
 exit $fail

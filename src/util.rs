@@ -15,3 +15,18 @@ pub fn sha256_hex(data: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// Search `path` (colon-separated) for an executable regular file called `name`, as execvp does.
+pub fn search_path(path: &str, name: &str, cwd: &std::path::Path) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    path.split(':').find_map(|dir| {
+        let dir = if dir.is_empty() {
+            std::path::Path::new(".")
+        } else {
+            std::path::Path::new(dir)
+        };
+        let candidate = cwd.join(dir).join(name);
+        let meta = std::fs::metadata(&candidate).ok()?;
+        (meta.is_file() && meta.permissions().mode() & 0o111 != 0).then_some(candidate)
+    })
+}

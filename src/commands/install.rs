@@ -17,10 +17,10 @@ use crate::npm::scripts::{Job, Phase};
 use crate::npm::tree::optional_set;
 use crate::npm::{self, Toolchain};
 use crate::output::human;
-use crate::pipeline::{Runner, ScriptOutcome, batch};
+use crate::pipeline::{JobStatus, Runner, ScriptOutcome, batch, package_run};
 use crate::policy::package::InstallScope;
 use crate::policy::{self, PolicyError, ProfileFile, ResolveContext};
-use crate::report::{JobStatus, Report, package_run};
+use crate::report::{Report, ReportWarning};
 use crate::settings::InstallSettings;
 
 use super::Exit;
@@ -37,7 +37,11 @@ pub struct Installed {
 
 /// `ringfence install|ci`.
 pub fn run(s: InstallSettings) -> Result<Exit, RunError> {
-    install(&s).exit
+    let installed = install(&s);
+    if let Err(e) = &installed.exit {
+        super::report_failure(s.report.as_deref(), installed.report, e);
+    }
+    installed.exit
 }
 
 /// The install, for `install`/`ci` and for each mode of `replay`.
@@ -184,13 +188,21 @@ fn install_reporting(s: &InstallSettings, slot: &mut Option<Report>) -> Result<E
     let captured =
         npm::run_ignore_scripts(&tool, s.command, &s.npm_args, &project.root, &rctx.env)?;
     let build = project.build_set(s.command)?;
-    let mut warnings = build.git_prepare_warnings();
-    warnings.extend(npm::bins::shadowing_bins(&project.root));
+    let mut notices = build.git_prepare_warnings();
+    notices.extend(npm::bins::shadowing_bins(&project.root));
+    let warnings: Vec<ReportWarning> = notices
+        .into_iter()
+        .map(|n| ReportWarning {
+            code: n.code.into(),
+            location: n.location,
+            message: n.message,
+        })
+        .collect();
     human::report_warnings(&warnings);
     let (npm_env, nodedir) = project::script_env(&captured, &tool);
     let phases = build.phases(&project, s.command, &s.npm_args, &captured, &npm_env, &tool);
     let total: usize = phases.iter().map(|p| p.jobs.len()).sum();
-    let install_summary = build.summary(&phases);
+    let install_summary = crate::report::install_summary(&build, &phases);
     let npm_cache = project::cache_dir(&npm_env, &rctx.home);
     let runner = Runner {
         profile: &profile,

@@ -41,6 +41,26 @@ impl Exit {
     }
 }
 
+/// Write `e` into the report at `path` (the report so far, or an empty one), so that a CI step
+/// reading only the report never sees a clean-looking install when ringfence failed.
+pub(crate) fn report_failure(
+    path: Option<&std::path::Path>,
+    report: Option<crate::report::Report>,
+    e: &RunError,
+) {
+    let Some(path) = path else { return };
+    let mut r = report.unwrap_or_else(|| crate::report::Report::new(Vec::new()));
+    let hint = e.hint();
+    r.error = Some(crate::report::RunFailure {
+        message: crate::output::human::error_chain(e),
+        cause: hint.as_ref().and_then(|h| h.cause.clone()),
+        hint: hint.map(|h| h.fix),
+    });
+    if let Err(w) = r.write(path) {
+        tracing::warn!("could not write the failure into the report: {w}");
+    }
+}
+
 /// Run the parsed command line.
 pub fn dispatch(cli: Cli) -> Result<Exit, RunError> {
     // Installs and replays create many decoy homes over minutes: an interruption removes them.

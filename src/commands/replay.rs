@@ -277,8 +277,16 @@ fn run_mode(
 }
 
 /// Run the replay: every mode, then what differed. Exit 1 when a finding in any mode is at
-/// least `--fail-on`.
+/// least `--fail-on`. A failure of ringfence itself is written into the report too.
 pub fn run(s: ReplaySettings) -> Result<Exit, RunError> {
+    let r = replay(&s);
+    if let Err(e) = &r {
+        super::report_failure(s.report.as_deref(), None, e);
+    }
+    r
+}
+
+fn replay(s: &ReplaySettings) -> Result<Exit, RunError> {
     let rctx = ResolveContext::from_process().map_err(PolicyError::Context)?;
     let path_env = rctx.var("PATH").unwrap_or(policy::DEFAULT_PATH).to_string();
     let tool = Toolchain::locate(&path_env, &rctx.cwd)?;
@@ -299,7 +307,7 @@ pub fn run(s: ReplaySettings) -> Result<Exit, RunError> {
     let mut results: Vec<(String, PathBuf, Option<Report>)> = Vec::new();
     let mut modes = Vec::new();
     for (i, mode) in s.modes.iter().enumerate() {
-        let (m, project, report) = run_mode(&s, i, mode, &specs, &work_path)?;
+        let (m, project, report) = run_mode(s, i, mode, &specs, &work_path)?;
         modes.push(m);
         results.push((mode.clone(), project, report));
     }

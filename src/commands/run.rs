@@ -13,8 +13,17 @@ use crate::settings::RunSettings;
 
 use super::Exit;
 
-/// Resolve, prepare, run (or show the plan), report.
+/// Resolve, prepare, run (or show the plan), report; a failure of ringfence itself is written
+/// into the report too.
 pub fn run(s: RunSettings) -> Result<Exit, RunError> {
+    let r = run_inner(&s);
+    if let Err(e) = &r {
+        super::report_failure(s.report.as_deref(), None, e);
+    }
+    r
+}
+
+fn run_inner(s: &RunSettings) -> Result<Exit, RunError> {
     let rctx = ResolveContext::from_process().map_err(PolicyError::Context)?;
     let profile = policy::load(s.profile.as_deref())?;
     let (spec, warnings) = policy::resolve(&profile, &rctx, &s.request)?;

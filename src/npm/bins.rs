@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::report::ReportWarning;
+use super::Notice;
 
 /// Commands whose shadowing by a package's bin changes what every later script runs: shells,
 /// interpreters, the toolchain, git, npm itself, privilege tools and the coreutils scripts call.
@@ -61,7 +61,7 @@ const SHADOWABLE: &[&str] = &[
 /// that directory first on every later script's PATH (the root project's included), so such a
 /// bin runs instead of the real command. ringfence runs scripts with the system's shell; the
 /// rest is reported, attributed to the package the bin belongs to.
-pub fn shadowing_bins(project: &Path) -> Vec<ReportWarning> {
+pub fn shadowing_bins(project: &Path) -> Vec<Notice> {
     let bin = project.join("node_modules/.bin");
     let mut out = Vec::new();
     for name in SHADOWABLE {
@@ -89,8 +89,8 @@ pub fn shadowing_bins(project: &Path) -> Vec<ReportWarning> {
                 })
             })
             .unwrap_or_else(|| "an unknown package".into());
-        out.push(ReportWarning {
-            code: "bin-shadows-command".into(),
+        out.push(Notice {
+            code: "bin-shadows-command",
             location: Some(format!("node_modules/{owner}")),
             message: format!(
                 "{owner} ships a bin `{name}` that shadows the system command for every later script (ringfence runs scripts with the system's shell; other commands they call by name resolve to the bin)"

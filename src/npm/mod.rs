@@ -139,6 +139,18 @@ pub enum NpmError {
     },
 }
 
+/// Something about the installed tree the user should know, that does not stop the install
+/// (commands turn these into report warnings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// Stable kebab-case code.
+    pub code: &'static str,
+    /// Lockfile location of the package concerned.
+    pub location: Option<String>,
+    /// One line.
+    pub message: String,
+}
+
 impl NpmError {
     /// What would fix it, when there is one thing to do.
     pub fn hint(&self) -> Option<String> {
@@ -167,9 +179,9 @@ pub struct Toolchain {
 impl Toolchain {
     /// Locate node and npm on `path`.
     pub fn locate(path: &str, cwd: &Path) -> Result<Self, NpmError> {
-        let npm = crate::policy::search_path(path, "npm", cwd).ok_or(NpmError::NotFound)?;
+        let npm = crate::util::search_path(path, "npm", cwd).ok_or(NpmError::NotFound)?;
         let node_link =
-            crate::policy::search_path(path, "node", cwd).ok_or(NpmError::NodeNotFound)?;
+            crate::util::search_path(path, "node", cwd).ok_or(NpmError::NodeNotFound)?;
         let node = std::fs::canonicalize(&node_link).map_err(|source| NpmError::Read {
             path: node_link.clone(),
             source,

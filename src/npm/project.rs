@@ -1,7 +1,7 @@
 //! The project as npm reads it, checked before anything changes, and what npm installed into
 //! it: the build set and the phases of scripts npm would run.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::env::NodeExtras;
@@ -9,8 +9,7 @@ use super::manifest::Manifest;
 use super::rollback::Rollback;
 use super::scripts::{Phase, PlanInput, plan};
 use super::tree::{self, Identity, Lockfile, Node, build_set, scan_identities};
-use super::{Captured, Command2, NpmError, Toolchain};
-use crate::report::{InstallSummary, PackageId, ReportWarning};
+use super::{Captured, Command2, Notice, NpmError, Toolchain};
 
 /// The project before npm runs.
 #[derive(Debug)]
@@ -229,13 +228,13 @@ impl BuildSet {
 
     /// Git dependencies are prepared by npm at fetch time (a nested install plus `prepare`, then
     /// packed), which `--ignore-scripts` skips. That is not replayable in node_modules: say so.
-    pub fn git_prepare_warnings(&self) -> Vec<ReportWarning> {
+    pub fn git_prepare_warnings(&self) -> Vec<Notice> {
         let mut out = Vec::new();
         for (n, m) in self.nodes.iter().zip(&self.manifests) {
             let git = n.resolved.as_deref().is_some_and(|r| r.starts_with("git+"));
             if git && m.scripts.contains_key("prepare") {
-                out.push(ReportWarning {
-                    code: "git-prepare-skipped".into(),
+                out.push(Notice {
+                    code: "git-prepare-skipped",
                     location: Some(n.location.clone()),
                     message: format!(
                         "{}@{} is a git dependency with a `prepare` script; npm runs it at fetch time, which `--ignore-scripts` skips, so its build output may be missing (its install scripts are still replayed)",
@@ -246,38 +245,6 @@ impl BuildSet {
             }
         }
         out
-    }
-
-    /// How many packages there were, how many had scripts, and which had none.
-    pub fn summary(&self, phases: &[Phase]) -> InstallSummary {
-        let scripted: BTreeSet<&str> = phases
-            .iter()
-            .flat_map(|p| p.jobs.iter())
-            .map(|j| j.location.as_str())
-            .collect();
-        InstallSummary {
-            packages: self.nodes.len(),
-            with_scripts: self
-                .nodes
-                .iter()
-                .filter(|n| scripted.contains(n.location.as_str()))
-                .count(),
-            no_install_time_behaviour: self
-                .nodes
-                .iter()
-                .zip(&self.manifests)
-                .filter(|(n, _)| !scripted.contains(n.location.as_str()))
-                .map(|(n, m)| PackageId {
-                    name: m.name.clone().unwrap_or_else(|| n.name.clone()),
-                    version: m
-                        .version
-                        .clone()
-                        .or_else(|| n.version.clone())
-                        .unwrap_or_default(),
-                    location: n.location.clone(),
-                })
-                .collect(),
-        }
     }
 }
 

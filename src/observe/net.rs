@@ -26,11 +26,7 @@ use super::syscalls::Sighting;
 use super::{Actor, Code, Finding, FindingKind, Severity};
 use crate::sandbox::channel::SinkSocket;
 
-/// TCP ports the sinkhole listens on (others are refused at once inside the namespace).
-pub const TCP_PORTS: [u16; 20] = [
-    21, 22, 25, 53, 80, 443, 587, 3000, 3306, 4873, 5000, 5432, 6379, 8000, 8080, 8443, 8888, 9000,
-    9418, 27017,
-];
+pub use crate::sandbox::spec::SINKHOLE_TCP_PORTS as TCP_PORTS;
 
 /// The sinkhole's budgets: what one sandboxed run may make it keep or spend.
 mod budget {

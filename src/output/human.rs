@@ -275,9 +275,9 @@ pub fn report_warnings(warnings: &[ReportWarning]) {
     }
 }
 
-/// `error: …`, each cause not already in the message on its own line, then the hint.
-pub fn error(e: &RunError) -> String {
-    let mut out = format!("error: {e}");
+/// The error and each cause not already in its message, one per line.
+pub fn error_chain(e: &RunError) -> String {
+    let mut out = e.to_string();
     let mut cur = std::error::Error::source(e);
     // Sources already folded into the top message (transparent variants) are skipped.
     while let Some(c) = cur {
@@ -287,6 +287,12 @@ pub fn error(e: &RunError) -> String {
         }
         cur = c.source();
     }
+    out
+}
+
+/// `error: …`, each cause not already in the message on its own line, then the hint.
+pub fn error(e: &RunError) -> String {
+    let mut out = format!("error: {}", error_chain(e));
     if let Some(h) = e.hint() {
         if let Some(cause) = &h.cause {
             out.push_str(&format!("\n  cause: {cause}"));

@@ -4,6 +4,7 @@
 //! its name. Batches of scripts run through [`batch::run_phase`].
 
 pub mod batch;
+pub mod entry;
 pub mod events;
 pub mod execute;
 pub mod tier;
@@ -19,6 +20,7 @@ use crate::policy::package::{InstallScope, Writable, script_request};
 use crate::policy::{self, ProfileFile, ResolveContext, Warning};
 use crate::sandbox::Outcome;
 
+pub use entry::{JobStatus, package_run};
 pub use events::Events;
 pub use execute::{Executed, Io, Prepared, Recording};
 

@@ -73,20 +73,7 @@ impl ResolveContext {
 /// `PATH` used when the caller has none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Search `path` (colon-separated) for an executable regular file called `name`, as execvp does.
-pub fn search_path(path: &str, name: &str, cwd: &Path) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    path.split(':').find_map(|dir| {
-        let dir = if dir.is_empty() {
-            Path::new(".")
-        } else {
-            Path::new(dir)
-        };
-        let candidate = cwd.join(dir).join(name);
-        let meta = std::fs::metadata(&candidate).ok()?;
-        (meta.is_file() && meta.permissions().mode() & 0o111 != 0).then_some(candidate)
-    })
-}
+pub use crate::util::search_path;
 
 /// What the caller asked for on top of the profile (from `ringfence run` flags).
 #[derive(Debug, Clone, Default)]

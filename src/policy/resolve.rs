@@ -109,7 +109,7 @@ pub fn resolve(
         },
         network: if profile.net.record.unwrap_or(true) && !req.no_record {
             NetworkSpec::Sinkhole {
-                tcp_ports: crate::observe::net::TCP_PORTS.to_vec(),
+                tcp_ports: crate::sandbox::spec::SINKHOLE_TCP_PORTS.to_vec(),
             }
         } else {
             NetworkSpec::Isolated

@@ -52,7 +52,7 @@ use serde::{Deserialize, Serialize};
 
 mod build;
 
-pub use build::{JobStatus, package_run};
+pub use build::install_summary;
 use thiserror::Error;
 
 use crate::observe::Finding;
@@ -82,6 +82,23 @@ pub struct Report {
     /// `replay` only: the modes replayed and how their behaviour differed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<ReplaySummary>,
+    /// ringfence itself failed (exit 2): what, and what to do. A report with an error is never
+    /// a clean install, whatever `runs` holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<RunFailure>,
+}
+
+/// Why ringfence could not do its job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunFailure {
+    /// The error and its causes, one per line.
+    pub message: String,
+    /// The cause ringfence diagnosed, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    /// What to do about it, if ringfence knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
 }
 
 /// A forensic replay: the same packages installed once per mode.
@@ -388,6 +405,7 @@ impl Report {
             warnings: Vec::new(),
             install: None,
             replay: None,
+            error: None,
         }
     }
 

@@ -96,6 +96,12 @@ pub struct EnforcementLevels {
     pub seccomp: Level,
 }
 
+/// TCP ports the sinkhole listens on (others are refused at once inside the namespace).
+pub const SINKHOLE_TCP_PORTS: [u16; 20] = [
+    21, 22, 25, 53, 80, 443, 587, 3000, 3306, 4873, 5000, 5432, 6379, 8000, 8080, 8443, 8888, 9000,
+    9418, 27017,
+];
+
 /// The network the sandbox sees.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "type")]

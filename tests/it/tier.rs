@@ -198,3 +198,44 @@ fn the_landlock_tier_contains_the_script() {
     );
     assert!(report_text.contains("survivor"), "{report_text}");
 }
+
+/// A ringfence failure is written into the report (an `error` object), never an empty
+/// clean-looking report; `ci` fails in the pre-flight, before npm touches the project.
+#[test]
+fn a_failure_is_in_the_report_and_the_project_is_untouched() {
+    if !require_userns() || !crate::common::require_npm() {
+        return;
+    }
+    let ctx = TestContext::new();
+    std::fs::write(
+        ctx.project.join("package.json"),
+        r#"{"name":"p","version":"1.0.0","scripts":{"postinstall":"true"}}"#,
+    )
+    .unwrap();
+    let lock = r#"{"name":"p","version":"1.0.0","lockfileVersion":3,"requires":true,"packages":{"":{"name":"p","version":"1.0.0"}}}"#;
+    std::fs::write(ctx.project.join("package-lock.json"), lock).unwrap();
+    let report = ctx.outside.join("report.json");
+    let mut c = ctx.cmd();
+    c.args([
+        "ci",
+        "--require-tier",
+        "full",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    let out = under_seccomp(&mut c, &docker_default_namespaces());
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let r = json(&report);
+    assert_eq!(r["runs"], serde_json::json!([]), "{r}");
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains("unshare"),
+        "{r}"
+    );
+    assert!(r["error"]["hint"].as_str().is_some(), "{r}");
+    // Pre-flight: npm never ran.
+    assert!(!ctx.project.join("node_modules").exists());
+    assert_eq!(
+        std::fs::read_to_string(ctx.project.join("package-lock.json")).unwrap(),
+        lock
+    );
+}
