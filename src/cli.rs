@@ -46,6 +46,9 @@ pub struct FindingsArgs {
 /// `ringfence replay`.
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
+    /// Also write the findings as SARIF 2.1.0 (code scanning: GitHub, GitLab, Azure DevOps).
+    #[arg(long, value_name = "FILE")]
+    pub sarif: Option<PathBuf>,
     /// Isolation tier: `full` (namespaces), `landlock` (no namespaces: for containers and
     /// hosts without usable user namespaces), or `auto` (full where it works).
     #[arg(
@@ -85,6 +88,9 @@ pub struct ReplayArgs {
 /// `ringfence run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// Also write the findings as SARIF 2.1.0 (code scanning: GitHub, GitLab, Azure DevOps).
+    #[arg(long, value_name = "FILE")]
+    pub sarif: Option<PathBuf>,
     /// Isolation tier: `full` (namespaces), `landlock` (no namespaces: for containers and
     /// hosts without usable user namespaces), or `auto` (full where it works).
     #[arg(
@@ -145,6 +151,9 @@ pub struct DoctorArgs {
 /// `ringfence install` / `ringfence ci`.
 #[derive(Debug, Args)]
 pub struct InstallArgs {
+    /// Also write the findings as SARIF 2.1.0 (code scanning: GitHub, GitLab, Azure DevOps).
+    #[arg(long, value_name = "FILE")]
+    pub sarif: Option<PathBuf>,
     /// Isolation tier: `full` (namespaces), `landlock` (no namespaces: for containers and
     /// hosts without usable user namespaces), or `auto` (full where it works).
     #[arg(

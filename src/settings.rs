@@ -28,6 +28,10 @@ pub struct RunSettings {
     pub tier: TierChoice,
     /// Weakest acceptable tier.
     pub require_tier: Option<Tier>,
+    /// SARIF output path.
+    pub sarif: Option<PathBuf>,
+    /// Running in GitHub Actions (`GITHUB_ACTIONS=true`): annotations and a job summary.
+    pub github: Option<GithubOutput>,
 }
 
 /// `ringfence install` / `ringfence ci`, and each mode of `replay`.
@@ -66,6 +70,10 @@ pub struct InstallSettings {
     pub tier: TierChoice,
     /// Weakest acceptable tier.
     pub require_tier: Option<Tier>,
+    /// SARIF output path.
+    pub sarif: Option<PathBuf>,
+    /// Running in GitHub Actions (`GITHUB_ACTIONS=true`): annotations and a job summary.
+    pub github: Option<GithubOutput>,
 }
 
 /// `ringfence replay`.
@@ -89,6 +97,28 @@ pub struct ReplaySettings {
     pub tier: TierChoice,
     /// Weakest acceptable tier.
     pub require_tier: Option<Tier>,
+    /// SARIF output path.
+    pub sarif: Option<PathBuf>,
+    /// Running in GitHub Actions (`GITHUB_ACTIONS=true`): annotations and a job summary.
+    pub github: Option<GithubOutput>,
+}
+
+/// What GitHub Actions gets: annotations on stdout, the summary appended to this file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GithubOutput {
+    /// `$GITHUB_STEP_SUMMARY`.
+    pub step_summary: Option<PathBuf>,
+}
+
+impl GithubOutput {
+    /// From the environment GitHub's runner sets.
+    pub fn from_env() -> Option<Self> {
+        (std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true")).then(|| GithubOutput {
+            step_summary: std::env::var_os("GITHUB_STEP_SUMMARY")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+        })
+    }
 }
 
 /// `ringfence doctor`.
@@ -163,6 +193,8 @@ impl RunSettings {
         Ok(RunSettings {
             tier,
             require_tier,
+            sarif: args.sarif,
+            github: GithubOutput::from_env(),
             request: RunRequest {
                 command: args.command,
                 rw: args.rw,
@@ -201,6 +233,8 @@ impl InstallSettings {
             summary: true,
             tier: TierChoice::Auto,
             require_tier: None,
+            sarif: None,
+            github: None,
         }
     }
 
@@ -226,6 +260,8 @@ impl InstallSettings {
         Ok(InstallSettings {
             tier,
             require_tier,
+            sarif: args.sarif,
+            github: GithubOutput::from_env(),
             npm_args: args.npm_args,
             report: args.report,
             jobs,
@@ -253,6 +289,8 @@ impl ReplaySettings {
         Ok(ReplaySettings {
             tier,
             require_tier,
+            sarif: args.sarif,
+            github: GithubOutput::from_env(),
             specs: args.specs,
             modes: if args.modes.is_empty() {
                 vec!["dev".to_string(), "ci".to_string()]

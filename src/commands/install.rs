@@ -33,11 +33,26 @@ pub struct Installed {
     pub exit: Result<Exit, RunError>,
     /// The report, once scripts ran.
     pub report: Option<Report>,
+    /// The project root, once found.
+    pub project: Option<PathBuf>,
 }
 
 /// `ringfence install|ci`.
 pub fn run(s: InstallSettings) -> Result<Exit, RunError> {
     let installed = install(&s);
+    super::github(
+        s.github.as_ref(),
+        installed.report.as_ref(),
+        installed.project.as_deref(),
+        s.fail_on,
+        installed.exit.as_ref().err(),
+    );
+    super::write_sarif(
+        s.sarif.as_deref(),
+        installed.report.as_ref(),
+        installed.project.as_deref(),
+        installed.exit.as_ref().err(),
+    )?;
     if let Err(e) = &installed.exit {
         super::report_failure(s.report.as_deref(), installed.report, e);
     }
@@ -47,8 +62,13 @@ pub fn run(s: InstallSettings) -> Result<Exit, RunError> {
 /// The install, for `install`/`ci` and for each mode of `replay`.
 pub fn install(s: &InstallSettings) -> Installed {
     let mut report = None;
-    let exit = install_reporting(s, &mut report);
-    Installed { exit, report }
+    let mut project = None;
+    let exit = install_reporting(s, &mut report, &mut project);
+    Installed {
+        exit,
+        report,
+        project,
+    }
 }
 
 /// The caller's context with the settings' environment changes and project applied.
@@ -175,12 +195,17 @@ fn partial(report: &Report) -> Vec<String> {
         .collect()
 }
 
-fn install_reporting(s: &InstallSettings, slot: &mut Option<Report>) -> Result<Exit, RunError> {
+fn install_reporting(
+    s: &InstallSettings,
+    slot: &mut Option<Report>,
+    project_slot: &mut Option<PathBuf>,
+) -> Result<Exit, RunError> {
     let t0 = Instant::now();
     let rctx = context(s)?;
     let path_env = rctx.var("PATH").unwrap_or(policy::DEFAULT_PATH).to_string();
     let tool = Toolchain::locate(&path_env, &rctx.cwd)?;
     let (root, profile) = project_and_policy(s, &rctx)?;
+    *project_slot = Some(root.clone());
     let project = Project::read(root, s.command)?;
     // Pre-flight: a machine where no sandbox runs fails here, before npm changes anything.
     let tier = crate::pipeline::tier::preflight(s.tier, s.require_tier)?;

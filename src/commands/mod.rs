@@ -41,6 +41,75 @@ impl Exit {
     }
 }
 
+/// Write the SARIF log of `report` (with `e` as a failed invocation) to `path`, if asked.
+pub(crate) fn write_sarif(
+    path: Option<&std::path::Path>,
+    report: Option<&crate::report::Report>,
+    project: Option<&std::path::Path>,
+    e: Option<&RunError>,
+) -> Result<(), RunError> {
+    let Some(path) = path else { return Ok(()) };
+    let mut r = report
+        .cloned()
+        .unwrap_or_else(|| crate::report::Report::new(Vec::new()));
+    if let Some(e) = e {
+        r.error = Some(crate::report::RunFailure {
+            message: crate::output::human::error_chain(e),
+            cause: None,
+            hint: e.hint().map(|h| h.fix),
+        });
+    }
+    crate::output::sarif::write(&r, project, path).map_err(|source| {
+        RunError::Report(crate::report::ReportError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
+    })
+}
+
+/// GitHub Actions: annotations on stdout (where the runner reads workflow commands) and the
+/// job summary appended to `$GITHUB_STEP_SUMMARY`.
+pub(crate) fn github(
+    gh: Option<&crate::settings::GithubOutput>,
+    report: Option<&crate::report::Report>,
+    project: Option<&std::path::Path>,
+    fail_on: Option<crate::findings::Severity>,
+    e: Option<&RunError>,
+) {
+    use crate::findings::Severity;
+    let Some(gh) = gh else { return };
+    let mut r = report
+        .cloned()
+        .unwrap_or_else(|| crate::report::Report::new(Vec::new()));
+    if let Some(e) = e {
+        r.error = Some(crate::report::RunFailure {
+            message: crate::output::human::error_chain(e),
+            cause: None,
+            hint: e.hint().map(|h| h.fix),
+        });
+        println!(
+            "::error title=ringfence failed::{}",
+            crate::output::github::message(&crate::output::human::error_chain(e))
+        );
+    }
+    let threshold = fail_on.map_or(Severity::Medium, |t| t.min(Severity::Medium));
+    print!(
+        "{}",
+        crate::output::github::annotations(&r, project, threshold)
+    );
+    if let Some(path) = &gh.step_summary {
+        let text = crate::output::github::step_summary(&r, threshold);
+        let written = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()));
+        if let Err(w) = written {
+            tracing::warn!("writing the job summary to `{}`: {w}", path.display());
+        }
+    }
+}
+
 /// Write `e` into the report at `path` (the report so far, or an empty one), so that a CI step
 /// reading only the report never sees a clean-looking install when ringfence failed.
 pub(crate) fn report_failure(

@@ -279,14 +279,28 @@ fn run_mode(
 /// Run the replay: every mode, then what differed. Exit 1 when a finding in any mode is at
 /// least `--fail-on`. A failure of ringfence itself is written into the report too.
 pub fn run(s: ReplaySettings) -> Result<Exit, RunError> {
-    let r = replay(&s);
+    let mut combined = None;
+    let r = replay(&s, &mut combined);
+    super::github(
+        s.github.as_ref(),
+        combined.as_ref(),
+        None,
+        s.fail_on,
+        r.as_ref().err(),
+    );
+    super::write_sarif(
+        s.sarif.as_deref(),
+        combined.as_ref(),
+        None,
+        r.as_ref().err(),
+    )?;
     if let Err(e) = &r {
         super::report_failure(s.report.as_deref(), None, e);
     }
     r
 }
 
-fn replay(s: &ReplaySettings) -> Result<Exit, RunError> {
+fn replay(s: &ReplaySettings, slot: &mut Option<Report>) -> Result<Exit, RunError> {
     let rctx = ResolveContext::from_process().map_err(PolicyError::Context)?;
     let path_env = rctx.var("PATH").unwrap_or(policy::DEFAULT_PATH).to_string();
     let tool = Toolchain::locate(&path_env, &rctx.cwd)?;
@@ -338,6 +352,7 @@ fn replay(s: &ReplaySettings) -> Result<Exit, RunError> {
         eprintln!("ringfence replay: evidence in `{}`", dir.display());
     }
     let flagged = matches!((s.fail_on, combined.worst()), (Some(t), Some(w)) if w >= t);
+    *slot = Some(combined);
     Ok(if flagged { Exit::Flagged } else { Exit::Clean })
 }
 

@@ -16,14 +16,16 @@ use super::Exit;
 /// Resolve, prepare, run (or show the plan), report; a failure of ringfence itself is written
 /// into the report too.
 pub fn run(s: RunSettings) -> Result<Exit, RunError> {
-    let r = run_inner(&s);
+    let mut report = None;
+    let r = run_inner(&s, &mut report);
+    super::write_sarif(s.sarif.as_deref(), report.as_ref(), None, r.as_ref().err())?;
     if let Err(e) = &r {
         super::report_failure(s.report.as_deref(), None, e);
     }
     r
 }
 
-fn run_inner(s: &RunSettings) -> Result<Exit, RunError> {
+fn run_inner(s: &RunSettings, slot: &mut Option<Report>) -> Result<Exit, RunError> {
     let rctx = ResolveContext::from_process().map_err(PolicyError::Context)?;
     let profile = policy::load(s.profile.as_deref())?;
     let (spec, warnings) = policy::resolve(&profile, &rctx, &s.request)?;
@@ -72,10 +74,14 @@ fn run_inner(s: &RunSettings) -> Result<Exit, RunError> {
     }
     let outcome = x.result?;
     human::run_notes(&x.spec, &outcome, &x.observed.findings);
-    if let Some(path) = &s.report {
+    if s.report.is_some() || s.sarif.is_some() {
         let mut run = ScriptRun::new(&x.spec, &x.seccomp, &outcome, x.started_unix_ms);
         run.observed(x.observed);
-        Report::new(vec![run]).write(path)?;
+        let report = Report::new(vec![run]);
+        if let Some(path) = &s.report {
+            report.write(path)?;
+        }
+        *slot = Some(report);
     }
     let code = outcome.termination.exit_code();
     Ok(Exit::Status(u8::try_from(code & 0xff).unwrap_or(u8::MAX)))

@@ -1,6 +1,8 @@
 //! Printers: the only layer that formats reports and diagnostics for people (and, next, for CI
 //! systems: SARIF, annotations, NDJSON).
 
+pub mod github;
 pub mod human;
+pub mod sarif;
 
 pub use human::terminal_safe;

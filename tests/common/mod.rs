@@ -503,3 +503,68 @@ pub fn docker_default_namespaces() -> Vec<Refuse> {
         },
     ]
 }
+
+/// Microsoft's SARIF validator (`@microsoft/sarif-multitool`): `RINGFENCE_SARIF_VALIDATOR`, or
+/// where `.ci/run` installs it.
+pub fn sarif_validator() -> Option<PathBuf> {
+    let p = std::env::var_os("RINGFENCE_SARIF_VALIDATOR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/sarif-tool/node_modules/.bin/sarif-multitool"));
+    p.exists().then_some(p)
+}
+
+/// A SARIF log written by ringfence: valid for Microsoft's validator (no error), every result's
+/// rule in the catalogue and in `tool.driver.rules`, every package result pointing at its line in
+/// `project/package-lock.json`, fingerprints present.
+pub fn check_sarif(path: &Path, project: &Path) {
+    let log: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    assert_eq!(log["version"], "2.1.0");
+    let run = &log["runs"][0];
+    let rules: Vec<&str> = run["tool"]["driver"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    let lock = std::fs::read_to_string(project.join("package-lock.json")).unwrap_or_default();
+    let results = run["results"].as_array().unwrap();
+    assert!(!results.is_empty(), "no results in {}", path.display());
+    for r in results {
+        let id = r["ruleId"].as_str().unwrap();
+        assert_eq!(
+            rules[usize::try_from(r["ruleIndex"].as_u64().unwrap()).unwrap()],
+            id,
+            "{r}"
+        );
+        assert!(
+            r["partialFingerprints"]["ringfence/v1"].as_str().is_some(),
+            "{r}"
+        );
+        if let Some(loc) = r["properties"]["location"].as_str() {
+            let line = r["locations"][0]["physicalLocation"]["region"]["startLine"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("no line for {loc}: {r}"));
+            let text = lock
+                .lines()
+                .nth(usize::try_from(line).unwrap() - 1)
+                .unwrap_or_default();
+            assert!(
+                text.contains(&format!("\"{loc}\"")),
+                "line {line} is `{text}`, not {loc}"
+            );
+        }
+    }
+    let Some(validator) = sarif_validator() else {
+        skip_or_fail("Microsoft's SARIF validator is not installed (.ci/run installs it)");
+        return;
+    };
+    let out = Command::new(validator)
+        .arg("validate")
+        .arg(path)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "validator failed:\n{text}");
+    assert!(!text.contains(": error "), "validator errors:\n{text}");
+}

@@ -300,6 +300,40 @@ fn install_matches_plain_npm() {
     crate::common::snapshot("install-fidelity-stderr", Some(&w.ctx.root()), &stderr);
 }
 
+/// In GitHub Actions: findings become annotations on the dependency's lockfile line and a job
+/// summary; the SARIF log passes Microsoft's validator.
+#[test]
+fn github_actions_gets_annotations_and_a_job_summary() {
+    let Some(w) = World::new() else { return };
+    w.fresh_project("confined");
+    let summary = w.ctx.root().join("summary.md");
+    let sarif = w.ctx.root().join("r.sarif");
+    let mut c = Command::new(crate::common::bin());
+    w.env(&mut c);
+    c.env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .args(["install", "--sarif", sarif.to_str().unwrap()]);
+    let out = c.output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lock = std::fs::read_to_string(w.app.join("package-lock.json")).unwrap();
+    let writer_line = lock
+        .lines()
+        .position(|l| l.contains("\"node_modules/rf-writer\""))
+        .unwrap()
+        + 1;
+    assert!(
+        stdout.contains(&format!(
+            "::error file=package-lock.json,line={writer_line},title=ringfence "
+        )),
+        "{stdout}"
+    );
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(md.starts_with("## ringfence"), "{md}");
+    assert!(md.contains("rf-writer@1.0.0"), "{md}");
+    crate::common::check_sarif(&sarif, &w.app);
+}
+
 /// Without usable user namespaces (a Docker-like seccomp profile), `install` runs every script
 /// in the landlock tier and leaves the same tree as plain npm: same packages, bins, lockfile,
 /// the native addon built offline; the project's `.env` never reaches a package directory.
@@ -445,9 +479,17 @@ fn dependency_scripts_are_confined_to_their_own_directory() {
     std::fs::write(w.app.join(".env"), "API_KEY=fixture-project-secret\n").unwrap();
     std::fs::write(w.app.join(".npmrc"), "# project npmrc\n").unwrap();
     let report = w.ctx.root().join("r.json");
-    let out = w.ringfence(&["install", "--report", report.to_str().unwrap()]);
+    let sarif = w.ctx.root().join("r.sarif");
+    let out = w.ringfence(&[
+        "install",
+        "--report",
+        report.to_str().unwrap(),
+        "--sarif",
+        sarif.to_str().unwrap(),
+    ]);
     // The HOME write is persistence (a high finding, so exit 1); everything else was refused.
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    crate::common::check_sarif(&sarif, &w.app);
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     let writer = r["runs"]
         .as_array()
