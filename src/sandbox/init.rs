@@ -565,12 +565,12 @@ fn reap_host(
 fn kill_tree(root: i32) {
     use nix::sys::wait::WaitPidFlag;
     for round in 0..200 {
-        let left = proc::descendants(root);
+        let left = proc::descendant_pids(root);
         if left.is_empty() {
             return;
         }
-        for p in &left {
-            let _ = nix::sys::signal::kill(Pid::from_raw(p.pid), Signal::SIGKILL);
+        for pid in &left {
+            let _ = nix::sys::signal::kill(Pid::from_raw(*pid), Signal::SIGKILL);
         }
         while let Ok(s) = waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
             if s == WaitStatus::StillAlive {
@@ -600,6 +600,8 @@ fn stage_c(chan: BorrowedFd<'_>, plan: &SetupPlan, parent: Pid) -> Result<Never,
     // the host: the sandbox's budget comes on top of what the user already runs.
     let rlimits: Vec<_> = match plan.tier {
         super::spec::Tier::Full => plan.rlimits.clone(),
+        // Host root is not subject to RLIMIT_NPROC at all: nothing to count.
+        super::spec::Tier::Landlock if nix::unistd::getuid().is_root() => plan.rlimits.clone(),
         super::spec::Tier::Landlock => {
             let running = proc::processes_of(nix::unistd::getuid().as_raw());
             plan.rlimits

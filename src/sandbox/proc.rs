@@ -107,26 +107,50 @@ pub fn survivors() -> Vec<ProcessInfo> {
 /// Every descendant of `root` (the landlock tier's subreaper), from the host's `/proc`: orphans
 /// were reparented to `root`, so the tree below it is the whole sandbox.
 pub fn descendants(root: i32) -> Vec<ProcessInfo> {
-    let all = processes();
+    let inside = descendant_pids(root);
+    let mut out: Vec<ProcessInfo> = processes()
+        .into_iter()
+        .filter(|p| inside.contains(&p.pid))
+        .collect();
+    out.sort_by_key(|p| p.pid);
+    out
+}
+
+/// The pids below `root`, from each process's parent (one `stat` read per process).
+pub fn descendant_pids(root: i32) -> std::collections::BTreeSet<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Default::default();
+    };
+    let links: Vec<(i32, i32)> = dir
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_str()?.parse::<i32>().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let ppid = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            Some((pid, ppid))
+        })
+        .collect();
     let mut inside = std::collections::BTreeSet::from([root]);
     // Parents before children is not guaranteed by pid order: iterate to a fixed point.
     loop {
         let before = inside.len();
-        for p in &all {
-            if inside.contains(&p.ppid) {
-                inside.insert(p.pid);
+        for (pid, ppid) in &links {
+            if inside.contains(ppid) {
+                inside.insert(*pid);
             }
         }
         if inside.len() == before {
             break;
         }
     }
-    let mut out: Vec<ProcessInfo> = all
-        .into_iter()
-        .filter(|p| p.pid != root && inside.contains(&p.pid))
-        .collect();
-    out.sort_by_key(|p| p.pid);
-    out
+    inside.remove(&root);
+    inside
 }
 
 /// How many processes `uid` runs (real uid, from `/proc/<pid>/status`): RLIMIT_NPROC counts them.
