@@ -1,0 +1,519 @@
+//! The syscall recorder: a seccomp user-notification listener (installed by the sandboxed
+//! process itself, handed to us before its first notified syscall). For every `open*`, `creat`,
+//! `execve*`, `connect` and `sendto`-with-address it reads the arguments from the target's memory,
+//! checks the notification is still valid, and answers CONTINUE: the kernel then runs the syscall
+//! exactly as if we were not there. Pointer arguments can change after we read them (TOCTOU), so
+//! this only ever records; namespaces and Landlock enforce.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Actor, Code, Finding, FindingKind, Severity};
+use crate::sys;
+
+mod classify;
+mod decode;
+mod rules;
+#[cfg(test)]
+mod tests;
+
+use classify::*;
+use decode::*;
+use rules::*;
+pub(crate) use rules::{environ_finding, environ_owner, secret_path};
+
+/// What the recorder needs to know about the sandbox.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// HOME inside the sandbox (the decoy home; its writes are judged by the home diff).
+    pub home: PathBuf,
+    /// The NODE_OPTIONS entry that loads the env-probe preload in this run (its path differs
+    /// between tiers); empty: the full tier's.
+    pub preload_option: String,
+    /// Host paths bound writable.
+    pub writable: Vec<PathBuf>,
+    /// Every host path bound into the sandbox (read-only or writable).
+    pub visible: Vec<PathBuf>,
+    /// Read-only shared caches (npm's): write attempts there are expected from nested npm runs
+    /// and reported at low severity.
+    pub caches: Vec<PathBuf>,
+    /// The command's working directory.
+    pub cwd: PathBuf,
+    /// Deny-table syscalls the recorder enforces: number → (name, errno to answer).
+    pub denied: BTreeMap<i64, (String, i32)>,
+}
+
+impl Context {
+    /// Whether `path` is one of the project's own secret files (dotenv, npm/yarn configs) in a
+    /// host tree bound into the sandbox: denied to dependency scripts, and looked for by
+    /// configuration loaders (prisma, dotenv) in the normal course of things.
+    pub fn project_secret(&self, path: &Path) -> bool {
+        let file = path
+            .file_name()
+            .map(|f| f.to_string_lossy())
+            .unwrap_or_default();
+        let secret_file = file == ".env"
+            || file.starts_with(".env.")
+            || file == ".npmrc"
+            || file == ".yarnrc"
+            || file == ".yarnrc.yml";
+        secret_file && !self.in_decoy_home(path) && self.visible.iter().any(|v| path.starts_with(v))
+    }
+
+    /// Whether `path` is in the throwaway home itself: under HOME and not under a host path
+    /// bound below it (the project, npm's cache, a node install under HOME are host binds, judged
+    /// like any other path; only the rest of HOME is the decoy home, judged by its diff).
+    pub fn in_decoy_home(&self, path: &Path) -> bool {
+        path.starts_with(&self.home)
+            && !self
+                .visible
+                .iter()
+                .any(|v| v.starts_with(&self.home) && v != &self.home && path.starts_with(v))
+    }
+}
+
+/// A distinct command line the script ran, with how often.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Spawned {
+    /// argv (truncated to 16 arguments of 200 bytes).
+    pub argv: Vec<String>,
+    /// Times run.
+    pub count: usize,
+}
+
+#[derive(Debug, Clone)]
+enum Event {
+    Open {
+        path: PathBuf,
+        write: bool,
+    },
+    /// `mkdir` of a path: only a write attempt if the path did not already exist (EEXIST is
+    /// what `mkdir -p` gets for every existing ancestor).
+    Mkdir {
+        path: PathBuf,
+    },
+    Exec {
+        argv: Vec<String>,
+        /// The program is node and its environment lacks ringfence's preload (NODE_OPTIONS
+        /// removed or overwritten by whoever started it).
+        preload_missing: bool,
+    },
+    Connect {
+        addr: String,
+        /// A pathname unix socket: the path as given.
+        unix_path: Option<PathBuf>,
+        /// Refused (EACCES): the socket resolved here, outside the sandbox's own areas (and
+        /// whether something was there).
+        refused: Option<(PathBuf, bool)>,
+    },
+    /// `sendto` with a destination: the address and the first bytes sent.
+    Datagram {
+        addr: String,
+        data: Vec<u8>,
+        /// A pathname unix socket: the path as given.
+        unix_path: Option<PathBuf>,
+        /// Refused (EACCES), as for a connect.
+        refused: Option<(PathBuf, bool)>,
+    },
+    /// A deny-table syscall, refused with its errno.
+    Denied {
+        name: String,
+        errno: i32,
+    },
+}
+
+/// An event with who did it and when.
+#[derive(Debug, Clone)]
+struct Noted {
+    event: Event,
+    /// Index into [`Served::actors`] ([`UNKNOWN_ACTOR`] past the identity budget).
+    actor: usize,
+    at_unix_ms: u64,
+}
+
+/// The recorder's budgets: memory and descriptors spent on one run do not grow with what the
+/// script does.
+mod budget {
+    /// Events kept as they come; past this only events that could make a finding of medium or
+    /// worse are kept, [`ALIKE`] of each kind and target.
+    pub const EVENTS: usize = 200_000;
+    /// Events kept per (kind, target) past [`EVENTS`].
+    pub const ALIKE: usize = 4;
+    /// Datagrams kept per destination past [`EVENTS`] (each is searched for canaries).
+    pub const ALIKE_DATAGRAMS: usize = 64;
+    /// Distinct (kind, target) keys tracked past [`EVENTS`].
+    pub const KEYS: usize = 65_536;
+    /// Process identities kept; later processes' events carry none.
+    pub const ACTORS: usize = 100_000;
+    /// Open `/proc/<pid>/mem` handles (least recently used closed first).
+    pub const MEM_HANDLES: usize = 64;
+    /// Notifications between sweeps that close the handles of processes that exited.
+    pub const SWEEP: u32 = 1024;
+}
+
+/// The actor index of events whose process identity was past the budget.
+const UNKNOWN_ACTOR: usize = usize::MAX;
+
+/// What the serving thread collected.
+#[derive(Debug, Default)]
+struct Served {
+    events: Vec<Noted>,
+    /// Every process identity seen; a process that execs gets a new entry.
+    actors: Vec<Actor>,
+    /// Notifications answered, by syscall number (for `-vv`).
+    counts: BTreeMap<i32, u64>,
+    /// Events not kept (past the budget).
+    dropped: u64,
+    /// Of those, events that could have made a finding of medium or worse.
+    dropped_notable: u64,
+    /// Process identities not kept.
+    actors_dropped: u64,
+    /// When the first event was dropped.
+    first_drop_ms: Option<u64>,
+}
+
+/// Something the recorder saw a process do, kept for the other mechanisms to name who did what
+/// they saw: a connect (for the sinkhole), an exec or a read under HOME (for decoy reads), a
+/// datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sighting {
+    /// A connect or datagram: `ip:port` as the sinkhole renders its original destination
+    /// (`[v6]:port` for IPv6). An exec: the command line joined with spaces. A read: the path.
+    pub what: String,
+    /// Who.
+    pub actor: Actor,
+    /// When.
+    pub at_unix_ms: u64,
+}
+
+/// Everything the recorder concluded.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    /// Classified findings.
+    pub findings: Vec<Finding>,
+    /// Distinct command lines run.
+    pub spawned: Vec<Spawned>,
+    /// Every inet connect, in order.
+    pub connects: Vec<Sighting>,
+    /// Every exec (the first 5000), in order: who ran what, when.
+    pub execs: Vec<Sighting>,
+    /// Read-only opens under HOME (forensic recording only; the first 5000), the path in
+    /// `addr`: they name who read a decoy.
+    pub home_reads: Vec<Sighting>,
+    /// Datagrams sent with an address (the first 1000), with their first bytes.
+    pub datagrams: Vec<(Sighting, Vec<u8>)>,
+}
+
+/// A running recorder.
+#[derive(Debug)]
+pub struct Recorder {
+    thread: Option<JoinHandle<Served>>,
+    context: Context,
+}
+
+const O_ACCMODE: u64 = 3;
+const O_CREAT: u64 = 0o100;
+const O_TRUNC: u64 = 0o1000;
+const O_APPEND: u64 = 0o2000;
+
+impl Recorder {
+    /// Serve `listener` until every task of the sandbox is gone.
+    pub fn start(listener: OwnedFd, context: Context) -> Recorder {
+        let ctx = context.clone();
+        if let Err(e) = sys::seccomp_notif_sync_wakeup(listener.as_fd()) {
+            // Older kernels: notifications still work, with scheduler latency.
+            tracing::debug!("seccomp notification sync wake-up unavailable: {e}");
+        }
+        let thread = std::thread::spawn(move || serve(&listener, &ctx));
+        Recorder {
+            thread: Some(thread),
+            context,
+        }
+    }
+
+    /// The findings and the distinct commands run. Call after the sandbox is gone (the thread
+    /// ends when the listener reports that no task uses the filter any more).
+    pub fn finish(mut self) -> Recorded {
+        let served = self
+            .thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default();
+        tracing::debug!(
+            "syscall recorder: {} notification(s) by syscall number {:?}",
+            served.counts.values().sum::<u64>(),
+            served.counts
+        );
+        classify(&served, &self.context)
+    }
+}
+
+/// pid in the innermost pid namespace and command line of host pid `pid`.
+/// `with_argv`: also read the command line (not needed when the event is an exec, whose argv
+/// names the process from now on: most new processes announce themselves that way).
+fn actor_of(pid: u32, with_argv: bool) -> Actor {
+    let inner = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("NSpid:"))
+                .and_then(|l| l.split_whitespace().last())
+                .and_then(|p| p.parse().ok())
+        })
+        .unwrap_or(0);
+    if !with_argv {
+        return Actor {
+            pid: inner,
+            argv: Vec::new(),
+        };
+    }
+    let argv = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            b.split(|c| *c == 0)
+                .filter(|a| !a.is_empty())
+                .take(16)
+                .map(|a| String::from_utf8_lossy(&a[..a.len().min(200)]).into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    Actor { pid: inner, argv }
+}
+
+fn serve(listener: &OwnedFd, ctx: &Context) -> Served {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let denied = &ctx.denied;
+    let mut served = Served::default();
+    let mut current: BTreeMap<u32, usize> = BTreeMap::new();
+    let mut mem = MemCache::default();
+    let mut argv_cache = ArgvCache::new();
+    let mut alike: HashMap<(u8, String), usize> = HashMap::new();
+    let mut since_sweep = 0u32;
+    let preload = if ctx.preload_option.is_empty() {
+        preload_option()
+    } else {
+        ctx.preload_option.clone()
+    };
+    loop {
+        let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::Error::EINTR) => continue,
+            Err(_) => break,
+            Ok(_) => {}
+        }
+        let revents = fds[0].revents().unwrap_or(PollFlags::empty());
+        if !revents.contains(PollFlags::POLLIN) {
+            // POLLHUP without POLLIN: every task using the filter has exited.
+            break;
+        }
+        let req = match sys::seccomp_notif_recv(listener.as_fd()) {
+            Ok(r) => r,
+            // ENOENT: the target died between poll and recv.
+            Err(_) => continue,
+        };
+        *served.counts.entry(req.data.nr).or_default() += 1;
+        since_sweep += 1;
+        if since_sweep >= budget::SWEEP {
+            // Processes that exited: their memory handles close, their caches go.
+            since_sweep = 0;
+            mem.sweep();
+            if argv_cache.len() > 4096 {
+                argv_cache.clear();
+            }
+            if current.len() > 2 * budget::ACTORS {
+                current.retain(|pid, _| process_alive(*pid));
+            }
+        }
+        let refused = denied.get(&i64::from(req.data.nr));
+        let mut event = match refused {
+            Some((name, errno)) => Some(Event::Denied {
+                name: name.clone(),
+                errno: *errno,
+            }),
+            None => read_event(&req, &mut mem, &mut argv_cache, &preload).or_else(|| {
+                // A stale memory handle (the process exec'd): reopen once.
+                mem.forget(req.pid)
+                    .then(|| read_event(&req, &mut mem, &mut argv_cache, &preload))
+                    .flatten()
+            }),
+        };
+        // A pathname unix socket outside the sandbox's own areas is refused (see
+        // `unix_refusal` for what is checked and what is not).
+        let unix_refused = match &mut event {
+            Some(
+                Event::Connect {
+                    unix_path: Some(p),
+                    refused,
+                    ..
+                }
+                | Event::Datagram {
+                    unix_path: Some(p),
+                    refused,
+                    ..
+                },
+            ) => {
+                *refused = unix_refusal(req.pid, p, ctx);
+                refused.is_some()
+            }
+            _ => false,
+        };
+        // Who it is, read while it is blocked (once per process image).
+        let known = current.get(&req.pid).copied();
+        let is_exec = matches!(event, Some(Event::Exec { .. }));
+        let fresh = known.is_none().then(|| actor_of(req.pid, !is_exec));
+        // Only trust what we read if the target is still blocked in this very syscall.
+        let valid = sys::seccomp_notif_id_valid(listener.as_fd(), req.id);
+        match refused {
+            // The deny table, enforced here: the syscall never runs.
+            Some((_, errno)) => {
+                let _ = sys::seccomp_notif_fail(listener.as_fd(), req.id, *errno);
+            }
+            None if unix_refused => {
+                let _ = sys::seccomp_notif_fail(listener.as_fd(), req.id, libc::EACCES);
+            }
+            None => {
+                let _ = sys::seccomp_notif_continue(listener.as_fd(), req.id);
+            }
+        }
+        let Some(e) = event.filter(|_| valid) else {
+            continue;
+        };
+        let mut actor = match (known, fresh) {
+            (Some(i), _) => i,
+            (None, fresh) => {
+                let i = if served.actors.len() < budget::ACTORS {
+                    served.actors.push(fresh.unwrap_or(Actor {
+                        pid: 0,
+                        argv: Vec::new(),
+                    }));
+                    served.actors.len() - 1
+                } else {
+                    served.actors_dropped += 1;
+                    UNKNOWN_ACTOR
+                };
+                current.insert(req.pid, i);
+                i
+            }
+        };
+        if let Event::Exec { argv, .. } = &e {
+            // Name the process by what it now runs. (Its memory handle is reopened when a read
+            // through it fails: a successful exec replaces the address space, a failed attempt
+            // in a PATH search does not.)
+            let pid = served.actors.get(actor).map_or(0, |a| a.pid);
+            actor = if served.actors.len() < budget::ACTORS {
+                served.actors.push(Actor {
+                    pid,
+                    argv: argv.clone(),
+                });
+                served.actors.len() - 1
+            } else {
+                served.actors_dropped += 1;
+                UNKNOWN_ACTOR
+            };
+            current.insert(req.pid, actor);
+        }
+        keep(
+            &mut served,
+            &mut alike,
+            Noted {
+                event: e,
+                actor,
+                at_unix_ms: super::now_unix_ms(),
+            },
+            ctx,
+        );
+    }
+    served
+}
+
+/// Store an event within the budget: the first [`budget::EVENTS`] as they come; past them only
+/// events that could matter, a few of each kind and target; everything else is counted.
+fn keep(served: &mut Served, alike: &mut HashMap<(u8, String), usize>, n: Noted, ctx: &Context) {
+    if served.events.len() >= budget::EVENTS {
+        let kept = notable(&n.event, ctx)
+            .then(|| alike_key(&n.event))
+            .and_then(|key| {
+                let limit = if key.0 == 5 {
+                    budget::ALIKE_DATAGRAMS
+                } else {
+                    budget::ALIKE
+                };
+                if alike.len() >= budget::KEYS && !alike.contains_key(&key) {
+                    served.dropped_notable += 1;
+                    return None;
+                }
+                let count = alike.entry(key).or_default();
+                *count += 1;
+                (*count <= limit).then_some(())
+            });
+        if kept.is_none() {
+            served.dropped += 1;
+            served.first_drop_ms.get_or_insert(n.at_unix_ms);
+            return;
+        }
+    }
+    served.events.push(n);
+}
+
+/// Whether host pid `pid` still exists.
+fn process_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// The kind and target an event is deduplicated by past the budget (the kind's number first:
+/// 5 is a datagram).
+fn alike_key(e: &Event) -> (u8, String) {
+    match e {
+        Event::Open { path, write } => (u8::from(*write), path.display().to_string()),
+        Event::Mkdir { path } => (2, path.display().to_string()),
+        Event::Exec { argv, .. } => (3, argv.join(" ")),
+        Event::Connect { addr, .. } => (4, addr.clone()),
+        Event::Datagram { addr, .. } => (5, addr.clone()),
+        Event::Denied { name, .. } => (6, name.clone()),
+    }
+}
+
+/// Whether an event could make a finding of medium or worse, or name who read a decoy or made
+/// a connection: what is still kept once the event budget is spent.
+fn notable(e: &Event, ctx: &Context) -> bool {
+    match e {
+        Event::Open { path, write } => {
+            let s = path.to_string_lossy();
+            if ctx.in_decoy_home(path) {
+                // Reads of the decoys name who read them; writes are judged by the home diff.
+                return !*write;
+            }
+            if environ_owner(&s).is_some() || secret_path(path).is_some() {
+                return true;
+            }
+            *write && write_matters(path, ctx)
+        }
+        Event::Mkdir { path } => write_matters(path, ctx),
+        Event::Exec {
+            argv,
+            preload_missing,
+        } => {
+            *preload_missing
+                || exec_finding(argv).is_some()
+                || argv.first().map(Path::new).is_some_and(|p| {
+                    p.is_absolute() && (ctx.in_decoy_home(p) || p.starts_with("/tmp"))
+                })
+        }
+        Event::Connect { .. } | Event::Datagram { .. } | Event::Denied { .. } => true,
+    }
+}
+
+/// A write that would be a finding of medium or worse: outside the writable set, the private
+/// /tmp and the caches, at a place [`tamper_class`] rates so.
+fn write_matters(path: &Path, ctx: &Context) -> bool {
+    let private_tmp = path.starts_with("/tmp") && !ctx.visible.iter().any(|v| path.starts_with(v));
+    let allowed = ctx.writable.iter().any(|w| path.starts_with(w))
+        || private_tmp
+        || ctx.caches.iter().any(|c| path.starts_with(c));
+    !allowed && tamper_class(path).is_some_and(|(s, _)| s >= Severity::Medium)
+}
