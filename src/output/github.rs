@@ -66,7 +66,7 @@ fn lock_lines(project: Option<&Path>) -> BTreeMap<String, usize> {
 }
 
 /// `::error file=…,line=…,title=…::…` for every finding at or above `threshold`, at most
-/// [`PER_KIND`] per kind, most severe first; a last notice says how many were left out.
+/// 10 per kind (what GitHub shows), most severe first; a last notice says how many were left out.
 pub fn annotations(report: &Report, project: Option<&Path>, threshold: Severity) -> String {
     let lines = lock_lines(project);
     let mut all: Vec<(&crate::report::ScriptRun, &crate::findings::Finding)> = report
