@@ -94,7 +94,7 @@ pub fn refusals(project: &Path, paths: &[&str]) -> Vec<Refusal> {
                 } else {
                     "the project outside the package's own directory"
                 };
-                (why.to_string(), Some(suggest(rel)))
+                (why.to_string(), Some(suggest(rel, p.ends_with('/'))))
             }
             _ => (
                 "outside the project: no allowance can permit it".to_string(),
@@ -150,11 +150,13 @@ pub fn network_refusals<'a>(targets: impl Iterator<Item = &'a str>) -> Vec<Refus
 /// The narrowest useful `write` entry for a refused path `rel`: a file at the project root is
 /// allowed as that file; anything deeper through its directory (git hooks, a public directory
 /// a worker is copied into), the directory named with a trailing `/`.
-fn suggest(rel: &Path) -> String {
+fn suggest(rel: &Path, dir: bool) -> String {
     match rel.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => {
             format!("{}/", parent.to_string_lossy())
         }
+        // A directory it tried to create at the project root (its path ends with `/`).
+        _ if dir => format!("{}/", rel.to_string_lossy()),
         _ => rel.to_string_lossy().into_owned(),
     }
 }
@@ -174,6 +176,13 @@ pub fn snippet(package: &str, entries: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_directory_is_allowed_as_a_directory() {
+        let r = refusals(Path::new("/p"), &["/p/public/", "/p/a/b/"]);
+        let allow: Vec<_> = r.iter().filter_map(|x| x.allow.as_deref()).collect();
+        assert_eq!(allow, vec!["public/", "a/"]);
+    }
 
     #[test]
     fn refused_writes_suggest_the_narrowest_allowance() {

@@ -328,9 +328,14 @@ pub(super) fn classify(served: &Served, ctx: &Context) -> Recorded {
         .filter_map(|n| match &n.event {
             // Sandbox paths equal host paths for everything visible, so an existing host path
             // means the mkdir failed with EEXIST.
+            // A directory it tried to create is named with a trailing `/`, so the allowance
+            // suggested for it is a directory's (`public/`), not a file's.
             Event::Mkdir { path } => (!path.exists()).then(|| Noted {
                 event: Event::Open {
-                    path: path.clone(),
+                    path: PathBuf::from(format!(
+                        "{}/",
+                        path.display().to_string().trim_end_matches('/')
+                    )),
                     write: true,
                 },
                 ..n.clone()
