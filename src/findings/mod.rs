@@ -4,6 +4,10 @@
 
 pub mod catalog;
 
+/// The detail of a refused write that was the creation of a directory (its allowance is then
+/// the directory's, with a trailing `/`).
+pub const CREATE_DIRECTORY: &str = "a directory it tried to create";
+
 use serde::{Deserialize, Serialize};
 
 pub use catalog::Code;

@@ -145,6 +145,111 @@
   } catch {
     // fs.promises unavailable.
   }
+  // Network attempts through node's own modules: where there is no sinkhole (the landlock tier)
+  // nothing answers, so the destination named here is all there is to record. One line per new
+  // destination: the host and port, the URL path for HTTP, the first bytes of a datagram (these
+  // stay in this run's log and are only searched for canaries; reports carry destinations).
+  const netNote = (kind, host, port, path, data) => {
+    if (busy) return;
+    try {
+      const h = String(host == null ? '' : host).slice(0, 512);
+      const dest = `${h}:${Number(port) || 0}`;
+      const key = `net\0${kind}\0${dest}\0${path || ''}`;
+      if (seen.has(key) || seen.size > 4000) return;
+      seen.add(key);
+      const line = { op: 'net', name: dest, kind, t: Date.now() };
+      if (path) line.path = String(path).slice(0, 4096);
+      if (data) line.data = Buffer.from(data).subarray(0, 4096).toString('hex');
+      pending.push(JSON.stringify(line) + '\n');
+      if (!scheduled) {
+        scheduled = true;
+        process.nextTick(flush);
+      }
+    } catch {
+      // Never disturb the call.
+    }
+  };
+  const hook = (obj, name, seeArgs) => {
+    const orig = obj && obj[name];
+    if (typeof orig !== 'function') return;
+    const wrapped = function (...args) {
+      try {
+        seeArgs(...args);
+      } catch {
+        // Never disturb the call.
+      }
+      return orig.apply(this, args);
+    };
+    try {
+      Object.defineProperty(wrapped, 'length', { value: orig.length });
+      Object.defineProperty(wrapped, 'name', { value: orig.name });
+      obj[name] = wrapped;
+    } catch {
+      // Leave it unwrapped.
+    }
+  };
+  const fromUrl = (kind, u) => {
+    const url = u instanceof URL ? u : new URL(String(u));
+    const port = url.port || (url.protocol === 'https:' ? 443 : url.protocol === 'http:' ? 80 : 0);
+    netNote(kind, url.hostname, port, url.pathname + url.search);
+  };
+  try {
+    const net = require('net');
+    hook(net.Socket.prototype, 'connect', (a, b) => {
+      const o = Array.isArray(a) ? a[0] : a;
+      if (o && typeof o === 'object') {
+        if (o.path) netNote('unix', o.path, 0);
+        else netNote('tcp', o.host || 'localhost', o.port);
+      } else if (typeof o === 'string' && !/^\d+$/.test(o)) netNote('unix', o, 0);
+      else netNote('tcp', typeof b === 'string' ? b : 'localhost', o);
+    });
+  } catch {
+    // net unavailable.
+  }
+  try {
+    const dns = require('dns');
+    for (const name of ['lookup', 'resolve', 'resolve4', 'resolve6', 'resolveAny', 'resolveTxt']) {
+      hook(dns, name, (host) => netNote('dns', host, 0));
+      if (dns.promises) hook(dns.promises, name, (host) => netNote('dns', host, 0));
+    }
+  } catch {
+    // dns unavailable.
+  }
+  for (const [mod, port] of [['http', 80], ['https', 443]]) {
+    try {
+      const m = require(mod);
+      const see = (a, b) => {
+        if (typeof a === 'string' || a instanceof URL) return fromUrl(mod, a);
+        const o = a && typeof a === 'object' ? a : b && typeof b === 'object' ? b : {};
+        netNote(mod, o.hostname || o.host || 'localhost', o.port || port, o.path || '/');
+      };
+      hook(m, 'request', see);
+      hook(m, 'get', see);
+    } catch {
+      // Module unavailable.
+    }
+  }
+  if (typeof globalThis.fetch === 'function') {
+    hook(globalThis, 'fetch', (input) => {
+      if (typeof input === 'string' || input instanceof URL) fromUrl('fetch', input);
+      else if (input && input.url) fromUrl('fetch', input.url);
+    });
+  }
+  try {
+    const dgram = require('dgram');
+    hook(dgram.Socket.prototype, 'send', (msg, a, b, c, d) => {
+      // send(msg, port, address) or send(msg, offset, length, port, address)
+      const five = typeof c === 'number';
+      const port = five ? c : a;
+      const address = five ? d : b;
+      let data = null;
+      if (typeof msg === 'string' || Buffer.isBuffer(msg) || msg instanceof Uint8Array) data = msg;
+      else if (Array.isArray(msg) && msg.length) data = msg[0];
+      netNote('udp', typeof address === 'string' ? address : 'localhost', port, null, data);
+    });
+  } catch {
+    // dgram unavailable.
+  }
   process.on('exit', flush);
   flush();
 })();

@@ -100,6 +100,41 @@ struct Line {
     argv: Option<Vec<String>>,
     #[serde(default)]
     t: u64,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    data: Option<String>,
+}
+
+/// A network attempt node code made through its own modules, as the preload saw it (before the
+/// kernel refused it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetProbe {
+    /// `tcp`, `unix`, `dns`, `http`, `https`, `fetch` or `udp`.
+    pub kind: String,
+    /// `host:port` (a unix socket's path for `unix`, port 0 for `dns`).
+    pub dest: String,
+    /// The URL path and query (HTTP).
+    pub path: Option<String>,
+    /// The first bytes of a datagram.
+    pub data: Option<Vec<u8>>,
+    /// Who.
+    pub actor: Actor,
+    /// When.
+    pub at_unix_ms: u64,
+}
+
+/// What the preload logged.
+#[derive(Debug, Default)]
+pub struct Collected {
+    /// Environment names looked up.
+    pub probes: Vec<EnvProbe>,
+    /// Files under HOME (and other watched paths) node code touched.
+    pub files: Vec<Sighting>,
+    /// Network attempts through node's modules.
+    pub net: Vec<NetProbe>,
 }
 
 impl EnvProbes {
@@ -165,15 +200,22 @@ impl EnvProbes {
     /// The names looked up, first occurrence each, in time order, and the files under HOME that
     /// node code opened, read or checked (the path in `what`). Call after the run.
     pub fn collect(&self) -> (Vec<EnvProbe>, Vec<Sighting>) {
+        let c = collect(&self.dir.path().join("log"));
+        (c.probes, c.files)
+    }
+
+    /// Everything the preload logged, network attempts included.
+    pub fn collect_all(&self) -> Collected {
         collect(&self.dir.path().join("log"))
     }
 }
 
-fn collect(log: &Path) -> (Vec<EnvProbe>, Vec<Sighting>) {
+fn collect(log: &Path) -> Collected {
     let mut first: BTreeMap<String, EnvProbe> = BTreeMap::new();
     let mut files: Vec<Sighting> = Vec::new();
+    let mut net: Vec<NetProbe> = Vec::new();
     let Ok(entries) = std::fs::read_dir(log) else {
-        return (Vec::new(), files);
+        return Collected::default();
     };
     let mut logs: Vec<PathBuf> = entries.flatten().take(100_000).map(|e| e.path()).collect();
     logs.sort();
@@ -215,6 +257,19 @@ fn collect(log: &Path) -> (Vec<EnvProbe>, Vec<Sighting>) {
             let Some(name) = l.name.filter(|n| !n.is_empty() && n.len() <= 256) else {
                 continue;
             };
+            if l.op == "net" {
+                if net.len() < 2000 {
+                    net.push(NetProbe {
+                        kind: l.kind.unwrap_or_default(),
+                        dest: name,
+                        path: l.path,
+                        data: l.data.and_then(|d| super::net::decode_hex(&d)),
+                        actor: actor.clone(),
+                        at_unix_ms: l.t,
+                    });
+                }
+                continue;
+            }
             if l.op == "open" {
                 if files.len() < 10_000 && name.starts_with('/') {
                     files.push(Sighting {
@@ -246,7 +301,12 @@ fn collect(log: &Path) -> (Vec<EnvProbe>, Vec<Sighting>) {
     out.sort_by(|a, b| a.at_unix_ms.cmp(&b.at_unix_ms).then(a.name.cmp(&b.name)));
     out.truncate(2000);
     files.sort_by_key(|f| f.at_unix_ms);
-    (out, files)
+    net.sort_by_key(|n| n.at_unix_ms);
+    Collected {
+        probes: out,
+        files,
+        net,
+    }
 }
 
 /// Whether `argv` is npm itself (`npm …`, `node …/npm-cli.js …`): nested npm runs read the user
@@ -371,7 +431,7 @@ mod tests {
         )
         .unwrap();
         std::fs::write(dir.path().join("junk"), "{}").unwrap();
-        let (probes, files) = collect(dir.path());
+        let Collected { probes, files, .. } = collect(dir.path());
         assert_eq!(files.len(), 1);
         assert_eq!(
             (files[0].what.as_str(), files[0].actor.pid),

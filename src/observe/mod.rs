@@ -130,7 +130,8 @@ impl Observation {
         // The tree is killed when the script's own process exits; the run ends right after.
         let outcome_end_ms = now_unix_ms();
         let recorded = self.recorder.map(|r| r.finish()).unwrap_or_default();
-        let (env_probes, mut touched) = self.env_probes.collect();
+        let collected = self.env_probes.collect_all();
+        let (env_probes, mut touched) = (collected.probes, collected.files);
         // Forensic recording sees every program's reads, not only node's.
         touched.extend(recorded.home_reads.iter().cloned());
         let mut findings = attribute_home_reads(
@@ -140,8 +141,10 @@ impl Observation {
             &self.decoys,
             &self.context,
         );
-        if let Some(s) = self.sinkhole {
-            findings.extend(s.finish(self.decoys.canaries(), &recorded.connects));
+        match self.sinkhole {
+            Some(s) => findings.extend(s.finish(self.decoys.canaries(), &recorded.connects)),
+            // No sinkhole (the landlock tier): what node code tried to reach, from the preload.
+            None => findings.extend(net::unanswered(&collected.net, self.decoys.canaries())),
         }
         findings.extend(recorded.findings);
         // Datagrams to ports the sinkhole does not serve (DNS it decodes itself).

@@ -60,12 +60,19 @@ pub fn package_run(
         outcome: status.as_str().into(),
     });
     if job.kind != crate::npm::scripts::Kind::Root {
-        let refused: Vec<&str> = run
+        let refused: Vec<String> = run
             .findings
             .iter()
             .filter(|f| f.code == Code::WriteRefused && f.severity >= Severity::Medium)
-            .map(|f| f.target.as_str())
+            .map(|f| {
+                if f.detail.as_deref() == Some(crate::findings::CREATE_DIRECTORY) {
+                    format!("{}/", f.target)
+                } else {
+                    f.target.clone()
+                }
+            })
             .collect();
+        let refused: Vec<&str> = refused.iter().map(String::as_str).collect();
         run.refused = crate::policy::allowance::refusals(project, &refused);
         // A download cannot have succeeded: there is no network in the sandbox.
         run.refused

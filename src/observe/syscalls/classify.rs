@@ -106,14 +106,22 @@ impl<'a> Classifier<'a> {
                 return;
             }
             if let Some((sev, class)) = tamper_class(path) {
+                // A directory it tried to create is marked by a trailing `/` (see below): the
+                // target is its path, the detail says what it was.
+                let dir = s.ends_with('/') && s.len() > 1;
+                let target = if dir {
+                    s.trim_end_matches('/').to_string()
+                } else {
+                    s.into_owned()
+                };
                 self.push(
                     Finding {
                         code: Code::WriteRefused,
                         kind: FindingKind::TamperAttempt,
                         severity: sev,
-                        summary: format!("tried to write `{s}` ({class}); refused"),
-                        target: s.into_owned(),
-                        detail: None,
+                        summary: format!("tried to write `{target}` ({class}); refused"),
+                        target,
+                        detail: dir.then(|| crate::findings::CREATE_DIRECTORY.to_string()),
                         process: None,
                         at_unix_ms: None,
                     },
