@@ -217,12 +217,33 @@ pub(super) fn dns_finding(
     }
 }
 
+/// Everything the sinkhole saw, as findings: DNS names, connections (one per destination, a
+/// canary an exfiltration), connections past the budget, and what the budgets left out.
 pub(super) fn classify(
     state: &State,
     fake: &HashMap<Ipv4Addr, String>,
     canaries: &[Canary],
     connects: &[Sighting],
 ) -> Vec<Finding> {
+    let mut out = dns_findings(state, canaries, connects);
+    let mut tcp_seen: BTreeMap<String, usize> = BTreeMap::new();
+    for c in &state.tcp {
+        out.extend(connection_finding(
+            c,
+            fake,
+            canaries,
+            connects,
+            &mut tcp_seen,
+        ));
+    }
+    out.extend(overflow_findings(state, fake, canaries, connects));
+    let not_inspected: u64 = state.tcp.iter().map(|c| c.not_inspected).sum();
+    out.extend(degraded_finding(state, not_inspected));
+    out
+}
+
+/// One finding per DNS name (and per domain past the name budget).
+fn dns_findings(state: &State, canaries: &[Canary], connects: &[Sighting]) -> Vec<Finding> {
     let mut out = Vec::new();
     for (name, seen) in &state.dns {
         let process = who(connects, seen.at, |a| a.ends_with(":53"));
@@ -248,103 +269,119 @@ pub(super) fn classify(
             Some((domain, o.names)),
         ));
     }
-    let mut tcp_seen: BTreeMap<String, usize> = BTreeMap::new();
-    let mut not_inspected_total: u64 = 0;
-    for c in &state.tcp {
-        let Conn {
-            dst,
-            head: payload,
-            total,
-            not_inspected,
-            hits,
-            at,
-        } = c;
-        not_inspected_total += not_inspected;
-        let process = who(connects, *at, |a| a == dst.to_string());
-        let ip = dst.ip();
-        let mapped = match ip {
-            IpAddr::V4(v4) => fake.get(&v4).cloned(),
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().and_then(|v4| fake.get(&v4).cloned()),
-        };
-        let sni = sni(payload);
-        let text = String::from_utf8_lossy(payload);
-        let request_line = text
-            .lines()
-            .next()
-            .filter(|l| l.contains(" HTTP/"))
-            .map(str::to_string);
-        let host_header = text
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("Host: ")
-                    .or_else(|| l.strip_prefix("host: "))
-            })
-            .map(|h| h.trim().to_string());
-        let plain_ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            other => other,
-        };
-        let host = sni
-            .clone()
-            .or(host_header.clone())
-            .or(mapped.clone())
-            .unwrap_or_else(|| plain_ip.to_string());
-        let target = format!("{host}:{}", dst.port());
-        let mut detail = vec![format!("destination {plain_ip}:{}", dst.port())];
-        if let Some(r) = &request_line {
-            detail.push(format!("request `{r}`"));
-        }
-        if let Some(s) = &sni {
-            detail.push(format!("TLS SNI {s}"));
-        }
-        if text.to_ascii_lowercase().contains("\nauthorization:") {
-            detail.push("an Authorization header was present (value not recorded)".into());
-        }
-        detail.push(format!("{total} bytes; first: {}", printable(payload)));
-        if *not_inspected > 0 {
-            detail.push(format!(
-                "{not_inspected} bytes not inspected (the inspection budget ran out)"
-            ));
-        }
-        if !hits.is_empty() {
-            out.push(Finding {
-                code: Code::TcpExfiltration,
-                kind: FindingKind::Exfiltration,
-                severity: Severity::Critical,
-                summary: format!("secret sent to `{target}` ({})", canary_ids(hits, canaries)),
-                target,
-                detail: Some(detail.join("; ")),
-                process: process.clone(),
-                at_unix_ms: Some(*at),
-            });
-            continue;
-        }
-        let count = tcp_seen.entry(target.clone()).or_default();
-        *count += 1;
-        if *count > 1 {
-            continue;
-        }
-        let (sev, why) = host_class(&host);
-        let unremarkable = sev <= Severity::Low;
-        let (sev, why) = match sent_class(payload, request_line.as_deref()) {
-            Some((s, what)) if unremarkable => (s, what),
-            _ if unremarkable && host == plain_ip.to_string() => {
-                // A raw address nobody resolved: a hard-coded endpoint.
-                (Severity::Medium, "a hard-coded address nobody resolved")
-            }
-            _ => (sev, why),
-        };
-        out.push(Finding {
-            code: Code::Connection,
-            kind: FindingKind::NetworkAttempt,
-            severity: sev,
-            summary: format!("connection to `{target}` ({why})"),
+    out
+}
+
+/// A connection's finding: an exfiltration when it carried a canary, else one per destination
+/// judged by its host and what was sent.
+fn connection_finding(
+    c: &Conn,
+    fake: &HashMap<Ipv4Addr, String>,
+    canaries: &[Canary],
+    connects: &[Sighting],
+    tcp_seen: &mut BTreeMap<String, usize>,
+) -> Option<Finding> {
+    let Conn {
+        dst,
+        head: payload,
+        total,
+        not_inspected,
+        hits,
+        at,
+    } = c;
+    let process = who(connects, *at, |a| a == dst.to_string());
+    let ip = dst.ip();
+    let mapped = match ip {
+        IpAddr::V4(v4) => fake.get(&v4).cloned(),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().and_then(|v4| fake.get(&v4).cloned()),
+    };
+    let sni = sni(payload);
+    let text = String::from_utf8_lossy(payload);
+    let request_line = text
+        .lines()
+        .next()
+        .filter(|l| l.contains(" HTTP/"))
+        .map(str::to_string);
+    let host_header = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Host: ")
+                .or_else(|| l.strip_prefix("host: "))
+        })
+        .map(|h| h.trim().to_string());
+    let plain_ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        other => other,
+    };
+    let host = sni
+        .clone()
+        .or(host_header.clone())
+        .or(mapped.clone())
+        .unwrap_or_else(|| plain_ip.to_string());
+    let target = format!("{host}:{}", dst.port());
+    let mut detail = vec![format!("destination {plain_ip}:{}", dst.port())];
+    if let Some(r) = &request_line {
+        detail.push(format!("request `{r}`"));
+    }
+    if let Some(s) = &sni {
+        detail.push(format!("TLS SNI {s}"));
+    }
+    if text.to_ascii_lowercase().contains("\nauthorization:") {
+        detail.push("an Authorization header was present (value not recorded)".into());
+    }
+    detail.push(format!("{total} bytes; first: {}", printable(payload)));
+    if *not_inspected > 0 {
+        detail.push(format!(
+            "{not_inspected} bytes not inspected (the inspection budget ran out)"
+        ));
+    }
+    if !hits.is_empty() {
+        return Some(Finding {
+            code: Code::TcpExfiltration,
+            kind: FindingKind::Exfiltration,
+            severity: Severity::Critical,
+            summary: format!("secret sent to `{target}` ({})", canary_ids(hits, canaries)),
             target,
             detail: Some(detail.join("; ")),
-            process,
+            process: process.clone(),
             at_unix_ms: Some(*at),
         });
     }
+    let count = tcp_seen.entry(target.clone()).or_default();
+    *count += 1;
+    if *count > 1 {
+        return None;
+    }
+    let (sev, why) = host_class(&host);
+    let unremarkable = sev <= Severity::Low;
+    let (sev, why) = match sent_class(payload, request_line.as_deref()) {
+        Some((s, what)) if unremarkable => (s, what),
+        _ if unremarkable && host == plain_ip.to_string() => {
+            // A raw address nobody resolved: a hard-coded endpoint.
+            (Severity::Medium, "a hard-coded address nobody resolved")
+        }
+        _ => (sev, why),
+    };
+    Some(Finding {
+        code: Code::Connection,
+        kind: FindingKind::NetworkAttempt,
+        severity: sev,
+        summary: format!("connection to `{target}` ({why})"),
+        target,
+        detail: Some(detail.join("; ")),
+        process,
+        at_unix_ms: Some(*at),
+    })
+}
+
+/// Connections past the budget, counted per destination.
+fn overflow_findings(
+    state: &State,
+    fake: &HashMap<Ipv4Addr, String>,
+    canaries: &[Canary],
+    connects: &[Sighting],
+) -> Vec<Finding> {
+    let mut out = Vec::new();
     for (dst, (count, hits, at)) in &state.tcp_overflow {
         let process = who(connects, *at, |a| a == dst.to_string());
         let name = match dst.ip() {
@@ -382,6 +419,12 @@ pub(super) fn classify(
                 .at(Some(*at)),
         );
     }
+    out
+}
+
+/// What the sinkhole could not record (parser failures caught, connections closed unread,
+/// bytes not inspected).
+fn degraded_finding(state: &State, not_inspected_total: u64) -> Option<Finding> {
     let mut degraded = Vec::new();
     if state.panic_count > 0 {
         degraded.push(format!(
@@ -410,7 +453,7 @@ pub(super) fn classify(
         } else {
             Severity::Low
         };
-        out.push(
+        return Some(
             Finding::new(
                 Code::RecordingDegraded,
                 format!("network recording degraded: {}", degraded.join("; ")),
@@ -420,5 +463,5 @@ pub(super) fn classify(
             .at(Some(crate::util::now_unix_ms())),
         );
     }
-    out
+    None
 }
