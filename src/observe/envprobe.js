@@ -159,7 +159,7 @@
       seen.add(key);
       const line = { op: 'net', name: dest, kind, t: Date.now() };
       if (path) line.path = String(path).slice(0, 4096);
-      if (data) line.data = Buffer.from(data).subarray(0, 4096).toString('hex');
+      if (data) line.data = Buffer.from(data).subarray(0, 16384).toString('hex');
       pending.push(JSON.stringify(line) + '\n');
       if (!scheduled) {
         scheduled = true;
@@ -174,7 +174,7 @@
     if (typeof orig !== 'function') return;
     const wrapped = function (...args) {
       try {
-        seeArgs(...args);
+        seeArgs.apply(this, args);
       } catch {
         // Never disturb the call.
       }
@@ -195,6 +195,19 @@
   };
   try {
     const net = require('net');
+    // What a raw stream carries: searched for canaries by ringfence, never reported.
+    let writes = 0;
+    hook(net.Socket.prototype, 'write', function (chunk) {
+      if (writes > 256 || chunk == null || typeof chunk === 'function') return;
+      writes += 1;
+      const dest = this._ringfenceDest;
+      if (dest) netNote(`tcp-data:${writes}`, dest[0], dest[1], null, Buffer.from(chunk).subarray(0, 16384));
+    });
+    hook(net.Socket.prototype, 'connect', function (a, b) {
+      const o0 = Array.isArray(a) ? a[0] : a;
+      if (o0 && typeof o0 === 'object' && !o0.path) this._ringfenceDest = [o0.host || 'localhost', o0.port];
+      else if (typeof o0 === 'number' || /^\d+$/.test(String(o0))) this._ringfenceDest = [typeof b === 'string' ? b : 'localhost', o0];
+    });
     hook(net.Socket.prototype, 'connect', (a, b) => {
       const o = Array.isArray(a) ? a[0] : a;
       if (o && typeof o === 'object') {
@@ -228,6 +241,30 @@
     } catch {
       // Module unavailable.
     }
+  }
+  // What an HTTP request carries (headers, body chunks): searched for canaries by ringfence,
+  // never copied into a report.
+  try {
+    const proto = require('http').ClientRequest.prototype;
+    let chunks = 0;
+    const carried = function (chunk) {
+      if (chunks > 256) return;
+      chunks += 1;
+      const port = (this.agent && this.agent.defaultPort) || (this.protocol === 'https:' ? 443 : 80);
+      let headers = '';
+      try {
+        headers = JSON.stringify(this.getHeaders());
+      } catch {
+        // No headers then.
+      }
+      const body = chunk == null || typeof chunk === 'function' ? '' : chunk;
+      const data = Buffer.concat([Buffer.from(headers), Buffer.from(' '), Buffer.from(body)]);
+      netNote(`${this.protocol === 'https:' ? 'https' : 'http'}-body:${chunks}`, this.host, port, this.path, data);
+    };
+    hook(proto, 'write', function (chunk) { carried.call(this, chunk); });
+    hook(proto, 'end', function (chunk) { carried.call(this, chunk); });
+  } catch {
+    // http unavailable.
   }
   if (typeof globalThis.fetch === 'function') {
     hook(globalThis, 'fetch', (input) => {

@@ -4,7 +4,7 @@ use super::*;
 
 /// (name, qtype, end of the question section). Total: `None` for anything that is not one
 /// well-formed question.
-pub(super) fn parse_query(p: &[u8]) -> Option<(String, u16, usize)> {
+pub(crate) fn parse_query(p: &[u8]) -> Option<(String, u16, usize)> {
     let flags = *p.get(2)?;
     let qdcount = u16::from_be_bytes([*p.get(4)?, *p.get(5)?]);
     if p.len() < 12 || flags & 0x80 != 0 || qdcount == 0 {

@@ -577,6 +577,19 @@ pub(crate) fn unanswered(
     let mut seen = BTreeSet::new();
     let mut reached = BTreeSet::new();
     for p in probes {
+        // A DNS query sent by hand (a datagram to port 53) is judged as a lookup of its name.
+        let query = (p.kind == "udp" && p.dest.ends_with(":53"))
+            .then(|| p.data.as_deref().and_then(parse_query))
+            .flatten();
+        let (kind, dest) = match &query {
+            Some((name, _, _)) => ("dns".to_string(), format!("{name}:0")),
+            None => (p.kind.clone(), p.dest.clone()),
+        };
+        let p = &super::envprobe::NetProbe {
+            kind,
+            dest,
+            ..p.clone()
+        };
         let host = match p.kind.as_str() {
             "unix" => p.dest.trim_end_matches(":0").to_string(),
             _ => p
@@ -598,7 +611,20 @@ pub(crate) fn unanswered(
         }
         let hits = canaries_in(&scanned, canaries);
         let refused = "refused by the kernel: there is no network in the landlock tier";
-        let f = if !hits.is_empty() {
+        let f = if p.kind == "dns" {
+            // Judged as the sinkhole judges a query (encoded labels are a tunnel, a canary an
+            // exfiltration), once per name.
+            if !reached.insert(format!("dns:{host}")) {
+                continue;
+            }
+            let idx: BTreeSet<usize> = hits
+                .iter()
+                .filter_map(|h| canaries.iter().position(|c| std::ptr::eq(c, *h)))
+                .collect();
+            let f = classify::dns_finding(&host, 1, &idx, p.at_unix_ms, canaries, None, None);
+            let detail = f.detail.clone().unwrap_or_default();
+            f.detail(format!("{detail}; seen by the node preload; {refused}"))
+        } else if !hits.is_empty() {
             let ids = hits
                 .iter()
                 .map(|c| c.id.as_str())
@@ -649,8 +675,8 @@ pub(crate) fn unanswered(
         } else if host.parse::<IpAddr>().is_ok() && p.kind == "tcp" {
             // Raw addresses: the syscall recorder saw the connect itself.
             continue;
-        } else if !reached.insert(host.clone()) {
-            // One attempt per host (a request names it, its lookup and connect name it again).
+        } else if !reached.insert(p.dest.clone()) {
+            // One attempt per destination (a request names it, its connect names it again).
             continue;
         } else {
             let (severity, class) = classify::host_class(&host);
