@@ -213,7 +213,7 @@ fn install_reporting(
     let captured =
         npm::run_ignore_scripts(&tool, s.command, &s.npm_args, &project.root, &rctx.env)?;
     let build = project.build_set(s.command)?;
-    let mut notices = build.git_prepare_warnings();
+    let mut notices = build.warnings();
     notices.extend(npm::bins::shadowing_bins(&project.root));
     let warnings: Vec<ReportWarning> = notices
         .into_iter()

@@ -39,6 +39,8 @@ pub struct BuildSet {
     fresh: Vec<bool>,
     /// Something besides links changed (npm then runs dependency scripts at all).
     changed: bool,
+    /// Packages whose manifest could not be read (their scripts are not run).
+    pub unreadable: Vec<Notice>,
 }
 
 fn bad_package(name: &str, location: &str, why: String) -> NpmError {
@@ -120,10 +122,25 @@ impl Project {
                         .is_none_or(|v| *v != n.version)
             })
             .collect();
-        let mut manifests = nodes
+        // A package whose manifest cannot be read at all fails alone: its scripts are not run
+        // and the install says so; every other package is replayed.
+        let mut unreadable = Vec::new();
+        let mut manifests: Vec<Manifest> = nodes
             .iter()
-            .map(|n| Manifest::read(&n.dir))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|n| {
+                Manifest::read(&n.dir).unwrap_or_else(|e| {
+                    unreadable.push(Notice {
+                        code: "manifest-unreadable",
+                        location: Some(n.location.clone()),
+                        message: format!(
+                            "{} at {}: its package.json could not be read ({e}); its install scripts were not run",
+                            n.name, n.location
+                        ),
+                    });
+                    Manifest::default()
+                })
+            })
+            .collect();
         for ((n, m), fresh) in nodes.iter().zip(manifests.iter_mut()).zip(&fresh) {
             if !n.link && !fresh {
                 if let Some(entry) = after.packages.get(&n.location) {
@@ -149,6 +166,7 @@ impl Project {
             manifests,
             fresh,
             changed,
+            unreadable,
         })
     }
 }
@@ -226,10 +244,12 @@ impl BuildSet {
             .collect()
     }
 
-    /// Git dependencies are prepared by npm at fetch time (a nested install plus `prepare`, then
-    /// packed), which `--ignore-scripts` skips. That is not replayable in node_modules: say so.
-    pub fn git_prepare_warnings(&self) -> Vec<Notice> {
-        let mut out = Vec::new();
+    /// What the install should say about its packages: manifests that could not be read (their
+    /// scripts were not run), and git dependencies, which npm prepares at fetch time (a nested
+    /// install plus `prepare`, then packed) — `--ignore-scripts` skips that and it is not
+    /// replayable in node_modules.
+    pub fn warnings(&self) -> Vec<Notice> {
+        let mut out = self.unreadable.clone();
         for (n, m) in self.nodes.iter().zip(&self.manifests) {
             let git = n.resolved.as_deref().is_some_and(|r| r.starts_with("git+"));
             if git && m.scripts.contains_key("prepare") {
