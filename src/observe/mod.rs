@@ -73,6 +73,7 @@ impl Observation {
         let context = syscalls::Context {
             home: spec.home.clone(),
             preload_option,
+            host_network: spec.tier == crate::sandbox::spec::Tier::Landlock,
             writable: spec
                 .mounts
                 .iter()

@@ -229,7 +229,7 @@ impl<'a> Classifier<'a> {
                 ));
             }
         }
-        if let Some(f) = inet_connect_finding(addr) {
+        if let Some(f) = inet_connect_finding(addr, self.ctx.host_network) {
             self.push(f, n);
         }
     }
@@ -281,7 +281,7 @@ impl<'a> Classifier<'a> {
                 at_unix_ms: n.at_unix_ms,
             });
         }
-        if let Some(f) = inet_connect_finding(addr) {
+        if let Some(f) = inet_connect_finding(addr, self.ctx.host_network) {
             self.push(f, n);
         }
         if addr.starts_with("unix:") {

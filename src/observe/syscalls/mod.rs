@@ -36,6 +36,9 @@ pub struct Context {
     /// The NODE_OPTIONS entry that loads the env-probe preload in this run (its path differs
     /// between tiers); empty: the full tier's.
     pub preload_option: String,
+    /// The landlock tier: the host's network stack, no sinkhole (the kernel refuses every
+    /// connection).
+    pub host_network: bool,
     /// Host paths bound writable.
     pub writable: Vec<PathBuf>,
     /// Every host path bound into the sandbox (read-only or writable).

@@ -189,11 +189,14 @@ pub(super) fn denied_class(name: &str) -> (Severity, &'static str) {
 
 /// A connection the sinkhole cannot see: a port it does not listen on (refused at once inside
 /// the namespace). Ports it serves are reported by the sinkhole itself, with names and payloads.
-pub(super) fn inet_connect_finding(addr: &str) -> Option<Finding> {
+/// `host_network`: the landlock tier, where there is no sinkhole to record the common ports and
+/// loopback is the host's (the kernel refuses the connect).
+pub(super) fn inet_connect_finding(addr: &str, host_network: bool) -> Option<Finding> {
     let (host, port) = addr.rsplit_once(':')?;
     let port: u16 = port.parse().ok()?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    if port == 0 || crate::observe::net::TCP_PORTS.contains(&port) || port == 53 {
+    let sinkhole_port = crate::observe::net::TCP_PORTS.contains(&port) || port == 53;
+    if port == 0 || (sinkhole_port && !host_network) {
         return None;
     }
     let ip: std::net::IpAddr = host.parse().ok()?;
@@ -202,9 +205,15 @@ pub(super) fn inet_connect_finding(addr: &str) -> Option<Finding> {
             code: Code::LoopbackConnection,
             kind: FindingKind::NetworkAttempt,
             severity: Severity::Low,
-            summary: format!(
-                "connection attempt to `{addr}` (the sandbox's own loopback; nothing listens)"
-            ),
+            summary: if host_network {
+                format!(
+                    "connection attempt to `{addr}` (a service on the host's loopback); refused"
+                )
+            } else {
+                format!(
+                    "connection attempt to `{addr}` (the sandbox's own loopback; nothing listens)"
+                )
+            },
             target: addr.to_string(),
             detail: None,
             process: None,
@@ -221,7 +230,12 @@ pub(super) fn inet_connect_finding(addr: &str) -> Option<Finding> {
             Severity::High
         },
         summary: format!(
-            "connection attempt to `{addr}` on an unusual port{}; refused",
+            "connection attempt to `{addr}`{}{}; refused",
+            if sinkhole_port {
+                ""
+            } else {
+                " on an unusual port"
+            },
             if fake {
                 " (a name the sinkhole resolved)"
             } else {

@@ -31,6 +31,7 @@ fn a_project_under_home_is_judged_as_a_host_path() {
     let ctx = Context {
         home: "/home/u".into(),
         preload_option: String::new(),
+        host_network: false,
         writable: vec!["/home/u/p/node_modules/x".into()],
         visible: vec!["/home/u/p".into(), "/home/u/.npm".into()],
         caches: vec!["/home/u/.npm".into()],
@@ -161,6 +162,7 @@ fn classification() {
     let ctx = Context {
         home: "/home/u".into(),
         preload_option: String::new(),
+        host_network: false,
         writable: vec!["/p/node_modules/x".into()],
         visible: vec!["/p".into()],
         caches: vec![],
