@@ -46,6 +46,9 @@ pub struct FindingsArgs {
 /// `ringfence replay`.
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
+    /// Also write the findings as a GitLab Code Quality report.
+    #[arg(long, value_name = "FILE")]
+    pub gitlab_codequality: Option<PathBuf>,
     /// Also write the findings as SARIF 2.1.0 (code scanning: GitHub, GitLab, Azure DevOps).
     #[arg(long, value_name = "FILE")]
     pub sarif: Option<PathBuf>,
@@ -88,6 +91,9 @@ pub struct ReplayArgs {
 /// `ringfence run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// Also write the findings as a GitLab Code Quality report.
+    #[arg(long, value_name = "FILE")]
+    pub gitlab_codequality: Option<PathBuf>,
     /// Also write the findings as SARIF 2.1.0 (code scanning: GitHub, GitLab, Azure DevOps).
     #[arg(long, value_name = "FILE")]
     pub sarif: Option<PathBuf>,
@@ -151,6 +157,9 @@ pub struct DoctorArgs {
 /// `ringfence install` / `ringfence ci`.
 #[derive(Debug, Args)]
 pub struct InstallArgs {
+    /// Also write the findings as a GitLab Code Quality report.
+    #[arg(long, value_name = "FILE")]
+    pub gitlab_codequality: Option<PathBuf>,
     /// Also write the findings as SARIF 2.1.0 (code scanning: GitHub, GitLab, Azure DevOps).
     #[arg(long, value_name = "FILE")]
     pub sarif: Option<PathBuf>,

@@ -30,6 +30,8 @@ pub struct RunSettings {
     pub require_tier: Option<Tier>,
     /// SARIF output path.
     pub sarif: Option<PathBuf>,
+    /// GitLab Code Quality output path.
+    pub gitlab_codequality: Option<PathBuf>,
     /// Running in GitHub Actions (`GITHUB_ACTIONS=true`): annotations and a job summary.
     pub github: Option<GithubOutput>,
 }
@@ -72,6 +74,8 @@ pub struct InstallSettings {
     pub require_tier: Option<Tier>,
     /// SARIF output path.
     pub sarif: Option<PathBuf>,
+    /// GitLab Code Quality output path.
+    pub gitlab_codequality: Option<PathBuf>,
     /// Running in GitHub Actions (`GITHUB_ACTIONS=true`): annotations and a job summary.
     pub github: Option<GithubOutput>,
 }
@@ -99,6 +103,8 @@ pub struct ReplaySettings {
     pub require_tier: Option<Tier>,
     /// SARIF output path.
     pub sarif: Option<PathBuf>,
+    /// GitLab Code Quality output path.
+    pub gitlab_codequality: Option<PathBuf>,
     /// Running in GitHub Actions (`GITHUB_ACTIONS=true`): annotations and a job summary.
     pub github: Option<GithubOutput>,
 }
@@ -194,6 +200,7 @@ impl RunSettings {
             tier,
             require_tier,
             sarif: args.sarif,
+            gitlab_codequality: args.gitlab_codequality,
             github: GithubOutput::from_env(),
             request: RunRequest {
                 command: args.command,
@@ -234,6 +241,7 @@ impl InstallSettings {
             tier: TierChoice::Auto,
             require_tier: None,
             sarif: None,
+            gitlab_codequality: None,
             github: None,
         }
     }
@@ -261,6 +269,7 @@ impl InstallSettings {
             tier,
             require_tier,
             sarif: args.sarif,
+            gitlab_codequality: args.gitlab_codequality,
             github: GithubOutput::from_env(),
             npm_args: args.npm_args,
             report: args.report,
@@ -290,6 +299,7 @@ impl ReplaySettings {
             tier,
             require_tier,
             sarif: args.sarif,
+            gitlab_codequality: args.gitlab_codequality,
             github: GithubOutput::from_env(),
             specs: args.specs,
             modes: if args.modes.is_empty() {

@@ -53,6 +53,11 @@ pub fn run(s: InstallSettings) -> Result<Exit, RunError> {
         installed.project.as_deref(),
         installed.exit.as_ref().err(),
     )?;
+    super::write_codequality(
+        s.gitlab_codequality.as_deref(),
+        installed.report.as_ref(),
+        installed.project.as_deref(),
+    )?;
     if let Err(e) = &installed.exit {
         super::report_failure(s.report.as_deref(), installed.report, e);
     }

@@ -67,6 +67,22 @@ pub(crate) fn write_sarif(
     })
 }
 
+/// Write the GitLab Code Quality report of `report` to `path`, if asked.
+pub(crate) fn write_codequality(
+    path: Option<&std::path::Path>,
+    report: Option<&crate::report::Report>,
+    project: Option<&std::path::Path>,
+) -> Result<(), RunError> {
+    let Some(path) = path else { return Ok(()) };
+    let empty = crate::report::Report::new(Vec::new());
+    crate::output::gitlab::write(report.unwrap_or(&empty), project, path).map_err(|source| {
+        RunError::Report(crate::report::ReportError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
+    })
+}
+
 /// GitHub Actions: annotations on stdout (where the runner reads workflow commands) and the
 /// job summary appended to `$GITHUB_STEP_SUMMARY`.
 pub(crate) fn github(

@@ -294,6 +294,7 @@ pub fn run(s: ReplaySettings) -> Result<Exit, RunError> {
         None,
         r.as_ref().err(),
     )?;
+    super::write_codequality(s.gitlab_codequality.as_deref(), combined.as_ref(), None)?;
     if let Err(e) = &r {
         super::report_failure(s.report.as_deref(), None, e);
     }

@@ -19,6 +19,7 @@ pub fn run(s: RunSettings) -> Result<Exit, RunError> {
     let mut report = None;
     let r = run_inner(&s, &mut report);
     super::write_sarif(s.sarif.as_deref(), report.as_ref(), None, r.as_ref().err())?;
+    super::write_codequality(s.gitlab_codequality.as_deref(), report.as_ref(), None)?;
     if let Err(e) = &r {
         super::report_failure(s.report.as_deref(), None, e);
     }
@@ -74,7 +75,7 @@ fn run_inner(s: &RunSettings, slot: &mut Option<Report>) -> Result<Exit, RunErro
     }
     let outcome = x.result?;
     human::run_notes(&x.spec, &outcome, &x.observed.findings);
-    if s.report.is_some() || s.sarif.is_some() {
+    if s.report.is_some() || s.sarif.is_some() || s.gitlab_codequality.is_some() {
         let mut run = ScriptRun::new(&x.spec, &x.seccomp, &outcome, x.started_unix_ms);
         run.observed(x.observed);
         let report = Report::new(vec![run]);

@@ -2,6 +2,7 @@
 //! systems: SARIF, annotations, NDJSON).
 
 pub mod github;
+pub mod gitlab;
 pub mod human;
 pub mod sarif;
 

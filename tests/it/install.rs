@@ -310,9 +310,11 @@ fn github_actions_gets_annotations_and_a_job_summary() {
     let sarif = w.ctx.root().join("r.sarif");
     let mut c = Command::new(crate::common::bin());
     w.env(&mut c);
+    let quality = w.ctx.root().join("gl-code-quality.json");
     c.env("GITHUB_ACTIONS", "true")
         .env("GITHUB_STEP_SUMMARY", &summary)
-        .args(["install", "--sarif", sarif.to_str().unwrap()]);
+        .args(["install", "--sarif", sarif.to_str().unwrap()])
+        .args(["--gitlab-codequality", quality.to_str().unwrap()]);
     let out = c.output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -327,6 +329,25 @@ fn github_actions_gets_annotations_and_a_job_summary() {
             "::error file=package-lock.json,line={writer_line},title=ringfence "
         )),
         "{stdout}"
+    );
+    // GitLab Code Quality: the same findings at the same line, with GitLab's severities.
+    let q: serde_json::Value = serde_json::from_slice(&std::fs::read(&quality).unwrap()).unwrap();
+    let writer = q
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| {
+            e["description"]
+                .as_str()
+                .unwrap()
+                .contains("rf-writer@1.0.0")
+        })
+        .unwrap();
+    assert_eq!(writer["location"]["path"], "package-lock.json");
+    assert_eq!(writer["location"]["lines"]["begin"], writer_line);
+    assert!(
+        ["blocker", "critical", "major", "minor", "info"]
+            .contains(&writer["severity"].as_str().unwrap())
     );
     let md = std::fs::read_to_string(&summary).unwrap();
     assert!(md.starts_with("## ringfence"), "{md}");
