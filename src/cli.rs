@@ -157,6 +157,9 @@ pub struct DoctorArgs {
 /// `ringfence install` / `ringfence ci`.
 #[derive(Debug, Args)]
 pub struct InstallArgs {
+    /// Stream NDJSON events to FILE as scripts start and finish.
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
     /// Also write the findings as a GitLab Code Quality report.
     #[arg(long, value_name = "FILE")]
     pub gitlab_codequality: Option<PathBuf>,

@@ -68,6 +68,8 @@ pub struct InstallSettings {
     pub timeout: Option<Duration>,
     /// Print the summary (replay prints its own).
     pub summary: bool,
+    /// NDJSON events file.
+    pub events: Option<PathBuf>,
     /// Requested tier.
     pub tier: TierChoice,
     /// Weakest acceptable tier.
@@ -238,6 +240,7 @@ impl InstallSettings {
             rollback: true,
             timeout: None,
             summary: true,
+            events: None,
             tier: TierChoice::Auto,
             require_tier: None,
             sarif: None,
@@ -266,6 +269,7 @@ impl InstallSettings {
         }
         let (tier, require_tier) = tiers(&args.tier, args.require_tier.as_deref())?;
         Ok(InstallSettings {
+            events: args.events,
             tier,
             require_tier,
             sarif: args.sarif,

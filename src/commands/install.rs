@@ -234,12 +234,31 @@ fn install_reporting(
     let total: usize = phases.iter().map(|p| p.jobs.len()).sum();
     let install_summary = crate::report::install_summary(&build, &phases);
     let npm_cache = project::cache_dir(&npm_env, &rctx.home);
+    let ndjson = match &s.events {
+        Some(path) => Some(
+            crate::output::ndjson::Ndjson::create(path).map_err(|source| {
+                RunError::Report(crate::report::ReportError::Write {
+                    path: path.clone(),
+                    source,
+                })
+            })?,
+        ),
+        None => None,
+    };
+    let tee;
+    let events: &dyn crate::pipeline::Events = match &ndjson {
+        Some(n) => {
+            tee = crate::output::ndjson::Tee(&human::Terminal, n);
+            &tee
+        }
+        None => &human::Terminal,
+    };
     let runner = Runner {
         profile: &profile,
         rctx: &rctx,
         scope: scope(s, &project, &build, &tool, npm_cache.as_ref(), nodedir),
         caches: npm_cache.iter().cloned().collect(),
-        events: &human::Terminal,
+        events,
         tier,
     };
     let batch = run_phases(phases, &runner, &build, s.jobs);

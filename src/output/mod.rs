@@ -4,6 +4,7 @@
 pub mod github;
 pub mod gitlab;
 pub mod human;
+pub mod ndjson;
 pub mod sarif;
 
 pub use human::terminal_safe;

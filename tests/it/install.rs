@@ -311,10 +311,12 @@ fn github_actions_gets_annotations_and_a_job_summary() {
     let mut c = Command::new(crate::common::bin());
     w.env(&mut c);
     let quality = w.ctx.root().join("gl-code-quality.json");
+    let events = w.ctx.root().join("events.ndjson");
     c.env("GITHUB_ACTIONS", "true")
         .env("GITHUB_STEP_SUMMARY", &summary)
         .args(["install", "--sarif", sarif.to_str().unwrap()])
-        .args(["--gitlab-codequality", quality.to_str().unwrap()]);
+        .args(["--gitlab-codequality", quality.to_str().unwrap()])
+        .args(["--events", events.to_str().unwrap()]);
     let out = c.output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -329,6 +331,27 @@ fn github_actions_gets_annotations_and_a_job_summary() {
             "::error file=package-lock.json,line={writer_line},title=ringfence "
         )),
         "{stdout}"
+    );
+    // NDJSON events: every script started and finished, one whole JSON object per line.
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let started = lines
+        .iter()
+        .filter(|l| l["event"] == "script-started")
+        .count();
+    let finished: Vec<_> = lines
+        .iter()
+        .filter(|l| l["event"] == "script-finished")
+        .collect();
+    assert!(started > 0 && started == finished.len(), "{lines:?}");
+    assert!(
+        finished
+            .iter()
+            .any(|l| l["package"]["name"] == "rf-writer" && l["findings"].as_u64().unwrap() > 0),
+        "{lines:?}"
     );
     // GitLab Code Quality: the same findings at the same line, with GitLab's severities.
     let q: serde_json::Value = serde_json::from_slice(&std::fs::read(&quality).unwrap()).unwrap();
