@@ -193,8 +193,15 @@ fn carve_under(
             if entry.file_name() == Some(next.as_os_str()) {
                 continue;
             }
+            // A rule on a link would grant what it points at (the rule's path is opened
+            // following it): a script of an earlier phase could plant `ws/x -> ~/.ssh`. Links
+            // are left ungranted; what they point at is reachable only if the view has it.
+            let meta = std::fs::symlink_metadata(&entry).ok();
+            if meta.as_ref().is_some_and(|m| m.file_type().is_symlink()) {
+                continue;
+            }
             rules.push(LandlockRule {
-                dir: entry.is_dir() && !entry.is_symlink(),
+                dir: meta.is_some_and(|m| m.is_dir()),
                 path: entry,
                 access: granted.access,
             });
@@ -220,6 +227,28 @@ pub fn dir_only(writable: bool) -> landlock::BitFlags<AccessFs> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn links_beside_a_denied_file_are_not_granted() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        std::fs::write(p.join(".env"), "x").unwrap();
+        std::fs::write(p.join("index.js"), "x").unwrap();
+        std::os::unix::fs::symlink("/etc/shadow", p.join("planted")).unwrap();
+        let mut rules = vec![LandlockRule {
+            path: p.to_path_buf(),
+            access: FsAccess::Read,
+            dir: true,
+        }];
+        let list = |d: &Path| -> Vec<PathBuf> {
+            std::fs::read_dir(d).unwrap().map(|e| e.unwrap().path()).collect()
+        };
+        carve(&mut rules, &p.join(".env"), &list);
+        let paths: Vec<&Path> = rules.iter().map(|r| r.path.as_path()).collect();
+        assert!(paths.contains(&p.join("index.js").as_path()), "{paths:?}");
+        assert!(!paths.contains(&p.join("planted").as_path()), "{paths:?}");
+        assert!(!paths.contains(&p.join(".env").as_path()), "{paths:?}");
+    }
 
     #[test]
     fn a_denied_file_is_carved_out_of_its_directory() {
