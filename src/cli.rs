@@ -46,24 +46,9 @@ pub struct FindingsArgs {
 /// `ringfence replay`.
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// Also write the findings as a GitLab Code Quality report.
-    #[arg(long, value_name = "FILE")]
-    pub gitlab_codequality: Option<PathBuf>,
-    /// Also write the findings as SARIF 2.1.0 (code scanning: GitHub, GitLab, Azure DevOps).
-    #[arg(long, value_name = "FILE")]
-    pub sarif: Option<PathBuf>,
-    /// Isolation tier: `full` (namespaces), `landlock` (no namespaces: for containers and
-    /// hosts without usable user namespaces), or `auto` (full where it works).
-    #[arg(
-        long,
-        value_name = "TIER",
-        env = "RINGFENCE_TIER",
-        default_value = "auto"
-    )]
-    pub tier: String,
-    /// Refuse to run (exit 2) unless at least this tier is available: `full` or `landlock`.
-    #[arg(long, value_name = "TIER", env = "RINGFENCE_REQUIRE_TIER")]
-    pub require_tier: Option<String>,
+    /// Tier and outputs.
+    #[command(flatten)]
+    pub common: CommonArgs,
     /// Write the combined JSON report (both modes' runs and the differences).
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -91,24 +76,9 @@ pub struct ReplayArgs {
 /// `ringfence run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Also write the findings as a GitLab Code Quality report.
-    #[arg(long, value_name = "FILE")]
-    pub gitlab_codequality: Option<PathBuf>,
-    /// Also write the findings as SARIF 2.1.0 (code scanning: GitHub, GitLab, Azure DevOps).
-    #[arg(long, value_name = "FILE")]
-    pub sarif: Option<PathBuf>,
-    /// Isolation tier: `full` (namespaces), `landlock` (no namespaces: for containers and
-    /// hosts without usable user namespaces), or `auto` (full where it works).
-    #[arg(
-        long,
-        value_name = "TIER",
-        env = "RINGFENCE_TIER",
-        default_value = "auto"
-    )]
-    pub tier: String,
-    /// Refuse to run (exit 2) unless at least this tier is available: `full` or `landlock`.
-    #[arg(long, value_name = "TIER", env = "RINGFENCE_REQUIRE_TIER")]
-    pub require_tier: Option<String>,
+    /// Tier and outputs.
+    #[command(flatten)]
+    pub common: CommonArgs,
     /// Make PATH visible and writable at its real path (repeatable).
     #[arg(long, value_name = "PATH")]
     pub rw: Vec<PathBuf>,
@@ -160,24 +130,9 @@ pub struct InstallArgs {
     /// Stream NDJSON events to FILE as scripts start and finish.
     #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
-    /// Also write the findings as a GitLab Code Quality report.
-    #[arg(long, value_name = "FILE")]
-    pub gitlab_codequality: Option<PathBuf>,
-    /// Also write the findings as SARIF 2.1.0 (code scanning: GitHub, GitLab, Azure DevOps).
-    #[arg(long, value_name = "FILE")]
-    pub sarif: Option<PathBuf>,
-    /// Isolation tier: `full` (namespaces), `landlock` (no namespaces: for containers and
-    /// hosts without usable user namespaces), or `auto` (full where it works).
-    #[arg(
-        long,
-        value_name = "TIER",
-        env = "RINGFENCE_TIER",
-        default_value = "auto"
-    )]
-    pub tier: String,
-    /// Refuse to run (exit 2) unless at least this tier is available: `full` or `landlock`.
-    #[arg(long, value_name = "TIER", env = "RINGFENCE_REQUIRE_TIER")]
-    pub require_tier: Option<String>,
+    /// Tier and outputs.
+    #[command(flatten)]
+    pub common: CommonArgs,
     /// Write a JSON report of every script run.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -210,4 +165,27 @@ pub struct InstallArgs {
         value_name = "NPM ARGS"
     )]
     pub npm_args: Vec<String>,
+}
+
+/// Flags of every command that runs scripts: the isolation tier and the machine-readable outputs.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Isolation tier: `full` (namespaces), `landlock` (no namespaces: for containers and
+    /// hosts without usable user namespaces), or `auto` (full where it works).
+    #[arg(
+        long,
+        value_name = "TIER",
+        env = "RINGFENCE_TIER",
+        default_value = "auto"
+    )]
+    pub tier: String,
+    /// Refuse to run (exit 2) unless at least this tier is available: `full` or `landlock`.
+    #[arg(long, value_name = "TIER", env = "RINGFENCE_REQUIRE_TIER")]
+    pub require_tier: Option<String>,
+    /// Also write the findings as SARIF 2.1.0 (code scanning: GitHub, GitLab, Azure DevOps).
+    #[arg(long, value_name = "FILE")]
+    pub sarif: Option<PathBuf>,
+    /// Also write the findings as a GitLab Code Quality report.
+    #[arg(long, value_name = "FILE")]
+    pub gitlab_codequality: Option<PathBuf>,
 }

@@ -197,12 +197,12 @@ impl RunSettings {
     /// From `ringfence run`'s flags.
     pub fn from_args(args: RunArgs) -> Result<Self, RunError> {
         let timeout = args.timeout.map(|s| seconds("--timeout", s)).transpose()?;
-        let (tier, require_tier) = tiers(&args.tier, args.require_tier.as_deref())?;
+        let (tier, require_tier) = tiers(&args.common.tier, args.common.require_tier.as_deref())?;
         Ok(RunSettings {
             tier,
             require_tier,
-            sarif: args.sarif,
-            gitlab_codequality: args.gitlab_codequality,
+            sarif: args.common.sarif,
+            gitlab_codequality: args.common.gitlab_codequality,
             github: GithubOutput::from_env(),
             request: RunRequest {
                 command: args.command,
@@ -267,13 +267,13 @@ impl InstallSettings {
                 why: "global installs (`-g`) are not supported: ringfence replays scripts inside a project".into(),
             });
         }
-        let (tier, require_tier) = tiers(&args.tier, args.require_tier.as_deref())?;
+        let (tier, require_tier) = tiers(&args.common.tier, args.common.require_tier.as_deref())?;
         Ok(InstallSettings {
             events: args.events,
             tier,
             require_tier,
-            sarif: args.sarif,
-            gitlab_codequality: args.gitlab_codequality,
+            sarif: args.common.sarif,
+            gitlab_codequality: args.common.gitlab_codequality,
             github: GithubOutput::from_env(),
             npm_args: args.npm_args,
             report: args.report,
@@ -298,12 +298,12 @@ impl ReplaySettings {
                 why: "replay: name at least one package".into(),
             });
         }
-        let (tier, require_tier) = tiers(&args.tier, args.require_tier.as_deref())?;
+        let (tier, require_tier) = tiers(&args.common.tier, args.common.require_tier.as_deref())?;
         Ok(ReplaySettings {
             tier,
             require_tier,
-            sarif: args.sarif,
-            gitlab_codequality: args.gitlab_codequality,
+            sarif: args.common.sarif,
+            gitlab_codequality: args.common.gitlab_codequality,
             github: GithubOutput::from_env(),
             specs: args.specs,
             modes: if args.modes.is_empty() {

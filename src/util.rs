@@ -30,3 +30,15 @@ pub fn search_path(path: &str, name: &str, cwd: &std::path::Path) -> Option<std:
         (meta.is_file() && meta.permissions().mode() & 0o111 != 0).then_some(candidate)
     })
 }
+
+/// Write `bytes` to `path` atomically: a temporary file in the same directory, then a rename.
+pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, bytes)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}

@@ -6,9 +6,12 @@ pub mod install;
 pub mod replay;
 pub mod run;
 
+use std::path::Path;
+
 use crate::cli::{Cli, Command};
 use crate::error::RunError;
 use crate::npm::Command2;
+use crate::report::{Report, ReportError, RunFailure};
 use crate::settings::{DoctorSettings, InstallSettings, ReplaySettings, RunSettings};
 
 /// How a command ended. Errors of ringfence itself are `Err(RunError)` (exit 2).
@@ -41,71 +44,70 @@ impl Exit {
     }
 }
 
-/// Write the SARIF log of `report` (with `e` as a failed invocation) to `path`, if asked.
-pub(crate) fn write_sarif(
-    path: Option<&std::path::Path>,
-    report: Option<&crate::report::Report>,
-    project: Option<&std::path::Path>,
-    e: Option<&RunError>,
-) -> Result<(), RunError> {
-    let Some(path) = path else { return Ok(()) };
-    let mut r = report
-        .cloned()
-        .unwrap_or_else(|| crate::report::Report::new(Vec::new()));
+/// The report as outputs show it: the report so far (or an empty one), with `e`, if any, as
+/// its `error`.
+fn finished_report(report: Option<&Report>, e: Option<&RunError>) -> Report {
+    let mut r = report.cloned().unwrap_or_else(|| Report::new(Vec::new()));
     if let Some(e) = e {
-        r.error = Some(crate::report::RunFailure {
+        let hint = e.hint();
+        r.error = Some(RunFailure {
             message: crate::output::human::error_chain(e),
-            cause: None,
-            hint: e.hint().map(|h| h.fix),
+            cause: hint.as_ref().and_then(|h| h.cause.clone()),
+            hint: hint.map(|h| h.fix),
         });
     }
-    crate::output::sarif::write(&r, project, path).map_err(|source| {
-        RunError::Report(crate::report::ReportError::Write {
+    r
+}
+
+/// A failed write of an output file.
+fn write_error(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
+    move |source| {
+        RunError::Report(ReportError::Write {
             path: path.to_path_buf(),
             source,
         })
-    })
+    }
+}
+
+/// Write the SARIF log of `report` (with `e` as a failed invocation) to `path`, if asked.
+pub(crate) fn write_sarif(
+    path: Option<&Path>,
+    report: Option<&Report>,
+    project: Option<&Path>,
+    e: Option<&RunError>,
+) -> Result<(), RunError> {
+    let Some(path) = path else { return Ok(()) };
+    crate::output::sarif::write(&finished_report(report, e), project, path)
+        .map_err(write_error(path))
 }
 
 /// Write the GitLab Code Quality report of `report` to `path`, if asked.
 pub(crate) fn write_codequality(
-    path: Option<&std::path::Path>,
-    report: Option<&crate::report::Report>,
-    project: Option<&std::path::Path>,
+    path: Option<&Path>,
+    report: Option<&Report>,
+    project: Option<&Path>,
 ) -> Result<(), RunError> {
     let Some(path) = path else { return Ok(()) };
-    let empty = crate::report::Report::new(Vec::new());
-    crate::output::gitlab::write(report.unwrap_or(&empty), project, path).map_err(|source| {
-        RunError::Report(crate::report::ReportError::Write {
-            path: path.to_path_buf(),
-            source,
-        })
-    })
+    crate::output::gitlab::write(&finished_report(report, None), project, path)
+        .map_err(write_error(path))
 }
 
 /// GitHub Actions: annotations on stdout (where the runner reads workflow commands) and the
 /// job summary appended to `$GITHUB_STEP_SUMMARY`.
 pub(crate) fn github(
     gh: Option<&crate::settings::GithubOutput>,
-    report: Option<&crate::report::Report>,
-    project: Option<&std::path::Path>,
+    report: Option<&Report>,
+    project: Option<&Path>,
     fail_on: Option<crate::findings::Severity>,
     e: Option<&RunError>,
 ) {
     use crate::findings::Severity;
     let Some(gh) = gh else { return };
-    let mut r = report
-        .cloned()
-        .unwrap_or_else(|| crate::report::Report::new(Vec::new()));
-    if let Some(e) = e {
-        r.error = Some(crate::report::RunFailure {
-            message: crate::output::human::error_chain(e),
-            cause: None,
-            hint: e.hint().map(|h| h.fix),
-        });
+    let r = finished_report(report, e);
+    if let Some(failure) = &r.error {
         println!(
             "::error title=ringfence failed::{}",
-            crate::output::github::message(&crate::output::human::error_chain(e))
+            crate::output::github::message(&failure.message)
         );
     }
     let threshold = fail_on.map_or(Severity::Medium, |t| t.min(Severity::Medium));
@@ -128,20 +130,9 @@ pub(crate) fn github(
 
 /// Write `e` into the report at `path` (the report so far, or an empty one), so that a CI step
 /// reading only the report never sees a clean-looking install when ringfence failed.
-pub(crate) fn report_failure(
-    path: Option<&std::path::Path>,
-    report: Option<crate::report::Report>,
-    e: &RunError,
-) {
+pub(crate) fn report_failure(path: Option<&Path>, report: Option<Report>, e: &RunError) {
     let Some(path) = path else { return };
-    let mut r = report.unwrap_or_else(|| crate::report::Report::new(Vec::new()));
-    let hint = e.hint();
-    r.error = Some(crate::report::RunFailure {
-        message: crate::output::human::error_chain(e),
-        cause: hint.as_ref().and_then(|h| h.cause.clone()),
-        hint: hint.map(|h| h.fix),
-    });
-    if let Err(w) = r.write(path) {
+    if let Err(w) = finished_report(report.as_ref(), Some(e)).write(path) {
         tracing::warn!("could not write the failure into the report: {w}");
     }
 }

@@ -50,19 +50,7 @@ fn lock_lines(project: Option<&Path>) -> BTreeMap<String, usize> {
     let text = project
         .and_then(|p| std::fs::read_to_string(p.join("package-lock.json")).ok())
         .unwrap_or_default();
-    let mut out = BTreeMap::new();
-    for (i, line) in text.lines().enumerate() {
-        if let Some((key, rest)) = line
-            .trim_start()
-            .strip_prefix('"')
-            .and_then(|r| r.split_once('"'))
-        {
-            if rest.trim_start().starts_with(": {") {
-                out.entry(key.to_string()).or_insert(i + 1);
-            }
-        }
-    }
-    out
+    super::sarif::lock_lines(&text)
 }
 
 /// `::error file=…,line=…,title=…::…` for every finding at or above `threshold`, at most

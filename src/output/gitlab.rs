@@ -51,14 +51,7 @@ pub fn log(report: &Report, project: Option<&Path>) -> Value {
 /// Write it atomically.
 pub fn write(report: &Report, project: Option<&Path>, path: &Path) -> std::io::Result<()> {
     let text = serde_json::to_vec_pretty(&log(report, project)).map_err(std::io::Error::other)?;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut tmp, &text)?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    crate::util::write_atomic(path, &text)
 }
 
 #[cfg(test)]

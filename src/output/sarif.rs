@@ -25,7 +25,7 @@ pub fn level(s: Severity) -> &'static str {
 }
 
 /// Line numbers (1-based) of every package entry key in a lockfile's text.
-fn lock_lines(lock: &str) -> BTreeMap<String, usize> {
+pub(super) fn lock_lines(lock: &str) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
     for (i, line) in lock.lines().enumerate() {
         let t = line.trim_start();
@@ -232,14 +232,7 @@ pub fn log(report: &Report, project: Option<&Path>) -> Value {
 /// Write the SARIF log atomically.
 pub fn write(report: &Report, project: Option<&Path>, path: &Path) -> std::io::Result<()> {
     let text = serde_json::to_vec_pretty(&log(report, project)).map_err(std::io::Error::other)?;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut tmp, &text)?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    crate::util::write_atomic(path, &text)
 }
 
 #[cfg(test)]

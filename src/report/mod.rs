@@ -415,16 +415,9 @@ impl Report {
             path: path.to_path_buf(),
             source,
         };
-        let json = serde_json::to_vec_pretty(self).map_err(|e| err(e.into()))?;
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
-        std::io::Write::write_all(&mut tmp, &json).map_err(err)?;
-        std::io::Write::write_all(&mut tmp, b"\n").map_err(err)?;
-        tmp.persist(path).map_err(|e| err(e.error))?;
-        Ok(())
+        let mut json = serde_json::to_vec_pretty(self).map_err(|e| err(e.into()))?;
+        json.push(b'\n');
+        crate::util::write_atomic(path, &json).map_err(err)
     }
 }
 

@@ -241,7 +241,10 @@ mod tests {
             dir: true,
         }];
         let list = |d: &Path| -> Vec<PathBuf> {
-            std::fs::read_dir(d).unwrap().map(|e| e.unwrap().path()).collect()
+            std::fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect()
         };
         carve(&mut rules, &p.join(".env"), &list);
         let paths: Vec<&Path> = rules.iter().map(|r| r.path.as_path()).collect();
