@@ -9,6 +9,7 @@
 //! steps and knows nothing of the layers above it.
 #![deny(unsafe_code)]
 
+pub mod approvals;
 pub mod cleanup;
 pub mod cli;
 pub mod commands;

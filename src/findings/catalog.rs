@@ -111,6 +111,8 @@ codes! {
     RecordingEvaded => "recording-evaded",
     /// A connection to a pathname unix socket outside the sandbox's own areas was refused.
     UnixSocketRefused => "unix-socket-refused",
+    /// An approved package's script did more than the behaviour its approval recorded.
+    BehaviourChanged => "behaviour-changed",
 }
 
 /// What the catalogue says about one code.
@@ -406,6 +408,13 @@ pub const RULES: &[Rule] = &[
         severity: S::High,
         meaning: "A sandboxed process tried to connect to a pathname unix socket outside the sandbox's own private areas (a dev server's socket in the project, a host daemon's socket under /run); the connect was refused with EACCES. Sockets a sandboxed process created itself in its private /tmp, the throwaway home or its writable package directory stay reachable. High when a socket was there; medium when nothing was (the attempt is what matters); low for the system service sockets the C library tries on its own (nscd, userdb, resolved, syslog), which it then does without.",
         advice: "High: a host listener reached over a socket file is a way out of the sandbox (to a dev server, a database, a container runtime, a desktop session). No install script needs another program's socket.",
+    },
+    Rule {
+        code: C::BehaviourChanged,
+        kind: K::BehaviourChange,
+        severity: S::High,
+        meaning: "The package is approved in ringfence-approvals.json, but this run of its script did something the approved record does not hold: a new network destination, a new secret or credential variable, a new program, a new write outside its directory, a new kind of finding. The detail lists exactly what is new against the approved record. Approvals are bound to behaviour, not to a version: a new version that does the same (or less) keeps its approval.",
+        advice: "High: this is how a hijacked release of a trusted package looks (the same build, plus a token read and a new host). Read the difference; if it is legitimate, `ringfence approve PKG` records the new behaviour.",
     },
 ];
 

@@ -78,6 +78,8 @@ pub enum FindingKind {
     Survivor,
     /// Probing the environment (CI detection, metadata).
     Fingerprinting,
+    /// An approved package did more than its approval records.
+    BehaviourChange,
 }
 
 impl FindingKind {
@@ -92,6 +94,7 @@ impl FindingKind {
             FindingKind::EscapeAttempt => "escape-attempt",
             FindingKind::Survivor => "survivor",
             FindingKind::Fingerprinting => "fingerprinting",
+            FindingKind::BehaviourChange => "behaviour-change",
         }
     }
 }
