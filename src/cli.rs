@@ -31,8 +31,28 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Show which isolation mechanisms this kernel offers and which tier `run` would use.
     Doctor(DoctorArgs),
+    /// Approve packages' install scripts as they behaved in the last install: writes what each
+    /// did (hosts, secrets, credential variables, programs, writes) into
+    /// `ringfence-approvals.json`. A later version that does the same or less stays approved; one
+    /// that does more is a `behaviour-changed` finding.
+    Approve(ApproveArgs),
     /// List the findings catalogue: every code with its class, default severity and meaning.
     Findings(FindingsArgs),
+}
+
+/// `ringfence approve`.
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// Approve every dependency script of the report, except those with high or critical
+    /// findings (name those explicitly to approve them).
+    #[arg(long, conflicts_with = "packages")]
+    pub all: bool,
+    /// The install report to approve from (default: the last `install`/`ci` of this project).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Package names to approve.
+    #[arg(value_name = "PKG", required_unless_present = "all")]
+    pub packages: Vec<String>,
 }
 
 /// `ringfence findings`.
@@ -155,9 +175,16 @@ pub struct InstallArgs {
     #[arg(long, value_name = "SEVERITY", default_value = "high")]
     pub fail_on: String,
     /// Exit 1 also when a script exited 0 but is probably incomplete (`partial`: a write it
-    /// needed was refused, or a download it needed could not happen). For CI.
+    /// needed was refused, or a download it needed could not happen), or when a script was
+    /// skipped (denied by an allowlist, or unreviewed under `--only-approved`). For CI.
     #[arg(long)]
     pub strict: bool,
+    /// Run only the dependency scripts that are approved: by an allowlist the project already
+    /// has (npm `allowScripts`, pnpm `allowBuilds`/`onlyBuiltDependencies`, LavaMoat, Bun
+    /// `trustedDependencies`) or by `ringfence-approvals.json`. The others are listed as
+    /// skipped (`--strict` makes that exit 1).
+    #[arg(long)]
+    pub only_approved: bool,
     /// Arguments for npm (package specs, `--omit=dev`, ...).
     #[arg(
         trailing_var_arg = true,

@@ -32,6 +32,9 @@ pub enum RunError {
     /// The report could not be written.
     #[error(transparent)]
     Report(#[from] ReportError),
+    /// The project's `ringfence-approvals.json` could not be used.
+    #[error(transparent)]
+    Approvals(#[from] crate::approvals::ApprovalError),
     /// The decoy home could not be prepared.
     #[error("preparing the decoy home")]
     Observe(#[source] std::io::Error),
@@ -67,6 +70,20 @@ pub enum RunError {
         /// What was required.
         required: &'static str,
     },
+    /// `approve` has no report to approve from.
+    #[error("approve: no report of an install of this project at `{}`", path.display())]
+    NoReport {
+        /// Where it looked.
+        path: PathBuf,
+    },
+    /// `approve` could not read or parse the report.
+    #[error("approve: reading the report `{}`: {why}", path.display())]
+    BadReport {
+        /// The report.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
     /// `run --show-plan` could not serialise the plan.
     #[error("serialising the plan")]
     SerializePlan(#[source] serde_json::Error),
@@ -93,6 +110,10 @@ impl RunError {
             }),
             RunError::Policy(p) => p.hint().map(|fix| Hint { cause: None, fix }),
             RunError::Npm(n) => n.hint().map(|fix| Hint { cause: None, fix }),
+            RunError::NoReport { .. } => Some(Hint {
+                cause: None,
+                fix: "run `ringfence install` (or `ringfence ci`) in the project first, or pass `--report FILE` of an install".into(),
+            }),
             _ => None,
         }
     }

@@ -51,8 +51,14 @@ pub struct InstallSettings {
     pub profile: Option<PathBuf>,
     /// Exit 1 when a finding is at least this severe (`None`: never).
     pub fail_on: Option<Severity>,
-    /// Exit 1 when a script is `partial` (exited 0 with refusals).
+    /// Exit 1 when a script is `partial` (exited 0 with refusals) or was skipped (denied by an
+    /// allowlist, or unreviewed under `--only-approved`).
     pub strict: bool,
+    /// Run only the dependency scripts some allowlist entry or approval approves.
+    pub only_approved: bool,
+    /// Compare runs with the project's `ringfence-approvals.json` and keep this install's report
+    /// for `ringfence approve` (the user's project; replay's scratch projects have neither).
+    pub approvals: bool,
     /// Containment only: no decoys, canaries or sinkhole.
     pub no_record: bool,
     /// Forensic recording: every open, not only writes.
@@ -126,6 +132,28 @@ impl GithubOutput {
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
         })
+    }
+}
+
+/// `ringfence approve`.
+#[derive(Debug, Clone)]
+pub struct ApproveSettings {
+    /// Names to approve; empty with `all`.
+    pub packages: Vec<String>,
+    /// Every dependency script without high or critical findings.
+    pub all: bool,
+    /// The report (default: the project's last install).
+    pub report: Option<PathBuf>,
+}
+
+impl ApproveSettings {
+    /// From `ringfence approve`'s flags.
+    pub fn from_args(args: crate::cli::ApproveArgs) -> Self {
+        ApproveSettings {
+            packages: args.packages,
+            all: args.all,
+            report: args.report,
+        }
     }
 }
 
@@ -233,6 +261,8 @@ impl InstallSettings {
             profile: None,
             fail_on: Some(Severity::High),
             strict: false,
+            only_approved: false,
+            approvals: false,
             no_record: false,
             forensic: false,
             project: None,
@@ -281,6 +311,8 @@ impl InstallSettings {
             profile: args.profile,
             fail_on,
             strict: args.strict,
+            only_approved: args.only_approved,
+            approvals: true,
             no_record: args.no_record,
             forensic: args.forensic,
             ..InstallSettings::new(command)

@@ -200,6 +200,18 @@ impl Lock {
     }
 }
 
+/// Where `install`/`ci` keep the project's last report for `ringfence approve`:
+/// `$XDG_STATE_HOME/ringfence/last-report/<digest of the project path>.json` (default
+/// `~/.local/state`). Outside the project, so the tree stays what npm makes it.
+pub fn last_report_path(project: &Path, home: &Path, xdg_state_home: Option<&str>) -> PathBuf {
+    let base = xdg_state_home
+        .filter(|v| v.starts_with('/'))
+        .map_or_else(|| home.join(".local/state"), PathBuf::from);
+    let digest = crate::util::sha256_hex(project.as_os_str().as_encoded_bytes());
+    base.join("ringfence/last-report")
+        .join(format!("{}.json", &digest[..16]))
+}
+
 /// A run whose behaviour went beyond its package's approval.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Changed {

@@ -8,9 +8,11 @@
 //! required failure stops and rolls back as npm does → report, summary, exit status.
 
 use std::collections::BTreeSet;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use crate::approvals;
 use crate::error::RunError;
 use crate::npm::project::{self, BuildSet, Project};
 use crate::npm::scripts::{Job, Phase};
@@ -20,7 +22,7 @@ use crate::output::human;
 use crate::pipeline::{JobStatus, Runner, ScriptOutcome, batch, package_run};
 use crate::policy::package::InstallScope;
 use crate::policy::{self, PolicyError, ProfileFile, ResolveContext};
-use crate::report::{Report, ReportWarning};
+use crate::report::{ApprovalsSummary, CarriedApproval, ChangedBehaviour, Report, ReportWarning};
 use crate::settings::InstallSettings;
 
 use super::Exit;
@@ -188,6 +190,97 @@ fn run_phases(phases: Vec<Phase>, runner: &Runner<'_>, build: &BuildSet, jobs: u
     b
 }
 
+/// Compare the runs with the project's approvals: `behaviour-changed` findings on runs that did
+/// more, approvals carried over to new versions that did the same or less (the lock is
+/// rewritten by `install`, never by `ci`), unused approvals as warnings.
+fn review_approvals(
+    s: &InstallSettings,
+    lock: &approvals::Lock,
+    runs: &mut [crate::report::ScriptRun],
+    project: &std::path::Path,
+    build: &BuildSet,
+    warnings: &mut Vec<ReportWarning>,
+) -> Result<ApprovalsSummary, RunError> {
+    let v = approvals::judge(lock, runs, project, &build.after.package_names());
+    let lock_updated = match (&v.updated, s.command) {
+        (Some(updated), npm::Command2::Install) => {
+            updated.write(project)?;
+            true
+        }
+        _ => false,
+    };
+    let unused: Vec<ReportWarning> = v
+        .unused
+        .iter()
+        .map(|name| ReportWarning {
+            code: "unused-approval".into(),
+            location: None,
+            message: format!(
+                "{} approves `{name}`, which is not in the installed tree: remove the entry if the dependency is gone",
+                approvals::FILE
+            ),
+        })
+        .collect();
+    human::report_warnings(&unused);
+    warnings.extend(unused);
+    let summary = ApprovalsSummary {
+        file: approvals::FILE.into(),
+        within: v.within,
+        carried: v
+            .carried
+            .iter()
+            .map(|c| CarriedApproval {
+                name: c.package.name.clone(),
+                version: c.package.version.clone(),
+                event: c.package.event.clone(),
+                from: c.from.clone(),
+            })
+            .collect(),
+        changed: v
+            .changed
+            .iter()
+            .map(|c| ChangedBehaviour {
+                name: c.package.name.clone(),
+                version: c.package.version.clone(),
+                event: c.package.event.clone(),
+                approved_versions: c.approved_versions.clone(),
+                new: c
+                    .grew
+                    .categories()
+                    .iter()
+                    .filter(|(_, set)| !set.is_empty())
+                    .map(|(name, set)| ((*name).to_string(), set.iter().cloned().collect()))
+                    .collect(),
+            })
+            .collect(),
+        unused: v.unused,
+        lock_updated,
+    };
+    Ok(summary)
+}
+
+/// Keep the report for `ringfence approve` (best effort: a failure is a log line, not a
+/// failed install).
+fn remember(report: &Report, project: &std::path::Path, rctx: &ResolveContext) {
+    let path = approvals::last_report_path(project, &rctx.home, rctx.var("XDG_STATE_HOME"));
+    let saved = path
+        .parent()
+        .map_or(Ok(()), |dir| {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+        })
+        .map_err(|source| crate::report::ReportError::Write {
+            path: path.clone(),
+            source,
+        })
+        .and_then(|()| report.write(&path));
+    if let Err(e) = saved {
+        tracing::warn!("keeping the report for `ringfence approve`: {e}");
+    }
+}
+
 /// Scripts that exited 0 but are probably incomplete (something they needed was refused).
 fn partial(report: &Report) -> Vec<String> {
     report
@@ -211,6 +304,12 @@ fn install_reporting(
     let tool = Toolchain::locate(&path_env, &rctx.cwd)?;
     let (root, profile) = project_and_policy(s, &rctx)?;
     *project_slot = Some(root.clone());
+    // A lock that cannot be used stops the install before npm changes anything.
+    let lock = if s.approvals {
+        approvals::Lock::read(&root)?
+    } else {
+        None
+    };
     let project = Project::read(root, s.command)?;
     // Pre-flight: a machine where no sandbox runs fails here, before npm changes anything.
     let tier = crate::pipeline::tier::preflight(s.tier, s.require_tier)?;
@@ -264,16 +363,32 @@ fn install_reporting(
     let batch = run_phases(phases, &runner, &build, s.jobs);
     human::policy_warnings(batch.outcomes.iter().flat_map(|(o, _)| &o.warnings));
 
-    let runs = batch
+    let mut runs: Vec<_> = batch
         .outcomes
         .iter()
         .filter_map(|(o, status)| package_run(o, *status, &project.root))
         .collect();
+    let mut warnings = warnings;
+    let approvals = match &lock {
+        Some(lock) => Some(review_approvals(
+            s,
+            lock,
+            &mut runs,
+            &project.root,
+            &build,
+            &mut warnings,
+        )?),
+        None => None,
+    };
     let mut report = Report::new(runs);
     report.warnings = warnings;
     report.install = Some(install_summary);
+    report.approvals = approvals;
     if let Some(path) = &s.report {
         report.write(path)?;
+    }
+    if s.approvals {
+        remember(&report, &project.root, &rctx);
     }
     if s.summary {
         eprint!("{}", human::summary(&report, t0.elapsed().as_secs_f64()));

@@ -1,6 +1,7 @@
 //! One module per subcommand. Each turns its settings into calls on the pipeline and the
 //! printers; the exit status is decided here, in [`Exit`], and nowhere else.
 
+pub mod approve;
 pub mod doctor;
 pub mod install;
 pub mod replay;
@@ -12,7 +13,9 @@ use crate::cli::{Cli, Command};
 use crate::error::RunError;
 use crate::npm::Command2;
 use crate::report::{Report, ReportError, RunFailure};
-use crate::settings::{DoctorSettings, InstallSettings, ReplaySettings, RunSettings};
+use crate::settings::{
+    ApproveSettings, DoctorSettings, InstallSettings, ReplaySettings, RunSettings,
+};
 
 /// How a command ended. Errors of ringfence itself are `Err(RunError)` (exit 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +160,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit, RunError> {
         }
         Command::Ci(args) => install::run(InstallSettings::from_args(Command2::Ci, args)?),
         Command::Replay(args) => replay::run(ReplaySettings::from_args(args)?),
+        Command::Approve(args) => approve::run(&ApproveSettings::from_args(args)),
         Command::Findings(args) => {
             print!(
                 "{}",

@@ -77,6 +77,24 @@ impl Lockfile {
         Ok(Some(Lockfile { packages }))
     }
 
+    /// Every package name in the tree: the lockfile's `name` (aliases, links) or the last
+    /// `node_modules/` segment of its location.
+    pub fn package_names(&self) -> std::collections::BTreeSet<String> {
+        self.packages
+            .iter()
+            .filter(|(k, _)| !k.is_empty())
+            .filter_map(|(k, v)| {
+                v.get("name")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .or_else(|| {
+                        k.rsplit_once("node_modules/")
+                            .map(|(_, name)| name.to_string())
+                    })
+            })
+            .collect()
+    }
+
     /// Identities by location, for diffing.
     pub fn identities(&self) -> BTreeMap<String, Identity> {
         self.packages

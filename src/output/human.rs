@@ -109,9 +109,86 @@ pub fn summary(report: &Report, elapsed_secs: f64) -> String {
         run_lines(&mut out, r);
     }
     if let Some(i) = &report.install {
+        gate_lines(&mut out, i);
         quiet_packages(&mut out, i);
     }
+    if let Some(a) = &report.approvals {
+        approval_lines(&mut out, a);
+    }
     out
+}
+
+/// Scripts an allowlist or `--only-approved` kept from running, and scripts nobody reviewed.
+fn gate_lines(out: &mut String, i: &crate::report::InstallSummary) {
+    use std::fmt::Write as _;
+    for k in &i.skipped {
+        let why = match k.reason.as_str() {
+            "denied" => format!("denied by {}", k.by),
+            _ => format!("not approved ({})", k.by),
+        };
+        let _ = writeln!(
+            out,
+            "  skipped  {}@{} {}  {why}: the package may not work without it",
+            k.name, k.version, k.event
+        );
+    }
+    if !i.unreviewed.is_empty() {
+        const SHOWN: usize = 8;
+        let names: Vec<String> = i
+            .unreviewed
+            .iter()
+            .take(SHOWN)
+            .map(|p| format!("{}@{}", p.name, p.version))
+            .collect();
+        let more = i.unreviewed.len().saturating_sub(SHOWN);
+        let _ = writeln!(
+            out,
+            "  {} package(s) ran scripts nobody approved (sandboxed and recorded): {}{}; `ringfence approve PKG` records what they did",
+            i.unreviewed.len(),
+            names.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        );
+    }
+}
+
+/// What the project's approvals said.
+fn approval_lines(out: &mut String, a: &crate::report::ApprovalsSummary) {
+    use std::fmt::Write as _;
+    for c in &a.carried {
+        let _ = writeln!(
+            out,
+            "  info: the approval of {} ({}) carried over to {} {}: it did nothing its approved record lacks{}",
+            c.name,
+            c.from.join(", "),
+            c.version,
+            c.event,
+            if a.lock_updated {
+                format!("; {} updated", a.file)
+            } else {
+                format!(
+                    " (`ringfence install` or `ringfence approve {}` records it in {})",
+                    c.name, a.file
+                )
+            }
+        );
+    }
+    for c in &a.changed {
+        let _ = writeln!(
+            out,
+            "  BEHAVIOUR CHANGED  {}@{} {} did more than approved for {}:",
+            c.name,
+            c.version,
+            c.event,
+            c.approved_versions.join(", ")
+        );
+        for (category, items) in &c.new {
+            let _ = writeln!(out, "           + {category}: {}", items.join(", "));
+        }
+    }
 }
 
 /// Probes nobody needs by default (CI detection, info) stay in the report and out of the
@@ -592,6 +669,8 @@ mod tests {
                     location: format!("node_modules/p{i}"),
                 })
                 .collect(),
+            skipped: Vec::new(),
+            unreviewed: Vec::new(),
         });
         let text = summary(&report, 1.0);
         let lines: Vec<&str> = text.lines().collect();

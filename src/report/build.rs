@@ -206,5 +206,7 @@ pub fn install_summary(
                 location: n.location.clone(),
             })
             .collect(),
+        skipped: Vec::new(),
+        unreviewed: Vec::new(),
     }
 }

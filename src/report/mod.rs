@@ -46,6 +46,7 @@
 //! `"detail"` string where the status needs explaining. Fields are only ever added within a schema
 //! version; a removal or change of meaning bumps `schema_version`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -79,6 +80,10 @@ pub struct Report {
     /// `install`/`ci` only: what npm installed and which packages had nothing to run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub install: Option<InstallSummary>,
+    /// `install`/`ci` with a `ringfence-approvals.json`: how each approved package's runs
+    /// compared with their approved behaviour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvals: Option<ApprovalsSummary>,
     /// `replay` only: the modes replayed and how their behaviour differed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<ReplaySummary>,
@@ -152,6 +157,81 @@ pub struct InstallSummary {
     /// The others: nothing of theirs runs at install time, so ringfence saw nothing of them.
     /// That is *no install-time behaviour*, not "clean": their runtime code is not examined.
     pub no_install_time_behaviour: Vec<PackageId>,
+    /// Scripts not run: denied by an allowlist, or unreviewed under `--only-approved`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<SkippedScript>,
+    /// Dependency scripts that ran with no approval from any source (an allowlist entry or
+    /// `ringfence-approvals.json`): sandboxed and recorded like every other, but nobody has
+    /// reviewed them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreviewed: Vec<PackageId>,
+}
+
+/// What the project's approvals said about an install.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalsSummary {
+    /// The lock file, relative to the project root.
+    pub file: String,
+    /// Runs of approved packages that stayed within their approval (same version and script).
+    pub within: usize,
+    /// Approvals carried over to a new version or script with the same or less behaviour.
+    pub carried: Vec<CarriedApproval>,
+    /// Runs that did more than their approval records (each also has a `behaviour-changed`
+    /// finding).
+    pub changed: Vec<ChangedBehaviour>,
+    /// Approved packages not in the installed tree.
+    pub unused: Vec<String>,
+    /// The lock file was rewritten with the carried-over approvals (`install`; `ci` never
+    /// writes it).
+    pub lock_updated: bool,
+}
+
+/// An approval that carried over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CarriedApproval {
+    /// Package name.
+    pub name: String,
+    /// The version it now covers.
+    pub version: String,
+    /// Lifecycle event.
+    pub event: String,
+    /// The versions it was given for before.
+    pub from: Vec<String>,
+}
+
+/// A run that did more than approved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangedBehaviour {
+    /// Package name.
+    pub name: String,
+    /// Version that ran.
+    pub version: String,
+    /// Lifecycle event.
+    pub event: String,
+    /// The versions the approval was given for.
+    pub approved_versions: Vec<String>,
+    /// What is new, by category (`network`, `secrets`, `credential variables`, `commands`,
+    /// `writes`, `other`).
+    pub new: BTreeMap<String, Vec<String>>,
+}
+
+/// A script that was not run because of an allowlist or `--only-approved`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedScript {
+    /// Package name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Lockfile location.
+    pub location: String,
+    /// Lifecycle event.
+    pub event: String,
+    /// `denied` (an allowlist entry says no) or `unreviewed` (`--only-approved` and nothing
+    /// approves it).
+    pub reason: String,
+    /// The entry that decided (`package.json:12 npm allowScripts "fsevents": false`) or
+    /// `--only-approved`.
+    pub by: String,
 }
 
 /// A package by name, version and lockfile location.
@@ -404,6 +484,7 @@ impl Report {
             runs,
             warnings: Vec::new(),
             install: None,
+            approvals: None,
             replay: None,
             error: None,
         }
@@ -428,6 +509,13 @@ impl Report {
             .iter()
             .flat_map(|r| r.findings.iter().map(|f| f.severity))
             .max()
+    }
+}
+
+impl ScriptRun {
+    /// The most severe finding's severity.
+    pub fn worst(&self) -> Option<crate::observe::Severity> {
+        self.findings.iter().map(|f| f.severity).max()
     }
 }
 
