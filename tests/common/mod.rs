@@ -176,6 +176,7 @@ impl TestContext {
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(bin());
         c.env("HOME", &self.home)
+            .env("XDG_STATE_HOME", self.root().join("state"))
             .current_dir(&self.project)
             .stdin(Stdio::null());
         c
@@ -321,7 +322,10 @@ impl Registry {
         home: &Path,
         cache: &Path,
     ) -> &'c mut Command {
+        // ringfence keeps each install's report for `approve` under XDG_STATE_HOME (default
+        // ~/.local/state): outside HOME here, so that tests can demand a byte-identical HOME.
         cmd.env("HOME", home)
+            .env("XDG_STATE_HOME", cache.with_file_name("state"))
             .env("RINGFENCE_FIXTURE", "1")
             .env("npm_config_registry", &self.url)
             .env("npm_config_cache", cache)

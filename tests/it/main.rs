@@ -13,6 +13,8 @@ mod attacks;
 mod cli;
 /// `install`/`ci` against plain npm on fixture packages from a loopback registry.
 mod install;
+/// Approvals bound to behaviour, allowlists, `--only-approved`.
+mod policy;
 /// JSON report contract.
 mod replay;
 mod report;
