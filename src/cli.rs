@@ -36,6 +36,10 @@ pub enum Command {
     /// `ringfence-approvals.json`. A later version that does the same or less stays approved; one
     /// that does more is a `behaviour-changed` finding.
     Approve(ApproveArgs),
+    /// Allow a package's scripts something the sandbox refused, by editing the project's
+    /// `ringfence.toml` in place (comments and order kept): a write inside the project
+    /// (`--write .git/hooks/`) or a longer wall-clock limit (`--timeout 30m`).
+    Allow(AllowArgs),
     /// List the findings catalogue: every code with its class, default severity and meaning.
     Findings(FindingsArgs),
 }
@@ -53,6 +57,24 @@ pub struct ApproveArgs {
     /// Package names to approve.
     #[arg(value_name = "PKG", required_unless_present = "all")]
     pub packages: Vec<String>,
+}
+
+/// `ringfence allow`.
+#[derive(Debug, Args)]
+pub struct AllowArgs {
+    /// The package (as npm installed it: `husky`, `@prisma/client`).
+    #[arg(value_name = "PKG")]
+    pub package: String,
+    /// A path relative to the project root its scripts may write (a trailing `/` names a
+    /// directory); repeatable.
+    #[arg(long, value_name = "PATH", required_unless_present = "timeout")]
+    pub write: Vec<String>,
+    /// Wall-clock limit for its scripts (`"90s"`, `"30m"`).
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Why it needs this (required with `--write`): reviewers read it.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
 }
 
 /// `ringfence findings`.

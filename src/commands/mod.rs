@@ -1,6 +1,7 @@
 //! One module per subcommand. Each turns its settings into calls on the pipeline and the
 //! printers; the exit status is decided here, in [`Exit`], and nowhere else.
 
+pub mod allow;
 pub mod approve;
 pub mod doctor;
 pub mod install;
@@ -161,6 +162,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit, RunError> {
         Command::Ci(args) => install::run(InstallSettings::from_args(Command2::Ci, args)?),
         Command::Replay(args) => replay::run(ReplaySettings::from_args(args)?),
         Command::Approve(args) => approve::run(&ApproveSettings::from_args(args)),
+        Command::Allow(args) => allow::run(&args),
         Command::Findings(args) => {
             print!(
                 "{}",

@@ -191,6 +191,18 @@ fn approval_lines(out: &mut String, a: &crate::report::ApprovalsSummary) {
     }
 }
 
+/// `s` quoted for a POSIX shell when it holds anything but safe characters.
+fn shell_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "@/._-+:=".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
 /// Probes nobody needs by default (CI detection, info) stay in the report and out of the
 /// summary; `-v` shows them.
 fn shown(f: &Finding) -> bool {
@@ -273,6 +285,32 @@ fn run_lines(out: &mut String, r: &ScriptRun) {
         for line in crate::policy::allowance::snippet(&p.name, &allow).lines() {
             let _ = writeln!(out, "             {}", terminal_safe(line));
         }
+        let _ = writeln!(
+            out,
+            "           or run: ringfence allow {} {} --reason \"<why>\"",
+            terminal_safe(&shell_word(&p.name)),
+            allow
+                .iter()
+                .map(|a| format!("--write {}", terminal_safe(&shell_word(a))))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        if allow.iter().any(|a| a.starts_with(".git/")) {
+            let _ = writeln!(
+                out,
+                "           git hooks: a dependency that may write .git/hooks gains code execution on every commit; allow it only for the hook installer you chose (husky, lefthook, simple-git-hooks)"
+            );
+        }
+    }
+    if let (Some(p), true, Some(ms)) = (&r.package, r.timed_out, r.timeout_ms) {
+        let more = (ms / 1000).saturating_mul(4).max(60) / 60;
+        let _ = writeln!(
+            out,
+            "           to give it more time, add to {}: [package.{:?}] timeout = \"{more}m\"  (or run: ringfence allow {} --timeout {more}m)",
+            crate::policy::PROJECT_FILE,
+            terminal_safe(&p.name),
+            terminal_safe(&shell_word(&p.name))
+        );
     }
     let shown: Vec<&Finding> = r.findings.iter().filter(|f| shown(f)).collect();
     for f in shown.iter().take(SUMMARY_FINDINGS) {
@@ -606,6 +644,8 @@ mod tests {
              [package.\"hooks\"]
              write = [\".git/hooks/\", \"hooks.yml\"]
              reason = \"<why this package must write there>\"
+           or run: ringfence allow hooks --write .git/hooks/ --write hooks.yml --reason \"<why>\"
+           git hooks: a dependency that may write .git/hooks gains code execution on every commit; allow it only for the hook installer you chose (husky, lefthook, simple-git-hooks)
 "
         );
         assert_eq!(report.worst(), Some(Severity::Critical));
@@ -631,7 +671,7 @@ mod tests {
         // One line per thing, whatever the names hold.
         assert_eq!(
             text.lines().filter(|l| l.contains("fine@1.0.0")).count(),
-            4,
+            5,
             "{text}"
         );
         assert!(
@@ -678,13 +718,17 @@ mod tests {
             lines[1],
             "  timeout  gated@1.0.0 postinstall  1.2s  (killed at the 3s wall-clock limit with its whole process tree)"
         );
-        assert_eq!(lines.len(), 1 + 1 + 1 + 12 + 1 + 1);
         assert_eq!(
-            lines[15],
+            lines[2],
+            "           to give it more time, add to ringfence.toml: [package.\"gated\"] timeout = \"1m\"  (or run: ringfence allow gated --timeout 1m)"
+        );
+        assert_eq!(lines.len(), 1 + 2 + 1 + 12 + 1 + 1);
+        assert_eq!(
+            lines[16],
             "           … and 2 more finding(s) of this run in the JSON report (--report)"
         );
         assert_eq!(
-            lines[16],
+            lines[17],
             "  7 package(s) with no install-time behaviour (no lifecycle scripts: nothing ran, their runtime code is not examined): p0@1.0.0, p1@1.0.0, p2@1.0.0, p3@1.0.0, p4@1.0.0 and 2 more"
         );
     }

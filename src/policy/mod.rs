@@ -5,6 +5,7 @@
 //! resolving the program on `PATH`) happens here, never in `sandbox/`.
 
 pub mod allowance;
+pub mod edit;
 pub mod file;
 pub mod package;
 pub mod presets;
@@ -212,16 +213,7 @@ pub fn layer_project_file(profile: &mut ProfileFile, project: &Path) -> Result<b
         Err(source) => return Err(PolicyError::ReadProfile { path, source }),
     };
     let name = path.display().to_string();
-    let file: file::ProjectFile = parse_versioned(&name, &text, |f: &file::ProjectFile| f.version)?;
-    let problems = check_packages(&file.package);
-    if !problems.is_empty() {
-        return Err(PolicyError::Invalid(
-            problems
-                .into_iter()
-                .map(|p| format!("{name}: {p}"))
-                .collect(),
-        ));
-    }
+    let file = check_project_text(&name, &text)?;
     for (pkg, section) in file.package {
         let into = profile.package.entry(pkg).or_default();
         into.write.extend(section.write);
@@ -233,6 +225,21 @@ pub fn layer_project_file(profile: &mut ProfileFile, project: &Path) -> Result<b
         }
     }
     Ok(true)
+}
+
+/// Parse and check a project file's text (`name` for messages).
+pub fn check_project_text(name: &str, text: &str) -> Result<file::ProjectFile, PolicyError> {
+    let file: file::ProjectFile = parse_versioned(name, text, |f: &file::ProjectFile| f.version)?;
+    let problems = check_packages(&file.package);
+    if !problems.is_empty() {
+        return Err(PolicyError::Invalid(
+            problems
+                .into_iter()
+                .map(|p| format!("{name}: {p}"))
+                .collect(),
+        ));
+    }
+    Ok(file)
 }
 
 /// Parse a policy file (`name` for messages) and check its format version.

@@ -753,12 +753,46 @@ fn refused_writes_are_explained_and_their_allowance_works() {
     assert!(!w.app.join(".git/hooks/pre-commit").exists());
     assert!(!w.app.join("rf-hooks.yml").exists());
 
-    // The allowance as printed, with a reason, in the project's own policy file.
-    std::fs::write(
-        w.app.join("ringfence.toml"),
-        "version = 1\n[package.\"rf-hooks\"]\nwrite = [\".git/hooks/\", \"rf-hooks.yml\"]\nreason = \"installs the project's git hooks\"\n",
-    )
-    .unwrap();
+    // The allowance as printed, applied with the printed `ringfence allow` command to the
+    // project's own policy file, which keeps its comments and gains exactly the section.
+    assert!(
+        err.contains("git hooks: a dependency that may write .git/hooks"),
+        "{err}"
+    );
+    let before = "# team policy: reviewed in PRs\nversion = 1\n";
+    std::fs::write(w.app.join("ringfence.toml"), before).unwrap();
+    let printed = err
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("or run: ringfence allow "))
+        .unwrap_or_else(|| panic!("no `ringfence allow` command printed: {err}"))
+        .replace("<why>", "installs the project's git hooks");
+    let mut allow = Command::new("sh");
+    w.env(&mut allow);
+    let applied = allow
+        .args(["-c", &format!("\"$RF\" allow {printed}")])
+        .env("RF", bin())
+        .output()
+        .unwrap();
+    assert_eq!(applied.status.code(), Some(0), "{}", show(&applied));
+    assert_eq!(
+        std::fs::read_to_string(w.app.join("ringfence.toml")).unwrap(),
+        format!(
+            "{before}\n[package.rf-hooks]\nwrite = [\".git/hooks/\", \"rf-hooks.yml\"]\nreason = \"installs the project's git hooks\"\n"
+        )
+    );
+    // Again: nothing to change.
+    let mut again = Command::new("sh");
+    w.env(&mut again);
+    let again = again
+        .args(["-c", &format!("\"$RF\" allow {printed}")])
+        .env("RF", bin())
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already allows"),
+        "{}",
+        show(&again)
+    );
     let _ = std::fs::remove_dir_all(w.app.join("node_modules"));
     let out = w.ringfence(&["install", "--report", report.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
