@@ -40,6 +40,10 @@ pub enum Command {
     /// `ringfence.toml` in place (comments and order kept): a write inside the project
     /// (`--write .git/hooks/`) or a longer wall-clock limit (`--timeout 30m`).
     Allow(AllowArgs),
+    /// Show the policy an install in this project uses (the built-in default or --profile,
+    /// then the project's ringfence.toml), where each value came from, the allowlists found
+    /// and the approvals.
+    Config(ConfigArgs),
     /// List the findings catalogue: every code with its class, default severity and meaning.
     Findings(FindingsArgs),
 }
@@ -75,6 +79,17 @@ pub struct AllowArgs {
     /// Why it needs this (required with `--write`): reviewers read it.
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
+}
+
+/// `ringfence config`.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Use this profile instead of the built-in default.
+    #[arg(long, value_name = "FILE", env = "RINGFENCE_PROFILE")]
+    pub profile: Option<PathBuf>,
+    /// Print machine-readable JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `ringfence findings`.

@@ -98,16 +98,16 @@ fn project_and_policy(
     s: &InstallSettings,
     rctx: &ResolveContext,
 ) -> Result<(PathBuf, ProfileFile), RunError> {
-    let mut profile = policy::load(s.profile.as_deref())?;
     let root = match &s.project {
         Some(p) => p.clone(),
         None => npm::find_project(&rctx.cwd)?,
     };
     let root = std::fs::canonicalize(&root).unwrap_or(root);
-    if policy::layer_project_file(&mut profile, &root)? {
-        tracing::info!("policy: {} layered over the profile", policy::PROJECT_FILE);
+    let layered = policy::layers::load(s.profile.as_deref(), Some(&root))?;
+    if let Some(f) = &layered.project_file {
+        tracing::info!("policy: {f} layered over the profile");
     }
-    Ok((root, profile))
+    Ok((root, layered.profile))
 }
 
 /// What the scripts of this install share: the project, the toolchain they read, the links.

@@ -3,6 +3,7 @@
 
 pub mod allow;
 pub mod approve;
+pub mod config;
 pub mod doctor;
 pub mod install;
 pub mod replay;
@@ -163,6 +164,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit, RunError> {
         Command::Replay(args) => replay::run(ReplaySettings::from_args(args)?),
         Command::Approve(args) => approve::run(&ApproveSettings::from_args(args)),
         Command::Allow(args) => allow::run(&args),
+        Command::Config(args) => config::run(&args),
         Command::Findings(args) => {
             print!(
                 "{}",

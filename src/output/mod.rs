@@ -1,6 +1,7 @@
 //! Printers: the only layer that formats reports and diagnostics for people (and, next, for CI
 //! systems: SARIF, annotations, NDJSON).
 
+pub mod config;
 pub mod github;
 pub mod gitlab;
 pub mod human;

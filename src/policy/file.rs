@@ -42,18 +42,6 @@ pub struct ProfileFile {
     pub package: BTreeMap<String, PackageSection>,
 }
 
-/// A project's `ringfence.toml`: per-package settings only (for now), layered over the
-/// profile.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct ProjectFile {
-    /// Format version; must be [`CURRENT_VERSION`].
-    pub version: u32,
-    /// Per-package settings, by package name.
-    #[serde(default)]
-    pub package: BTreeMap<String, PackageSection>,
-}
-
 /// `[net]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]

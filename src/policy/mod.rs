@@ -7,6 +7,7 @@
 pub mod allowance;
 pub mod edit;
 pub mod file;
+pub mod layers;
 pub mod package;
 pub mod presets;
 mod resolve;
@@ -190,7 +191,12 @@ pub fn load(path: Option<&Path>) -> Result<ProfileFile, PolicyError> {
             })?,
         ),
     };
-    let profile: ProfileFile = parse_versioned(&name, &text, |p: &ProfileFile| p.version)?;
+    parse_checked_profile(&name, &text)
+}
+
+/// Parse a profile's text (`name` for messages) and check its per-package entries.
+pub fn parse_checked_profile(name: &str, text: &str) -> Result<ProfileFile, PolicyError> {
+    let profile: ProfileFile = parse_versioned(name, text, |p: &ProfileFile| p.version)?;
     let problems = check_packages(&profile.package);
     if !problems.is_empty() {
         return Err(PolicyError::Invalid(problems));
@@ -198,38 +204,14 @@ pub fn load(path: Option<&Path>) -> Result<ProfileFile, PolicyError> {
     Ok(profile)
 }
 
-/// The project's own policy file, found at the project root (`ringfence.toml`): per-package
-/// allowances layered over the profile's (`write` lists are added, `timeout` and `reason`
-/// replace). Only data; nothing in it executes.
+/// The project's own policy file, found at the project root (`ringfence.toml`): the profile
+/// schema, layered over the profile ([`layers`]: lists add entries, values replace). Only data;
+/// nothing in it executes.
 pub const PROJECT_FILE: &str = "ringfence.toml";
 
-/// Layer the project's `ringfence.toml`, when there is one, over `profile`. Returns whether a
-/// file was found.
-pub fn layer_project_file(profile: &mut ProfileFile, project: &Path) -> Result<bool, PolicyError> {
-    let path = project.join(PROJECT_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(source) => return Err(PolicyError::ReadProfile { path, source }),
-    };
-    let name = path.display().to_string();
-    let file = check_project_text(&name, &text)?;
-    for (pkg, section) in file.package {
-        let into = profile.package.entry(pkg).or_default();
-        into.write.extend(section.write);
-        if section.timeout.is_some() {
-            into.timeout = section.timeout;
-        }
-        if section.reason.is_some() {
-            into.reason = section.reason;
-        }
-    }
-    Ok(true)
-}
-
 /// Parse and check a project file's text (`name` for messages).
-pub fn check_project_text(name: &str, text: &str) -> Result<file::ProjectFile, PolicyError> {
-    let file: file::ProjectFile = parse_versioned(name, text, |f: &file::ProjectFile| f.version)?;
+pub fn check_project_text(name: &str, text: &str) -> Result<ProfileFile, PolicyError> {
+    let file: ProfileFile = parse_versioned(name, text, |f: &ProfileFile| f.version)?;
     let problems = check_packages(&file.package);
     if !problems.is_empty() {
         return Err(PolicyError::Invalid(

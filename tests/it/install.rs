@@ -806,13 +806,43 @@ fn refused_writes_are_explained_and_their_allowance_works() {
     );
 
     // Unknown keys in the project file are errors that name the file.
-    std::fs::write(w.app.join("ringfence.toml"), "version = 1\n[fs]\n").unwrap();
+    std::fs::write(
+        w.app.join("ringfence.toml"),
+        "version = 1\n[fs]\nread-onyl = []\n",
+    )
+    .unwrap();
     let out = w.ringfence(&["install"]);
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("ringfence.toml"),
+        err.contains("ringfence.toml") && err.contains("read-onyl") && err.contains("line 3"),
         "{}",
         show(&out)
+    );
+
+    // `ringfence config` shows where each value came from.
+    std::fs::write(
+        w.app.join("ringfence.toml"),
+        "version = 1\n[limits]\ntimeout = \"20m\"\n[env]\npass = [\"RF_BUILD_MIRROR\"]\n",
+    )
+    .unwrap();
+    let out = w.ringfence(&["config"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = |key: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{key} = ")))
+            .unwrap_or_else(|| panic!("no {key}: {text}"))
+            .to_string()
+    };
+    assert!(line("limits.timeout").ends_with("ringfence.toml"), "{text}");
+    assert!(
+        line("limits.nproc").ends_with("# built-in default"),
+        "{text}"
+    );
+    assert!(
+        line("env.pass").contains("ringfence.toml adds \"RF_BUILD_MIRROR\""),
+        "{text}"
     );
 }
 
