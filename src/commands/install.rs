@@ -344,14 +344,19 @@ fn install_reporting(
         ),
         None => None,
     };
-    let tee;
-    let events: &dyn crate::pipeline::Events = match &ndjson {
-        Some(n) => {
-            tee = crate::output::ndjson::Tee(&human::Terminal, n);
-            &tee
-        }
-        None => &human::Terminal,
-    };
+    let groups = s
+        .github
+        .as_ref()
+        .map(|_| crate::output::github::Groups::default());
+    let mut sinks: Vec<&dyn crate::pipeline::Events> = vec![&human::Terminal];
+    if let Some(n) = &ndjson {
+        sinks.push(n);
+    }
+    if let Some(g) = &groups {
+        sinks.push(g);
+    }
+    let fanout = crate::output::ndjson::Fanout(sinks);
+    let events: &dyn crate::pipeline::Events = &fanout;
     let runner = Runner {
         profile: &profile,
         rctx: &rctx,

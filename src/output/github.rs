@@ -195,11 +195,129 @@ pub fn step_summary(report: &Report, threshold: Severity) -> String {
     out
 }
 
+/// Each script's captured output inside a collapsible `::group::` of the GitHub log, as it
+/// finishes. What a script printed can never act as a workflow command: it is wrapped in
+/// `::stop-commands::` with a token the script cannot know.
+#[derive(Debug)]
+pub struct Groups {
+    token: String,
+}
+
+/// Output beyond this per script is cut (the full output stays available with `--report`'s
+/// failure details and `-v`).
+const GROUP_BYTES: usize = 64 << 10;
+
+impl Default for Groups {
+    fn default() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        // RandomState is seeded from the OS's randomness per process.
+        let mut token = String::new();
+        for i in 0..2u8 {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u8(i);
+            let _ = write!(token, "{:016x}", h.finish());
+        }
+        Groups { token }
+    }
+}
+
+impl Groups {
+    /// The group for one finished script: header, its output with commands stopped, end.
+    pub fn group(&self, o: &crate::pipeline::ScriptOutcome) -> String {
+        let job = &o.job;
+        let empty: &[u8] = &[];
+        let streams = match &o.executed {
+            Ok(x) => [x.stdout.as_slice(), x.stderr.as_slice()],
+            Err(_) => [empty, empty],
+        };
+        self.text(
+            &format!("{}@{} {}", job.name, job.version, job.event),
+            o.failed(),
+            streams,
+        )
+    }
+
+    fn text(&self, who: &str, failed: bool, streams: [&[u8]; 2]) -> String {
+        let status = if failed { "failed" } else { "ok" };
+        let mut out = format!("::group::{} ({status})\n", message(who));
+        let _ = writeln!(out, "::stop-commands::{}", self.token);
+        let mut shown = 0usize;
+        let mut cut = false;
+        'streams: for stream in streams {
+            for line in String::from_utf8_lossy(stream).lines() {
+                if shown + line.len() > GROUP_BYTES {
+                    let _ = writeln!(out, "[ringfence: output cut at {GROUP_BYTES} bytes]");
+                    cut = true;
+                    break 'streams;
+                }
+                shown += line.len() + 1;
+                let _ = writeln!(out, "{}", super::human::terminal_safe(line));
+            }
+        }
+        if shown == 0 && !cut {
+            out.push_str("(no output)\n");
+        }
+        let _ = writeln!(out, "::{}::", self.token);
+        out.push_str("::endgroup::\n");
+        out
+    }
+}
+
+impl crate::pipeline::Events for Groups {
+    fn script_finished(&self, o: &crate::pipeline::ScriptOutcome) {
+        use std::io::Write as _;
+        // Foreground scripts (the project's own) printed to the log as they ran.
+        if o.job.foreground {
+            return;
+        }
+        let text = self.group(o);
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(text.as_bytes());
+        let _ = stdout.flush();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::findings::{Code, Finding};
     use crate::report::tests::run;
+
+    #[test]
+    fn script_output_in_a_group_cannot_run_workflow_commands() {
+        let g = Groups::default();
+        let other = Groups::default();
+        assert_eq!(g.token.len(), 32);
+        assert_ne!(g.token, other.token, "the token is not predictable");
+        let text = g.text(
+            "evil@1.0.0 postinstall",
+            false,
+            [
+                b"building\n::error::pwned\n::endgroup::\n",
+                b"\x1b[2Kwarn\n",
+            ],
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "::group::evil@1.0.0 postinstall (ok)");
+        assert_eq!(lines[1], format!("::stop-commands::{}", g.token));
+        let resume = lines
+            .iter()
+            .position(|l| *l == format!("::{}::", g.token))
+            .unwrap();
+        // Every line the script printed is between the stop and the resume.
+        assert!(lines[2..resume].contains(&"::error::pwned"), "{text}");
+        assert!(lines[2..resume].contains(&"::endgroup::"), "{text}");
+        assert_eq!(lines[resume + 1..], ["::endgroup::"]);
+        assert!(!text.contains('\x1b'), "{text}");
+        let big = vec![b'a'; 200_000];
+        let cut = g.text("big@1.0.0 install", true, [&big, b""]);
+        assert!(
+            cut.len() < 70_000 && cut.contains("output cut"),
+            "{}",
+            cut.len()
+        );
+        assert!(!cut.contains("(no output)"));
+    }
 
     #[test]
     fn values_cannot_inject_workflow_commands() {

@@ -90,23 +90,25 @@ impl Events for Ndjson {
     }
 }
 
-/// Two listeners as one (the terminal and a file).
-pub struct Tee<'a>(pub &'a dyn Events, pub &'a dyn Events);
+/// Several listeners as one (the terminal, a file, the GitHub log), called in order.
+pub struct Fanout<'a>(pub Vec<&'a dyn Events>);
 
-impl std::fmt::Debug for Tee<'_> {
+impl std::fmt::Debug for Fanout<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Tee")
+        write!(f, "Fanout({})", self.0.len())
     }
 }
 
-impl Events for Tee<'_> {
+impl Events for Fanout<'_> {
     fn script_starting(&self, job: &Job) {
-        self.0.script_starting(job);
-        self.1.script_starting(job);
+        for e in &self.0 {
+            e.script_starting(job);
+        }
     }
 
     fn script_finished(&self, o: &ScriptOutcome) {
-        self.0.script_finished(o);
-        self.1.script_finished(o);
+        for e in &self.0 {
+            e.script_finished(o);
+        }
     }
 }

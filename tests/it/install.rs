@@ -332,6 +332,23 @@ fn github_actions_gets_annotations_and_a_job_summary() {
         )),
         "{stdout}"
     );
+    // Every dependency script's output in a group, with workflow commands stopped inside.
+    let groups = stdout
+        .lines()
+        .filter(|l| l.starts_with("::group::"))
+        .count();
+    assert!(groups > 0, "{stdout}");
+    assert_eq!(
+        groups,
+        stdout.lines().filter(|l| *l == "::endgroup::").count(),
+        "{stdout}"
+    );
+    assert!(stdout.contains("::group::rf-writer@1.0.0 "), "{stdout}");
+    let stops = stdout
+        .lines()
+        .filter(|l| l.starts_with("::stop-commands::"))
+        .count();
+    assert_eq!(stops, groups, "{stdout}");
     // NDJSON events: every script started and finished, one whole JSON object per line.
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&events)
         .unwrap()
