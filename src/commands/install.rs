@@ -348,7 +348,16 @@ fn install_reporting(
         .github
         .as_ref()
         .map(|_| crate::output::github::Groups::default());
+    // GitHub's log is not a terminal; a replay prints its own lines.
+    let progress = if s.summary && s.github.is_none() {
+        crate::output::progress::Progress::on_terminal(total)
+    } else {
+        None
+    };
     let mut sinks: Vec<&dyn crate::pipeline::Events> = vec![&human::Terminal];
+    if let Some(p) = &progress {
+        sinks.push(p);
+    }
     if let Some(n) = &ndjson {
         sinks.push(n);
     }
@@ -366,6 +375,10 @@ fn install_reporting(
         tier,
     };
     let batch = run_phases(phases, &runner, &build, s.jobs);
+    drop(runner);
+    drop(fanout);
+    // The status line is cleared before anything else is printed.
+    drop(progress);
     human::policy_warnings(batch.outcomes.iter().flat_map(|(o, _)| &o.warnings));
 
     let mut runs: Vec<_> = batch

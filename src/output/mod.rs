@@ -6,6 +6,7 @@ pub mod github;
 pub mod gitlab;
 pub mod human;
 pub mod ndjson;
+pub mod progress;
 pub mod sarif;
 
 pub use human::terminal_safe;

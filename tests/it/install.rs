@@ -968,3 +968,62 @@ fn bins_named_like_system_commands_do_not_replace_the_shell() {
         .any(|w| w["message"].as_str().unwrap_or("").contains("`sh`"));
     assert!(warned, "{:#}", r["warnings"]);
 }
+
+/// On a real terminal (a pty from util-linux `script`), a status line shows how many scripts are
+/// done and which are running, redrawn in place and cleared before the summary; without a
+/// terminal there is none.
+#[test]
+fn a_terminal_gets_a_status_line_and_a_pipe_does_not() {
+    let Some(w) = World::new() else { return };
+    let Some(script) = crate::common::which("script") else {
+        crate::common::skip_or_fail("util-linux `script` is needed for the pty test");
+        return;
+    };
+    w.fresh_project("confined");
+    let log = w.ctx.root().join("tty.log");
+    let mut c = Command::new(script);
+    w.env(&mut c);
+    c.env("RF", crate::common::bin())
+        .env("TERM", "xterm")
+        .env_remove("GITHUB_ACTIONS")
+        .args(["-qfec", "\"$RF\" install", log.to_str().unwrap()])
+        .stdin(std::process::Stdio::null());
+    let out = c.output().unwrap();
+    let tty = String::from_utf8_lossy(&std::fs::read(&log).unwrap()).into_owned();
+    assert!(out.status.code().is_some(), "{}", show(&out));
+    let draws: Vec<&str> = tty
+        .split("\r\x1b[2K")
+        .filter(|s| s.starts_with("ringfence: ["))
+        .collect();
+    assert!(
+        !draws.is_empty(),
+        "no status line on the terminal:\n{tty:?}"
+    );
+    let counts: Vec<(usize, usize)> = draws
+        .iter()
+        .map(|d| {
+            let inner = d["ringfence: [".len()..].split(']').next().unwrap();
+            let (done, total) = inner.split_once('/').unwrap();
+            (done.parse().unwrap(), total.parse().unwrap())
+        })
+        .collect();
+    // Done counts only grow, towards the total the install has.
+    assert!(counts.windows(2).all(|w| w[0].0 <= w[1].0), "{draws:?}");
+    assert!(
+        counts.iter().all(|(d, t)| d <= t && *t == counts[0].1),
+        "{draws:?}"
+    );
+    assert!(counts.last().unwrap().0 > 0, "{draws:?}");
+    assert!(
+        draws.iter().any(|d| d.contains("rf-writer@1.0.0")),
+        "{draws:?}"
+    );
+    // The summary starts on a cleared line.
+    assert!(tty.contains("\r\x1b[2Kringfence: "), "{tty:?}");
+    let plain = w.ringfence(&["install"]);
+    assert!(
+        !String::from_utf8_lossy(&plain.stderr).contains("\x1b[2K"),
+        "{}",
+        show(&plain)
+    );
+}
