@@ -5,6 +5,7 @@
 //! resolving the program on `PATH`) happens here, never in `sandbox/`.
 
 pub mod allowance;
+pub mod allowlist;
 pub mod edit;
 pub mod file;
 pub mod layers;
