@@ -32,6 +32,9 @@ pub enum RunError {
     /// The report could not be written.
     #[error(transparent)]
     Report(#[from] ReportError),
+    /// An allowlist the project has (package.json, pnpm-workspace.yaml) could not be used.
+    #[error(transparent)]
+    Allowlist(#[from] crate::policy::allowlist::AllowlistError),
     /// The project's `ringfence-approvals.json` could not be used.
     #[error(transparent)]
     Approvals(#[from] crate::approvals::ApprovalError),

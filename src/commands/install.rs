@@ -281,6 +281,15 @@ fn remember(report: &Report, project: &std::path::Path, rctx: &ResolveContext) {
     }
 }
 
+/// The project's `package.json` as JSON (read again: it was checked before npm ran), for the
+/// dependency paths LavaMoat's keys use.
+fn root_manifest(root: &std::path::Path) -> Option<serde_json::Value> {
+    let (bytes, _) =
+        crate::untrusted::read_file(root, std::path::Path::new("package.json"), 16 << 20)
+            .ok()??;
+    serde_json::from_slice(&bytes).ok()
+}
+
 /// Scripts that exited 0 but are probably incomplete (something they needed was refused).
 fn partial(report: &Report) -> Vec<String> {
     report
@@ -310,6 +319,7 @@ fn install_reporting(
     } else {
         None
     };
+    let allowlists = crate::policy::allowlist::Allowlists::read(&root)?;
     let project = Project::read(root, s.command)?;
     // Pre-flight: a machine where no sandbox runs fails here, before npm changes anything.
     let tier = crate::pipeline::tier::preflight(s.tier, s.require_tier)?;
@@ -318,6 +328,11 @@ fn install_reporting(
         npm::run_ignore_scripts(&tool, s.command, &s.npm_args, &project.root, &rctx.env)?;
     let build = project.build_set(s.command)?;
     let mut notices = build.warnings();
+    notices.extend(allowlists.diagnostics().iter().map(|d| npm::Notice {
+        code: d.code,
+        location: None,
+        message: format!("{}:{}: {}", d.file.display(), d.line, d.message),
+    }));
     notices.extend(npm::bins::shadowing_bins(&project.root));
     let warnings: Vec<ReportWarning> = notices
         .into_iter()
@@ -330,8 +345,19 @@ fn install_reporting(
     human::report_warnings(&warnings);
     let (npm_env, nodedir) = project::script_env(&captured, &tool);
     let phases = build.phases(&project, s.command, &s.npm_args, &captured, &npm_env, &tool);
+    let mut install_summary = crate::report::install_summary(&build, &phases);
+    let gated = crate::pipeline::gate::Gate::new(
+        &allowlists,
+        lock.as_ref(),
+        s.only_approved,
+        &build.after.packages,
+        root_manifest(&project.root).as_ref(),
+    )
+    .apply(phases);
+    let phases = gated.phases;
+    install_summary.skipped = gated.skipped;
+    install_summary.unreviewed = gated.unreviewed;
     let total: usize = phases.iter().map(|p| p.jobs.len()).sum();
-    let install_summary = crate::report::install_summary(&build, &phases);
     let npm_cache = project::cache_dir(&npm_env, &rctx.home);
     let ndjson = match &s.events {
         Some(path) => Some(
@@ -412,6 +438,12 @@ fn install_reporting(
         eprint!("{}", human::summary(&report, t0.elapsed().as_secs_f64()));
     }
     let partial = partial(&report);
+    let skipped: Vec<String> = report
+        .install
+        .iter()
+        .flat_map(|i| &i.skipped)
+        .map(|k| format!("{}@{} {}", k.name, k.version, k.event))
+        .collect();
     if s.strict && !partial.is_empty() {
         eprintln!(
             "ringfence: --strict: {} script(s) exited 0 but are probably incomplete: {}",
@@ -419,11 +451,18 @@ fn install_reporting(
             partial.join(", ")
         );
     }
+    if s.strict && !skipped.is_empty() {
+        eprintln!(
+            "ringfence: --strict: {} script(s) were not run, so their packages may not work: {}",
+            skipped.len(),
+            skipped.join(", ")
+        );
+    }
     let flagged = s
         .fail_on
         .zip(report.worst())
         .is_some_and(|(threshold, worst)| worst >= threshold)
-        || (s.strict && !partial.is_empty());
+        || (s.strict && !(partial.is_empty() && skipped.is_empty()));
     *slot = Some(report);
 
     let failed = batch

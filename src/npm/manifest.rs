@@ -154,8 +154,6 @@ pub struct Manifest {
     pub engines: Option<Value>,
     /// `bin`, normalised to an object.
     pub bin: Option<Value>,
-    /// `allowScripts` (root manifest only).
-    pub allow_scripts: BTreeMap<String, bool>,
 }
 
 impl Manifest {
@@ -188,15 +186,6 @@ impl Manifest {
         let bin = obj
             .get("bin")
             .and_then(|b| normalize_bin(b, name.as_deref()));
-        let allow_scripts = obj
-            .get("allowScripts")
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.as_bool()?)))
-                    .collect()
-            })
-            .unwrap_or_default();
         let has_binding_gyp = std::fs::symlink_metadata(dir.join("binding.gyp"))
             .map(|m| m.file_type().is_file())
             .unwrap_or(false);
@@ -209,7 +198,6 @@ impl Manifest {
             config: obj.get("config").cloned(),
             engines: obj.get("engines").cloned(),
             bin,
-            allow_scripts,
         })
     }
 

@@ -80,12 +80,6 @@ pub struct PlanInput<'a> {
     pub run_root: bool,
 }
 
-/// `allowScripts` entries: `name` or `name@version` set to `false` skip every script of the
-/// package (its bins stay linked).
-pub fn allowed(allow: &BTreeMap<String, bool>, name: &str, version: &str) -> bool {
-    !(allow.get(name) == Some(&false) || allow.get(&format!("{name}@{version}")) == Some(&false))
-}
-
 const DEP_EVENTS: [&str; 3] = ["preinstall", "install", "postinstall"];
 const LINK_EVENTS: [&str; 4] = ["preinstall", "prepare", "install", "postinstall"];
 const ROOT_EVENTS: [&str; 7] = [
@@ -135,9 +129,6 @@ pub fn plan(input: &PlanInput<'_>) -> Vec<Phase> {
                         installed_as
                     };
                     let claimed_name = manifest.name.clone().filter(|m| !link && *m != name);
-                    if !allowed(&input.root.allow_scripts, &name, &version) {
-                        return None;
-                    }
                     let command = manifest.command(event)?;
                     Some(Job {
                         kind: if link { Kind::Link } else { Kind::Dep },
@@ -368,16 +359,5 @@ mod tests {
             phases[1].jobs[0].env["npm_package_json"],
             "/p/node_modules/a/package.json"
         );
-    }
-
-    #[test]
-    fn allow_scripts_false_skips_the_package() {
-        let mut allow = BTreeMap::new();
-        allow.insert("b".to_string(), false);
-        allow.insert("c@2.0.0".to_string(), false);
-        assert!(!allowed(&allow, "b", "1.0.0"));
-        assert!(!allowed(&allow, "c", "2.0.0"));
-        assert!(allowed(&allow, "c", "1.0.0"));
-        assert!(allowed(&allow, "gyp", "1.0.0"));
     }
 }

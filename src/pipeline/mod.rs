@@ -7,6 +7,7 @@ pub mod batch;
 pub mod entry;
 pub mod events;
 pub mod execute;
+pub mod gate;
 pub mod tier;
 
 use std::path::PathBuf;

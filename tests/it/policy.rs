@@ -247,3 +247,236 @@ fn ci_never_writes_the_lock_and_unused_or_malformed_approvals_are_reported() {
         "npm ran although the lock was unusable"
     );
 }
+
+/// One allowlist case: the project's files, ringfence's flags, and what must happen.
+struct Case {
+    name: &'static str,
+    /// Extra `package.json` fields (JSON object members, without braces).
+    package_json: &'static str,
+    pnpm_workspace: Option<&'static str>,
+    flags: &'static [&'static str],
+    exit: i32,
+    /// `name@version` of packages whose scripts must not have run, with the source file named.
+    denied: &'static [(&'static str, &'static str)],
+    /// `name@version` whose scripts ran.
+    ran: &'static [&'static str],
+    /// `name@version` listed as unreviewed.
+    unreviewed: &'static [&'static str],
+}
+
+/// The allowlists projects already have, in their real formats: a deny means the scripts do
+/// not run (checked on disk: the package's own record of running is absent) and the summary and
+/// report name the file and entry; an allow runs them (still sandboxed); the rest are listed as
+/// unreviewed, or skipped with `--only-approved`, which `--strict` makes exit 1.
+#[test]
+fn allowlists_in_their_real_formats_decide_what_runs() {
+    if !require_userns() || !require_npm() {
+        return;
+    }
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let cases = [
+        Case {
+            name: "npm allowScripts",
+            package_json: r#""allowScripts": { "rf-a@1.0.0": true, "rf-c@2.0.0 || 2.0.1": true, "rf-b": false }"#,
+            pnpm_workspace: None,
+            flags: &[],
+            exit: 0,
+            denied: &[("rf-b@1.0.0", "package.json:")],
+            ran: &["rf-a@1.0.0", "rf-c@2.0.0", "rf-c@1.0.0"],
+            unreviewed: &["rf-c@1.0.0"],
+        },
+        Case {
+            name: "pnpm 11 allowBuilds",
+            package_json: "",
+            pnpm_workspace: Some(
+                "packages:\n  - .\nallowBuilds:\n  rf-a: true\n  rf-b: true\n  rf-c@2.0.0: false\n  rf-c@1.0.0: true\n",
+            ),
+            flags: &[],
+            exit: 0,
+            denied: &[("rf-c@2.0.0", "pnpm-workspace.yaml:6")],
+            ran: &["rf-a@1.0.0", "rf-b@1.0.0", "rf-c@1.0.0"],
+            unreviewed: &[],
+        },
+        Case {
+            name: "pnpm 10 fields in package.json",
+            package_json: r#""pnpm": { "onlyBuiltDependencies": ["rf-a", "rf-c"], "ignoredBuiltDependencies": ["rf-b"] }"#,
+            pnpm_workspace: None,
+            flags: &[],
+            exit: 0,
+            denied: &[("rf-b@1.0.0", "package.json:")],
+            ran: &["rf-a@1.0.0", "rf-c@1.0.0", "rf-c@2.0.0"],
+            unreviewed: &[],
+        },
+        Case {
+            name: "LavaMoat allowScripts",
+            package_json: r#""lavamoat": { "allowScripts": { "rf-a#1.0.0": true, "rf-a>rf-b": false, "rf-a>rf-c#2.0.0": true, "rf-a>rf-b>rf-c#1.0.0": true } }"#,
+            pnpm_workspace: None,
+            flags: &[],
+            exit: 0,
+            denied: &[("rf-b@1.0.0", "package.json:")],
+            ran: &["rf-a@1.0.0", "rf-c@2.0.0", "rf-c@1.0.0"],
+            unreviewed: &[],
+        },
+        Case {
+            name: "Bun trustedDependencies, --only-approved --strict",
+            package_json: r#""trustedDependencies": ["rf-a", "rf-b"]"#,
+            pnpm_workspace: None,
+            flags: &["--only-approved", "--strict"],
+            exit: 1,
+            denied: &[
+                ("rf-c@1.0.0", "--only-approved"),
+                ("rf-c@2.0.0", "--only-approved"),
+            ],
+            ran: &["rf-a@1.0.0", "rf-b@1.0.0"],
+            unreviewed: &[],
+        },
+    ];
+    let mut failures = Vec::new();
+    for case in &cases {
+        let extra = if case.package_json.is_empty() {
+            String::new()
+        } else {
+            format!(",\n  {}", case.package_json)
+        };
+        let p = Project::new(&format!(
+            "{{\n  \"name\": \"app\",\n  \"version\": \"1.0.0\",\n  \"dependencies\": {{ \"rf-a\": \"1.0.0\" }}{extra}\n}}\n"
+        ));
+        if let Some(y) = case.pnpm_workspace {
+            std::fs::write(p.app.join("pnpm-workspace.yaml"), y).unwrap();
+        }
+        let report = p.report("r.json");
+        let mut args = vec!["install", "--report", report.to_str().unwrap()];
+        args.extend(case.flags);
+        let out = p.run(&registry, &args);
+        let err = stderr(&out);
+        let label = case.name;
+        if out.status.code() != Some(case.exit) {
+            failures.push(format!(
+                "{label}: exit {:?}, expected {}\n{}",
+                out.status.code(),
+                case.exit,
+                show(&out)
+            ));
+            continue;
+        }
+        let r = json(&report);
+        let ran: Vec<String> = r["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| {
+                format!(
+                    "{}@{}",
+                    x["package"]["name"].as_str().unwrap(),
+                    x["package"]["version"].as_str().unwrap()
+                )
+            })
+            .collect();
+        let skipped = r["install"]["skipped"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for (who, by) in case.denied {
+            if ran.iter().any(|x| x == who) {
+                failures.push(format!("{label}: {who} ran: {ran:?}"));
+            }
+            let (name, version) = who.split_once('@').unwrap();
+            // On disk: the package's own record of running is absent.
+            let dir = installed_dir(&p.app, name, version);
+            if dir.join(".rec").exists() {
+                failures.push(format!("{label}: {who} left its .rec: it ran"));
+            }
+            if !skipped.iter().any(|k| {
+                format!(
+                    "{}@{}",
+                    k["name"].as_str().unwrap(),
+                    k["version"].as_str().unwrap()
+                ) == *who
+                    && k["by"].as_str().unwrap().contains(by)
+            }) {
+                failures.push(format!(
+                    "{label}: {who} is not reported skipped by {by}: {skipped:?}"
+                ));
+            }
+            if !err
+                .lines()
+                .any(|l| l.contains("skipped") && l.contains(who) && l.contains(by))
+            {
+                failures.push(format!(
+                    "{label}: the summary does not say {who} was skipped by {by}:\n{err}"
+                ));
+            }
+        }
+        for who in case.ran {
+            if !ran.iter().any(|x| x == who) {
+                failures.push(format!("{label}: {who} did not run: {ran:?}"));
+            }
+        }
+        let unreviewed: Vec<String> = r["install"]["unreviewed"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|u| {
+                format!(
+                    "{}@{}",
+                    u["name"].as_str().unwrap(),
+                    u["version"].as_str().unwrap()
+                )
+            })
+            .collect();
+        let mut want: Vec<String> = case.unreviewed.iter().map(|s| s.to_string()).collect();
+        let mut got = unreviewed.clone();
+        want.sort();
+        got.sort();
+        if got != want {
+            failures.push(format!("{label}: unreviewed {got:?}, expected {want:?}"));
+        }
+        if case.flags.contains(&"--strict")
+            && !err.lines().any(|l| {
+                l.contains("--strict:") && l.contains("were not run") && l.contains("rf-c@1.0.0")
+            })
+        {
+            failures.push(format!(
+                "{label}: --strict does not list the skipped scripts:\n{err}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// The directory npm installed `name@version` in (nested or hoisted).
+fn installed_dir(app: &Path, name: &str, version: &str) -> PathBuf {
+    let lock: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(app.join("package-lock.json")).unwrap()).unwrap();
+    let loc = lock["packages"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(k, v)| k.ends_with(&format!("node_modules/{name}")) && v["version"] == version)
+        .map(|(k, _)| k.clone())
+        .unwrap_or_else(|| panic!("{name}@{version} is not installed"));
+    app.join(loc)
+}
+
+/// A malformed allowlist stops the install before npm runs, with the file, line and code.
+#[test]
+fn a_malformed_allowlist_is_exit_2_with_file_and_line() {
+    if !require_userns() || !require_npm() {
+        return;
+    }
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let p = Project::new(
+        "{\n  \"name\": \"app\",\n  \"dependencies\": { \"rf-a\": \"1.0.0\" },\n  \"allowScripts\": { \"rf-a\": \"yes\" }\n}\n",
+    );
+    let out = p.run(&registry, &["install"]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let err = stderr(&out);
+    assert!(err.contains("package.json:4"), "{err}");
+    assert!(err.contains('['), "a code: {err}");
+    assert!(!p.app.join("node_modules").exists(), "npm ran: {err}");
+}

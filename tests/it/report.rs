@@ -19,6 +19,8 @@ pub(crate) struct Report {
     install: Option<InstallM>,
     #[serde(default)]
     replay: Option<serde_json::Value>,
+    #[serde(default)]
+    approvals: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -27,6 +29,10 @@ struct InstallM {
     packages: usize,
     with_scripts: usize,
     no_install_time_behaviour: Vec<PackageIdM>,
+    #[serde(default)]
+    skipped: Vec<serde_json::Value>,
+    #[serde(default)]
+    unreviewed: Vec<PackageIdM>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -454,6 +460,15 @@ fn install_report_contract() {
         install.with_scripts + install.no_install_time_behaviour.len()
     );
     assert!(install.with_scripts >= 1);
+    // No allowlist and no approvals: nothing skipped, every scripted dependency unreviewed.
+    assert!(
+        install.skipped.is_empty() && r.approvals.is_none(),
+        "{install:?}"
+    );
+    assert!(
+        install.unreviewed.iter().any(|u| u.name == "rf-writer"),
+        "{install:?}"
+    );
 }
 
 /// The schema check can fail: an unknown field, a wrong severity, a missing field.
