@@ -212,8 +212,10 @@ pub struct InstallArgs {
     #[arg(long, value_name = "SEVERITY", default_value = "high")]
     pub fail_on: String,
     /// Exit 1 also when a script exited 0 but is probably incomplete (`partial`: a write it
-    /// needed was refused, or a download it needed could not happen), or when a script was
-    /// skipped (denied by an allowlist, or unreviewed under `--only-approved`). For CI.
+    /// needed was refused, or a download it needed could not happen), when a script was
+    /// skipped (denied by an allowlist, or unreviewed under `--only-approved`), and when an
+    /// optional dependency's script failed or timed out (npm removes it and goes on). For CI;
+    /// `[install] strict = true` in ringfence.toml does the same.
     #[arg(long)]
     pub strict: bool,
     /// Run only the dependency scripts that are approved: by an allowlist the project already

@@ -302,6 +302,17 @@ fn partial(report: &Report) -> Vec<String> {
         .collect()
 }
 
+/// Optional scripts that failed or timed out (npm removes their optional set and goes on).
+fn shrugged(report: &Report) -> Vec<String> {
+    report
+        .runs
+        .iter()
+        .filter_map(|r| r.package.as_ref())
+        .filter(|p| p.outcome == JobStatus::OptionalFailed.as_str())
+        .map(|p| format!("{}@{} {}", p.name, p.version, p.event))
+        .collect()
+}
+
 fn install_reporting(
     s: &InstallSettings,
     slot: &mut Option<Report>,
@@ -349,7 +360,7 @@ fn install_reporting(
     let gated = crate::pipeline::gate::Gate::new(
         &allowlists,
         lock.as_ref(),
-        s.only_approved,
+        s.only_approved || profile.install.only_approved == Some(true),
         &build.after.packages,
         root_manifest(&project.root).as_ref(),
     )
@@ -444,25 +455,36 @@ fn install_reporting(
         .flat_map(|i| &i.skipped)
         .map(|k| format!("{}@{} {}", k.name, k.version, k.event))
         .collect();
-    if s.strict && !partial.is_empty() {
+    let strict = s.strict || profile.install.strict == Some(true);
+    if strict && !partial.is_empty() {
         eprintln!(
             "ringfence: --strict: {} script(s) exited 0 but are probably incomplete: {}",
             partial.len(),
             partial.join(", ")
         );
     }
-    if s.strict && !skipped.is_empty() {
+    if strict && !skipped.is_empty() {
         eprintln!(
             "ringfence: --strict: {} script(s) were not run, so their packages may not work: {}",
             skipped.len(),
             skipped.join(", ")
         );
     }
+    // An optional dependency's failure or a timeout npm would shrug off (the optional set is
+    // removed and the install goes on) is a broken install for a CI job that asked.
+    let shrugged = shrugged(&report);
+    if strict && !shrugged.is_empty() {
+        eprintln!(
+            "ringfence: --strict: {} optional script(s) failed or timed out and their packages were removed: {}",
+            shrugged.len(),
+            shrugged.join(", ")
+        );
+    }
     let flagged = s
         .fail_on
         .zip(report.worst())
         .is_some_and(|(threshold, worst)| worst >= threshold)
-        || (s.strict && !(partial.is_empty() && skipped.is_empty()));
+        || (strict && !(partial.is_empty() && skipped.is_empty() && shrugged.is_empty()));
     *slot = Some(report);
 
     let failed = batch

@@ -37,9 +37,23 @@ pub struct ProfileFile {
     /// Network.
     #[serde(default)]
     pub net: NetSection,
+    /// `install`/`ci` behaviour.
+    #[serde(default)]
+    pub install: InstallSection,
     /// Per-package settings, by package name.
     #[serde(default)]
     pub package: BTreeMap<String, PackageSection>,
+}
+
+/// `[install]`: what `--strict` and `--only-approved` give, for a project that always wants it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct InstallSection {
+    /// As `--strict`: exit 1 when a script was skipped, failed (even an optional one), timed
+    /// out or had something it needed refused.
+    pub strict: Option<bool>,
+    /// As `--only-approved`: run only approved dependency scripts.
+    pub only_approved: Option<bool>,
 }
 
 /// `[net]`.

@@ -480,3 +480,41 @@ fn a_malformed_allowlist_is_exit_2_with_file_and_line() {
     assert!(err.contains('['), "a code: {err}");
     assert!(!p.app.join("node_modules").exists(), "npm ran: {err}");
 }
+
+/// `--strict` for CI: an optional dependency whose script failed (npm removes it and exits 0)
+/// makes the install exit 1 with the reason; a clean project stays 0.
+#[test]
+fn strict_fails_on_an_optional_failure_and_passes_a_clean_install() {
+    if !require_userns() || !require_npm() {
+        return;
+    }
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let p = Project::new(
+        r#"{"name":"app","version":"1.0.0","optionalDependencies":{"rf-failopt":"1.0.0"}}"#,
+    );
+    let out = p.run(&registry, &["install"]);
+    assert_eq!(out.status.code(), Some(0), "as npm: {}", show(&out));
+    let _ = std::fs::remove_dir_all(p.app.join("node_modules"));
+    let out = p.run(&registry, &["install", "--strict"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let err = stderr(&out);
+    assert!(
+        err.lines()
+            .any(|l| l.contains("--strict:") && l.contains("rf-failopt@1.0.0")),
+        "{err}"
+    );
+    // The same from the project's policy file.
+    let _ = std::fs::remove_dir_all(p.app.join("node_modules"));
+    std::fs::write(
+        p.app.join("ringfence.toml"),
+        "version = 1\n[install]\nstrict = true\n",
+    )
+    .unwrap();
+    let out = p.run(&registry, &["install"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let clean = Project::new(r#"{"name":"app","version":"1.0.0","dependencies":{"rf-c":"1.0.0"}}"#);
+    let out = clean.run(&registry, &["install", "--strict"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+}
