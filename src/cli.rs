@@ -44,6 +44,10 @@ pub enum Command {
     /// then the project's ringfence.toml), where each value came from, the allowlists found
     /// and the approvals.
     Config(ConfigArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff) on stdout: `ringfence man > ringfence.1`.
+    Man,
     /// List the findings catalogue: every code with its class, default severity and meaning.
     Findings(FindingsArgs),
 }
@@ -90,6 +94,14 @@ pub struct ConfigArgs {
     /// Print machine-readable JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `ringfence completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// `ringfence findings`.

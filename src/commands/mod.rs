@@ -165,6 +165,30 @@ pub fn dispatch(cli: Cli) -> Result<Exit, RunError> {
         Command::Approve(args) => approve::run(&ApproveSettings::from_args(args)),
         Command::Allow(args) => allow::run(&args),
         Command::Config(args) => config::run(&args),
+        Command::Completions(args) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_complete::generate(args.shell, &mut cmd, "ringfence", &mut out);
+            use std::io::Write as _;
+            // A closed pipe (`| head`) is the reader's choice, not an error.
+            let _ = std::io::stdout().write_all(&out);
+            Ok(Exit::Clean)
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_mangen::Man::new(cmd)
+                .render(&mut out)
+                .map_err(|source| {
+                    RunError::Report(crate::report::ReportError::Write {
+                        path: "<stdout>".into(),
+                        source,
+                    })
+                })?;
+            use std::io::Write as _;
+            let _ = std::io::stdout().write_all(&out);
+            Ok(Exit::Clean)
+        }
         Command::Findings(args) => {
             print!(
                 "{}",

@@ -152,3 +152,35 @@ fn doctor_reports_the_tier() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("isolation tier    full"), "{text}");
 }
+
+/// Shell completions are valid shell (bash checks the syntax) and know every subcommand; the
+/// manual page is roff with the name and the commands.
+#[test]
+fn completions_and_man_page() {
+    let ctx = crate::common::TestContext::new();
+    let out = ctx.cmd().args(["completions", "bash"]).output().unwrap();
+    assert!(out.status.success(), "{}", crate::common::show(&out));
+    let script = ctx.root().join("ringfence.bash");
+    std::fs::write(&script, &out.stdout).unwrap();
+    let check = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", crate::common::show(&check));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for sub in [
+        "install", "ci", "approve", "allow", "config", "replay", "doctor",
+    ] {
+        assert!(text.contains(sub), "{sub} missing from the completions");
+    }
+    for shell in ["zsh", "fish"] {
+        let out = ctx.cmd().args(["completions", shell]).output().unwrap();
+        assert!(out.status.success() && !out.stdout.is_empty(), "{shell}");
+    }
+    let man = ctx.cmd().arg("man").output().unwrap();
+    assert!(man.status.success(), "{}", crate::common::show(&man));
+    let roff = String::from_utf8_lossy(&man.stdout);
+    assert!(roff.contains(".TH ringfence 1"), "{roff}");
+    assert!(roff.contains("approve"), "{roff}");
+}
