@@ -41,7 +41,7 @@ if [ "$(id -u)" = 0 ]; then
     cp target/debug/ringfence "$stage/ringfence"
     cp "$test_bin" "$stage/it"
     cp -r fixtures "$stage/fixtures"
-    mkdir -p "$stage/docs" && cp docs/report.schema.json "$stage/docs/"
+    mkdir -p "$stage/docs" && cp docs/report.schema.json docs/events.schema.json "$stage/docs/"
     cp -r sandbox-profiles "$stage/sandbox-profiles"
     cp -r tests/it/snapshots "$stage/snapshots"
     mkdir -p "$stage/fixtures/registry-server" && cp tests/registry/serve.py "$stage/fixtures/registry-server/"

@@ -70,7 +70,30 @@ pub fn run(s: InstallSettings) -> Result<Exit, RunError> {
 pub fn install(s: &InstallSettings) -> Installed {
     let mut report = None;
     let mut project = None;
-    let exit = install_reporting(s, &mut report, &mut project);
+    let ndjson = match &s.events {
+        Some(path) => match crate::output::ndjson::Ndjson::create(path) {
+            Ok(n) => Some(n),
+            Err(source) => {
+                return Installed {
+                    exit: Err(RunError::Report(crate::report::ReportError::Write {
+                        path: path.clone(),
+                        source,
+                    })),
+                    report,
+                    project,
+                };
+            }
+        },
+        None => None,
+    };
+    let exit = install_reporting(s, ndjson.as_ref(), &mut report, &mut project);
+    if let Some(n) = &ndjson {
+        let code = match &exit {
+            Ok(e) => e.code(),
+            Err(e) => Exit::error_code(e),
+        };
+        n.install_finished(report.as_ref(), code);
+    }
     Installed {
         exit,
         report,
@@ -155,6 +178,9 @@ fn run_phases(phases: Vec<Phase>, runner: &Runner<'_>, build: &BuildSet, jobs: u
             .filter(|j| !b.trashed.contains(&j.location))
             .collect();
         tracing::info!("phase {}: {} script(s)", phase.name, todo.len());
+        if !todo.is_empty() {
+            runner.events.phase_starting(&phase.name, todo.len());
+        }
         let done = batch::run_phase(
             todo,
             jobs,
@@ -315,6 +341,7 @@ fn shrugged(report: &Report) -> Vec<String> {
 
 fn install_reporting(
     s: &InstallSettings,
+    ndjson: Option<&crate::output::ndjson::Ndjson>,
     slot: &mut Option<Report>,
     project_slot: &mut Option<PathBuf>,
 ) -> Result<Exit, RunError> {
@@ -370,17 +397,6 @@ fn install_reporting(
     install_summary.unreviewed = gated.unreviewed;
     let total: usize = phases.iter().map(|p| p.jobs.len()).sum();
     let npm_cache = project::cache_dir(&npm_env, &rctx.home);
-    let ndjson = match &s.events {
-        Some(path) => Some(
-            crate::output::ndjson::Ndjson::create(path).map_err(|source| {
-                RunError::Report(crate::report::ReportError::Write {
-                    path: path.clone(),
-                    source,
-                })
-            })?,
-        ),
-        None => None,
-    };
     let groups = s
         .github
         .as_ref()
@@ -395,7 +411,7 @@ fn install_reporting(
     if let Some(p) = &progress {
         sinks.push(p);
     }
-    if let Some(n) = &ndjson {
+    if let Some(n) = ndjson {
         sinks.push(n);
     }
     if let Some(g) = &groups {

@@ -1,5 +1,7 @@
-//! NDJSON events (`--events FILE`): one JSON object per line as scripts start and finish, for
-//! CI systems and dashboards that follow an install while it runs. Lines are written and flushed
+//! NDJSON events (`--events FILE`, `-` for stdout): one JSON object per line as phases start,
+//! scripts start and finish (each finding of a finished script follows it) and the install
+//! ends, for CI systems and dashboards that follow an install while it runs
+//! (`docs/events.schema.json`). Lines are written and flushed
 //! one at a time, so a reader tailing the file never sees half a line.
 
 use std::io::Write as _;
@@ -10,10 +12,15 @@ use serde_json::json;
 use crate::npm::scripts::{Job, Kind};
 use crate::pipeline::{Events, ScriptOutcome};
 
-/// Writes events to a file.
-#[derive(Debug)]
+/// Writes events to a file or stdout.
 pub struct Ndjson {
-    file: Mutex<std::fs::File>,
+    file: Mutex<Box<dyn std::io::Write + Send>>,
+}
+
+impl std::fmt::Debug for Ndjson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ndjson")
+    }
 }
 
 fn kind(k: Kind) -> &'static str {
@@ -25,11 +32,37 @@ fn kind(k: Kind) -> &'static str {
 }
 
 impl Ndjson {
-    /// Create (truncate) `path`.
+    /// Create (truncate) `path`; `-` is stdout.
     pub fn create(path: &std::path::Path) -> std::io::Result<Self> {
+        let out: Box<dyn std::io::Write + Send> = if path.as_os_str() == "-" {
+            Box::new(std::io::stdout())
+        } else {
+            Box::new(std::fs::File::create(path)?)
+        };
         Ok(Ndjson {
-            file: Mutex::new(std::fs::File::create(path)?),
+            file: Mutex::new(out),
         })
+    }
+
+    /// The install is over: its exit code and totals.
+    pub fn install_finished(&self, report: Option<&crate::report::Report>, exit_code: u8) {
+        let (scripts, findings, worst, skipped) = report.map_or((0, 0, None, 0), |r| {
+            (
+                r.runs.len(),
+                r.runs.iter().map(|x| x.findings.len()).sum::<usize>(),
+                r.worst(),
+                r.install.as_ref().map_or(0, |i| i.skipped.len()),
+            )
+        });
+        self.line(json!({
+            "event": "install-finished",
+            "at_unix_ms": crate::util::now_unix_ms(),
+            "exit_code": exit_code,
+            "scripts": scripts,
+            "skipped": skipped,
+            "findings": findings,
+            "worst": worst.map(|s| s.as_str()),
+        }));
     }
 
     fn line(&self, v: serde_json::Value) {
@@ -51,6 +84,15 @@ fn package(job: &Job) -> serde_json::Value {
 }
 
 impl Events for Ndjson {
+    fn phase_starting(&self, name: &str, scripts: usize) {
+        self.line(json!({
+            "event": "phase-started",
+            "at_unix_ms": crate::util::now_unix_ms(),
+            "phase": name,
+            "scripts": scripts,
+        }));
+    }
+
     fn script_starting(&self, job: &Job) {
         self.line(json!({
             "event": "script-started",
@@ -87,6 +129,19 @@ impl Events for Ndjson {
             "findings": findings,
             "worst": worst.map(|s| s.as_str()),
         }));
+        if let Ok(x) = &o.executed {
+            for f in &x.observed.findings {
+                self.line(json!({
+                    "event": "finding",
+                    "at_unix_ms": f.at_unix_ms,
+                    "package": package(&o.job),
+                    "code": f.code.as_str(),
+                    "severity": f.severity.as_str(),
+                    "summary": f.summary,
+                    "target": f.target,
+                }));
+            }
+        }
     }
 }
 
@@ -100,6 +155,12 @@ impl std::fmt::Debug for Fanout<'_> {
 }
 
 impl Events for Fanout<'_> {
+    fn phase_starting(&self, name: &str, scripts: usize) {
+        for e in &self.0 {
+            e.phase_starting(name, scripts);
+        }
+    }
+
     fn script_starting(&self, job: &Job) {
         for e in &self.0 {
             e.script_starting(job);

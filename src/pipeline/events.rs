@@ -8,6 +8,8 @@ use super::ScriptOutcome;
 /// Receives pipeline events; every method has a do-nothing default. Called from worker
 /// threads.
 pub trait Events: Sync {
+    /// A phase (`deps:preinstall`, `links:prepare`, ...) is about to start `scripts` scripts.
+    fn phase_starting(&self, _name: &str, _scripts: usize) {}
     /// A script is about to start (for a foreground script: right before it takes the terminal).
     fn script_starting(&self, _job: &Job) {}
     /// A script has finished (or could not start).

@@ -364,6 +364,20 @@ fn github_actions_gets_annotations_and_a_job_summary() {
         .filter(|l| l["event"] == "script-finished")
         .collect();
     assert!(started > 0 && started == finished.len(), "{lines:?}");
+    for l in &lines {
+        crate::report::validate_against("events.schema.json", l)
+            .unwrap_or_else(|e| panic!("{e}: {l}"));
+    }
+    assert_eq!(lines[0]["event"], "phase-started", "{lines:?}");
+    let last = lines.last().unwrap();
+    assert_eq!(last["event"], "install-finished", "{lines:?}");
+    assert_eq!(last["exit_code"], 1, "{last}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["event"] == "finding" && l["package"]["name"] == "rf-writer"),
+        "{lines:?}"
+    );
     assert!(
         finished
             .iter()

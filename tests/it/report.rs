@@ -247,11 +247,18 @@ struct Survivor {
 /// Validate a report against `docs/report.schema.json` (every report a test writes goes
 /// through this as well as through the mirror structs above).
 pub fn validate_against_schema(report: &serde_json::Value) -> Result<(), String> {
+    validate_against("report.schema.json", report)
+}
+
+/// Validate `value` against `docs/<schema>`.
+pub fn validate_against(schema: &str, report: &serde_json::Value) -> Result<(), String> {
     let schema_path = std::env::var_os("RINGFENCE_FIXTURES")
-        .map(|f| std::path::PathBuf::from(f).join("../docs/report.schema.json"))
+        .map(|f| std::path::PathBuf::from(f).join("../docs").join(schema))
         .filter(|p| p.exists())
         .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/report.schema.json")
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("docs")
+                .join(schema)
         });
     let schema: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&schema_path).map_err(|e| e.to_string())?)
