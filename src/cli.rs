@@ -236,6 +236,10 @@ pub struct InstallArgs {
     /// skipped (`--strict` makes that exit 1).
     #[arg(long)]
     pub only_approved: bool,
+    /// Print only scripts with findings, failures, refusals and skips (no status line, no
+    /// list of quiet packages).
+    #[arg(short, long)]
+    pub quiet: bool,
     /// Arguments for npm (package specs, `--omit=dev`, ...).
     #[arg(
         trailing_var_arg = true,

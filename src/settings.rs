@@ -56,6 +56,8 @@ pub struct InstallSettings {
     pub strict: bool,
     /// Run only the dependency scripts some allowlist entry or approval approves.
     pub only_approved: bool,
+    /// A shorter summary and no status line.
+    pub quiet: bool,
     /// Compare runs with the project's `ringfence-approvals.json` and keep this install's report
     /// for `ringfence approve` (the user's project; replay's scratch projects have neither).
     pub approvals: bool,
@@ -262,6 +264,7 @@ impl InstallSettings {
             fail_on: Some(Severity::High),
             strict: false,
             only_approved: false,
+            quiet: false,
             approvals: false,
             no_record: false,
             forensic: false,
@@ -312,6 +315,7 @@ impl InstallSettings {
             fail_on,
             strict: args.strict,
             only_approved: args.only_approved,
+            quiet: args.quiet,
             approvals: true,
             no_record: args.no_record,
             forensic: args.forensic,

@@ -402,7 +402,7 @@ fn install_reporting(
         .as_ref()
         .map(|_| crate::output::github::Groups::default());
     // GitHub's log is not a terminal; a replay prints its own lines.
-    let progress = if s.summary && s.github.is_none() {
+    let progress = if s.summary && s.github.is_none() && !s.quiet {
         crate::output::progress::Progress::on_terminal(total)
     } else {
         None
@@ -462,7 +462,14 @@ fn install_reporting(
         remember(&report, &project.root, &rctx);
     }
     if s.summary {
-        eprint!("{}", human::summary(&report, t0.elapsed().as_secs_f64()));
+        eprint!(
+            "{}",
+            human::summary_styled(
+                &report,
+                t0.elapsed().as_secs_f64(),
+                human::Style::for_stderr(s.quiet)
+            )
+        );
     }
     let partial = partial(&report);
     let skipped: Vec<String> = report

@@ -54,9 +54,66 @@ fn severity_label(s: Severity) -> &'static str {
     }
 }
 
+/// How the summary is printed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Style {
+    /// Severities and statuses in colour (a terminal, `NO_COLOR` unset, not `TERM=dumb`).
+    pub color: bool,
+    /// Only scripts with findings shown by default, failures and skips (`--quiet`).
+    pub quiet: bool,
+}
+
+impl Style {
+    /// The style for stderr as it is now.
+    pub fn for_stderr(quiet: bool) -> Style {
+        use std::io::IsTerminal as _;
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
+        Style {
+            color: std::io::stderr().is_terminal() && !no_color && !dumb,
+            quiet,
+        }
+    }
+
+    /// `text` in the colour of `severity` (padded to `width` first, so columns line up).
+    fn severity(self, severity: Severity, width: usize) -> String {
+        let text = format!("{:<width$}", severity_label(severity));
+        if !self.color {
+            return text;
+        }
+        let code = match severity {
+            Severity::Critical => "1;35",
+            Severity::High => "1;31",
+            Severity::Medium => "33",
+            Severity::Low | Severity::Info => "2",
+        };
+        format!("\x1b[{code}m{text}\x1b[0m")
+    }
+
+    /// A run status (`ok`, `FAILED`, `partial`, ...), padded to `width`, in colour.
+    fn status(self, status: &str, width: usize) -> String {
+        let text = format!("{status:<width$}");
+        let code = match status {
+            "FAILED" | "timeout" => "1;31",
+            "partial" | "opt-fail" | "skipped" => "33",
+            _ => return text,
+        };
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text
+        }
+    }
+}
+
 /// The human summary printed after `install`/`ci`: a headline, then one line per script run
-/// with its findings underneath.
+/// with its findings underneath (plain text).
 pub fn summary(report: &Report, elapsed_secs: f64) -> String {
+    summary_styled(report, elapsed_secs, Style::default())
+}
+
+/// [`summary`] in a [`Style`].
+pub fn summary_styled(report: &Report, elapsed_secs: f64, style: Style) -> String {
     use std::fmt::Write as _;
     let mut counts: BTreeMap<crate::observe::Severity, usize> = BTreeMap::new();
     for f in report
@@ -106,11 +163,20 @@ pub fn summary(report: &Report, elapsed_secs: f64) -> String {
         );
     }
     for r in &report.runs {
-        run_lines(&mut out, r);
+        let interesting = r.timed_out
+            || !r.refused.is_empty()
+            || r.findings.iter().any(shown)
+            || r.package.as_ref().is_some_and(|p| p.outcome != "ok");
+        if style.quiet && !interesting {
+            continue;
+        }
+        run_lines(&mut out, r, style);
     }
     if let Some(i) = &report.install {
-        gate_lines(&mut out, i);
-        quiet_packages(&mut out, i);
+        gate_lines(&mut out, i, style);
+        if !style.quiet {
+            quiet_packages(&mut out, i);
+        }
     }
     if let Some(a) = &report.approvals {
         approval_lines(&mut out, a);
@@ -119,7 +185,7 @@ pub fn summary(report: &Report, elapsed_secs: f64) -> String {
 }
 
 /// Scripts an allowlist or `--only-approved` kept from running, and scripts nobody reviewed.
-fn gate_lines(out: &mut String, i: &crate::report::InstallSummary) {
+fn gate_lines(out: &mut String, i: &crate::report::InstallSummary, style: Style) {
     use std::fmt::Write as _;
     for k in &i.skipped {
         let why = match k.reason.as_str() {
@@ -128,11 +194,14 @@ fn gate_lines(out: &mut String, i: &crate::report::InstallSummary) {
         };
         let _ = writeln!(
             out,
-            "  skipped  {}@{} {}  {why}: the package may not work without it",
-            k.name, k.version, k.event
+            "  {} {}@{} {}  {why}: the package may not work without it",
+            style.status("skipped", 8),
+            terminal_safe(&k.name),
+            terminal_safe(&k.version),
+            terminal_safe(&k.event)
         );
     }
-    if !i.unreviewed.is_empty() {
+    if !i.unreviewed.is_empty() && !style.quiet {
         const SHOWN: usize = 8;
         let names: Vec<String> = i
             .unreviewed
@@ -212,7 +281,7 @@ fn shown(f: &Finding) -> bool {
 
 /// One script's line, what was refused (with the allowance that would permit it) and its
 /// findings.
-fn run_lines(out: &mut String, r: &ScriptRun) {
+fn run_lines(out: &mut String, r: &ScriptRun, style: Style) {
     use std::fmt::Write as _;
     let (who, outcome) = match &r.package {
         Some(p) => (
@@ -259,7 +328,8 @@ fn run_lines(out: &mut String, r: &ScriptRun) {
     };
     let _ = writeln!(
         out,
-        "  {status:<8} {}  {:.1}s{limit}{partial}",
+        "  {} {}  {:.1}s{limit}{partial}",
+        style.status(status, 8),
         terminal_safe(&who),
         r.duration_ms / 1000.0
     );
@@ -316,8 +386,8 @@ fn run_lines(out: &mut String, r: &ScriptRun) {
     for f in shown.iter().take(SUMMARY_FINDINGS) {
         let _ = writeln!(
             out,
-            "           {:<8} {:<26} {}",
-            severity_label(f.severity),
+            "           {} {:<26} {}",
+            style.severity(f.severity, 8),
             f.code.as_str(),
             terminal_safe(&f.summary)
         );
@@ -582,6 +652,57 @@ mod tests {
     use crate::findings::{Code, FindingKind};
     use crate::report::tests::run;
     use crate::report::{InstallSummary, PackageId};
+
+    #[test]
+    fn colour_only_when_asked_and_quiet_keeps_only_what_matters() {
+        let report = Report::new(vec![
+            run("calm", "install", "ok", vec![]),
+            run(
+                "loud",
+                "postinstall",
+                "failed",
+                vec![Finding::new(
+                    Code::DecoyRead,
+                    "read decoy npm token",
+                    "/h/.npmrc",
+                )],
+            ),
+        ]);
+        let plain = summary(&report, 1.0);
+        assert!(!plain.contains('\x1b'), "{plain}");
+        let color = summary_styled(
+            &report,
+            1.0,
+            Style {
+                color: true,
+                quiet: false,
+            },
+        );
+        assert!(
+            color.contains("\x1b[1;31mHIGH    \x1b[0m decoy-read"),
+            "{color}"
+        );
+        assert!(
+            color.contains("\x1b[1;31mFAILED  \x1b[0m loud@1.0.0"),
+            "{color}"
+        );
+        // Without the escapes, the same text: colour changes nothing else.
+        let stripped = color.replace("\x1b[1;31m", "").replace("\x1b[0m", "");
+        assert_eq!(stripped, plain);
+        let quiet = summary_styled(
+            &report,
+            1.0,
+            Style {
+                color: false,
+                quiet: true,
+            },
+        );
+        assert!(!quiet.contains("calm@1.0.0"), "{quiet}");
+        assert!(
+            quiet.contains("loud@1.0.0") && quiet.contains("decoy-read"),
+            "{quiet}"
+        );
+    }
 
     /// The human summary, pinned.
     #[test]

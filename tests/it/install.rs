@@ -1032,11 +1032,13 @@ fn a_terminal_gets_a_status_line_and_a_pipe_does_not() {
         draws.iter().any(|d| d.contains("rf-writer@1.0.0")),
         "{draws:?}"
     );
-    // The summary starts on a cleared line.
+    // The summary starts on a cleared line, its severities in colour on a terminal.
     assert!(tty.contains("\r\x1b[2Kringfence: "), "{tty:?}");
+    assert!(tty.contains("\x1b[1;31mHIGH"), "{tty:?}");
     let plain = w.ringfence(&["install"]);
+    let plain_err = String::from_utf8_lossy(&plain.stderr);
     assert!(
-        !String::from_utf8_lossy(&plain.stderr).contains("\x1b[2K"),
+        !plain_err.contains("\x1b[2K") && !plain_err.contains("\x1b[1;31m"),
         "{}",
         show(&plain)
     );
