@@ -518,3 +518,46 @@ fn strict_fails_on_an_optional_failure_and_passes_a_clean_install() {
     let out = clean.run(&registry, &["install", "--strict"]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
 }
+
+/// SARIF fingerprints identify a finding across runs: two installs of the same project give the
+/// same set (no pid, time, temp path or canary in them), and the log passes Microsoft's
+/// validator.
+#[test]
+fn sarif_fingerprints_are_stable_across_runs() {
+    if !require_userns() || !require_npm() {
+        return;
+    }
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let p = Project::new(
+        r#"{"name":"app","version":"1.0.0","dependencies":{"rf-attack-secret-read":"1.0.0","rf-writer":"1.0.0"}}"#,
+    );
+    let mut sets = Vec::new();
+    for i in 0..2 {
+        let _ = std::fs::remove_dir_all(p.app.join("node_modules"));
+        let sarif = p.report(&format!("r{i}.sarif"));
+        let out = p.run(&registry, &["install", "--sarif", sarif.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+        crate::common::check_sarif(&sarif, &p.app);
+        let log = json(&sarif);
+        let mut set: Vec<(String, String)> = log["runs"][0]["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["ruleId"].as_str().unwrap().to_string(),
+                    r["partialFingerprints"]["ringfence/v1"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                )
+            })
+            .collect();
+        set.sort();
+        assert!(set.len() > 3, "{set:?}");
+        sets.push(set);
+    }
+    assert_eq!(sets[0], sets[1]);
+}
