@@ -328,6 +328,36 @@ fn partial(report: &Report) -> Vec<String> {
         .collect()
 }
 
+/// Native builds get the machine's cores: node-gyp builds with one compiler job unless told
+/// (`JOBS`), so each build script of a phase gets `JOBS` = the CPUs divided among the builds
+/// that run at once (at least 1). Only scripts that run node-gyp, and never over the user's own
+/// `JOBS` or `MAKEFLAGS=-j…`; npm's own `npm_*` environment is left exactly as npm makes it.
+fn share_cores(phases: &mut [Phase], parallel: usize) {
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    for phase in phases {
+        let builds = phase
+            .jobs
+            .iter()
+            .filter(|j| j.command.contains("node-gyp"))
+            .count();
+        if builds == 0 {
+            continue;
+        }
+        let each = (cpus / builds.min(parallel.max(1))).max(1);
+        for job in phase
+            .jobs
+            .iter_mut()
+            .filter(|j| j.command.contains("node-gyp"))
+        {
+            let told = job.env.contains_key("JOBS")
+                || job.env.get("MAKEFLAGS").is_some_and(|m| m.contains("-j"));
+            if !told {
+                job.env.insert("JOBS".into(), each.to_string());
+            }
+        }
+    }
+}
+
 /// Optional scripts that failed or timed out (npm removes their optional set and goes on).
 fn shrugged(report: &Report) -> Vec<String> {
     report
@@ -392,7 +422,8 @@ fn install_reporting(
         root_manifest(&project.root).as_ref(),
     )
     .apply(phases);
-    let phases = gated.phases;
+    let mut phases = gated.phases;
+    share_cores(&mut phases, s.jobs);
     install_summary.skipped = gated.skipped;
     install_summary.unreviewed = gated.unreviewed;
     let total: usize = phases.iter().map(|p| p.jobs.len()).sum();

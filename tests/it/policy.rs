@@ -561,3 +561,30 @@ fn sarif_fingerprints_are_stable_across_runs() {
     }
     assert_eq!(sets[0], sets[1]);
 }
+
+/// A native build gets the machine's cores (`JOBS` for node-gyp: the CPUs shared among the
+/// builds running at once); the user's own `JOBS` wins.
+#[test]
+fn native_builds_get_the_cores() {
+    if !require_userns() || !require_npm() {
+        return;
+    }
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let p = Project::new(r#"{"name":"app","version":"1.0.0","dependencies":{"rf-jobs":"1.0.0"}}"#);
+    let out = p.run(&registry, &["install"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let jobs = std::fs::read_to_string(p.app.join("node_modules/rf-jobs/jobs.txt")).unwrap();
+    assert_eq!(jobs, cpus.to_string());
+    let _ = std::fs::remove_dir_all(p.app.join("node_modules"));
+    let out = p
+        .cmd(&registry, &["install"])
+        .env("JOBS", "7")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let jobs = std::fs::read_to_string(p.app.join("node_modules/rf-jobs/jobs.txt")).unwrap();
+    assert_eq!(jobs, "7");
+}
