@@ -130,7 +130,7 @@ pub enum PolicyError {
         source: std::io::Error,
     },
     /// The profile is not valid TOML for our schema.
-    #[error("parsing profile `{name}`")]
+    #[error("parsing profile `{name}` [policy-parse]")]
     ParseProfile {
         /// Path or `default`.
         name: String,
@@ -140,7 +140,7 @@ pub enum PolicyError {
     },
     /// Unsupported `version`.
     #[error(
-        "profile `{name}` has version {found}; this ringfence reads version {}",
+        "profile `{name}` has version {found}; this ringfence reads version {} [policy-version]",
         file::CURRENT_VERSION
     )]
     Version {
@@ -198,7 +198,7 @@ pub fn load(path: Option<&Path>) -> Result<ProfileFile, PolicyError> {
 /// Parse a profile's text (`name` for messages) and check its per-package entries.
 pub fn parse_checked_profile(name: &str, text: &str) -> Result<ProfileFile, PolicyError> {
     let profile: ProfileFile = parse_versioned(name, text, |p: &ProfileFile| p.version)?;
-    let problems = check_packages(&profile.package);
+    let problems = check_packages(&profile.package, name, text);
     if !problems.is_empty() {
         return Err(PolicyError::Invalid(problems));
     }
@@ -213,14 +213,9 @@ pub const PROJECT_FILE: &str = "ringfence.toml";
 /// Parse and check a project file's text (`name` for messages).
 pub fn check_project_text(name: &str, text: &str) -> Result<ProfileFile, PolicyError> {
     let file: ProfileFile = parse_versioned(name, text, |f: &ProfileFile| f.version)?;
-    let problems = check_packages(&file.package);
+    let problems = check_packages(&file.package, name, text);
     if !problems.is_empty() {
-        return Err(PolicyError::Invalid(
-            problems
-                .into_iter()
-                .map(|p| format!("{name}: {p}"))
-                .collect(),
-        ));
+        return Err(PolicyError::Invalid(problems));
     }
     Ok(file)
 }
@@ -245,14 +240,28 @@ fn parse_versioned<T: serde::de::DeserializeOwned>(
     Ok(parsed)
 }
 
+/// Every problem of the per-package sections, each as `file:line: what [code]` (the line of
+/// the entry in `text`, or of its section).
 fn check_packages(
     packages: &std::collections::BTreeMap<String, file::PackageSection>,
+    name: &str,
+    text: &str,
 ) -> Vec<String> {
+    let line_of = |needle: &str| -> Option<usize> {
+        text.lines().position(|l| l.contains(needle)).map(|i| i + 1)
+    };
+    let at = |line: Option<usize>| match line {
+        Some(l) => format!("{name}:{l}"),
+        None => name.to_string(),
+    };
     let mut problems = Vec::new();
     for (pkg, section) in packages {
+        let header =
+            line_of(&format!("package.\"{pkg}\"]")).or_else(|| line_of(&format!("package.{pkg}]")));
         if !section.write.is_empty() && section.reason.as_deref().is_none_or(str::is_empty) {
             problems.push(format!(
-                "[package.\"{pkg}\"] allows writes but gives no `reason` (every allowance needs one)"
+                "{}: [package.\"{pkg}\"] allows writes but gives no `reason` (every allowance needs one) [policy-allowance-reason]",
+                at(header)
             ));
         }
         for w in &section.write {
@@ -262,7 +271,8 @@ fn check_packages(
                     .any(|c| !matches!(c, std::path::Component::Normal(_)))
             {
                 problems.push(format!(
-                    "[package.\"{pkg}\"] write `{w}` must be a normalised path relative to the project root"
+                    "{}: [package.\"{pkg}\"] write `{w}` must be a normalised path relative to the project root, inside it [policy-allowance-path]",
+                    at(line_of(&format!("{w:?}")).or(header))
                 ));
             }
         }
