@@ -3,6 +3,7 @@
 //! would have given its scripts.
 
 pub mod bins;
+pub mod buildkey;
 pub mod env;
 pub mod gyp;
 pub mod manifest;
