@@ -72,7 +72,11 @@ fn first_line(c: &mut Command) -> String {
         .output()
     {
         Ok(o) => {
-            let text = if o.stdout.is_empty() { o.stderr } else { o.stdout };
+            let text = if o.stdout.is_empty() {
+                o.stderr
+            } else {
+                o.stdout
+            };
             String::from_utf8_lossy(&text)
                 .lines()
                 .next()
@@ -130,7 +134,10 @@ pub fn inputs(
     before_digest: &str,
 ) -> BTreeMap<String, String> {
     let mut k = BTreeMap::new();
-    k.insert("format".into(), format!("ringfence {} v1", env!("CARGO_PKG_VERSION")));
+    k.insert(
+        "format".into(),
+        format!("ringfence {} v1", env!("CARGO_PKG_VERSION")),
+    );
     k.insert("package".into(), format!("{}@{}", job.name, job.version));
     k.insert("location".into(), job.location.clone());
     k.insert("dir".into(), job.dir.display().to_string());
@@ -215,7 +222,10 @@ mod tests {
         let c = closure(&lock(), "node_modules/addon");
         assert_eq!(
             c.keys().cloned().collect::<Vec<_>>(),
-            vec!["node_modules/nan".to_string(), "node_modules/util".to_string()]
+            vec![
+                "node_modules/nan".to_string(),
+                "node_modules/util".to_string()
+            ]
         );
         assert_eq!(c["node_modules/nan"], "sha512-N");
     }

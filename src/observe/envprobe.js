@@ -98,6 +98,9 @@
   // Host paths bound below HOME (the project, npm's cache): not the decoy home. Filled in by
   // ringfence when it plants this file.
   const binds = /*RINGFENCE_BINDS*/[];
+  // The caller's real home, when the sandbox's HOME is another directory (the landlock tier):
+  // its files are still tried by absolute path. Filled in by ringfence.
+  const homes = /*RINGFENCE_HOMES*/[];
   const touched = (p) => {
     if (!home || busy) return;
     try {
@@ -109,6 +112,7 @@
       const bound = binds.some((b) => abs === b || abs.startsWith(`${b}/`));
       if (
         ((abs === home || abs.startsWith(`${home}/`)) && !bound) ||
+        (homes.some((h) => abs === h || abs.startsWith(`${h}/`)) && !bound) ||
         /^\/proc\/[^/]+\/environ$/.test(abs) ||
         /\/(\.env(\.[^/]*)?|\.npmrc)$/.test(abs) ||
         sensitive.some((p) => abs === p || abs.startsWith(`${p}/`))

@@ -89,6 +89,9 @@ pub struct EnvProbe {
 #[derive(Debug)]
 pub struct EnvProbes {
     dir: tempfile::TempDir,
+    /// The landlock tier replaces HOME with a private directory: the caller's real home (whose
+    /// files the script may still try by absolute path) and the HOME it was given instead.
+    host_home: Option<(PathBuf, PathBuf)>,
 }
 
 #[derive(Deserialize)]
@@ -141,7 +144,10 @@ impl EnvProbes {
     /// Write the preload and an empty log directory, bind both into `spec` under
     /// [`SANDBOX_DIR`] and make node load the preload. Returns the sandbox path of the log
     /// directory with the recorder (its writes there are ours, not the script's).
-    pub fn plant(spec: &mut SandboxSpec) -> io::Result<(Self, PathBuf)> {
+    pub fn plant(spec: &mut SandboxSpec, host_home: Option<&Path>) -> io::Result<(Self, PathBuf)> {
+        let host_home = host_home
+            .filter(|h| *h != spec.home && h.is_absolute() && *h != Path::new("/"))
+            .map(Path::to_path_buf);
         let dir = tempfile::Builder::new()
             .prefix("ringfence-envprobe-")
             .tempdir()?;
@@ -156,13 +162,22 @@ impl EnvProbes {
                 matches!(
                     m.kind,
                     MountKind::ReadOnly | MountKind::ReadWrite | MountKind::Denied
-                ) && m.path.starts_with(&spec.home)
-                    && m.path != spec.home
+                ) && [Some(&spec.home), host_home.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .any(|h| m.path.starts_with(h) && m.path != *h)
             })
             .map(|m| m.path.to_string_lossy().into_owned())
             .collect();
         let binds = serde_json::to_string(&binds).map_err(io::Error::other)?;
-        let text = PRELOAD.replacen("/*RINGFENCE_BINDS*/[]", &binds, 1);
+        let homes: Vec<String> = host_home
+            .iter()
+            .map(|h| h.to_string_lossy().into_owned())
+            .collect();
+        let homes = serde_json::to_string(&homes).map_err(io::Error::other)?;
+        let text = PRELOAD
+            .replacen("/*RINGFENCE_BINDS*/[]", &binds, 1)
+            .replacen("/*RINGFENCE_HOMES*/[]", &homes, 1);
         std::fs::write(&preload, text)?;
         std::fs::set_permissions(&preload, std::fs::Permissions::from_mode(0o444))?;
         let log = dir.path().join("log");
@@ -194,19 +209,35 @@ impl EnvProbes {
             None => spec.exec.env.push(("NODE_OPTIONS".into(), require)),
         }
         let log = inside.join("log");
-        Ok((EnvProbes { dir }, log))
+        Ok((
+            EnvProbes {
+                dir,
+                host_home: host_home.map(|h| (h, spec.home.clone())),
+            },
+            log,
+        ))
     }
 
     /// The names looked up, first occurrence each, in time order, and the files under HOME that
     /// node code opened, read or checked (the path in `what`). Call after the run.
     pub fn collect(&self) -> (Vec<EnvProbe>, Vec<Sighting>) {
-        let c = collect(&self.dir.path().join("log"));
+        let c = self.collect_all();
         (c.probes, c.files)
     }
 
-    /// Everything the preload logged, network attempts included.
+    /// Everything the preload logged, network attempts included. A file of the caller's real
+    /// home is reported at the same place in the HOME the script was given (`~/.ssh/id_rsa`
+    /// either way), so that both tiers judge it alike.
     pub fn collect_all(&self) -> Collected {
-        collect(&self.dir.path().join("log"))
+        let mut c = collect(&self.dir.path().join("log"));
+        if let Some((host, apparent)) = &self.host_home {
+            for f in &mut c.files {
+                if let Ok(rest) = Path::new(&f.what).strip_prefix(host) {
+                    f.what = apparent.join(rest).to_string_lossy().into_owned();
+                }
+            }
+        }
+        c
     }
 }
 

@@ -31,15 +31,17 @@ impl Observation {
     /// Plant a decoy home at the spec's HOME and replace credential variables with canaries
     /// (except the names the caller passed explicitly with `--env`).
     pub fn attach(spec: &mut SandboxSpec, explicit_env: &[String]) -> std::io::Result<Self> {
-        Self::attach_with_caches(spec, explicit_env, &[])
+        Self::attach_with_caches(spec, explicit_env, &[], None)
     }
 
     /// [`Observation::attach`], naming shared read-only caches (npm's) whose write attempts are
-    /// expected noise.
+    /// expected noise, and — when the tier gave the script another HOME — the caller's real home,
+    /// whose files the script may try by absolute path.
     pub fn attach_with_caches(
         spec: &mut SandboxSpec,
         explicit_env: &[String],
         caches: &[std::path::PathBuf],
+        host_home: Option<&std::path::Path>,
     ) -> std::io::Result<Self> {
         let mut decoys = DecoyHome::plant(&spec.home)?;
         spec.home_source = Some(decoys.host_dir().to_path_buf());
@@ -64,7 +66,7 @@ impl Observation {
         decoys.scrub_env(&mut env);
         env.extend(keep);
         spec.exec.env = env;
-        let (env_probes, probe_log) = envprobe::EnvProbes::plant(spec)?;
+        let (env_probes, probe_log) = envprobe::EnvProbes::plant(spec, host_home)?;
         spec.exec.env.sort();
         let preload_option = probe_log
             .parent()

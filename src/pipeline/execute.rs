@@ -120,6 +120,7 @@ impl Prepared {
         tier: Tier,
     ) -> Result<Prepared, RunError> {
         spec.tier = tier;
+        let host_home = spec.home.clone();
         let scratch = match tier {
             Tier::Full => None,
             Tier::Landlock => Some(Scratch::create(&mut spec).map_err(RunError::Observe)?),
@@ -131,8 +132,13 @@ impl Prepared {
                 caches,
             } => {
                 let t = std::time::Instant::now();
-                let o = Observation::attach_with_caches(&mut spec, explicit_env, caches)
-                    .map_err(RunError::Observe)?;
+                let o = Observation::attach_with_caches(
+                    &mut spec,
+                    explicit_env,
+                    caches,
+                    scratch.as_ref().map(|_| host_home.as_path()),
+                )
+                .map_err(RunError::Observe)?;
                 tracing::debug!("recording attached in {:?}", t.elapsed());
                 Some(o)
             }

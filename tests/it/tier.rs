@@ -239,3 +239,49 @@ fn a_failure_is_in_the_report_and_the_project_is_untouched() {
         lock
     );
 }
+
+/// In the landlock tier HOME is a private directory, but the caller's real home is still at its
+/// path: a script reading the user's own key there by absolute path is refused by Landlock and
+/// recorded as the same high finding the full tier gives (a read of the key in HOME), with the
+/// same target; the real key never reaches the report.
+#[test]
+fn a_read_of_the_real_home_by_absolute_path_is_recorded_in_the_landlock_tier() {
+    if !require_userns() {
+        return;
+    }
+    let ctx = TestContext::new();
+    std::fs::create_dir_all(ctx.home.join(".ssh")).unwrap();
+    std::fs::write(ctx.home.join(".ssh/id_ed25519"), "HOST-REAL-KEY\n").unwrap();
+    let key = ctx.home.join(".ssh/id_ed25519");
+    let script = format!(
+        "let r; try {{ r = require('fs').readFileSync({:?}, 'utf8'); }} catch (e) {{ r = e.code; }} console.log(r.includes('REAL' + '-KEY') ? 'LEAKED' : r);",
+        key.to_str().unwrap()
+    );
+    for tier in ["landlock", "full"] {
+        let report = ctx.outside.join(format!("{tier}.json"));
+        let out = ctx
+            .cmd()
+            .args(["run", "--tier", tier, "--report", report.to_str().unwrap()])
+            .args(["--", "node", "-e", &script])
+            .output()
+            .unwrap();
+        assert!(!stdout(&out).contains("LEAKED"), "{tier}: {}", show(&out));
+        let r = json(&report);
+        let findings = r["runs"][0]["findings"].as_array().unwrap().clone();
+        let hit = findings
+            .iter()
+            .find(|f| {
+                f["target"]
+                    .as_str()
+                    .is_some_and(|t| t.ends_with("/.ssh/id_ed25519"))
+            })
+            .unwrap_or_else(|| panic!("{tier}: no finding for the key read: {findings:#?}"));
+        assert_eq!(hit["severity"], "high", "{tier}: {hit}");
+        assert!(
+            !std::fs::read_to_string(&report)
+                .unwrap()
+                .contains("HOST-REAL-KEY"),
+            "{tier}: the real key is in the report"
+        );
+    }
+}
