@@ -205,6 +205,25 @@ impl KernelFacts {
     }
 }
 
+impl KernelFacts {
+    /// Why `sethostname` is refused in a uts namespace that was created (we hold
+    /// CAP_SYS_ADMIN there): a syscall filter, as podman's default profile is for a container
+    /// without CAP_SYS_ADMIN (seen under `--security-opt unmask=ALL`, where the root builds).
+    pub fn hostname_denied_cause(&self) -> Diagnosis {
+        let by = if self.seccomp_mode.as_deref() == Some("2") {
+            "a seccomp filter already confines this process (`Seccomp: 2`) and refuses `sethostname`, as podman's default profile does for a container without CAP_SYS_ADMIN"
+        } else {
+            "the kernel refused `sethostname` in the new uts namespace"
+        };
+        Diagnosis::new(
+            format!("the namespaces were created and the root was built, but {by}"),
+            format!(
+                "{LANDLOCK}; for the full tier the filter that starts ringfence must also allow sethostname (the full tier never runs with the host's hostname)"
+            ),
+        )
+    }
+}
+
 /// Why something failed and what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Diagnosis {
@@ -240,6 +259,7 @@ pub fn hint(step: Step, errno: Option<i32>, facts: &KernelFacts) -> Option<Diagn
         Step::MakeMountsPrivate | Step::MountRoot | Step::BuildRoot if denied => {
             Some(facts.mounts_denied_cause(step))
         }
+        Step::SetHostname if errno == Some(libc::EPERM) => Some(facts.hostname_denied_cause()),
         Step::Landlock => Some(Diagnosis::new(
             "the profile requires Landlock and this kernel cannot enforce it fully",
             "set `landlock = \"best-effort\"` under [enforcement] to run without it",
@@ -288,6 +308,14 @@ mod container_tests {
             d.cause.starts_with("the user namespace was created"),
             "{d:?}"
         );
+    }
+
+    /// podman's default profile refuses `sethostname` without CAP_SYS_ADMIN.
+    #[test]
+    fn a_refused_hostname_names_the_filter() {
+        let d = hint(Step::SetHostname, Some(libc::EPERM), &podman_like()).unwrap();
+        assert!(d.cause.contains("refuses `sethostname`"), "{d:?}");
+        assert!(d.fix.contains("allow sethostname"), "{d:?}");
     }
 
     #[test]
