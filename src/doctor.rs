@@ -27,6 +27,9 @@ pub struct KernelFacts {
     pub container: Option<String>,
 }
 
+/// What happens without user namespaces, the start of every such fix.
+const LANDLOCK: &str = "unless `--require-tier full` is given, ringfence runs here in its landlock tier (no namespaces; `ringfence doctor` shows it)";
+
 /// Evidence of a container runtime in our own mount table: the runtimes mask `/proc` entries
 /// (`/proc/kcore`, `/proc/keys`, `/proc/acpi`…) with their own mounts, and run from an overlay
 /// root. Marker files (`/.dockerenv`) are not evidence: anyone can create or omit them.
@@ -115,7 +118,6 @@ impl KernelFacts {
     /// The most likely reason user namespaces cannot be used, and the fix. Inside a container a
     /// sysctl is never the fix (it is the host's, and the container cannot set it).
     pub fn userns_cause(&self) -> Diagnosis {
-        const LANDLOCK: &str = "unless `--require-tier full` is given, ringfence runs here in its landlock tier (no namespaces; `ringfence doctor` shows it)";
         let filtered = self.seccomp_mode.as_deref() == Some("2");
         if let Some(evidence) = &self.container {
             let why = if filtered {
@@ -171,6 +173,57 @@ impl KernelFacts {
     }
 }
 
+impl KernelFacts {
+    /// Why mounting is refused inside a user namespace that *was* created, and the fix. In a
+    /// container that allowed the namespace (podman's default profile allows `unshare`), the
+    /// namespace cause would be wrong: the kernel refuses a fresh `/proc` in a user namespace
+    /// while parts of the visible one are covered, and every runtime masks some of `/proc`.
+    pub fn mounts_denied_cause(&self, step: Step) -> Diagnosis {
+        const CREATED: &str = "the user namespace was created but mounting inside it is denied";
+        let Some(evidence) = &self.container else {
+            let d = self.userns_cause();
+            return Diagnosis::new(format!("{CREATED}: {}", d.cause), d.fix);
+        };
+        if step == Step::BuildRoot {
+            return Diagnosis::new(
+                format!(
+                    "{CREATED}: this is a container ({evidence}); its runtime masks parts of /proc, and Linux refuses a fresh /proc (the pid namespace needs one) in a user namespace while any part of the visible /proc is covered"
+                ),
+                format!(
+                    "{LANDLOCK}. The full tier needs a container whose /proc is not masked, which runtimes give only with options that also expose the host's kernel interfaces (`--privileged`, Docker's `--security-opt systempaths=unconfined`, podman's `--security-opt unmask=ALL`): the landlock tier is the one to use here"
+                ),
+            );
+        }
+        Diagnosis::new(
+            format!(
+                "{CREATED}: this is a container ({evidence}); its runtime does not allow mounting there"
+            ),
+            format!(
+                "{LANDLOCK}; for the full tier the runtime must allow mounts in a user namespace"
+            ),
+        )
+    }
+}
+
+impl KernelFacts {
+    /// Why `sethostname` is refused in a uts namespace that was created (we hold
+    /// CAP_SYS_ADMIN there): a syscall filter, as podman's default profile is for a container
+    /// without CAP_SYS_ADMIN (seen under `--security-opt unmask=ALL`, where the root builds).
+    pub fn hostname_denied_cause(&self) -> Diagnosis {
+        let by = if self.seccomp_mode.as_deref() == Some("2") {
+            "a seccomp filter already confines this process (`Seccomp: 2`) and refuses `sethostname`, as podman's default profile does for a container without CAP_SYS_ADMIN"
+        } else {
+            "the kernel refused `sethostname` in the new uts namespace"
+        };
+        Diagnosis::new(
+            format!("the namespaces were created and the root was built, but {by}"),
+            format!(
+                "{LANDLOCK}; for the full tier the filter that starts ringfence must also allow sethostname (the full tier never runs with the host's hostname)"
+            ),
+        )
+    }
+}
+
 /// Why something failed and what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Diagnosis {
@@ -204,15 +257,9 @@ pub fn hint(step: Step, errno: Option<i32>, facts: &KernelFacts) -> Option<Diagn
             ))
         }
         Step::MakeMountsPrivate | Step::MountRoot | Step::BuildRoot if denied => {
-            let d = facts.userns_cause();
-            Some(Diagnosis::new(
-                format!(
-                    "the user namespace was created but mounting inside it is denied: {}",
-                    d.cause
-                ),
-                d.fix,
-            ))
+            Some(facts.mounts_denied_cause(step))
         }
+        Step::SetHostname if errno == Some(libc::EPERM) => Some(facts.hostname_denied_cause()),
         Step::Landlock => Some(Diagnosis::new(
             "the profile requires Landlock and this kernel cannot enforce it fully",
             "set `landlock = \"best-effort\"` under [enforcement] to run without it",
@@ -227,7 +274,49 @@ pub fn hint(step: Step, errno: Option<i32>, facts: &KernelFacts) -> Option<Diagn
 
 #[cfg(test)]
 mod container_tests {
-    use super::container_evidence;
+    use super::{KernelFacts, Step, container_evidence, hint};
+
+    fn podman_like() -> KernelFacts {
+        KernelFacts {
+            release: "6.18".into(),
+            unprivileged_userns_clone: None,
+            max_user_namespaces: Some("15000".into()),
+            apparmor_restrict_unprivileged_userns: None,
+            landlock_abi: Ok(7),
+            seccomp_actions: None,
+            seccomp_mode: Some("2".into()),
+            container: Some("the container runtime's masks over /proc/keys".into()),
+        }
+    }
+
+    /// podman's default profile allows `unshare`; what fails is the fresh /proc. The diagnosis
+    /// must not say the namespace was refused, nor send the user to a seccomp profile.
+    #[test]
+    fn a_container_that_allows_user_namespaces_is_told_about_proc() {
+        let d = hint(Step::BuildRoot, Some(libc::EPERM), &podman_like()).unwrap();
+        assert!(d.cause.contains("masks parts of /proc"), "{d:?}");
+        assert!(!d.cause.contains("refuses namespace creation"), "{d:?}");
+        assert!(!d.fix.contains("seccomp=<profile>"), "{d:?}");
+        assert!(d.fix.contains("landlock tier"), "{d:?}");
+        // Outside a container, the namespace causes as before.
+        let host = KernelFacts {
+            container: None,
+            ..podman_like()
+        };
+        let d = hint(Step::BuildRoot, Some(libc::EPERM), &host).unwrap();
+        assert!(
+            d.cause.starts_with("the user namespace was created"),
+            "{d:?}"
+        );
+    }
+
+    /// podman's default profile refuses `sethostname` without CAP_SYS_ADMIN.
+    #[test]
+    fn a_refused_hostname_names_the_filter() {
+        let d = hint(Step::SetHostname, Some(libc::EPERM), &podman_like()).unwrap();
+        assert!(d.cause.contains("refuses `sethostname`"), "{d:?}");
+        assert!(d.fix.contains("allow sethostname"), "{d:?}");
+    }
 
     #[test]
     fn containers_are_told_by_their_mount_table() {
