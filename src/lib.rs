@@ -10,6 +10,7 @@
 #![deny(unsafe_code)]
 
 pub mod approvals;
+pub mod cache;
 pub mod cleanup;
 pub mod cli;
 pub mod commands;
