@@ -44,6 +44,8 @@ pub enum Command {
     /// then the project's ringfence.toml), where each value came from, the allowlists found
     /// and the approvals.
     Config(ConfigArgs),
+    /// The build cache of sandboxed script outputs: list, prune to a size, or clear it.
+    Cache(CacheArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
     Completions(CompletionsArgs),
     /// Print the manual page (roff) on stdout: `ringfence man > ringfence.1`.
@@ -94,6 +96,20 @@ pub struct ConfigArgs {
     /// Print machine-readable JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `ringfence cache`.
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    /// `ls`, `prune` or `clear`.
+    #[arg(value_parser = ["ls", "prune", "clear"])]
+    pub action: String,
+    /// `prune`: keep the most recently used entries within this size (`2GiB`).
+    #[arg(long, value_name = "SIZE", default_value = "2GiB")]
+    pub max_size: String,
+    /// The cache's directory (default as for `install`).
+    #[arg(long, value_name = "DIR", env = "RINGFENCE_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// `ringfence completions`.
@@ -236,6 +252,13 @@ pub struct InstallArgs {
     /// skipped (`--strict` makes that exit 1).
     #[arg(long)]
     pub only_approved: bool,
+    /// Do not use the build cache (every script runs).
+    #[arg(long)]
+    pub no_build_cache: bool,
+    /// The build cache's directory (default `$XDG_CACHE_HOME/ringfence/builds`, else
+    /// `~/.cache/ringfence/builds`).
+    #[arg(long, value_name = "DIR", env = "RINGFENCE_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
     /// Print only scripts with findings, failures, refusals and skips (no status line, no
     /// list of quiet packages).
     #[arg(short, long)]

@@ -35,6 +35,12 @@ pub enum RunError {
     /// An allowlist the project has (package.json, pnpm-workspace.yaml) could not be used.
     #[error(transparent)]
     Allowlist(#[from] crate::policy::allowlist::AllowlistError),
+    /// The script was not run (its outputs came from the build cache).
+    #[error("not run: {0}")]
+    NotRun(&'static str),
+    /// The build cache could not be used.
+    #[error(transparent)]
+    Cache(#[from] crate::cache::CacheError),
     /// The project's `ringfence-approvals.json` could not be used.
     #[error(transparent)]
     Approvals(#[from] crate::approvals::ApprovalError),

@@ -58,6 +58,8 @@ pub struct InstallSettings {
     pub only_approved: bool,
     /// A shorter summary and no status line.
     pub quiet: bool,
+    /// The build cache's directory (`None`: no cache).
+    pub build_cache: Option<PathBuf>,
     /// Compare runs with the project's `ringfence-approvals.json` and keep this install's report
     /// for `ringfence approve` (the user's project; replay's scratch projects have neither).
     pub approvals: bool,
@@ -117,6 +119,20 @@ pub struct ReplaySettings {
     pub gitlab_codequality: Option<PathBuf>,
     /// Running in GitHub Actions (`GITHUB_ACTIONS=true`): annotations and a job summary.
     pub github: Option<GithubOutput>,
+}
+
+/// `$XDG_CACHE_HOME/ringfence/builds`, else `~/.cache/ringfence/builds` (`None` without a HOME).
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let xdg = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute());
+    let base = xdg.or_else(|| {
+        std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .map(|h| h.join(".cache"))
+    })?;
+    Some(base.join("ringfence/builds"))
 }
 
 /// What GitHub Actions gets: annotations on stdout, the summary appended to this file.
@@ -265,6 +281,7 @@ impl InstallSettings {
             strict: false,
             only_approved: false,
             quiet: false,
+            build_cache: None,
             approvals: false,
             no_record: false,
             forensic: false,
@@ -316,6 +333,11 @@ impl InstallSettings {
             strict: args.strict,
             only_approved: args.only_approved,
             quiet: args.quiet,
+            build_cache: if args.no_build_cache {
+                None
+            } else {
+                args.cache_dir.or_else(default_cache_dir)
+            },
             approvals: true,
             no_record: args.no_record,
             forensic: args.forensic,

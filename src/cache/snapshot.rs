@@ -47,6 +47,32 @@ impl Before {
         self.nodes.len()
     }
 
+    /// A digest of the whole state (every path with its kind, mode, size, content hash and link
+    /// target): the package directory as the script finds it, for the cache key.
+    pub fn digest(&self) -> String {
+        use std::fmt::Write as _;
+        let mut text = String::new();
+        for (path, n) in &self.nodes {
+            let p = path.to_string_lossy();
+            let target = n
+                .link_target
+                .as_ref()
+                .map(|t| t.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let _ = write!(
+                text,
+                "{}:{p}\0{:?}\0{:o}\0{}\0{}\0{}:{target}\0",
+                p.len(),
+                n.kind,
+                n.mode,
+                n.size,
+                n.sha256.as_deref().unwrap_or(""),
+                target.len()
+            );
+        }
+        sha256_hex(text.as_bytes())
+    }
+
     /// `true` if the package directory was empty (or the snapshot stopped before any entry).
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()

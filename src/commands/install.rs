@@ -450,7 +450,37 @@ fn install_reporting(
     }
     let fanout = crate::output::ndjson::Fanout(sinks);
     let events: &dyn crate::pipeline::Events = &fanout;
+    let build_cache = s.build_cache.as_ref().and_then(|dir| {
+        let machine =
+            crate::npm::buildkey::Machine::gather(&tool.node, &path_env, nodedir.as_deref());
+        let policy = crate::util::sha256_hex(
+            format!(
+                "{}\0no_record={}\0forensic={}\0tier={tier:?}",
+                toml::to_string(&profile).unwrap_or_default(),
+                s.no_record,
+                s.forensic
+            )
+            .as_bytes(),
+        );
+        match crate::pipeline::buildcache::BuildCache::open(
+            dir,
+            machine,
+            policy,
+            build.after.packages.clone(),
+            project.root.clone(),
+        ) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!(
+                    "ringfence: warning[build-cache]: not using the build cache: {}",
+                    human::error_chain(&RunError::from(e))
+                );
+                None
+            }
+        }
+    });
     let runner = Runner {
+        cache: build_cache.as_ref(),
         profile: &profile,
         rctx: &rctx,
         scope: scope(s, &project, &build, &tool, npm_cache.as_ref(), nodedir),

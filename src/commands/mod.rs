@@ -3,6 +3,7 @@
 
 pub mod allow;
 pub mod approve;
+pub mod cache;
 pub mod config;
 pub mod doctor;
 pub mod install;
@@ -165,6 +166,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit, RunError> {
         Command::Approve(args) => approve::run(&ApproveSettings::from_args(args)),
         Command::Allow(args) => allow::run(&args),
         Command::Config(args) => config::run(&args),
+        Command::Cache(args) => cache::run(&args),
         Command::Completions(args) => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut out = Vec::new();

@@ -225,6 +225,15 @@ impl Groups {
     /// The group for one finished script: header, its output with commands stopped, end.
     pub fn group(&self, o: &crate::pipeline::ScriptOutcome) -> String {
         let job = &o.job;
+        if let Some(c) = &o.cached {
+            return format!(
+                "::group::{}@{} {} (cached)\nrestored from the build cache entry {}: not run\n::endgroup::\n",
+                message(&job.name),
+                message(&job.version),
+                message(&job.event),
+                c.key
+            );
+        }
         let empty: &[u8] = &[];
         let streams = match &o.executed {
             Ok(x) => [x.stdout.as_slice(), x.stderr.as_slice()],

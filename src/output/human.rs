@@ -291,6 +291,7 @@ fn run_lines(out: &mut String, r: &ScriptRun, style: Style) {
         None => (r.command.join(" "), "ran"),
     };
     let status = match (outcome, r.timed_out) {
+        _ if r.cached.is_some() && outcome == "ok" => "cached",
         (_, true) => "timeout",
         ("ok", _) if !r.refused.is_empty() => "partial",
         ("ok", _) | ("ran", _) => "ok",

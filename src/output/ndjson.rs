@@ -102,23 +102,26 @@ impl Events for Ndjson {
     }
 
     fn script_finished(&self, o: &ScriptOutcome) {
-        let (status, duration_ms, findings, worst) = match &o.executed {
-            Ok(x) => {
-                let worst = x.observed.findings.iter().map(|f| f.severity).max();
-                let status = match &x.result {
-                    Ok(outcome) if outcome.timed_out => "timed-out".to_string(),
-                    Ok(outcome) => match outcome.termination.exit_code() {
-                        0 => "ok".to_string(),
-                        c => format!("exit {c}"),
-                    },
-                    Err(_) => "sandbox-error".to_string(),
-                };
-                let ms = x.result.as_ref().map_or(0, |r| {
-                    u64::try_from(r.duration.as_millis()).unwrap_or(u64::MAX)
-                });
-                (status, ms, x.observed.findings.len(), worst)
-            }
-            Err(_) => ("not-started".to_string(), 0, 0, None),
+        let (status, duration_ms, findings, worst) = match (&o.cached, &o.executed) {
+            (Some(c), _) => ("cached".to_string(), 0, c.run.findings.len(), c.run.worst()),
+            (None, executed) => match executed {
+                Ok(x) => {
+                    let worst = x.observed.findings.iter().map(|f| f.severity).max();
+                    let status = match &x.result {
+                        Ok(outcome) if outcome.timed_out => "timed-out".to_string(),
+                        Ok(outcome) => match outcome.termination.exit_code() {
+                            0 => "ok".to_string(),
+                            c => format!("exit {c}"),
+                        },
+                        Err(_) => "sandbox-error".to_string(),
+                    };
+                    let ms = x.result.as_ref().map_or(0, |r| {
+                        u64::try_from(r.duration.as_millis()).unwrap_or(u64::MAX)
+                    });
+                    (status, ms, x.observed.findings.len(), worst)
+                }
+                Err(_) => ("not-started".to_string(), 0, 0, None),
+            },
         };
         self.line(json!({
             "event": "script-finished",
@@ -129,8 +132,13 @@ impl Events for Ndjson {
             "findings": findings,
             "worst": worst.map(|s| s.as_str()),
         }));
-        if let Ok(x) = &o.executed {
-            for f in &x.observed.findings {
+        let findings = match (&o.cached, &o.executed) {
+            (Some(c), _) => Some(&c.run.findings),
+            (None, Ok(x)) => Some(&x.observed.findings),
+            (None, Err(_)) => None,
+        };
+        if let Some(findings) = findings {
+            for f in findings {
                 self.line(json!({
                     "event": "finding",
                     "at_unix_ms": f.at_unix_ms,

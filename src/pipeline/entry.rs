@@ -44,6 +44,14 @@ pub fn package_run(
     project: &std::path::Path,
 ) -> Option<ScriptRun> {
     use crate::findings::{Code, FindingKind, Severity};
+    if let Some(c) = &o.cached {
+        let mut run = c.run.clone();
+        if let Some(p) = run.package.as_mut() {
+            p.outcome = status.as_str().into();
+        }
+        run.cached = Some(c.key.clone());
+        return Some(run);
+    }
     let x = o.executed.as_ref().ok()?;
     let outcome = x.result.as_ref().ok()?;
     let job = &o.job;

@@ -4,6 +4,7 @@
 //! its name. Batches of scripts run through [`batch::run_phase`].
 
 pub mod batch;
+pub mod buildcache;
 pub mod entry;
 pub mod events;
 pub mod execute;
@@ -25,9 +26,20 @@ pub use entry::{JobStatus, package_run};
 pub use events::Events;
 pub use execute::{Executed, Io, Prepared, Recording};
 
+/// A script whose outputs were restored from the build cache instead of running it.
+#[derive(Debug, Clone)]
+pub struct CachedRun {
+    /// The cache key.
+    pub key: String,
+    /// The original run, as it was recorded (its findings included).
+    pub run: crate::report::ScriptRun,
+}
+
 /// What happened to one package script.
 #[derive(Debug)]
 pub struct ScriptOutcome {
+    /// Restored from the build cache (then `executed` is [`RunError::NotRun`]).
+    pub cached: Option<CachedRun>,
     /// The script.
     pub job: Job,
     /// Its run; an error when it could not be prepared (policy, decoy home).
@@ -44,6 +56,9 @@ impl ScriptOutcome {
 
     /// Why ringfence could not run it, when it could not.
     pub fn error(&self) -> Option<&RunError> {
+        if self.cached.is_some() {
+            return None;
+        }
         match &self.executed {
             Err(e) => Some(e),
             Ok(x) => x.result.as_ref().err(),
@@ -52,8 +67,11 @@ impl ScriptOutcome {
 
     /// It exited non-zero, was killed, or could not run.
     pub fn failed(&self) -> bool {
-        self.outcome()
-            .is_none_or(|o| o.termination.exit_code() != 0)
+        // Only scripts that exited 0 are cached.
+        self.cached.is_none()
+            && self
+                .outcome()
+                .is_none_or(|o| o.termination.exit_code() != 0)
     }
 
     /// A failure that ends the install (not an optional dependency's own failure).
@@ -77,6 +95,8 @@ pub struct Runner<'a> {
     pub events: &'a dyn Events,
     /// The isolation tier (chosen once, by the pre-flight).
     pub tier: crate::sandbox::spec::Tier,
+    /// The build cache, when it is on.
+    pub cache: Option<&'a buildcache::BuildCache>,
 }
 
 impl std::fmt::Debug for Runner<'_> {
@@ -92,6 +112,29 @@ impl Runner<'_> {
     /// Run one script: its allowances prepared, its sandbox resolved and run, its own files
     /// compared before and after, the allowances tidied.
     pub fn run(&self, job: Job) -> ScriptOutcome {
+        let slot = match self.cache.map(|c| c.prepare(&job)) {
+            Some(buildcache::Prepared::Hit(cached)) => {
+                let outcome = ScriptOutcome {
+                    job,
+                    cached: Some(*cached),
+                    executed: Err(RunError::NotRun("restored from the build cache")),
+                    warnings: Vec::new(),
+                };
+                self.events.script_finished(&outcome);
+                return outcome;
+            }
+            Some(buildcache::Prepared::Miss(slot)) => Some(slot),
+            Some(buildcache::Prepared::Skip) | None => None,
+        };
+        let outcome = self.run_sandboxed(job);
+        if let (Some(cache), Some(slot)) = (self.cache, &slot) {
+            cache.store(slot, &outcome);
+        }
+        self.events.script_finished(&outcome);
+        outcome
+    }
+
+    fn run_sandboxed(&self, job: Job) -> ScriptOutcome {
         let writable = match job.kind {
             Kind::Dep | Kind::Link => Writable::prepare(self.profile, &self.scope.project, &job),
             Kind::Root => Writable::default(),
@@ -128,6 +171,7 @@ impl Runner<'_> {
         writable.undo();
         let mut outcome = ScriptOutcome {
             job,
+            cached: None,
             executed,
             warnings,
         };
@@ -142,7 +186,6 @@ impl Runner<'_> {
                 crate::findings::order(&mut x.observed.findings);
             }
         }
-        self.events.script_finished(&outcome);
         outcome
     }
 }

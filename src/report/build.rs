@@ -28,6 +28,7 @@ impl ScriptRun {
             Termination::Signaled(s) => (Exit::Signal(s), 128 + s),
         };
         ScriptRun {
+            cached: None,
             package: None,
             command: spec.exec.argv.clone(),
             program: spec.exec.program.clone(),

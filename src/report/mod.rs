@@ -452,6 +452,10 @@ pub struct ScriptRun {
     /// `replay` only: the mode this run belongs to (`dev` or `ci`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay_mode: Option<String>,
+    /// `install`/`ci`: not run this time: its outputs were restored from the build cache entry
+    /// with this key, and everything else here is the original run's (its findings included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached: Option<String>,
     /// `install`/`ci`: writes the sandbox refused, each with the `write` allowance that would
     /// permit it. A script that exited 0 with refusals is probably incomplete.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -592,6 +596,7 @@ pub(crate) mod tests {
             spawned: vec![],
             env_probes: vec![],
             replay_mode: None,
+            cached: None,
             refused: Vec::new(),
         }
     }

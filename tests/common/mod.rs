@@ -177,6 +177,7 @@ impl TestContext {
         let mut c = Command::new(bin());
         c.env("HOME", &self.home)
             .env("XDG_STATE_HOME", self.root().join("state"))
+            .env("XDG_CACHE_HOME", self.root().join("xdg-cache"))
             .current_dir(&self.project)
             .stdin(Stdio::null());
         c
@@ -323,9 +324,11 @@ impl Registry {
         cache: &Path,
     ) -> &'c mut Command {
         // ringfence keeps each install's report for `approve` under XDG_STATE_HOME (default
-        // ~/.local/state): outside HOME here, so that tests can demand a byte-identical HOME.
+        // ~/.local/state) and its build cache under XDG_CACHE_HOME (~/.cache): outside HOME
+        // here, so that tests can demand a byte-identical HOME.
         cmd.env("HOME", home)
             .env("XDG_STATE_HOME", cache.with_file_name("state"))
+            .env("XDG_CACHE_HOME", cache.with_file_name("xdg-cache"))
             .env("RINGFENCE_FIXTURE", "1")
             .env("npm_config_registry", &self.url)
             .env("npm_config_cache", cache)

@@ -9,6 +9,8 @@ mod common;
 
 /// Attack fixtures: contained, and reported with attribution.
 mod attacks;
+/// The build cache of sandboxed script outputs.
+mod cache;
 /// Argument errors, exit codes, `doctor`.
 mod cli;
 /// `install`/`ci` against plain npm on fixture packages from a loopback registry.

@@ -75,6 +75,8 @@ struct Run {
     #[serde(default)]
     replay_mode: Option<String>,
     #[serde(default)]
+    cached: Option<String>,
+    #[serde(default)]
     refused: Vec<RefusalM>,
 }
 
@@ -467,6 +469,8 @@ fn install_report_contract() {
         install.with_scripts + install.no_install_time_behaviour.len()
     );
     assert!(install.with_scripts >= 1);
+    // A first install in this world: nothing came from the build cache.
+    assert!(r.runs.iter().all(|run| run.cached.is_none()));
     // No allowlist and no approvals: nothing skipped, every scripted dependency unreviewed.
     assert!(
         install.skipped.is_empty() && r.approvals.is_none(),
