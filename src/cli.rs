@@ -7,7 +7,13 @@ use clap::{Args, Parser, Subcommand};
 /// Run npm install scripts and other untrusted commands in a Linux sandbox, and say what they
 /// tried.
 #[derive(Debug, Parser)]
-#[command(name = "ringfence", version, about, long_about = None)]
+#[command(
+    name = "ringfence",
+    version,
+    about,
+    long_about = None,
+    after_help = "Exit status:\n  0      everything ran as npm would have it; no finding at or above --fail-on\n  1      a finding at or above --fail-on (default high); with --strict also a skipped,\n         failed optional, timed-out or partial script\n  1-255  install/ci: a required script failed (its status, as npm); run: the command's\n         status (128 + signal if killed, 137 after a timeout)\n  2      ringfence could not do its job (bad input or policy, no usable sandbox); the\n         --report file says why"
+)]
 pub struct Cli {
     /// More logging on stderr (-v info, -vv debug, -vvv trace); `RUST_LOG` overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
