@@ -112,7 +112,16 @@ impl Runner<'_> {
     /// Run one script: its allowances prepared, its sandbox resolved and run, its own files
     /// compared before and after, the allowances tidied.
     pub fn run(&self, job: Job) -> ScriptOutcome {
-        let slot = match self.cache.map(|c| c.prepare(&job)) {
+        // Only a script confined to its own directory can be restored from what it left there:
+        // one a policy lets write elsewhere (a git-hook installer, gyp's outputs outside) runs.
+        let confined = self
+            .profile
+            .package
+            .get(&job.name)
+            .is_none_or(|s| s.write.is_empty())
+            && crate::npm::gyp::outputs_outside(&self.scope.project, &job.dir).is_empty();
+        let cache = self.cache.filter(|_| confined);
+        let slot = match cache.map(|c| c.prepare(&job)) {
             Some(buildcache::Prepared::Hit(cached)) => {
                 let outcome = ScriptOutcome {
                     job,
@@ -127,7 +136,7 @@ impl Runner<'_> {
             Some(buildcache::Prepared::Skip) | None => None,
         };
         let outcome = self.run_sandboxed(job);
-        if let (Some(cache), Some(slot)) = (self.cache, &slot) {
+        if let (Some(cache), Some(slot)) = (cache, &slot) {
             cache.store(slot, &outcome);
         }
         self.events.script_finished(&outcome);

@@ -287,3 +287,37 @@ fn concurrent_installs_share_a_cache() {
         );
     }
 }
+
+/// A script a policy lets write outside its directory (a git-hook installer writing
+/// `.git/hooks`) is never restored from the cache: its effects are not all in its directory, so
+/// it runs every time and the hooks are there every time.
+#[test]
+fn scripts_allowed_to_write_elsewhere_are_not_cached() {
+    if !require_userns() || !require_npm() {
+        return;
+    }
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let p = Project::new(r#""rf-hooks":"1.0.0""#);
+    std::fs::create_dir_all(p.app.join(".git/hooks")).unwrap();
+    std::fs::write(
+        p.app.join("ringfence.toml"),
+        "version = 1\n[package.\"rf-hooks\"]\nwrite = [\".git/hooks/\", \"rf-hooks.yml\"]\nreason = \"installs the project's git hooks\"\n",
+    )
+    .unwrap();
+    for round in 0..2 {
+        let _ = std::fs::remove_file(p.app.join(".git/hooks/pre-commit"));
+        let _ = std::fs::remove_file(p.app.join("rf-hooks.yml"));
+        let (out, r) = p.install(&registry, &[], &[]);
+        assert_eq!(out.status.code(), Some(0), "round {round}: {}", show(&out));
+        assert!(
+            runs(&r).iter().all(|x| x["cached"].is_null()),
+            "round {round}: {r:#}"
+        );
+        assert!(
+            p.app.join(".git/hooks/pre-commit").is_file(),
+            "round {round}: no hook"
+        );
+    }
+}
