@@ -67,7 +67,7 @@ pub(super) fn read(d: &Doc, out: &mut Allowlists) -> Result<(), AllowlistError> 
 /// A problem with a key: diagnostic code and why.
 pub(super) type Problem = Option<(&'static str, String)>;
 
-fn never(why: impl Into<String>) -> (Matcher, Problem) {
+pub(super) fn never(why: impl Into<String>) -> (Matcher, Problem) {
     (
         Matcher::Never,
         Some(("allowlist-key-never-matches", why.into())),
@@ -192,16 +192,22 @@ pub(super) fn parse_key(key: &str) -> (Matcher, Problem) {
 
 /// A git, `file:` or remote spec (npm does not check the key's name against these).
 fn source_spec(spec: &str) -> (Matcher, Problem) {
-    if spec::is_file_spec(spec) {
+    source_matcher(spec, None, "npm")
+}
+
+/// The matcher of a git, `file:` or remote source `src`, also requiring `name` when given
+/// (pnpm does; npm does not); `tool` names who would not match it, for the diagnostic.
+pub(super) fn source_matcher(src: &str, name: Option<String>, tool: &str) -> (Matcher, Problem) {
+    if spec::is_file_spec(src) {
         return (
             Matcher::Resolved {
-                name: None,
-                target: Target::File(spec::norm_file(spec)),
+                name,
+                target: Target::File(spec::norm_file(src)),
             },
             None,
         );
     }
-    if let Some(g) = spec::parse_git(spec) {
+    if let Some(g) = spec::parse_git(src) {
         if g.committish
             .as_deref()
             .is_some_and(|c| c.starts_with("semver:"))
@@ -210,23 +216,23 @@ fn source_spec(spec: &str) -> (Matcher, Problem) {
         }
         return (
             Matcher::Git {
-                name: None,
+                name,
                 repo: g.repo,
                 committish: g.committish,
             },
             None,
         );
     }
-    if spec.starts_with("https://") || spec.starts_with("http://") {
+    if src.starts_with("https://") || src.starts_with("http://") {
         return (
             Matcher::Resolved {
-                name: None,
-                target: Target::Remote(spec.to_string()),
+                name,
+                target: Target::Remote(src.to_string()),
             },
             None,
         );
     }
-    never(format!("`{spec}` is not a source npm matches"))
+    never(format!("`{src}` is not a source {tool} matches"))
 }
 
 #[cfg(test)]

@@ -35,7 +35,7 @@
 
 use super::doc::{self, Doc, Value};
 use super::npm::{Problem, valid_name};
-use super::spec::{self, Matcher, NamePattern, Target, Versions};
+use super::spec::{self, Matcher, NamePattern, Versions};
 use super::{AllowlistError, Allowlists, Tool, Verdict};
 
 /// `allowBuilds` (pnpm 10.26+).
@@ -330,42 +330,7 @@ fn source(name: &str, src: &str) -> (Matcher, Problem) {
     if name.contains('*') {
         return never("a wildcard name cannot carry a source");
     }
-    let name = Some(name.to_string());
-    if spec::is_file_spec(src) {
-        return (
-            Matcher::Resolved {
-                name,
-                target: Target::File(spec::norm_file(src)),
-            },
-            None,
-        );
-    }
-    if let Some(g) = spec::parse_git(src) {
-        if g.committish
-            .as_deref()
-            .is_some_and(|c| c.starts_with("semver:"))
-        {
-            return never("a `#semver:` git range never matches; pin a commit");
-        }
-        return (
-            Matcher::Git {
-                name,
-                repo: g.repo,
-                committish: g.committish,
-            },
-            None,
-        );
-    }
-    if src.starts_with("https://") || src.starts_with("http://") {
-        return (
-            Matcher::Resolved {
-                name,
-                target: Target::Remote(src.to_string()),
-            },
-            None,
-        );
-    }
-    never(format!("`{src}` is not a source pnpm matches"))
+    super::npm::source_matcher(src, Some(name.to_string()), "pnpm")
 }
 
 #[cfg(test)]
