@@ -42,3 +42,44 @@ pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()>
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
+
+/// Whether a file called `name`, in a directory called `parent`, conventionally holds
+/// credentials: dotenv files, package-manager and netrc configs, git credentials, private keys
+/// and keystores, cloud and container credentials. Such files anywhere in a project are denied
+/// to dependency scripts, and a look at one is a probe for a secret.
+pub fn is_credential_file(parent: &str, name: &str) -> bool {
+    const NAMES: &[&str] = &[
+        ".env",
+        ".npmrc",
+        ".yarnrc",
+        ".yarnrc.yml",
+        ".netrc",
+        "_netrc",
+        ".git-credentials",
+        ".pgpass",
+        ".pypirc",
+        ".dockercfg",
+        ".htpasswd",
+        "id_rsa",
+        "id_dsa",
+        "id_ecdsa",
+        "id_ed25519",
+        "credentials.json",
+        "service-account.json",
+    ];
+    const EXTENSIONS: &[&str] = &[".pem", ".key", ".p12", ".pfx", ".jks", ".keystore", ".ppk"];
+    const IN_DIRS: &[(&str, &str)] = &[
+        (".aws", "credentials"),
+        (".aws", "config"),
+        (".docker", "config.json"),
+        (".kube", "config"),
+        (".ssh", "config"),
+    ];
+    let lower = name.to_ascii_lowercase();
+    NAMES.contains(&lower.as_str())
+        || lower.starts_with(".env.")
+        || EXTENSIONS
+            .iter()
+            .any(|e| lower.len() > e.len() && lower.ends_with(e))
+        || IN_DIRS.iter().any(|(d, f)| parent == *d && lower == *f)
+}

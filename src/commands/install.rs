@@ -148,10 +148,18 @@ fn scope(
     if !tool.node_prefix.starts_with("/usr") {
         toolchain.push(tool.node_prefix.clone());
     }
+    let (deep_secrets, truncated) = crate::policy::package::credential_files_below(&project.root);
+    if truncated {
+        tracing::warn!(
+            "`{}`: the search for credential files below the project root stopped at its bound; files beyond it are not denied to dependency scripts",
+            project.root.display()
+        );
+    }
     InstallScope {
         project: project.root.clone(),
         toolchain,
         link_dirs: build.link_dirs(),
+        deep_secrets,
         no_record: s.no_record,
         forensic: s.forensic,
         timeout: s.timeout,

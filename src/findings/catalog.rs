@@ -154,7 +154,7 @@ pub const RULES: &[Rule] = &[
         code: C::ProjectSecretProbe,
         kind: K::SecretRead,
         severity: S::Low,
-        meaning: "A dependency script looked for the project's own secret files (.env, .env.*, .npmrc, .yarnrc.yml), which are denied to dependency scripts.",
+        meaning: "A dependency script looked for one of the project's own credential files (.env, .env.*, .npmrc, .netrc, a key or keystore… anywhere in the project outside node_modules), which are denied to dependency scripts.",
         advice: "Low alone: tools that load configuration (prisma generate, dotenv) check for a project .env at install time; the read was refused, nothing was read. High when the same run also goes after your credentials (a decoy read, a secret-path probe, other processes' environments): then it is part of the harvest.",
     },
     Rule {

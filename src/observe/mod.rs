@@ -336,14 +336,17 @@ fn attribute_home_reads(
     }
     for t in touched {
         let path = std::path::Path::new(&t.what);
-        let Some(class) = syscalls::secret_path(path) else {
+        let project_secret = context.project_secret(path);
+        let Some(class) =
+            syscalls::secret_path(path).or(project_secret.then_some("a credential file"))
+        else {
             continue;
         };
         if decoys.is_decoy(path) || envprobe::is_npm(&t.actor.argv) || !seen.insert(t.what.clone())
         {
             continue;
         }
-        let f = if context.project_secret(path) {
+        let f = if project_secret {
             Finding::new(
                 Code::ProjectSecretProbe,
                 format!(

@@ -19,6 +19,9 @@ pub struct InstallScope {
     pub toolchain: Vec<PathBuf>,
     /// Workspace and `file:` directories (their secrets are denied too).
     pub link_dirs: Vec<PathBuf>,
+    /// Credential files found below the project root once per install
+    /// ([`credential_files_below`]).
+    pub deep_secrets: Vec<PathBuf>,
     /// Containment only.
     pub no_record: bool,
     /// Forensic recording.
@@ -62,7 +65,18 @@ pub fn script_request(scope: &InstallScope, job: &Job, extra_rw: &[PathBuf]) -> 
     let deny = if job.kind == Kind::Root {
         Vec::new()
     } else {
-        let mut d = project_secrets(&scope.project, &scope.link_dirs);
+        let mut d = project_secrets(&scope.project, &scope.link_dirs, &scope.deep_secrets);
+        // `.git` is the project's history and config, not something a dependency's build
+        // reads; hidden (as in a tarball or a Docker build context) unless a policy allowance
+        // lets this package write inside it (git-hook installers, which then see it whole
+        // except a config holding credentials).
+        let git = scope.project.join(".git");
+        if !extra_rw.iter().any(|p| p.starts_with(&git))
+            && std::fs::symlink_metadata(&git).is_ok_and(|m| !m.file_type().is_symlink())
+        {
+            d.retain(|p| !p.starts_with(&git));
+            d.push(git);
+        }
         // npm's global config (`<prefix>/etc/npmrc`) can hold registry tokens and sits inside
         // the node prefix the sandbox shows.
         d.extend(
@@ -185,48 +199,30 @@ impl Writable {
     }
 }
 
-/// Files of the project root that hold the user's secrets by convention (dotenv files, the
-/// project's `.npmrc` with registry tokens): denied to dependency and link scripts, which can
-/// otherwise read the whole project.
-/// Files in the project that hold credentials, denied to dependency and link scripts: the
-/// dotenv files and package-manager, netrc and git-credential files of the project root and of
-/// every workspace / `file:` directory (`dirs`), a symlinked one through its target inside the
-/// project, and the project's `.git/config` when it holds credentials (the `extraheader` token
+/// Files in the project that hold credentials, denied to dependency and link scripts: every
+/// file whose name says so ([`crate::util::is_credential_file`]: dotenv, package-manager and
+/// netrc configs, git credentials, keys) in the project root and every workspace / `file:`
+/// directory (`dirs`, looked at again for each script: an earlier script may have created
+/// one), the ones found once per install anywhere else in the project (`deep`, see
+/// [`credential_files_below`]), a symlinked one through its target inside the project, and
+/// the project's `.git/config` when it holds credentials (the `extraheader` token
 /// actions/checkout persists, a remote URL with a password).
-pub fn project_secrets(project: &Path, dirs: &[PathBuf]) -> Vec<PathBuf> {
-    let mut out = Vec::new();
+pub fn project_secrets(project: &Path, dirs: &[PathBuf], deep: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = deep.to_vec();
     for dir in std::iter::once(project).chain(dirs.iter().map(PathBuf::as_path)) {
         let Ok(entries) = std::fs::read_dir(dir) else {
             continue;
         };
+        let parent = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         for e in entries.flatten().take(10_000) {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            let secret = name == ".env"
-                || name.starts_with(".env.")
-                || [
-                    ".npmrc",
-                    ".yarnrc",
-                    ".yarnrc.yml",
-                    ".netrc",
-                    ".git-credentials",
-                    ".pgpass",
-                ]
-                .contains(&name.as_ref());
-            if !secret {
+            if !crate::util::is_credential_file(&parent, &e.file_name().to_string_lossy()) {
                 continue;
             }
-            let Ok(t) = e.file_type() else { continue };
-            if t.is_file() {
-                out.push(e.path());
-            } else if t.is_symlink() {
-                // A link is denied through what it points at, when that is in the project (a
-                // target elsewhere is not visible to the script at all).
-                if let Ok(real) = std::fs::canonicalize(e.path()) {
-                    if real.starts_with(project) && real.is_file() {
-                        out.push(real);
-                    }
-                }
+            if let Some(p) = credential_target(project, &e) {
+                out.push(p);
             }
         }
     }
@@ -246,4 +242,164 @@ pub fn project_secrets(project: &Path, dirs: &[PathBuf]) -> Vec<PathBuf> {
     out.sort();
     out.dedup();
     out
+}
+
+/// The file to deny for a credential-named entry: the entry itself when it is a regular file;
+/// for a link, what it points at when that is a regular file in the project (a target
+/// elsewhere is not visible to the script at all).
+fn credential_target(project: &Path, e: &std::fs::DirEntry) -> Option<PathBuf> {
+    let t = e.file_type().ok()?;
+    if t.is_file() {
+        return Some(e.path());
+    }
+    if t.is_symlink() {
+        let real = std::fs::canonicalize(e.path()).ok()?;
+        if real.starts_with(project) && real.is_file() {
+            return Some(real);
+        }
+    }
+    None
+}
+
+/// Most entries looked at, deepest directory descended into, and most files collected by
+/// [`credential_files_below`]: a walk of the user's source tree once per install.
+const DEEP_ENTRIES: usize = 200_000;
+const DEEP_DEPTH: usize = 24;
+const DEEP_FILES: usize = 512;
+
+/// Credential files anywhere in the project below its root (a nested `config/.env`, a
+/// package's `.npmrc` that is not a workspace, a key in `certs/`), skipping `node_modules`
+/// (dependencies' own files) and `.git`. Iterative, never follows a link to a directory, and
+/// bounded; the second value says whether a bound was reached (the rest is then not denied).
+pub fn credential_files_below(project: &Path) -> (Vec<PathBuf>, bool) {
+    let mut out = Vec::new();
+    let mut seen = 0usize;
+    let mut truncated = false;
+    let mut stack = vec![(project.to_path_buf(), 0usize)];
+    while let Some((dir, depth)) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let parent = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        for e in entries.flatten() {
+            seen += 1;
+            if seen > DEEP_ENTRIES || out.len() >= DEEP_FILES {
+                return (out, true);
+            }
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            let Ok(t) = e.file_type() else { continue };
+            if t.is_dir() {
+                if name == "node_modules" || name == ".git" {
+                    continue;
+                }
+                if depth + 1 >= DEEP_DEPTH {
+                    truncated = true;
+                    continue;
+                }
+                stack.push((e.path(), depth + 1));
+            } else if depth > 0 && crate::util::is_credential_file(&parent, &name) {
+                out.extend(credential_target(project, &e));
+            }
+        }
+    }
+    (out, truncated)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Credential files below the root are found wherever they are, except in dependencies'
+    /// own directories and in `.git`; links to directories are not descended into.
+    #[test]
+    fn credential_files_are_found_below_the_root() {
+        let t = tempfile::tempdir().unwrap();
+        let p = std::fs::canonicalize(t.path()).unwrap();
+        for f in [
+            "config/.env.production",
+            "certs/deploy.key",
+            "tools/.npmrc",
+            "infra/.aws/credentials",
+            "a/b/c/d/id_ed25519",
+            "node_modules/x/.npmrc",
+            ".git/.env",
+            "src/index.js",
+            "src/.env.js/readme",
+            ".env",
+        ] {
+            let path = p.join(f);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "x").unwrap();
+        }
+        std::os::unix::fs::symlink(p.join("config"), p.join("linked")).unwrap();
+        let (mut found, truncated) = credential_files_below(&p);
+        found.sort();
+        let rel: Vec<String> = found
+            .iter()
+            .map(|f| f.strip_prefix(&p).unwrap().display().to_string())
+            .collect();
+        assert_eq!(
+            rel,
+            [
+                "a/b/c/d/id_ed25519",
+                "certs/deploy.key",
+                "config/.env.production",
+                "infra/.aws/credentials",
+                "tools/.npmrc",
+            ]
+        );
+        assert!(!truncated);
+        // The root's own files are looked at per script, with the workspaces'.
+        let all = project_secrets(&p, &[], &found);
+        assert!(all.contains(&p.join(".env")));
+        assert_eq!(all.len(), 6);
+    }
+
+    /// A dependency does not see `.git` at all; a package a policy lets write `.git/hooks` sees
+    /// it, minus a config that holds credentials.
+    #[test]
+    fn git_is_hidden_unless_an_allowance_writes_inside_it() {
+        use crate::npm::scripts::{Job, Kind};
+        let t = tempfile::tempdir().unwrap();
+        let p = std::fs::canonicalize(t.path()).unwrap();
+        std::fs::create_dir_all(p.join(".git/hooks")).unwrap();
+        std::fs::write(
+            p.join(".git/config"),
+            "[http]\n\textraheader = AUTHORIZATION: basic x\n",
+        )
+        .unwrap();
+        let dir = p.join("node_modules/dep");
+        std::fs::create_dir_all(&dir).unwrap();
+        let scope = InstallScope {
+            project: p.clone(),
+            toolchain: vec![],
+            link_dirs: vec![],
+            deep_secrets: vec![],
+            no_record: false,
+            forensic: false,
+            timeout: None,
+        };
+        let job = Job {
+            kind: Kind::Dep,
+            location: "node_modules/dep".into(),
+            name: "dep".into(),
+            version: "1.0.0".into(),
+            event: "postinstall".into(),
+            command: "true".into(),
+            dir: dir.clone(),
+            env: Default::default(),
+            foreground: false,
+            optional: false,
+            integrity: None,
+            claimed_name: None,
+        };
+        let req = script_request(&scope, &job, &[]);
+        assert_eq!(req.deny, vec![p.join(".git")]);
+        let req = script_request(&scope, &job, &[p.join(".git/hooks")]);
+        assert_eq!(req.deny, vec![p.join(".git/config")]);
+    }
 }

@@ -174,11 +174,11 @@ fn mounts(
             }),
         }
     }
-    // Denied files: mounted over last (mounts are applied parents first, so a file inside a
-    // bound directory is covered after its directory).
+    // Denied files and hidden directories: mounted over last (mounts are applied parents
+    // first, so a path inside a bound directory is covered after its directory).
     for p in &req.deny {
         if let Ok(c) = std::fs::canonicalize(p) {
-            if c.is_file() {
+            if c.is_file() || c.is_dir() {
                 mounts.push(MountSpec {
                     path: c,
                     kind: MountKind::Denied,

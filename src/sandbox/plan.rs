@@ -221,6 +221,11 @@ enum Entry {
         mode: u32,
         noexec: bool,
     },
+    /// A denied directory: an empty read-only tmpfs of mode 000 over it; nothing below it is
+    /// mounted.
+    Hidden {
+        path: PathBuf,
+    },
     Dev,
     Proc,
 }
@@ -228,9 +233,10 @@ enum Entry {
 impl Entry {
     fn path(&self) -> &Path {
         match self {
-            Entry::Host { path, .. } | Entry::Symlink { path, .. } | Entry::Tmpfs { path, .. } => {
-                path
-            }
+            Entry::Host { path, .. }
+            | Entry::Symlink { path, .. }
+            | Entry::Tmpfs { path, .. }
+            | Entry::Hidden { path } => path,
             Entry::Dev => Path::new("/dev"),
             Entry::Proc => Path::new("/proc"),
         }
@@ -367,6 +373,9 @@ impl SetupPlan {
                     readonly: !writable,
                     ours: false,
                 },
+                MountKind::Denied if is_dir(&m.path) => Entry::Hidden {
+                    path: m.path.clone(),
+                },
                 MountKind::Denied => Entry::Host {
                     source: PathBuf::from("/dev/null"),
                     path: m.path.clone(),
@@ -388,6 +397,19 @@ impl SetupPlan {
         // Parents first; among equals keep the spec's order (a later entry for the same path is
         // mounted on top and wins).
         entries.sort_by_key(|e| depth(e.path()));
+        // What lies below a hidden directory is not shown at all.
+        let hidden: Vec<PathBuf> = entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Hidden { path } => Some(path.clone()),
+                _ => None,
+            })
+            .collect();
+        entries.retain(|e| {
+            !hidden
+                .iter()
+                .any(|h| e.path() != h && e.path().starts_with(h))
+        });
 
         let mut low = Lowering {
             ops: Vec::new(),
@@ -459,6 +481,20 @@ impl SetupPlan {
                         access: FsAccess::Full,
                         dir: true,
                     });
+                }
+                Entry::Hidden { path } => {
+                    low.prepare(path, Some(LeafKind::Dir));
+                    low.ops.push(MountOp::Tmpfs {
+                        path: path.clone(),
+                        size: 4096,
+                        mode: 0,
+                        noexec: true,
+                    });
+                    low.ops.push(MountOp::MakeReadOnly {
+                        path: path.clone(),
+                        bind_first: false,
+                    });
+                    low.mounted.push((path.clone(), Origin::Host));
                 }
                 Entry::Proc => {
                     let proc_ = PathBuf::from("/proc");

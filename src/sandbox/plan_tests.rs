@@ -234,3 +234,42 @@ fn plan_round_trips_through_json() {
     let back: SetupPlan = serde_json::from_str(&json).unwrap();
     assert_eq!(plan, back);
 }
+
+/// A denied directory (the project's `.git`) is an empty read-only tmpfs of mode 000, and what
+/// the spec would mount below it (a denied file inside it) is not mounted at all.
+#[test]
+fn a_denied_directory_is_hidden_and_nothing_below_it_is_mounted() {
+    let denied = |p: &str| MountSpec {
+        path: p.into(),
+        kind: MountKind::Denied,
+    };
+    let s = spec(
+        vec![
+            ro("/home/u/proj"),
+            denied("/home/u/proj/.git"),
+            denied("/home/u/proj/.git/config"),
+            denied("/home/u/proj/.env"),
+        ],
+        "/home/u",
+    );
+    let plan = SetupPlan::from_spec(&s, &|p: &Path| {
+        !p.ends_with(".env") && !p.ends_with("config")
+    });
+    let ops = ops_text(&plan);
+    let tail: Vec<&str> = ops
+        .iter()
+        .skip_while(|o| *o != "bind /home/u/proj ro")
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        tail,
+        vec![
+            "bind /home/u/proj ro",
+            "tmpfs /home/u/proj/.git",
+            "ro /home/u/proj/.git",
+            "bind /home/u/proj/.env ro",
+        ]
+    );
+    assert!(plan.mounts.iter().any(|op| matches!(op,
+        MountOp::Tmpfs { path, mode: 0, noexec: true, .. } if path == Path::new("/home/u/proj/.git"))));
+}

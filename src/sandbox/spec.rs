@@ -62,8 +62,10 @@ pub enum MountKind {
         /// Writable (a log directory) or read-only (the preload).
         writable: bool,
     },
-    /// A host file made unreadable where it is: `/dev/null` bound over it on a `nodev` mount,
-    /// so opening it fails with EACCES (dotenv files, project `.npmrc`).
+    /// A host path made unreadable where it is. A file gets `/dev/null` bound over it on a
+    /// `nodev` mount, so opening it fails with EACCES (dotenv files, project `.npmrc`); a
+    /// directory gets an empty read-only tmpfs of mode 000 over it (the project's `.git`), so
+    /// it cannot be listed or entered. The landlock tier grants neither.
     Denied,
     /// A fresh, private, size-limited tmpfs owned by the sandbox user.
     Tmpfs {

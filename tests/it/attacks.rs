@@ -206,6 +206,23 @@ impl World {
             "machine example.test password HOST-REAL-NETRC\n",
         )
         .unwrap();
+        std::fs::write(app.join(".git/HEAD"), "ref: refs/heads/main\n").unwrap();
+        std::fs::create_dir_all(app.join(".git/logs")).unwrap();
+        std::fs::write(
+            app.join(".git/logs/HEAD"),
+            "0000 1111 Dev <dev@example.test> HOST-REAL-GITLOG\n",
+        )
+        .unwrap();
+        // Credential files below the root, outside any workspace.
+        for (file, text) in [
+            ("config/.env.production", "DB=HOST-REAL-NESTED-DOTENV\n"),
+            ("certs/deploy.key", "HOST-REAL-KEYFILE\n"),
+            ("tools/.npmrc", "//r/:_authToken=HOST-REAL-NESTED-NPMRC\n"),
+        ] {
+            let path = app.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
         std::fs::write(app.join("package.json"), package_json).unwrap();
         std::fs::write(app.join("README.md"), "project file\n").unwrap();
         // The project's own secrets: dependency scripts must not read them.
@@ -302,6 +319,9 @@ impl World {
         }
         for p in self.host_problems(report) {
             failures.push(format!("{label}: {p}"));
+        }
+        if show(out).contains("HOST-REAL") {
+            failures.push(format!("{label}: a real secret reached ringfence's output"));
         }
         Some(serde_json::from_slice(&std::fs::read(report).unwrap()).unwrap())
     }

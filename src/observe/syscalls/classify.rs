@@ -59,8 +59,9 @@ impl<'a> Classifier<'a> {
             }
             return;
         }
-        if let Some(class) = secret_path(path) {
-            let f = if ctx.project_secret(path) {
+        let project_secret = ctx.project_secret(path);
+        if let Some(class) = secret_path(path).or(project_secret.then_some("a credential file")) {
+            let f = if project_secret {
                 Finding::new(
                     Code::ProjectSecretProbe,
                     format!(

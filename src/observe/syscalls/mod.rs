@@ -53,20 +53,20 @@ pub struct Context {
 }
 
 impl Context {
-    /// Whether `path` is one of the project's own secret files (dotenv, npm/yarn configs) in a
-    /// host tree bound into the sandbox: denied to dependency scripts, and looked for by
-    /// configuration loaders (prisma, dotenv) in the normal course of things.
+    /// Whether `path` is one of the project's own credential files
+    /// ([`crate::util::is_credential_file`]: dotenv, npm/yarn configs, keys…) in a host tree bound
+    /// into the sandbox: denied to dependency scripts, and looked for by configuration loaders
+    /// (prisma, dotenv) in the normal course of things.
     pub fn project_secret(&self, path: &Path) -> bool {
-        let file = path
-            .file_name()
-            .map(|f| f.to_string_lossy())
-            .unwrap_or_default();
-        let secret_file = file == ".env"
-            || file.starts_with(".env.")
-            || file == ".npmrc"
-            || file == ".yarnrc"
-            || file == ".yarnrc.yml";
-        secret_file && !self.in_decoy_home(path) && self.visible.iter().any(|v| path.starts_with(v))
+        let name = |p: Option<&Path>| {
+            p.and_then(Path::file_name)
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        crate::util::is_credential_file(&name(path.parent()), &name(Some(path)))
+            && !path.components().any(|c| c.as_os_str() == "node_modules")
+            && !self.in_decoy_home(path)
+            && self.visible.iter().any(|v| path.starts_with(v))
     }
 
     /// Whether `path` is in the throwaway home itself: under HOME and not under a host path
