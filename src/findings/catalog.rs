@@ -103,6 +103,8 @@ codes! {
     ContainerSocket => "container-socket",
     /// A process outlived the script.
     Survivor => "survivor",
+    /// A script filled its HOME or TMPDIR, or printed, past its sandbox's limit and was stopped.
+    LimitExceeded => "limit-exceeded",
     /// CI-detection variables were looked up.
     CiDetection => "ci-detection",
     /// Recording lost part of what happened (a budget ran out, a parser failed).
@@ -380,6 +382,13 @@ pub const RULES: &[Rule] = &[
         severity: S::High,
         meaning: "A process outlived the script and was killed with the whole sandbox (daemons, double forks).",
         advice: "High: installers do not leave processes behind; backdoors and miners do. The finding lists what it did before it was killed.",
+    },
+    Rule {
+        code: C::LimitExceeded,
+        kind: K::ResourceAbuse,
+        severity: S::Medium,
+        meaning: "A script wrote more into its throwaway HOME or private TMPDIR than the profile's home-size / tmp-size allows, made more files there than ringfence counts, or printed more than 256 MiB; ringfence stopped its whole process tree, as at a timeout. The check runs every 250 ms, so the directory can briefly hold what the disk writes in that time beyond the limit; everything in it is removed with the sandbox.",
+        advice: "Medium: builds do not fill gigabytes of HOME or print hundreds of MiB; a script that does is broken or trying to exhaust the disk. If a real build needs more, raise [limits] home-size or tmp-size for it.",
     },
     Rule {
         code: C::CiDetection,

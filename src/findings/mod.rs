@@ -80,6 +80,9 @@ pub enum FindingKind {
     Fingerprinting,
     /// An approved package did more than its approval records.
     BehaviourChange,
+    /// A script used more of a bounded resource than its sandbox allows (disk in its HOME or
+    /// TMPDIR, output) and was stopped.
+    ResourceAbuse,
 }
 
 impl FindingKind {
@@ -95,6 +98,7 @@ impl FindingKind {
             FindingKind::Survivor => "survivor",
             FindingKind::Fingerprinting => "fingerprinting",
             FindingKind::BehaviourChange => "behaviour-change",
+            FindingKind::ResourceAbuse => "resource-abuse",
         }
     }
 }

@@ -196,21 +196,39 @@ impl Prepared {
                 _ => Stdio2::inherit(),
             },
         };
-        let result = sandbox::run(&plan, timeout, stdio, &mut |what| {
-            if let Some(o) = observation.as_mut() {
-                o.take(what);
-            }
-        })
+        let bounded = super::bounds::bounded_dirs(&spec);
+        let outputs: Vec<&std::fs::File> = files.iter().flat_map(|(o, e)| [o, e]).collect();
+        let mut check = || super::bounds::check(&bounded, &outputs);
+        let watch = sandbox::Watch {
+            every: super::bounds::EVERY,
+            check: &mut check,
+        };
+        let result = sandbox::run(
+            &plan,
+            timeout,
+            stdio,
+            &mut |what| {
+                if let Some(o) = observation.as_mut() {
+                    o.take(what);
+                }
+            },
+            Some(watch),
+        )
         .map_err(|e| sandbox_error(e, None));
+        drop(outputs);
         let (stdout, stderr) = match files.as_mut() {
             Some((o, e)) => (read_back(o), read_back(e)),
             None => (Vec::new(), Vec::new()),
         };
         let t = std::time::Instant::now();
-        let observed = match (&result, observation) {
+        let mut observed = match (&result, observation) {
             (Ok(o), Some(obs)) => obs.finish(o),
             _ => Observed::default(),
         };
+        if let Some(why) = result.as_ref().ok().and_then(|o| o.stopped.as_deref()) {
+            observed.findings.push(super::bounds::finding(why));
+            crate::findings::order(&mut observed.findings);
+        }
         tracing::debug!("recording finished in {:?}", t.elapsed());
         drop(scratch);
         Executed {

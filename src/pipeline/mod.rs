@@ -4,6 +4,7 @@
 //! its name. Batches of scripts run through [`batch::run_phase`].
 
 pub mod batch;
+pub mod bounds;
 pub mod buildcache;
 pub mod entry;
 pub mod events;

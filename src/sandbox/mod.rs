@@ -74,6 +74,24 @@ pub struct Outcome {
     pub enforced: Option<Enforced>,
     /// Processes still alive when the command exited (all killed since).
     pub survivors: Vec<ProcessInfo>,
+    /// Why a [`Watch`] stopped the run (the whole tree was killed, as at the deadline).
+    pub stopped: Option<String>,
+}
+
+/// A check the supervisor makes every `every` while the sandbox runs (the size of the host
+/// directories a script writes besides its own); `Err(why)` kills the whole tree, as the
+/// deadline does, and [`Outcome::stopped`] says why.
+pub struct Watch<'a> {
+    /// Interval between checks.
+    pub every: Duration,
+    /// The check.
+    pub check: &'a mut dyn FnMut() -> Result<(), String>,
+}
+
+impl std::fmt::Debug for Watch<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watch").field("every", &self.every).finish()
+    }
 }
 
 /// Failures of the sandbox machinery itself (never of the sandboxed command).
@@ -222,12 +240,14 @@ fn start_init(
     }
 }
 
-/// Run `plan` in a fresh sandbox and wait for it, killing the whole tree after `timeout`.
+/// Run `plan` in a fresh sandbox and wait for it, killing the whole tree after `timeout` or
+/// when `watch` says so.
 pub fn run(
     plan: &SetupPlan,
     timeout: Option<Duration>,
     stdio: Stdio2,
     attach: &mut dyn FnMut(Attach),
+    mut watch: Option<Watch<'_>>,
 ) -> Result<Outcome, SandboxError> {
     let (ours, theirs) = socketpair(
         AddressFamily::Unix,
@@ -245,10 +265,13 @@ pub fn run(
     let mut enforced = None;
     let mut exited: Option<(Termination, Vec<ProcessInfo>)> = None;
     let mut timed_out = false;
+    let mut stopped: Option<String> = None;
+    let mut next_check = watch.as_ref().map(|w| start + w.every);
     let mut buf = Vec::new();
     loop {
-        let wait = match deadline {
-            _ if timed_out => PollTimeout::NONE,
+        let wake = [deadline, next_check].into_iter().flatten().min();
+        let wait = match wake {
+            _ if timed_out || stopped.is_some() => PollTimeout::NONE,
             None => PollTimeout::NONE,
             Some(d) => {
                 let left = d.saturating_duration_since(Instant::now()).as_millis();
@@ -260,10 +283,26 @@ pub fn run(
         let mut fds = [PollFd::new(ours.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, wait) {
             Ok(0) => {
-                // Deadline: SIGKILL pid 1, which makes the kernel kill everything in its pid
-                // namespace, detached and double-forked processes included. Before pid 1 exists,
-                // kill stage A instead.
-                timed_out = true;
+                let now = Instant::now();
+                if deadline.is_some_and(|d| now >= d) {
+                    timed_out = true;
+                } else if let (Some(w), Some(due)) = (watch.as_mut(), next_check) {
+                    if now < due {
+                        continue;
+                    }
+                    match (w.check)() {
+                        Ok(()) => {
+                            next_check = Some(Instant::now() + w.every);
+                            continue;
+                        }
+                        Err(why) => stopped = Some(why),
+                    }
+                } else {
+                    continue;
+                }
+                // Deadline or a failed watch: SIGKILL pid 1, which makes the kernel kill
+                // everything in its pid namespace, detached and double-forked processes
+                // included. Before pid 1 exists, kill stage A instead.
                 let killed = match &pid1 {
                     Some(fd) => crate::sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL),
                     None => child.kill(),
@@ -323,14 +362,15 @@ pub fn run(
     if let Some(e) = setup_error {
         return Err(e);
     }
+    let killed = timed_out || stopped.is_some();
     let (termination, survivors) = match exited {
         Some(x) => x,
-        None if timed_out => (Termination::Signaled(libc::SIGKILL), Vec::new()),
+        None if killed => (Termination::Signaled(libc::SIGKILL), Vec::new()),
         None => return Err(SandboxError::Lost),
     };
     // Without a pid namespace the tree killed at the deadline is still found below the
     // subreaper: it did not outlive the script, it was killed with it.
-    let survivors = if timed_out && plan.tier == spec::Tier::Landlock {
+    let survivors = if killed && plan.tier == spec::Tier::Landlock {
         Vec::new()
     } else {
         survivors
@@ -341,5 +381,6 @@ pub fn run(
         duration,
         enforced,
         survivors,
+        stopped,
     })
 }

@@ -93,6 +93,7 @@ pub(super) fn entry_from_stat(rel: PathBuf, st: &FileStat, link_target: Option<P
         kind: Kind::from_mode(st.st_mode),
         mode: st.st_mode,
         size: u64::try_from(st.st_size).unwrap_or(0),
+        allocated: u64::try_from(st.st_blocks).unwrap_or(0).saturating_mul(512),
         uid: st.st_uid,
         nlink: u64::from(st.st_nlink),
         ino,

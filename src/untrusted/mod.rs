@@ -122,6 +122,9 @@ pub struct Entry {
     pub mode: u32,
     /// `st_size` (for a symlink: the target's length); never trusted for reading.
     pub size: u64,
+    /// Bytes allocated on disk (`st_blocks` × 512): what the entry costs the filesystem (a
+    /// sparse file's size is not).
+    pub allocated: u64,
     /// Owner.
     pub uid: u32,
     /// Hard link count.

@@ -312,3 +312,70 @@ fn symlinked_bind_source_is_resolved_to_its_real_path() {
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert_eq!(stdout(&out), "via link");
 }
+
+/// What a script fills besides its package directory is bounded while it runs: the decoy HOME
+/// of a recorded run and, in the landlock tier, HOME and TMPDIR are host directories, so the
+/// supervisor measures them and stops the whole tree past the profile's limit. Checked from
+/// the host: the script did not go on, the report names the limit, nothing is left in TMPDIR.
+#[test]
+fn a_script_filling_its_home_or_tmpdir_is_stopped() {
+    if !require_userns() {
+        return;
+    }
+    let ctx = TestContext::new();
+    let profile = ctx.outside.join("small.toml");
+    let default =
+        std::fs::read_to_string(crate::common::fixtures().join("../sandbox-profiles/default.toml"))
+            .unwrap();
+    let small = default
+        .replace("home-size = \"1GiB\"", "home-size = \"8MiB\"")
+        .replace("tmp-size = \"4GiB\"", "tmp-size = \"8MiB\"");
+    assert_ne!(small, default);
+    std::fs::write(&profile, small).unwrap();
+    let tmp = ctx.root().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    for (tier, dir) in [
+        ("full", "HOME"),
+        ("landlock", "HOME"),
+        ("landlock", "TMPDIR"),
+    ] {
+        let report = ctx.outside.join(format!("{tier}-{dir}.json"));
+        let script = format!(
+            "head -c 64000000 /dev/zero > \"${dir}/fill\"; echo wrote; sleep 5; echo survived"
+        );
+        let out = ctx
+            .cmd()
+            .env("TMPDIR", &tmp)
+            .args(["run", "--tier", tier, "--profile"])
+            .arg(&profile)
+            .arg("--report")
+            .arg(&report)
+            .args(["--", "sh", "-c", &script])
+            .output()
+            .unwrap();
+        let label = format!("{tier} {dir}");
+        assert_eq!(out.status.code(), Some(137), "{label}: {}", show(&out));
+        assert!(
+            !stdout(&out).contains("survived"),
+            "{label}: {}",
+            show(&out)
+        );
+        let r: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+        let f = r["runs"][0]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["code"] == "limit-exceeded")
+            .unwrap_or_else(|| panic!("{label}: no limit-exceeded finding: {r}"));
+        assert!(
+            f["summary"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("filled its {dir} past")),
+            "{label}: {f}"
+        );
+        let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().collect();
+        assert!(left.is_empty(), "{label}: TMPDIR keeps {left:?}");
+    }
+}
