@@ -187,6 +187,14 @@ fn shown(f: &Finding) -> bool {
 /// One script's line, what was refused (with the allowance that would permit it) and its
 /// findings.
 fn run_lines(out: &mut String, r: &ScriptRun, style: Style) {
+    status_line(out, r, style);
+    refusal_lines(out, r);
+    finding_lines(out, r, style);
+}
+
+/// The script's own line: its status, who it is and how long it took, with why it was killed
+/// or is probably incomplete.
+fn status_line(out: &mut String, r: &ScriptRun, style: Style) {
     use std::fmt::Write as _;
     let (who, outcome) = match &r.package {
         Some(p) => (
@@ -239,6 +247,12 @@ fn run_lines(out: &mut String, r: &ScriptRun, style: Style) {
         terminal_safe(&who),
         r.duration_ms / 1000.0
     );
+}
+
+/// What was refused, and how to allow it (the `ringfence.toml` snippet, the `ringfence allow`
+/// command) or give a script that timed out more time.
+fn refusal_lines(out: &mut String, r: &ScriptRun) {
+    use std::fmt::Write as _;
     for x in &r.refused {
         let _ = writeln!(
             out,
@@ -288,6 +302,11 @@ fn run_lines(out: &mut String, r: &ScriptRun, style: Style) {
             terminal_safe(&shell_word(&p.name))
         );
     }
+}
+
+/// The findings shown (at most [`SUMMARY_FINDINGS`]) and how many more the report holds.
+fn finding_lines(out: &mut String, r: &ScriptRun, style: Style) {
+    use std::fmt::Write as _;
     let shown: Vec<&Finding> = r.findings.iter().filter(|f| shown(f)).collect();
     for f in shown.iter().take(SUMMARY_FINDINGS) {
         let _ = writeln!(
