@@ -22,7 +22,9 @@ use crate::output::human;
 use crate::pipeline::{JobStatus, Runner, ScriptOutcome, batch, package_run};
 use crate::policy::package::InstallScope;
 use crate::policy::{self, PolicyError, ProfileFile, ResolveContext};
-use crate::report::{ApprovalsSummary, CarriedApproval, ChangedBehaviour, Report, ReportWarning};
+use crate::report::{
+    ApprovalsSummary, CarriedApproval, ChangedBehaviour, InstallSummary, Report, ReportWarning,
+};
 use crate::settings::InstallSettings;
 
 use super::Exit;
@@ -377,6 +379,8 @@ fn shrugged(report: &Report) -> Vec<String> {
         .collect()
 }
 
+/// The install after `install`'s `--events` file is open, in its stages; the report and the
+/// project root are handed back through the slots as soon as they exist.
 fn install_reporting(
     s: &InstallSettings,
     ndjson: Option<&crate::output::ndjson::Ndjson>,
@@ -384,230 +388,374 @@ fn install_reporting(
     project_slot: &mut Option<PathBuf>,
 ) -> Result<Exit, RunError> {
     let t0 = Instant::now();
-    let rctx = context(s)?;
-    let path_env = rctx.var("PATH").unwrap_or(policy::DEFAULT_PATH).to_string();
-    let tool = Toolchain::locate(&path_env, &rctx.cwd)?;
-    let (root, profile) = project_and_policy(s, &rctx)?;
-    *project_slot = Some(root.clone());
-    // A lock that cannot be used stops the install before npm changes anything.
-    let lock = if s.approvals {
-        approvals::Lock::read(&root)?
-    } else {
-        None
-    };
-    let allowlists = crate::policy::allowlist::Allowlists::read(&root)?;
-    let project = Project::read(root, s.command)?;
-    // Pre-flight: a machine where no sandbox runs fails here, before npm changes anything.
-    let tier = crate::pipeline::tier::preflight(s.tier, s.require_tier)?;
-    // npm itself, outside the sandbox, with the user's own configuration.
-    let captured =
-        npm::run_ignore_scripts(&tool, s.command, &s.npm_args, &project.root, &rctx.env)?;
-    let build = project.build_set(s.command)?;
-    let mut notices = build.warnings();
-    notices.extend(allowlists.diagnostics().iter().map(|d| npm::Notice {
-        code: d.code,
-        location: None,
-        message: format!("{}:{}: {}", d.file.display(), d.line, d.message),
-    }));
-    notices.extend(npm::bins::shadowing_bins(&project.root));
-    let warnings: Vec<ReportWarning> = notices
-        .into_iter()
-        .map(|n| ReportWarning {
-            code: n.code.into(),
-            location: n.location,
-            message: n.message,
-        })
-        .collect();
-    human::report_warnings(&warnings);
-    let (npm_env, nodedir) = project::script_env(&captured, &tool);
-    let phases = build.phases(&project, s.command, &s.npm_args, &captured, &npm_env, &tool);
-    let mut install_summary = crate::report::install_summary(&build, &phases);
-    let gated = crate::pipeline::gate::Gate::new(
-        &allowlists,
-        lock.as_ref(),
-        s.only_approved || profile.install.only_approved == Some(true),
-        &build.after.packages,
-        root_manifest(&project.root).as_ref(),
-    )
-    .apply(phases);
-    let mut phases = gated.phases;
-    share_cores(&mut phases, s.jobs);
-    install_summary.skipped = gated.skipped;
-    install_summary.unreviewed = gated.unreviewed;
+    let install = Install::check(s, ndjson, project_slot)?;
+    let Planned {
+        build,
+        phases,
+        warnings,
+        summary,
+        npm_cache,
+        nodedir,
+    } = install.npm_and_plan()?;
     let total: usize = phases.iter().map(|p| p.jobs.len()).sum();
-    let npm_cache = project::cache_dir(&npm_env, &rctx.home);
-    let groups = s
-        .github
-        .as_ref()
-        .map(|_| crate::output::github::Groups::default());
-    // GitHub's log is not a terminal; a replay prints its own lines.
-    let progress = if s.summary && s.github.is_none() && !s.quiet {
-        crate::output::progress::Progress::on_terminal(total)
-    } else {
-        None
-    };
-    let mut sinks: Vec<&dyn crate::pipeline::Events> = vec![&human::Terminal];
-    if let Some(p) = &progress {
-        sinks.push(p);
-    }
-    if let Some(n) = ndjson {
-        sinks.push(n);
-    }
-    if let Some(g) = &groups {
-        sinks.push(g);
-    }
-    let fanout = crate::output::ndjson::Fanout(sinks);
-    let events: &dyn crate::pipeline::Events = &fanout;
-    let build_cache = s.build_cache.as_ref().and_then(|dir| {
-        let machine =
-            crate::npm::buildkey::Machine::gather(&tool.node, &path_env, nodedir.as_deref());
-        let policy = crate::util::sha256_hex(
-            format!(
-                "{}\0no_record={}\0forensic={}\0tier={tier:?}",
-                toml::to_string(&profile).unwrap_or_default(),
-                s.no_record,
-                s.forensic
-            )
-            .as_bytes(),
-        );
-        match crate::pipeline::buildcache::BuildCache::open(
-            dir,
-            machine,
-            policy,
-            build.after.packages.clone(),
-            project.root.clone(),
-        ) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                eprintln!(
-                    "ringfence: warning[build-cache]: not using the build cache: {}",
-                    human::error_chain(&RunError::from(e))
-                );
-                None
-            }
-        }
-    });
-    let runner = Runner {
-        cache: build_cache.as_ref(),
-        profile: &profile,
-        rctx: &rctx,
-        scope: scope(s, &project, &build, &tool, npm_cache.as_ref(), nodedir),
-        caches: npm_cache.iter().cloned().collect(),
-        events,
-        tier,
-    };
-    let batch = run_phases(phases, &runner, &build, s.jobs);
-    drop(runner);
-    drop(fanout);
-    // The status line is cleared before anything else is printed.
-    drop(progress);
-    human::policy_warnings(batch.outcomes.iter().flat_map(|(o, _)| &o.warnings));
-
-    let mut runs: Vec<_> = batch
-        .outcomes
-        .iter()
-        .filter_map(|(o, status)| package_run(o, *status, &project.root))
-        .collect();
-    let mut warnings = warnings;
-    let approvals = match &lock {
-        Some(lock) => Some(review_approvals(
-            s,
-            lock,
-            &mut runs,
-            &project.root,
-            &build,
-            &mut warnings,
-        )?),
-        None => None,
-    };
-    let mut report = Report::new(runs);
-    report.warnings = warnings;
-    report.install = Some(install_summary);
-    report.approvals = approvals;
-    if let Some(path) = &s.report {
-        report.write(path)?;
-    }
-    if s.approvals {
-        remember(&report, &project.root, &rctx);
-    }
-    if s.summary {
-        eprint!(
-            "{}",
-            human::summary_styled(
-                &report,
-                t0.elapsed().as_secs_f64(),
-                human::Style::for_stderr(s.quiet)
-            )
-        );
-    }
-    let partial = partial(&report);
-    let skipped: Vec<String> = report
-        .install
-        .iter()
-        .flat_map(|i| &i.skipped)
-        .map(|k| format!("{}@{} {}", k.name, k.version, k.event))
-        .collect();
-    let strict = s.strict || profile.install.strict == Some(true);
-    if strict && !partial.is_empty() {
-        eprintln!(
-            "ringfence: --strict: {} script(s) exited 0 but are probably incomplete: {}",
-            partial.len(),
-            partial.join(", ")
-        );
-    }
-    if strict && !skipped.is_empty() {
-        eprintln!(
-            "ringfence: --strict: {} script(s) were not run, so their packages may not work: {}",
-            skipped.len(),
-            skipped.join(", ")
-        );
-    }
-    // An optional dependency's failure or a timeout npm would shrug off (the optional set is
-    // removed and the install goes on) is a broken install for a CI job that asked.
-    let shrugged = shrugged(&report);
-    if strict && !shrugged.is_empty() {
-        eprintln!(
-            "ringfence: --strict: {} optional script(s) failed or timed out and their packages were removed: {}",
-            shrugged.len(),
-            shrugged.join(", ")
-        );
-    }
-    let flagged = s
-        .fail_on
-        .zip(report.worst())
-        .is_some_and(|(threshold, worst)| worst >= threshold)
-        || (strict && !(partial.is_empty() && skipped.is_empty() && shrugged.is_empty()));
+    let batch = install.run_scripts(phases, &build, total, npm_cache, nodedir);
+    let report = install.report(&batch, &build, warnings, summary, t0)?;
+    let flagged = install.flagged(&report);
+    let ran = report.runs.len();
     *slot = Some(report);
+    install.finish(batch, &build, flagged, ran, total)
+}
 
-    let failed = batch
-        .outcomes
-        .into_iter()
-        .find(|(_, status)| *status == JobStatus::Failed)
-        .map(|(o, _)| o);
-    if let Some(f) = failed {
-        if !f.job.foreground && f.error().is_none() {
-            human::script_failure(&f);
+/// What an install settles before npm changes anything: the caller's context, the toolchain,
+/// the project (manifest and lockfile checked), its policy, approvals and allowlists, and the
+/// tier every script runs in.
+struct Install<'a> {
+    s: &'a InstallSettings,
+    /// Where `--events` go, when asked.
+    ndjson: Option<&'a crate::output::ndjson::Ndjson>,
+    rctx: ResolveContext,
+    /// The caller's `PATH` (or the default).
+    path_env: String,
+    tool: Toolchain,
+    /// The profile with the project's `ringfence.toml` layered over it.
+    profile: ProfileFile,
+    /// The project's approvals, when `--approvals` uses them.
+    lock: Option<approvals::Lock>,
+    allowlists: crate::policy::allowlist::Allowlists,
+    project: Project,
+    tier: crate::sandbox::spec::Tier,
+}
+
+/// What npm's install without scripts left to do: the build set, the scripts by phase (gated
+/// and with their share of the cores), and the report's warnings and install part so far.
+struct Planned {
+    build: BuildSet,
+    phases: Vec<Phase>,
+    /// Already printed.
+    warnings: Vec<ReportWarning>,
+    summary: InstallSummary,
+    /// npm's cache directory (read-only in the sandbox).
+    npm_cache: Option<PathBuf>,
+    /// node's headers for node-gyp, as npm's environment names them.
+    nodedir: Option<PathBuf>,
+}
+
+impl<'a> Install<'a> {
+    /// The checks before npm runs: a lock, allowlist, manifest or lockfile that cannot be used,
+    /// or a machine where no sandbox runs, stops the install here.
+    fn check(
+        s: &'a InstallSettings,
+        ndjson: Option<&'a crate::output::ndjson::Ndjson>,
+        project_slot: &mut Option<PathBuf>,
+    ) -> Result<Install<'a>, RunError> {
+        let rctx = context(s)?;
+        let path_env = rctx.var("PATH").unwrap_or(policy::DEFAULT_PATH).to_string();
+        let tool = Toolchain::locate(&path_env, &rctx.cwd)?;
+        let (root, profile) = project_and_policy(s, &rctx)?;
+        *project_slot = Some(root.clone());
+        // A lock that cannot be used stops the install before npm changes anything.
+        let lock = if s.approvals {
+            approvals::Lock::read(&root)?
+        } else {
+            None
+        };
+        let allowlists = crate::policy::allowlist::Allowlists::read(&root)?;
+        let project = Project::read(root, s.command)?;
+        // Pre-flight: a machine where no sandbox runs fails here, before npm changes anything.
+        let tier = crate::pipeline::tier::preflight(s.tier, s.require_tier)?;
+        Ok(Install {
+            s,
+            ndjson,
+            rctx,
+            path_env,
+            tool,
+            profile,
+            lock,
+            allowlists,
+            project,
+            tier,
+        })
+    }
+
+    /// npm itself, outside the sandbox, with the user's own configuration; then the build set,
+    /// its warnings (printed), the phases and the gate.
+    fn npm_and_plan(&self) -> Result<Planned, RunError> {
+        let (s, project, tool) = (self.s, &self.project, &self.tool);
+        let captured =
+            npm::run_ignore_scripts(tool, s.command, &s.npm_args, &project.root, &self.rctx.env)?;
+        let build = project.build_set(s.command)?;
+        let mut notices = build.warnings();
+        notices.extend(self.allowlists.diagnostics().iter().map(|d| npm::Notice {
+            code: d.code,
+            location: None,
+            message: format!("{}:{}: {}", d.file.display(), d.line, d.message),
+        }));
+        notices.extend(npm::bins::shadowing_bins(&project.root));
+        let warnings: Vec<ReportWarning> = notices
+            .into_iter()
+            .map(|n| ReportWarning {
+                code: n.code.into(),
+                location: n.location,
+                message: n.message,
+            })
+            .collect();
+        human::report_warnings(&warnings);
+        let (npm_env, nodedir) = project::script_env(&captured, tool);
+        let phases = build.phases(project, s.command, &s.npm_args, &captured, &npm_env, tool);
+        let mut summary = crate::report::install_summary(&build, &phases);
+        let gated = crate::pipeline::gate::Gate::new(
+            &self.allowlists,
+            self.lock.as_ref(),
+            s.only_approved || self.profile.install.only_approved == Some(true),
+            &build.after.packages,
+            root_manifest(&project.root).as_ref(),
+        )
+        .apply(phases);
+        let mut phases = gated.phases;
+        share_cores(&mut phases, s.jobs);
+        summary.skipped = gated.skipped;
+        summary.unreviewed = gated.unreviewed;
+        let npm_cache = project::cache_dir(&npm_env, &self.rctx.home);
+        Ok(Planned {
+            build,
+            phases,
+            warnings,
+            summary,
+            npm_cache,
+            nodedir,
+        })
+    }
+
+    /// The build cache, when `--build-cache` asks for one and it opens (else a warning).
+    fn build_cache(
+        &self,
+        build: &BuildSet,
+        nodedir: Option<&std::path::Path>,
+    ) -> Option<crate::pipeline::buildcache::BuildCache> {
+        let (s, tier) = (self.s, self.tier);
+        s.build_cache.as_ref().and_then(|dir| {
+            let machine =
+                crate::npm::buildkey::Machine::gather(&self.tool.node, &self.path_env, nodedir);
+            let policy = crate::util::sha256_hex(
+                format!(
+                    "{}\0no_record={}\0forensic={}\0tier={tier:?}",
+                    toml::to_string(&self.profile).unwrap_or_default(),
+                    s.no_record,
+                    s.forensic
+                )
+                .as_bytes(),
+            );
+            match crate::pipeline::buildcache::BuildCache::open(
+                dir,
+                machine,
+                policy,
+                build.after.packages.clone(),
+                self.project.root.clone(),
+            ) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    eprintln!(
+                        "ringfence: warning[build-cache]: not using the build cache: {}",
+                        human::error_chain(&RunError::from(e))
+                    );
+                    None
+                }
+            }
+        })
+    }
+
+    /// Every phase's scripts, each in its sandbox, told to the terminal, the progress line,
+    /// `--events` and GitHub's log groups; then the profile warnings they raised.
+    fn run_scripts(
+        &self,
+        phases: Vec<Phase>,
+        build: &BuildSet,
+        total: usize,
+        npm_cache: Option<PathBuf>,
+        nodedir: Option<PathBuf>,
+    ) -> Batch {
+        let s = self.s;
+        let groups = s
+            .github
+            .as_ref()
+            .map(|_| crate::output::github::Groups::default());
+        // GitHub's log is not a terminal; a replay prints its own lines.
+        let progress = if s.summary && s.github.is_none() && !s.quiet {
+            crate::output::progress::Progress::on_terminal(total)
+        } else {
+            None
+        };
+        let mut sinks: Vec<&dyn crate::pipeline::Events> = vec![&human::Terminal];
+        if let Some(p) = &progress {
+            sinks.push(p);
         }
-        if s.rollback {
-            eprintln!(
-                "ringfence: {}",
-                project.rollback.apply(&project.root).message()
+        if let Some(n) = self.ndjson {
+            sinks.push(n);
+        }
+        if let Some(g) = &groups {
+            sinks.push(g);
+        }
+        let fanout = crate::output::ndjson::Fanout(sinks);
+        let events: &dyn crate::pipeline::Events = &fanout;
+        let build_cache = self.build_cache(build, nodedir.as_deref());
+        let runner = Runner {
+            cache: build_cache.as_ref(),
+            profile: &self.profile,
+            rctx: &self.rctx,
+            scope: scope(
+                s,
+                &self.project,
+                build,
+                &self.tool,
+                npm_cache.as_ref(),
+                nodedir,
+            ),
+            caches: npm_cache.iter().cloned().collect(),
+            events,
+            tier: self.tier,
+        };
+        let batch = run_phases(phases, &runner, build, s.jobs);
+        drop(runner);
+        drop(fanout);
+        // The status line is cleared before anything else is printed.
+        drop(progress);
+        human::policy_warnings(batch.outcomes.iter().flat_map(|(o, _)| &o.warnings));
+        batch
+    }
+
+    /// The report: the runs, judged against the approvals; written to `--report`, kept for
+    /// `ringfence approve`, and summarised on stderr.
+    fn report(
+        &self,
+        batch: &Batch,
+        build: &BuildSet,
+        mut warnings: Vec<ReportWarning>,
+        summary: InstallSummary,
+        t0: Instant,
+    ) -> Result<Report, RunError> {
+        let (s, project) = (self.s, &self.project);
+        let mut runs: Vec<_> = batch
+            .outcomes
+            .iter()
+            .filter_map(|(o, status)| package_run(o, *status, &project.root))
+            .collect();
+        let approvals = match &self.lock {
+            Some(lock) => Some(review_approvals(
+                s,
+                lock,
+                &mut runs,
+                &project.root,
+                build,
+                &mut warnings,
+            )?),
+            None => None,
+        };
+        let mut report = Report::new(runs);
+        report.warnings = warnings;
+        report.install = Some(summary);
+        report.approvals = approvals;
+        if let Some(path) = &s.report {
+            report.write(path)?;
+        }
+        if s.approvals {
+            remember(&report, &project.root, &self.rctx);
+        }
+        if s.summary {
+            eprint!(
+                "{}",
+                human::summary_styled(
+                    &report,
+                    t0.elapsed().as_secs_f64(),
+                    human::Style::for_stderr(s.quiet)
+                )
             );
         }
-        // A sandbox that could not run is ringfence's failure (exit 2); a script's own failure
-        // is its status, unless findings already decide the exit.
-        let outcome = f.executed.and_then(|x| x.result)?;
-        let code = outcome.termination.exit_code();
-        return Ok(if flagged {
-            Exit::Flagged
-        } else {
-            Exit::Status(u8::try_from(code.clamp(1, 255)).unwrap_or(1))
-        });
+        Ok(report)
     }
-    if !batch.trashed.is_empty() {
-        npm::optional::remove_optional_set(&project.root, &build.after, &batch.trashed)?;
+
+    /// Whether the install is flagged: findings at `--fail-on` or worse, or under `--strict`
+    /// scripts that are probably incomplete, were not run or failed optionally (each said on
+    /// stderr).
+    fn flagged(&self, report: &Report) -> bool {
+        let s = self.s;
+        let partial = partial(report);
+        let skipped: Vec<String> = report
+            .install
+            .iter()
+            .flat_map(|i| &i.skipped)
+            .map(|k| format!("{}@{} {}", k.name, k.version, k.event))
+            .collect();
+        let strict = s.strict || self.profile.install.strict == Some(true);
+        if strict && !partial.is_empty() {
+            eprintln!(
+                "ringfence: --strict: {} script(s) exited 0 but are probably incomplete: {}",
+                partial.len(),
+                partial.join(", ")
+            );
+        }
+        if strict && !skipped.is_empty() {
+            eprintln!(
+                "ringfence: --strict: {} script(s) were not run, so their packages may not work: {}",
+                skipped.len(),
+                skipped.join(", ")
+            );
+        }
+        // An optional dependency's failure or a timeout npm would shrug off (the optional set is
+        // removed and the install goes on) is a broken install for a CI job that asked.
+        let shrugged = shrugged(report);
+        if strict && !shrugged.is_empty() {
+            eprintln!(
+                "ringfence: --strict: {} optional script(s) failed or timed out and their packages were removed: {}",
+                shrugged.len(),
+                shrugged.join(", ")
+            );
+        }
+        s.fail_on
+            .zip(report.worst())
+            .is_some_and(|(threshold, worst)| worst >= threshold)
+            || (strict && !(partial.is_empty() && skipped.is_empty() && shrugged.is_empty()))
     }
-    let ran = slot.as_ref().map_or(0, |r| r.runs.len());
-    tracing::info!("replayed {ran} of {total} lifecycle script(s)");
-    Ok(if flagged { Exit::Flagged } else { Exit::Clean })
+
+    /// The exit status: a required script's failure (dumped, rolled back when asked), else the
+    /// optional sets removed and clean or flagged.
+    fn finish(
+        self,
+        batch: Batch,
+        build: &BuildSet,
+        flagged: bool,
+        ran: usize,
+        total: usize,
+    ) -> Result<Exit, RunError> {
+        let (s, project) = (self.s, &self.project);
+        let failed = batch
+            .outcomes
+            .into_iter()
+            .find(|(_, status)| *status == JobStatus::Failed)
+            .map(|(o, _)| o);
+        if let Some(f) = failed {
+            if !f.job.foreground && f.error().is_none() {
+                human::script_failure(&f);
+            }
+            if s.rollback {
+                eprintln!(
+                    "ringfence: {}",
+                    project.rollback.apply(&project.root).message()
+                );
+            }
+            // A sandbox that could not run is ringfence's failure (exit 2); a script's own
+            // failure is its status, unless findings already decide the exit.
+            let outcome = f.executed.and_then(|x| x.result)?;
+            let code = outcome.termination.exit_code();
+            return Ok(if flagged {
+                Exit::Flagged
+            } else {
+                Exit::Status(u8::try_from(code.clamp(1, 255)).unwrap_or(1))
+            });
+        }
+        if !batch.trashed.is_empty() {
+            npm::optional::remove_optional_set(&project.root, &build.after, &batch.trashed)?;
+        }
+        tracing::info!("replayed {ran} of {total} lifecycle script(s)");
+        Ok(if flagged { Exit::Flagged } else { Exit::Clean })
+    }
 }
