@@ -7,27 +7,27 @@
 //! sandboxes (`--jobs`), barrier between phases → optional failures remove their optional set, a
 //! required failure stops and rolls back as npm does → report, summary, exit status.
 
-use std::collections::BTreeSet;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::approvals;
 use crate::error::RunError;
 use crate::npm::project::{self, BuildSet, Project};
-use crate::npm::scripts::{Job, Phase};
-use crate::npm::tree::optional_set;
+use crate::npm::scripts::Phase;
 use crate::npm::{self, Toolchain};
 use crate::output::human;
-use crate::pipeline::{JobStatus, Runner, ScriptOutcome, batch, package_run};
-use crate::policy::package::InstallScope;
+use crate::pipeline::{JobStatus, Runner, package_run};
 use crate::policy::{self, PolicyError, ProfileFile, ResolveContext};
-use crate::report::{
-    ApprovalsSummary, CarriedApproval, ChangedBehaviour, InstallSummary, Report, ReportWarning,
-};
+use crate::report::{InstallSummary, Report, ReportWarning};
 use crate::settings::InstallSettings;
 
 use super::Exit;
+
+mod phases;
+mod review;
+
+use phases::{Batch, run_phases, scope, share_cores};
+use review::{remember, review_approvals};
 
 /// An install's result, with its report when it got as far as running scripts (replay keeps
 /// the report of a mode whose install failed).
@@ -135,188 +135,6 @@ fn project_and_policy(
     Ok((root, layered.profile))
 }
 
-/// What the scripts of this install share: the project, the toolchain they read, the links.
-fn scope(
-    s: &InstallSettings,
-    project: &Project,
-    build: &BuildSet,
-    tool: &Toolchain,
-    npm_cache: Option<&PathBuf>,
-    nodedir: Option<PathBuf>,
-) -> InstallScope {
-    let mut toolchain = vec![tool.npm_dir.clone()];
-    toolchain.extend(npm_cache.cloned());
-    toolchain.extend(nodedir);
-    if !tool.node_prefix.starts_with("/usr") {
-        toolchain.push(tool.node_prefix.clone());
-    }
-    let (deep_secrets, truncated) = crate::policy::package::credential_files_below(&project.root);
-    if truncated {
-        tracing::warn!(
-            "`{}`: the search for credential files below the project root stopped at its bound; files beyond it are not denied to dependency scripts",
-            project.root.display()
-        );
-    }
-    InstallScope {
-        project: project.root.clone(),
-        toolchain,
-        link_dirs: build.link_dirs(),
-        deep_secrets,
-        no_record: s.no_record,
-        forensic: s.forensic,
-        timeout: s.timeout,
-    }
-}
-
-/// Every phase in order; within a phase up to `--jobs` sandboxes. Stops after a phase in which
-/// a required script failed or could not run; an optional dependency's failure removes its
-/// optional set from the rest of the install.
-struct Batch {
-    outcomes: Vec<(ScriptOutcome, JobStatus)>,
-    trashed: BTreeSet<String>,
-}
-
-fn run_phases(phases: Vec<Phase>, runner: &Runner<'_>, build: &BuildSet, jobs: usize) -> Batch {
-    let mut b = Batch {
-        outcomes: Vec::new(),
-        trashed: BTreeSet::new(),
-    };
-    for phase in phases {
-        let todo: Vec<Job> = phase
-            .jobs
-            .into_iter()
-            .filter(|j| !b.trashed.contains(&j.location))
-            .collect();
-        tracing::info!("phase {}: {} script(s)", phase.name, todo.len());
-        if !todo.is_empty() {
-            runner.events.phase_starting(&phase.name, todo.len());
-        }
-        let done = batch::run_phase(
-            todo,
-            jobs,
-            |j| j.foreground,
-            ScriptOutcome::stops,
-            |j| runner.run(j),
-        );
-        let mut stop = false;
-        for o in done {
-            let status = if !o.failed() {
-                JobStatus::Ok
-            } else if o.stops() {
-                stop = true;
-                JobStatus::Failed
-            } else {
-                let set = optional_set(&build.after, &o.job.location);
-                tracing::info!(
-                    "optional {}@{} failed its {} script; removing {} package(s)",
-                    o.job.name,
-                    o.job.version,
-                    o.job.event,
-                    set.len()
-                );
-                b.trashed.extend(set);
-                JobStatus::OptionalFailed
-            };
-            b.outcomes.push((o, status));
-        }
-        if stop {
-            break;
-        }
-    }
-    b
-}
-
-/// Compare the runs with the project's approvals: `behaviour-changed` findings on runs that did
-/// more, approvals carried over to new versions that did the same or less (the lock is
-/// rewritten by `install`, never by `ci`), unused approvals as warnings.
-fn review_approvals(
-    s: &InstallSettings,
-    lock: &approvals::Lock,
-    runs: &mut [crate::report::ScriptRun],
-    project: &std::path::Path,
-    build: &BuildSet,
-    warnings: &mut Vec<ReportWarning>,
-) -> Result<ApprovalsSummary, RunError> {
-    let v = approvals::judge(lock, runs, project, &build.after.package_names());
-    let lock_updated = match (&v.updated, s.command) {
-        (Some(updated), npm::Command2::Install) => {
-            updated.write(project)?;
-            true
-        }
-        _ => false,
-    };
-    let unused: Vec<ReportWarning> = v
-        .unused
-        .iter()
-        .map(|name| ReportWarning {
-            code: "unused-approval".into(),
-            location: None,
-            message: format!(
-                "{} approves `{name}`, which is not in the installed tree: remove the entry if the dependency is gone",
-                approvals::FILE
-            ),
-        })
-        .collect();
-    human::report_warnings(&unused);
-    warnings.extend(unused);
-    let summary = ApprovalsSummary {
-        file: approvals::FILE.into(),
-        within: v.within,
-        carried: v
-            .carried
-            .iter()
-            .map(|c| CarriedApproval {
-                name: c.package.name.clone(),
-                version: c.package.version.clone(),
-                event: c.package.event.clone(),
-                from: c.from.clone(),
-            })
-            .collect(),
-        changed: v
-            .changed
-            .iter()
-            .map(|c| ChangedBehaviour {
-                name: c.package.name.clone(),
-                version: c.package.version.clone(),
-                event: c.package.event.clone(),
-                approved_versions: c.approved_versions.clone(),
-                new: c
-                    .grew
-                    .categories()
-                    .iter()
-                    .filter(|(_, set)| !set.is_empty())
-                    .map(|(name, set)| ((*name).to_string(), set.iter().cloned().collect()))
-                    .collect(),
-            })
-            .collect(),
-        unused: v.unused,
-        lock_updated,
-    };
-    Ok(summary)
-}
-
-/// Keep the report for `ringfence approve` (best effort: a failure is a log line, not a
-/// failed install).
-fn remember(report: &Report, project: &std::path::Path, rctx: &ResolveContext) {
-    let path = approvals::last_report_path(project, &rctx.home, rctx.var("XDG_STATE_HOME"));
-    let saved = path
-        .parent()
-        .map_or(Ok(()), |dir| {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-        })
-        .map_err(|source| crate::report::ReportError::Write {
-            path: path.clone(),
-            source,
-        })
-        .and_then(|()| report.write(&path));
-    if let Err(e) = saved {
-        tracing::warn!("keeping the report for `ringfence approve`: {e}");
-    }
-}
-
 /// The project's `package.json` as JSON (read again: it was checked before npm ran), for the
 /// dependency paths LavaMoat's keys use.
 fn root_manifest(root: &std::path::Path) -> Option<serde_json::Value> {
@@ -336,36 +154,6 @@ fn partial(report: &Report) -> Vec<String> {
         .filter(|p| p.outcome == JobStatus::Ok.as_str())
         .map(|p| format!("{}@{} {}", p.name, p.version, p.event))
         .collect()
-}
-
-/// Native builds get the machine's cores: node-gyp builds with one compiler job unless told
-/// (`JOBS`), so each build script of a phase gets `JOBS` = the CPUs divided among the builds
-/// that run at once (at least 1). Only scripts that run node-gyp, and never over the user's own
-/// `JOBS` or `MAKEFLAGS=-j…`; npm's own `npm_*` environment is left exactly as npm makes it.
-fn share_cores(phases: &mut [Phase], parallel: usize) {
-    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    for phase in phases {
-        let builds = phase
-            .jobs
-            .iter()
-            .filter(|j| j.command.contains("node-gyp"))
-            .count();
-        if builds == 0 {
-            continue;
-        }
-        let each = (cpus / builds.min(parallel.max(1))).max(1);
-        for job in phase
-            .jobs
-            .iter_mut()
-            .filter(|j| j.command.contains("node-gyp"))
-        {
-            let told = job.env.contains_key("JOBS")
-                || job.env.get("MAKEFLAGS").is_some_and(|m| m.contains("-j"));
-            if !told {
-                job.env.insert("JOBS".into(), each.to_string());
-            }
-        }
-    }
 }
 
 /// Optional scripts that failed or timed out (npm removes their optional set and goes on).
