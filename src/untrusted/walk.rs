@@ -4,7 +4,7 @@ use super::*;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -12,7 +12,7 @@ use std::time::Instant;
 use super::fd::*;
 use nix::errno::Errno;
 use nix::fcntl::{AT_FDCWD, OFlag, openat};
-use nix::sys::stat::{Mode, fchmod, fstatat, mkdirat};
+use nix::sys::stat::{FileStat, Mode, fchmod, fstatat, mkdirat};
 use nix::unistd::{geteuid, symlinkat};
 
 // ---------------------------------------------------------------------------------------------
@@ -87,6 +87,57 @@ pub(super) struct Copier {
     pub(super) dst_root: (u64, u64),
     pub(super) copied: u64,
     pub(super) buf: Vec<u8>,
+}
+
+/// What copying one regular file came to.
+pub(super) enum FileCopy {
+    /// Not a regular file on the root's filesystem by the time it was opened: nothing copied.
+    Skipped,
+    /// It could not be opened.
+    Unreadable,
+    /// Copied whole.
+    Whole,
+    /// Cut at its limit; `total_spent` when that limit was what the total byte budget had left.
+    Cut { total_spent: bool },
+}
+
+impl Copier {
+    /// Copies the regular file `name` of `dir` (as `st` found it) into the destination's top
+    /// directory, up to [`Budget::max_file_bytes`] and what [`Budget::max_total_bytes`] leaves.
+    pub(super) fn copy_file(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+        st: &FileStat,
+        root_dev: u64,
+        budget: &Budget,
+    ) -> io::Result<FileCopy> {
+        let limit = budget
+            .max_file_bytes
+            .min(budget.max_total_bytes.saturating_sub(self.copied));
+        let src = match open_regular_at(dir, name, root_dev) {
+            Ok(Some(src)) => src,
+            Ok(None) => return Ok(FileCopy::Skipped),
+            Err(_) => return Ok(FileCopy::Unreadable),
+        };
+        let dst = openat(
+            self.dst.top()?,
+            name,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::S_IRUSR | Mode::S_IWUSR,
+        )?;
+        let dst = File::from(dst);
+        let (bytes, cut) = copy_limited(&src, &dst, limit, &mut self.buf)?;
+        fchmod(&dst, file_copy_mode(st.st_mode))?;
+        self.copied = self.copied.saturating_add(bytes);
+        Ok(if cut {
+            FileCopy::Cut {
+                total_spent: limit < budget.max_file_bytes,
+            }
+        } else {
+            FileCopy::Whole
+        })
+    }
 }
 
 #[derive(Debug, Default)]
@@ -349,40 +400,19 @@ impl Traversal<'_> {
                     let Some(c) = self.copy.as_mut() else {
                         continue;
                     };
-                    let limit = budget
-                        .max_file_bytes
-                        .min(budget.max_total_bytes.saturating_sub(c.copied));
-                    let src = match open_regular_at(dir, &name, self.root_dev) {
-                        Ok(Some(src)) => src,
-                        Ok(None) => continue,
-                        Err(_) => {
-                            self.walk.unreadable.push(rel);
-                            continue;
-                        }
-                    };
-                    let dst = openat(
-                        c.dst.top()?,
-                        name.as_os_str(),
-                        OFlag::O_WRONLY
-                            | OFlag::O_CREAT
-                            | OFlag::O_EXCL
-                            | OFlag::O_NOFOLLOW
-                            | OFlag::O_CLOEXEC,
-                        Mode::S_IRUSR | Mode::S_IWUSR,
-                    )?;
-                    let dst = File::from(dst);
-                    let (bytes, cut) = copy_limited(&src, &dst, limit, &mut c.buf)?;
-                    fchmod(&dst, file_copy_mode(st.st_mode))?;
-                    c.copied = c.copied.saturating_add(bytes);
-                    if cut {
-                        self.walk.truncated_files.push(rel);
-                        if limit < budget.max_file_bytes {
-                            let msg = format!(
-                                "total byte budget of {} bytes exhausted",
-                                budget.max_total_bytes
-                            );
-                            note(&mut self.walk, &msg);
-                            return Ok(Flow::Stop);
+                    match c.copy_file(dir, &name, &st, self.root_dev, budget)? {
+                        FileCopy::Skipped | FileCopy::Whole => {}
+                        FileCopy::Unreadable => self.walk.unreadable.push(rel),
+                        FileCopy::Cut { total_spent } => {
+                            self.walk.truncated_files.push(rel);
+                            if total_spent {
+                                let msg = format!(
+                                    "total byte budget of {} bytes exhausted",
+                                    budget.max_total_bytes
+                                );
+                                note(&mut self.walk, &msg);
+                                return Ok(Flow::Stop);
+                            }
                         }
                     }
                 }

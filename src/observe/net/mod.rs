@@ -32,12 +32,14 @@ mod scan;
 mod sniff;
 #[cfg(test)]
 mod tests;
+mod unanswered;
 
 use classify::*;
 use dns::*;
 use scan::*;
 pub(crate) use scan::{canaries_in, decode_hex};
 use sniff::*;
+pub(crate) use unanswered::unanswered;
 
 pub use crate::sandbox::spec::SINKHOLE_TCP_PORTS as TCP_PORTS;
 
@@ -563,144 +565,4 @@ fn handle(mut stream: TcpStream, shared: &Shared, stop: &AtomicBool) {
         o.0 += 1;
         o.1.extend(hits);
     }
-}
-
-/// Findings for network attempts node code made where nothing answers (the landlock tier has no
-/// sinkhole): each destination once, a canary in its host, URL path or datagram an
-/// exfiltration (critical), key-agent and container sockets high, the rest by host class. The
-/// kernel refused every one; nothing was sent.
-pub(crate) fn unanswered(
-    probes: &[super::envprobe::NetProbe],
-    canaries: &[Canary],
-) -> Vec<Finding> {
-    let mut out = Vec::new();
-    let mut seen = BTreeSet::new();
-    let mut reached = BTreeSet::new();
-    for p in probes {
-        // A DNS query sent by hand (a datagram to port 53) is judged as a lookup of its name.
-        let query = (p.kind == "udp" && p.dest.ends_with(":53"))
-            .then(|| p.data.as_deref().and_then(parse_query))
-            .flatten();
-        let (kind, dest) = match &query {
-            Some((name, _, _)) => ("dns".to_string(), format!("{name}:0")),
-            None => (p.kind.clone(), p.dest.clone()),
-        };
-        let p = &super::envprobe::NetProbe {
-            kind,
-            dest,
-            ..p.clone()
-        };
-        let host = match p.kind.as_str() {
-            "unix" => p.dest.trim_end_matches(":0").to_string(),
-            _ => p
-                .dest
-                .rsplit_once(':')
-                .map_or(p.dest.clone(), |(h, _)| h.to_string()),
-        };
-        if !seen.insert((p.kind.clone(), p.dest.clone())) {
-            continue;
-        }
-        let mut scanned = host.clone().into_bytes();
-        if let Some(path) = &p.path {
-            scanned.push(b' ');
-            scanned.extend_from_slice(path.as_bytes());
-        }
-        if let Some(d) = &p.data {
-            scanned.push(b' ');
-            scanned.extend_from_slice(d);
-        }
-        let hits = canaries_in(&scanned, canaries);
-        let refused = "refused by the kernel: there is no network in the landlock tier";
-        let f = if p.kind == "dns" {
-            // Judged as the sinkhole judges a query (encoded labels are a tunnel, a canary an
-            // exfiltration), once per name.
-            if !reached.insert(format!("dns:{host}")) {
-                continue;
-            }
-            let idx: BTreeSet<usize> = hits
-                .iter()
-                .filter_map(|h| canaries.iter().position(|c| std::ptr::eq(c, *h)))
-                .collect();
-            let f = classify::dns_finding(&host, 1, &idx, p.at_unix_ms, canaries, None, None);
-            let detail = f.detail.clone().unwrap_or_default();
-            f.detail(format!("{detail}; seen by the node preload; {refused}"))
-        } else if !hits.is_empty() {
-            let ids = hits
-                .iter()
-                .map(|c| c.id.as_str())
-                .collect::<Vec<_>>()
-                .join(", ");
-            let (code, target) = match p.kind.as_str() {
-                "dns" => (Code::DnsExfiltration, host.clone()),
-                "udp" => (Code::DatagramExfiltration, p.dest.clone()),
-                _ => (Code::TcpExfiltration, p.dest.clone()),
-            };
-            Finding::new(
-                code,
-                format!("tried to send a secret to `{target}` ({ids})"),
-                target,
-            )
-            .severity(Severity::Critical)
-            .detail(format!(
-                "seen by the node preload before the call; {refused}"
-            ))
-        } else if p.kind == "unix" {
-            let agent = host.contains("ssh") && host.contains("agent")
-                || host.contains("gpg-agent")
-                || host.contains("/gnupg/");
-            let runtime = ["docker.sock", "containerd", "podman"]
-                .iter()
-                .any(|s| host.contains(s));
-            if agent {
-                Finding::new(
-                    Code::KeyAgentSocket,
-                    format!("tried to use a key agent's socket `{host}` (signing with your keys)"),
-                    format!("unix:{host}"),
-                )
-            } else if runtime {
-                Finding::new(
-                    Code::ContainerSocket,
-                    format!("tried to reach a container runtime socket `{host}`"),
-                    format!("unix:{host}"),
-                )
-            } else {
-                Finding::new(
-                    Code::UnixSocketRefused,
-                    format!("tried to connect to the unix socket `{host}`; refused"),
-                    format!("unix-path:{host}"),
-                )
-                .severity(Severity::Medium)
-            }
-            .detail("seen by the node preload; unix sockets are refused in the landlock tier")
-        } else if host.parse::<IpAddr>().is_ok() && p.kind == "tcp" {
-            // Raw addresses: the syscall recorder saw the connect itself.
-            continue;
-        } else if !reached.insert(p.dest.clone()) {
-            // One attempt per destination (a request names it, its connect names it again).
-            continue;
-        } else {
-            let (severity, class) = classify::host_class(&host);
-            let code = if p.kind == "dns" {
-                Code::DnsLookup
-            } else {
-                Code::Connection
-            };
-            let dest = if p.kind == "dns" {
-                host.clone()
-            } else {
-                p.dest.clone()
-            };
-            Finding::new(
-                code,
-                format!("tried to reach `{dest}` ({class}); {refused}"),
-                dest,
-            )
-            .severity(severity)
-        };
-        let mut f = f;
-        f.process = Some(p.actor.clone());
-        f.at_unix_ms = Some(p.at_unix_ms);
-        out.push(f);
-    }
-    out
 }

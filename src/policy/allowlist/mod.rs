@@ -37,6 +37,7 @@
 
 pub mod bun;
 mod doc;
+mod git;
 mod json;
 pub mod lavamoat;
 pub mod npm;

@@ -34,6 +34,7 @@
 //! said plainly. Bundled dependencies are never approved (see [`super::Entry::matches`]).
 
 use super::doc::{self, Doc};
+use super::git;
 use super::spec::{self, Matcher, NamePattern, Target, Versions};
 use super::{AllowlistError, Allowlists, Tool, Verdict};
 
@@ -90,7 +91,7 @@ fn has_scheme(key: &str) -> bool {
 /// Split a key into name and spec the way npm-package-arg does: a leading `@` is a scope, the
 /// next `@` separates the spec; a key that is itself a URL, a path or a tarball has no name.
 pub(super) fn split_key(key: &str) -> (Option<&str>, &str) {
-    if has_scheme(key) || spec::looks_like_git(key) || spec::is_file_spec(key) {
+    if has_scheme(key) || git::looks_like_git(key) || spec::is_file_spec(key) {
         return (None, key);
     }
     let at = key.get(1..).and_then(|s| s.find('@')).map(|i| i + 1);
@@ -151,7 +152,7 @@ pub(super) fn parse_key(key: &str) -> (Matcher, Problem) {
         return never("alias keys never match; name the real package");
     }
     if has_scheme(spec)
-        || spec::looks_like_git(spec)
+        || git::looks_like_git(spec)
         || spec::is_file_spec(spec)
         || spec.contains('/')
     {
@@ -207,7 +208,7 @@ pub(super) fn source_matcher(src: &str, name: Option<String>, tool: &str) -> (Ma
             None,
         );
     }
-    if let Some(g) = spec::parse_git(src) {
+    if let Some(g) = git::parse_git(src) {
         if g.committish
             .as_deref()
             .is_some_and(|c| c.starts_with("semver:"))

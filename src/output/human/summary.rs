@@ -1,110 +1,15 @@
-//! What a person reads on the terminal: the install summary, a failed script's dump, notes after
-//! `run`, replay differences, doctor's table, the findings catalogue, warnings and errors. Every
-//! untrusted string goes through [`terminal_safe`].
+//! The summary after `install`/`ci` (and each `replay` mode): a headline, one line per script
+//! run with what was refused, how to allow it and its findings underneath, the scripts the
+//! allowlists or approvals kept from running, and what the approvals said.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 
-use crate::doctor::KernelFacts;
-use crate::error::RunError;
+use super::{Style, severity_label, terminal_safe};
 use crate::findings::{Finding, Severity};
-use crate::npm::scripts::Job;
-use crate::pipeline::{Events, ScriptOutcome};
-use crate::policy::Warning;
-use crate::report::{Difference, InstallSummary, Report, ReportWarning, ScriptRun};
-use crate::sandbox::Outcome;
-use crate::sandbox::landlock::Status;
-use crate::sandbox::spec::SandboxSpec;
+use crate::report::{InstallSummary, Report, ScriptRun};
 
 /// Findings shown per run in the human summary (most severe first); the JSON has them all.
 const SUMMARY_FINDINGS: usize = 12;
-
-/// `s` made safe for a terminal: control characters (C0 except tab, DEL, C1), bidirectional
-/// overrides and isolates, and other invisible format characters are shown as `\u{…}` escapes,
-/// so that a package name, a path or a script's output cannot move the cursor, recolour,
-/// reorder or hide text in the summary.
-pub fn terminal_safe(s: &str) -> std::borrow::Cow<'_, str> {
-    let bad = |c: char| {
-        (c.is_control() && c != '\t')
-            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{061c}' | '\u{feff}')
-    };
-    if !s.chars().any(bad) {
-        return std::borrow::Cow::Borrowed(s);
-    }
-    std::borrow::Cow::Owned(
-        s.chars()
-            .map(|c| {
-                if bad(c) {
-                    format!("\\u{{{:x}}}", u32::from(c))
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect(),
-    )
-}
-
-fn severity_label(s: Severity) -> &'static str {
-    match s {
-        Severity::Info => "info",
-        Severity::Low => "low",
-        Severity::Medium => "MEDIUM",
-        Severity::High => "HIGH",
-        Severity::Critical => "CRITICAL",
-    }
-}
-
-/// How the summary is printed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Style {
-    /// Severities and statuses in colour (a terminal, `NO_COLOR` unset, not `TERM=dumb`).
-    pub color: bool,
-    /// Only scripts with findings shown by default, failures and skips (`--quiet`).
-    pub quiet: bool,
-}
-
-impl Style {
-    /// The style for stderr as it is now.
-    pub fn for_stderr(quiet: bool) -> Style {
-        use std::io::IsTerminal as _;
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
-        Style {
-            color: std::io::stderr().is_terminal() && !no_color && !dumb,
-            quiet,
-        }
-    }
-
-    /// `text` in the colour of `severity` (padded to `width` first, so columns line up).
-    fn severity(self, severity: Severity, width: usize) -> String {
-        let text = format!("{:<width$}", severity_label(severity));
-        if !self.color {
-            return text;
-        }
-        let code = match severity {
-            Severity::Critical => "1;35",
-            Severity::High => "1;31",
-            Severity::Medium => "33",
-            Severity::Low | Severity::Info => "2",
-        };
-        format!("\x1b[{code}m{text}\x1b[0m")
-    }
-
-    /// A run status (`ok`, `FAILED`, `partial`, ...), padded to `width`, in colour.
-    fn status(self, status: &str, width: usize) -> String {
-        let text = format!("{status:<width$}");
-        let code = match status {
-            "FAILED" | "timeout" => "1;31",
-            "partial" | "opt-fail" | "skipped" => "33",
-            _ => return text,
-        };
-        if self.color {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text
-        }
-    }
-}
 
 /// The human summary printed after `install`/`ci`: a headline, then one line per script run
 /// with its findings underneath (plain text).
@@ -282,6 +187,14 @@ fn shown(f: &Finding) -> bool {
 /// One script's line, what was refused (with the allowance that would permit it) and its
 /// findings.
 fn run_lines(out: &mut String, r: &ScriptRun, style: Style) {
+    status_line(out, r, style);
+    refusal_lines(out, r);
+    finding_lines(out, r, style);
+}
+
+/// The script's own line: its status, who it is and how long it took, with why it was killed
+/// or is probably incomplete.
+fn status_line(out: &mut String, r: &ScriptRun, style: Style) {
     use std::fmt::Write as _;
     let (who, outcome) = match &r.package {
         Some(p) => (
@@ -334,6 +247,12 @@ fn run_lines(out: &mut String, r: &ScriptRun, style: Style) {
         terminal_safe(&who),
         r.duration_ms / 1000.0
     );
+}
+
+/// What was refused, and how to allow it (the `ringfence.toml` snippet, the `ringfence allow`
+/// command) or give a script that timed out more time.
+fn refusal_lines(out: &mut String, r: &ScriptRun) {
+    use std::fmt::Write as _;
     for x in &r.refused {
         let _ = writeln!(
             out,
@@ -383,6 +302,11 @@ fn run_lines(out: &mut String, r: &ScriptRun, style: Style) {
             terminal_safe(&shell_word(&p.name))
         );
     }
+}
+
+/// The findings shown (at most [`SUMMARY_FINDINGS`]) and how many more the report holds.
+fn finding_lines(out: &mut String, r: &ScriptRun, style: Style) {
+    use std::fmt::Write as _;
     let shown: Vec<&Finding> = r.findings.iter().filter(|f| shown(f)).collect();
     for f in shown.iter().take(SUMMARY_FINDINGS) {
         let _ = writeln!(
@@ -432,216 +356,6 @@ fn quiet_packages(out: &mut String, i: &InstallSummary) {
                 String::new()
             }
         );
-    }
-}
-
-/// `warning[code]: message`, and its hint, on stderr.
-pub fn warning(code: &str, message: &str, hint: Option<&str>) {
-    let mut e = std::io::stderr().lock();
-    let _ = writeln!(e, "warning[{code}]: {}", terminal_safe(message));
-    if let Some(h) = hint {
-        let _ = writeln!(e, "\nhint: {}", terminal_safe(h));
-    }
-}
-
-/// Profile warnings, each once, in the order first seen.
-pub fn policy_warnings<'a>(warnings: impl IntoIterator<Item = &'a Warning>) {
-    let mut seen = std::collections::BTreeSet::new();
-    for w in warnings {
-        if seen.insert((w.code, w.message.clone())) {
-            warning(w.code, &w.message, w.hint.as_deref());
-        }
-    }
-}
-
-/// Report-level warnings (git dependencies not prepared, shadowing bins).
-pub fn report_warnings(warnings: &[ReportWarning]) {
-    for w in warnings {
-        warning(&w.code, &w.message, None);
-    }
-}
-
-/// The error and each cause not already in its message, one per line.
-pub fn error_chain(e: &RunError) -> String {
-    let mut out = e.to_string();
-    let mut cur = std::error::Error::source(e);
-    // Sources already folded into the top message (transparent variants) are skipped.
-    while let Some(c) = cur {
-        let text = c.to_string();
-        if !out.contains(&text) {
-            out.push_str(&format!("\n  caused by: {text}"));
-        }
-        cur = c.source();
-    }
-    out
-}
-
-/// `error: …`, each cause not already in the message on its own line, then the hint.
-pub fn error(e: &RunError) -> String {
-    let mut out = format!("error: {}", error_chain(e));
-    if let Some(h) = e.hint() {
-        if let Some(cause) = &h.cause {
-            out.push_str(&format!("\n  cause: {cause}"));
-        }
-        out.push_str(&format!("\n\nhint: {}", h.fix));
-    }
-    out
-}
-
-/// What the user should know about a finished `run`, on stderr.
-pub fn run_notes(spec: &SandboxSpec, outcome: &Outcome, findings: &[Finding]) {
-    let cmd = spec.exec.argv.join(" ");
-    if outcome.timed_out {
-        eprintln!(
-            "ringfence: `{}` timed out after {:.1}s; the whole sandbox was killed",
-            terminal_safe(&cmd),
-            spec.limits.timeout_ms.unwrap_or(0) as f64 / 1000.0
-        );
-    }
-    if let Some(e) = &outcome.enforced {
-        if e.landlock.status != Status::FullyEnforced {
-            eprintln!(
-                "warning[landlock]: only {:?} (kernel ABI {:?}, wanted {})",
-                e.landlock.status, e.landlock.kernel_abi, e.landlock.requested_abi
-            );
-        }
-        if let crate::sandbox::RecorderState::Unavailable { why } = &e.recorder {
-            warning(
-                "recorder-unavailable",
-                &format!(
-                    "the syscall recorder could not be attached ({why}): writes, execs and connections were denied but not recorded"
-                ),
-                None,
-            );
-        }
-    }
-    for f in findings {
-        eprintln!(
-            "ringfence: finding [{}] {}",
-            f.severity.as_str(),
-            terminal_safe(&f.summary)
-        );
-    }
-}
-
-/// A failed background script, printed like npm prints one: code, path, command, then its
-/// output (never its terminal escapes).
-pub fn script_failure(o: &ScriptOutcome) {
-    let code = o.outcome().map_or(2, |x| x.termination.exit_code());
-    let job = &o.job;
-    let mut e = std::io::stderr().lock();
-    let safe = terminal_safe;
-    let _ = writeln!(
-        e,
-        "ringfence error: {}@{} {} script failed",
-        safe(&job.name),
-        safe(&job.version),
-        job.event
-    );
-    let _ = writeln!(e, "ringfence error code {code}");
-    let _ = writeln!(
-        e,
-        "ringfence error path {}",
-        safe(&job.dir.display().to_string())
-    );
-    let _ = writeln!(e, "ringfence error command failed");
-    let _ = writeln!(e, "ringfence error command sh -c {}", safe(&job.command));
-    if o.outcome().is_some_and(|x| x.timed_out) {
-        let _ = writeln!(
-            e,
-            "ringfence error the script timed out and its sandbox was killed"
-        );
-    }
-    if let Ok(x) = &o.executed {
-        for stream in [&x.stdout, &x.stderr] {
-            for line in String::from_utf8_lossy(stream).lines() {
-                let _ = writeln!(e, "ringfence error {}", safe(line));
-            }
-        }
-    }
-}
-
-/// The differences between replay modes (empty when there was one mode).
-pub fn replay_differences(modes: usize, diffs: &[Difference]) -> String {
-    let mut text = String::new();
-    if modes > 1 {
-        if diffs.is_empty() {
-            text.push_str("ringfence replay: the same behaviour in every mode\n");
-        } else {
-            text.push_str("ringfence replay: behaviour that differed between modes:\n");
-            for d in diffs {
-                text.push_str(&format!(
-                    "  only in {:<4} {}  {}{}\n",
-                    d.only_in,
-                    terminal_safe(&d.package),
-                    d.severity
-                        .map(|s| format!("[{}] ", s.as_str()))
-                        .unwrap_or_default(),
-                    terminal_safe(&d.summary)
-                ));
-            }
-        }
-    }
-    text
-}
-
-/// The findings catalogue, as Markdown or one line per code.
-pub fn findings_catalogue(markdown: bool) -> String {
-    use crate::findings::catalog;
-    if markdown {
-        return catalog::markdown();
-    }
-    catalog::RULES
-        .iter()
-        .map(|r| {
-            format!(
-                "{:<27} {:<8} {:<19} {}\n",
-                r.code.as_str(),
-                r.severity.as_str(),
-                r.kind.as_str(),
-                r.meaning
-            )
-        })
-        .collect()
-}
-
-/// `doctor`'s table.
-pub fn doctor(facts: &KernelFacts, userns: &str, tier: &str, detail: &str) -> String {
-    let landlock = match &facts.landlock_abi {
-        Ok(abi) => format!(
-            "ABI {abi} (ringfence pins ABI {})",
-            crate::sandbox::landlock::PINNED_ABI_NUMBER
-        ),
-        Err(e) => format!("unavailable: {e}"),
-    };
-    format!(
-        "kernel            {}\nuser namespaces   {userns}\nlandlock          {landlock}\nseccomp           filters: {}; user notification: {}\nisolation tier    {tier}: {detail}\n",
-        facts.release,
-        if facts.seccomp_actions.is_some() {
-            "yes"
-        } else {
-            "unknown"
-        },
-        if facts.user_notif() { "yes" } else { "no" }
-    )
-}
-
-/// The terminal as a pipeline listener: npm's banner before a foreground script takes it
-/// (foreground scripts are the user's own root scripts; the banner is npm's, byte for byte).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Terminal;
-
-impl Events for Terminal {
-    fn script_starting(&self, job: &Job) {
-        if job.foreground {
-            let mut out = std::io::stdout().lock();
-            let _ = write!(
-                out,
-                "\n> {}@{} {}\n> {}\n\n",
-                job.name, job.version, job.event, job.command
-            );
-            let _ = out.flush();
-        }
     }
 }
 

@@ -1,0 +1,181 @@
+//! Network attempts where nothing answers: the landlock tier has no sinkhole, so the node
+//! preload's record of each attempt (refused by the kernel) is judged here, as the sinkhole
+//! would judge what arrived.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use super::classify;
+use super::dns::parse_query;
+use super::scan::canaries_in;
+use super::{Canary, Code, Finding, Severity};
+use crate::observe::envprobe::NetProbe;
+
+/// Why nothing was sent, said in every finding made here.
+const REFUSED: &str = "refused by the kernel: there is no network in the landlock tier";
+
+/// Findings for network attempts node code made where nothing answers (the landlock tier has no
+/// sinkhole): each destination once, a canary in its host, URL path or datagram an
+/// exfiltration (critical), key-agent and container sockets high, the rest by host class. The
+/// kernel refused every one; nothing was sent.
+pub(crate) fn unanswered(probes: &[NetProbe], canaries: &[Canary]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut seen = BTreeSet::new();
+    let mut reached = BTreeSet::new();
+    for p in probes {
+        let p = &as_lookup(p);
+        let host = match p.kind.as_str() {
+            "unix" => p.dest.trim_end_matches(":0").to_string(),
+            _ => p
+                .dest
+                .rsplit_once(':')
+                .map_or(p.dest.clone(), |(h, _)| h.to_string()),
+        };
+        if !seen.insert((p.kind.clone(), p.dest.clone())) {
+            continue;
+        }
+        let hits = canaries_in(&scanned(&host, p), canaries);
+        let f = if p.kind == "dns" {
+            // Judged as the sinkhole judges a query (encoded labels are a tunnel, a canary an
+            // exfiltration), once per name.
+            if !reached.insert(format!("dns:{host}")) {
+                continue;
+            }
+            lookup_finding(&host, &hits, p, canaries)
+        } else if !hits.is_empty() {
+            exfiltration_finding(p, &host, &hits)
+        } else if p.kind == "unix" {
+            unix_socket_finding(&host)
+        } else if host.parse::<IpAddr>().is_ok() && p.kind == "tcp" {
+            // Raw addresses: the syscall recorder saw the connect itself.
+            continue;
+        } else if !reached.insert(p.dest.clone()) {
+            // One attempt per destination (a request names it, its connect names it again).
+            continue;
+        } else {
+            connection_finding(p, &host)
+        };
+        let mut f = f;
+        f.process = Some(p.actor.clone());
+        f.at_unix_ms = Some(p.at_unix_ms);
+        out.push(f);
+    }
+    out
+}
+
+/// `p`, or, for a DNS query sent by hand (a datagram to port 53), a lookup of its name: it is
+/// judged as one.
+fn as_lookup(p: &NetProbe) -> NetProbe {
+    let query = (p.kind == "udp" && p.dest.ends_with(":53"))
+        .then(|| p.data.as_deref().and_then(parse_query))
+        .flatten();
+    let (kind, dest) = match &query {
+        Some((name, _, _)) => ("dns".to_string(), format!("{name}:0")),
+        None => (p.kind.clone(), p.dest.clone()),
+    };
+    NetProbe {
+        kind,
+        dest,
+        ..p.clone()
+    }
+}
+
+/// What is searched for canaries: the host, the URL path and the datagram.
+fn scanned(host: &str, p: &NetProbe) -> Vec<u8> {
+    let mut scanned = host.to_string().into_bytes();
+    if let Some(path) = &p.path {
+        scanned.push(b' ');
+        scanned.extend_from_slice(path.as_bytes());
+    }
+    if let Some(d) = &p.data {
+        scanned.push(b' ');
+        scanned.extend_from_slice(d);
+    }
+    scanned
+}
+
+/// A name looked up, as the sinkhole's [`classify::dns_finding`] judges it.
+fn lookup_finding(host: &str, hits: &[&Canary], p: &NetProbe, canaries: &[Canary]) -> Finding {
+    let idx: BTreeSet<usize> = hits
+        .iter()
+        .filter_map(|h| canaries.iter().position(|c| std::ptr::eq(c, *h)))
+        .collect();
+    let f = classify::dns_finding(host, 1, &idx, p.at_unix_ms, canaries, None, None);
+    let detail = f.detail.clone().unwrap_or_default();
+    f.detail(format!("{detail}; seen by the node preload; {REFUSED}"))
+}
+
+/// A canary in what an attempt would have sent: an exfiltration, critical.
+fn exfiltration_finding(p: &NetProbe, host: &str, hits: &[&Canary]) -> Finding {
+    let ids = hits
+        .iter()
+        .map(|c| c.id.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (code, target) = match p.kind.as_str() {
+        "dns" => (Code::DnsExfiltration, host.to_string()),
+        "udp" => (Code::DatagramExfiltration, p.dest.clone()),
+        _ => (Code::TcpExfiltration, p.dest.clone()),
+    };
+    Finding::new(
+        code,
+        format!("tried to send a secret to `{target}` ({ids})"),
+        target,
+    )
+    .severity(Severity::Critical)
+    .detail(format!(
+        "seen by the node preload before the call; {REFUSED}"
+    ))
+}
+
+/// A unix socket: a key agent's or a container runtime's (high), else any other (medium).
+fn unix_socket_finding(host: &str) -> Finding {
+    let agent = host.contains("ssh") && host.contains("agent")
+        || host.contains("gpg-agent")
+        || host.contains("/gnupg/");
+    let runtime = ["docker.sock", "containerd", "podman"]
+        .iter()
+        .any(|s| host.contains(s));
+    if agent {
+        Finding::new(
+            Code::KeyAgentSocket,
+            format!("tried to use a key agent's socket `{host}` (signing with your keys)"),
+            format!("unix:{host}"),
+        )
+    } else if runtime {
+        Finding::new(
+            Code::ContainerSocket,
+            format!("tried to reach a container runtime socket `{host}`"),
+            format!("unix:{host}"),
+        )
+    } else {
+        Finding::new(
+            Code::UnixSocketRefused,
+            format!("tried to connect to the unix socket `{host}`; refused"),
+            format!("unix-path:{host}"),
+        )
+        .severity(Severity::Medium)
+    }
+    .detail("seen by the node preload; unix sockets are refused in the landlock tier")
+}
+
+/// A connection (or a lookup) by the class of its host.
+fn connection_finding(p: &NetProbe, host: &str) -> Finding {
+    let (severity, class) = classify::host_class(host);
+    let code = if p.kind == "dns" {
+        Code::DnsLookup
+    } else {
+        Code::Connection
+    };
+    let dest = if p.kind == "dns" {
+        host.to_string()
+    } else {
+        p.dest.clone()
+    };
+    Finding::new(
+        code,
+        format!("tried to reach `{dest}` ({class}); {REFUSED}"),
+        dest,
+    )
+    .severity(severity)
+}
