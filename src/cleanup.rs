@@ -24,9 +24,21 @@ pub fn unregister(path: &Path) {
     }
 }
 
+/// Start the watcher unless it runs already (a warning if it cannot start). `install`, `ci`
+/// and `replay` start it before anything is created; `run`, which must stay single-threaded
+/// until its sandbox is forked, right after the fork (`pipeline::execute`).
+pub fn watch_once() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        if let Err(e) = watch() {
+            tracing::warn!("interruption cleanup unavailable: {e}");
+        }
+    });
+}
+
 /// Start the watcher: a thread that waits for a termination signal, removes every registered
-/// directory and exits. Call once, early, from the main thread.
-pub fn watch() -> std::io::Result<()> {
+/// directory and exits.
+fn watch() -> std::io::Result<()> {
     let fd = crate::sys::termination_pipe()?;
     std::thread::Builder::new()
         .name("ringfence-signals".into())

@@ -146,14 +146,13 @@ pub(crate) fn report_failure(path: Option<&Path>, report: Option<Report>, e: &Ru
 /// Run the parsed command line.
 pub fn dispatch(cli: Cli) -> Result<Exit, RunError> {
     // Installs and replays create many decoy homes over minutes: an interruption removes them.
-    // (`run` stays single-threaded until its sandbox is forked: the fast launcher needs that.)
+    // (`run` stays single-threaded until its sandbox is forked, for the fast launcher: its
+    // watcher starts right after the fork.)
     if matches!(
         cli.command,
         Command::Install(_) | Command::Ci(_) | Command::Replay(_)
     ) {
-        if let Err(e) = crate::cleanup::watch() {
-            tracing::warn!("interruption cleanup unavailable: {e}");
-        }
+        crate::cleanup::watch_once();
     }
     match cli.command {
         Command::Run(args) => run::run(RunSettings::from_args(args)?),

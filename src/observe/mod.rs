@@ -119,6 +119,7 @@ impl Observation {
     /// listener.
     pub fn take(&mut self, what: crate::sandbox::Attach) {
         match what {
+            crate::sandbox::Attach::Started => {}
             crate::sandbox::Attach::Sinkhole(sockets) => {
                 self.sinkhole = Some(net::Sinkhole::start_with(sockets, self.decoys.canaries()));
             }

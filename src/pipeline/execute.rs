@@ -208,6 +208,11 @@ impl Prepared {
             timeout,
             stdio,
             &mut |what| {
+                // `run` is single-threaded until the fast launcher forks: only now may the
+                // interruption watcher (a thread) start.
+                if matches!(what, sandbox::Attach::Started) {
+                    crate::cleanup::watch_once();
+                }
                 if let Some(o) = observation.as_mut() {
                     o.take(what);
                 }

@@ -14,7 +14,7 @@
 //! |----|--------------------------|----------|
 //! | 1  | `read-plan`              | re-exec path: the plan arrives on stdin; fork path: close inherited descriptors. Either way stdin becomes `/dev/null` |
 //! | 2  | `assert-single-threaded` | `unshare(CLONE_NEWUSER)` and fork-then-allocate need it (birdcage) |
-//! | 3  | `die-with-supervisor`    | PDEATHSIG, then re-check the parent (the signal is lost if it already died) |
+//! | 3  | `die-with-supervisor`    | PDEATHSIG, then re-check the parent (the signal is lost if it already died); a process group of its own, so a terminal's Ctrl-C reaches only the supervisor |
 //! | 4  | `unshare`                | user, mount, pid, net, ipc, uts namespaces at once |
 //! | 5  | `map-ids`                | setgroups deny, then uid/gid mapped to themselves (never 0 for a user) |
 //! | 6  | `fork-init`              | the pid namespace applies to children: the child is pid 1; its pidfd goes to the parent for the watchdog |
@@ -310,8 +310,12 @@ fn stage_a(chan: BorrowedFd<'_>, plan: &SetupPlan, supervisor: Pid) -> Result<Ne
     proc::assert_single_threaded().at(Step::AssertSingleThreaded)?;
     t.mark(Step::AssertSingleThreaded);
 
-    // 3. die-with-supervisor
+    // 3. die-with-supervisor. In a process group of our own, a terminal's Ctrl-C reaches the
+    // supervisor only: it removes its temporary directories and exits, and the sandbox dies
+    // with it (the landlock tier's stage A, which does not die with the supervisor but kills
+    // the tree first, would otherwise be killed by the signal and leave the tree running).
     prctl::set_pdeathsig(Signal::SIGKILL).at(Step::DieWithSupervisor)?;
+    nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0)).at(Step::DieWithSupervisor)?;
     t.mark(Step::DieWithSupervisor);
     if getppid() != supervisor {
         sys::exit_now(125);

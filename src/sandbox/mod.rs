@@ -146,6 +146,9 @@ impl SandboxError {
 /// Observation endpoints the sandbox hands to the supervisor while it runs.
 #[derive(Debug)]
 pub enum Attach {
+    /// The sandbox's first process exists: the fast launcher has forked, so the supervisor may
+    /// start threads now.
+    Started,
     /// The sinkhole's sockets, created inside the sandbox's network namespace.
     Sinkhole(Vec<(channel::SinkSocket, OwnedFd)>),
     /// The recorder's seccomp notification listener.
@@ -259,6 +262,7 @@ pub fn run(
     let start = Instant::now();
     let deadline = timeout.map(|t| start + t);
     let mut child = start_init(plan, &ours, theirs, stdio)?;
+    attach(Attach::Started);
 
     let mut pid1: Option<OwnedFd> = None;
     let mut setup_error: Option<SandboxError> = None;

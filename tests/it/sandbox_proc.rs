@@ -324,3 +324,53 @@ fn reexec_launcher_builds_the_same_sandbox() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Ctrl-C on `ringfence run` (SIGINT to its process group, as a terminal sends it): ringfence
+/// exits 130 and leaves nothing behind — no decoy home, preload log or private directory in
+/// TMPDIR, and no process of the sandboxed tree, a daemonised one included — in both tiers.
+#[test]
+fn an_interrupted_run_leaves_nothing_behind() {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    if !require_userns() {
+        return;
+    }
+    let ctx = TestContext::new();
+    let tmp = ctx.root().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    for tier in ["full", "landlock"] {
+        let marker = format!("{}.{}", 7000 + std::process::id() % 1000, tier.len());
+        let script = format!("(setsid sleep {marker} &); echo started; sleep {marker}");
+        let mut child = ctx
+            .cmd()
+            .env("TMPDIR", &tmp)
+            .args(["run", "--tier", tier, "--", "sh", "-c", &script])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line, "started\n", "{tier}");
+        let pgid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+        nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGINT).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "{tier}: {err}");
+        assert!(err.contains("interrupted"), "{tier}: {err}");
+        let left: Vec<_> = std::fs::read_dir(&tmp)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(left.is_empty(), "{tier}: left in TMPDIR: {left:?}");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !host_processes_with(&marker).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(host_processes_with(&marker), Vec::<String>::new(), "{tier}");
+    }
+}
