@@ -382,6 +382,20 @@ pub fn seccomp_notif_fail(listener: BorrowedFd<'_>, id: u64, errno: i32) -> io::
     )
 }
 
+/// `SECCOMP_IOCTL_NOTIF_SEND` with success: the syscall returns 0 without running (the
+/// supervisor did its work, e.g. a link across mounts answered with a copy).
+pub fn seccomp_notif_succeed(listener: BorrowedFd<'_>, id: u64) -> io::Result<()> {
+    seccomp_notif_send(
+        listener,
+        &libc::seccomp_notif_resp {
+            id,
+            val: 0,
+            error: 0,
+            flags: 0,
+        },
+    )
+}
+
 fn seccomp_notif_send(listener: BorrowedFd<'_>, resp: &libc::seccomp_notif_resp) -> io::Result<()> {
     // SAFETY: the kernel reads a live, initialised `seccomp_notif_resp` through the pointer,
     // which outlives the call; `listener` is a live borrowed descriptor.

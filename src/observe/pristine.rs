@@ -53,6 +53,17 @@ pub struct Snapshot {
     kept: BTreeMap<String, Vec<u8>>,
 }
 
+/// Whether `rel` below `root` is now a native executable (ELF): an installer that replaced the
+/// script it ran with its platform binary (esbuild's postinstall puts the binary of its
+/// platform package where its JavaScript launcher was), not one erasing what it ran — the
+/// launcher stays in npm's cache either way.
+fn native_binary(root: &Path, rel: &str) -> bool {
+    crate::untrusted::read_file(root, Path::new(rel), 4)
+        .ok()
+        .flatten()
+        .is_some_and(|(head, _)| head == b"\x7fELF")
+}
+
 /// Shipped files a command line mentions (`node setup.js`, `sh ./scripts/x.sh`, or an absolute
 /// path under `root`).
 fn named_files<'a>(
@@ -185,7 +196,9 @@ impl Snapshot {
                     process: None,
                     at_unix_ms: when(now),
                 });
-            } else if named.iter().any(|n| n == rel) {
+            } else if named.iter().any(|n| n == rel)
+                && !(now.is_some() && native_binary(&after.root, rel))
+            {
                 let detail = match (self.kept.get(rel), after.kept.get(rel)) {
                     (Some(b), Some(a)) => format!(
                         "sha256 before {} after {}; {pristine}",

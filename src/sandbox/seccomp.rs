@@ -538,6 +538,8 @@ pub fn recorder_rules(reads: bool) -> Vec<SyscallRule> {
         rule!(SYS_execve),
         rule!(SYS_execveat),
         rule!(SYS_connect),
+        // Links: across the sandbox's mounts the supervisor answers with a copy.
+        rule!(SYS_linkat),
     ];
     if reads {
         v.push(rule!(SYS_openat));
@@ -548,7 +550,12 @@ pub fn recorder_rules(reads: bool) -> Vec<SyscallRule> {
     }
     #[cfg(target_arch = "x86_64")]
     {
-        v.extend([rule!(SYS_creat), rule!(SYS_mkdir), rule!(SYS_unlink)]);
+        v.extend([
+            rule!(SYS_creat),
+            rule!(SYS_mkdir),
+            rule!(SYS_unlink),
+            rule!(SYS_link),
+        ]);
         if reads {
             v.push(rule!(SYS_open));
         } else {

@@ -173,11 +173,13 @@ pub struct Removal {
     pub left: Vec<PathBuf>,
 }
 
+mod copy;
 mod fd;
 mod remove;
 #[cfg(test)]
 mod tests;
 mod walk;
 
+pub use copy::copy_file;
 pub use remove::remove_tree;
 pub use walk::{copy_tree, read_file, walk};

@@ -1043,3 +1043,62 @@ fn a_terminal_gets_a_status_line_and_a_pipe_does_not() {
         show(&plain)
     );
 }
+
+/// A script that hard-links another package's file into its own directory (esbuild's
+/// postinstall puts its platform package's binary over its JavaScript launcher) gets EXDEV
+/// across the sandbox's mounts; the recorder answers that link with a copy, so the tree is
+/// npm's, in both tiers. The other package's file is never a second name of the same inode
+/// (writing through it would change another package).
+#[test]
+fn a_link_to_another_packages_file_gives_npms_tree() {
+    use std::os::unix::fs::MetadataExt;
+    let Some(w) = World::new() else { return };
+    let manifest =
+        r#"{ "name": "link-app", "version": "1.0.0", "dependencies": { "rf-linkbin": "1.0.0" } }"#;
+    let fresh = || {
+        let _ = std::fs::remove_dir_all(&w.app);
+        std::fs::create_dir_all(&w.app).unwrap();
+        std::fs::write(w.app.join("package.json"), manifest).unwrap();
+    };
+    let tool = w.app.join("node_modules/rf-linkbin/bin/tool");
+    let native = w.app.join("node_modules/rf-linkbin-native/bin/tool");
+    fresh();
+    let out = w.npm(&["install"]);
+    assert!(out.status.success(), "plain npm failed\n{}", show(&out));
+    let npm_tool = std::fs::read(&tool).unwrap();
+    assert_eq!(
+        npm_tool,
+        std::fs::read(&native).unwrap(),
+        "npm links the binary"
+    );
+    for tier in ["full", "landlock"] {
+        fresh();
+        let report = w.ctx.root().join("link.json");
+        let out = w.ringfence(&[
+            "install",
+            "--tier",
+            tier,
+            "--no-build-cache",
+            "--report",
+            report.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{tier}\n{}", show(&out));
+        assert_eq!(std::fs::read(&tool).unwrap(), npm_tool, "{tier}");
+        let (t, n) = (
+            std::fs::metadata(&tool).unwrap(),
+            std::fs::metadata(&native).unwrap(),
+        );
+        assert_ne!(t.ino(), n.ino(), "{tier}: a copy, not a second name");
+        assert_eq!(t.mode() & 0o777, 0o755, "{tier}");
+        assert!(!w.app.join("node_modules/rf-linkbin/bin-tool").exists());
+        let r: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+        let worst: Vec<_> = r["runs"][0]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["severity"] == "high" || f["severity"] == "critical")
+            .collect();
+        assert!(worst.is_empty(), "{tier}: {worst:?}");
+    }
+}

@@ -326,10 +326,13 @@ impl<'a> Install<'a> {
                 crate::npm::buildkey::Machine::gather(&self.tool.node, &self.path_env, nodedir);
             let policy = crate::util::sha256_hex(
                 format!(
-                    "{}\0no_record={}\0forensic={}\0tier={tier:?}",
+                    "{}\0no_record={}\0forensic={}\0tier={tier:?}\0ringfence={}",
                     toml::to_string(&self.profile).unwrap_or_default(),
                     s.no_record,
-                    s.forensic
+                    s.forensic,
+                    // What the sandbox does changes what a script leaves (a link answered by a
+                    // copy): another ringfence version is another key.
+                    env!("CARGO_PKG_VERSION")
                 )
                 .as_bytes(),
             );

@@ -367,7 +367,8 @@ pub(super) fn classify(served: &Served, ctx: &Context) -> Recorded {
     };
     for n in &owned {
         match &n.event {
-            Event::Mkdir { .. } => {}
+            // Links are kept as writes to their new name (`serve`).
+            Event::Mkdir { .. } | Event::Link { .. } => {}
             Event::Open { .. } => c.open(n),
             Event::Exec { .. } => c.exec(n),
             Event::Datagram { .. } => c.datagram(n),

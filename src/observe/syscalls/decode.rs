@@ -315,6 +315,15 @@ pub(super) fn read_event(
                 write: true,
             });
         }
+        if nr == libc::SYS_link {
+            let cwd = i64::from(libc::AT_FDCWD);
+            let from = read_cstr(f, a[0], 4096)?;
+            let to = read_cstr(f, a[1], 4096)?;
+            return Some(Event::Link {
+                from: resolve(pid, cwd, &from),
+                to: resolve(pid, cwd, &to),
+            });
+        }
         if nr == libc::SYS_creat {
             let path = read_cstr(f, a[0], 4096)?;
             return Some(Event::Open {
@@ -328,6 +337,23 @@ pub(super) fn read_event(
         return Some(Event::Open {
             path: resolve(pid, dirfd_of(a[0]), &path),
             write: is_write(a[2]),
+        });
+    }
+    if nr == libc::SYS_linkat {
+        // linkat(olddirfd, oldpath, newdirfd, newpath, flags); AT_EMPTY_PATH links the file
+        // olddirfd refers to: only its new name is known.
+        let to = read_cstr(f, a[3], 4096)?;
+        let to = resolve(pid, dirfd_of(a[2]), &to);
+        let from = read_cstr(f, a[1], 4096).unwrap_or_default();
+        if from.is_empty() || a[4] & u64::from(libc::AT_EMPTY_PATH.unsigned_abs()) != 0 {
+            return Some(Event::Open {
+                path: to,
+                write: true,
+            });
+        }
+        return Some(Event::Link {
+            from: resolve(pid, dirfd_of(a[0]), &from),
+            to,
         });
     }
     if nr == libc::SYS_mkdirat {

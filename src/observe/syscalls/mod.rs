@@ -19,6 +19,7 @@ use crate::sys;
 
 mod classify;
 mod decode;
+mod emulate;
 mod rules;
 #[cfg(test)]
 mod tests;
@@ -123,6 +124,11 @@ enum Event {
         unix_path: Option<PathBuf>,
         /// Refused (EACCES), as for a connect.
         refused: Option<(PathBuf, bool)>,
+    },
+    /// `link`/`linkat`: a new name `to` for the file at `from` (kept as a write to `to`).
+    Link {
+        from: PathBuf,
+        to: PathBuf,
     },
     /// A deny-table syscall, refused with its errno.
     Denied {
@@ -371,6 +377,18 @@ fn serve(listener: &OwnedFd, ctx: &Context) -> Served {
         let fresh = known.is_none().then(|| actor_of(req.pid, !is_exec));
         // Only trust what we read if the target is still blocked in this very syscall.
         let valid = sys::seccomp_notif_id_valid(listener.as_fd(), req.id);
+        // A link across the sandbox's mounts, answered with a copy (see `emulate`); from here
+        // on it is a write to its new name.
+        let copied = match &event {
+            Some(Event::Link { from, to }) if valid => emulate::link_by_copy(ctx, from, to),
+            _ => None,
+        };
+        if let Some(Event::Link { to, .. }) = &event {
+            event = Some(Event::Open {
+                path: to.clone(),
+                write: true,
+            });
+        }
         match refused {
             // The deny table, enforced here: the syscall never runs.
             Some((_, errno)) => {
@@ -378,6 +396,12 @@ fn serve(listener: &OwnedFd, ctx: &Context) -> Served {
             }
             None if unix_refused => {
                 let _ = sys::seccomp_notif_fail(listener.as_fd(), req.id, libc::EACCES);
+            }
+            None if copied.is_some() => {
+                let _ = match copied {
+                    Some(Err(errno)) => sys::seccomp_notif_fail(listener.as_fd(), req.id, errno),
+                    _ => sys::seccomp_notif_succeed(listener.as_fd(), req.id),
+                };
             }
             None => {
                 let _ = sys::seccomp_notif_continue(listener.as_fd(), req.id);
@@ -474,6 +498,7 @@ fn alike_key(e: &Event) -> (u8, String) {
     match e {
         Event::Open { path, write } => (u8::from(*write), path.display().to_string()),
         Event::Mkdir { path } => (2, path.display().to_string()),
+        Event::Link { to, .. } => (1, to.display().to_string()),
         Event::Exec { argv, .. } => (3, argv.join(" ")),
         Event::Connect { addr, .. } => (4, addr.clone()),
         Event::Datagram { addr, .. } => (5, addr.clone()),
@@ -496,7 +521,7 @@ fn notable(e: &Event, ctx: &Context) -> bool {
             }
             *write && write_matters(path, ctx)
         }
-        Event::Mkdir { path } => write_matters(path, ctx),
+        Event::Mkdir { path } | Event::Link { to: path, .. } => write_matters(path, ctx),
         Event::Exec {
             argv,
             preload_missing,
