@@ -396,6 +396,42 @@ pub fn seccomp_notif_succeed(listener: BorrowedFd<'_>, id: u64) -> io::Result<()
     )
 }
 
+/// `SECCOMP_IOCTL_NOTIF_ADDFD` with `SECCOMP_ADDFD_FLAG_SEND` (Linux 5.14): `fd` is installed
+/// in the notifying task and its number becomes the syscall's result, in one step (an `open`
+/// answered with a file the supervisor opened).
+pub fn seccomp_notif_addfd_send(
+    listener: BorrowedFd<'_>,
+    id: u64,
+    fd: BorrowedFd<'_>,
+    cloexec: bool,
+) -> io::Result<()> {
+    let add = libc::seccomp_notif_addfd {
+        id,
+        flags: u32::try_from(libc::SECCOMP_ADDFD_FLAG_SEND).unwrap_or(0),
+        srcfd: u32::try_from(fd.as_raw_fd()).unwrap_or(u32::MAX),
+        newfd: 0,
+        newfd_flags: if cloexec {
+            u32::try_from(libc::O_CLOEXEC).unwrap_or(0)
+        } else {
+            0
+        },
+    };
+    // SAFETY: the kernel reads a live, initialised `seccomp_notif_addfd` through the pointer,
+    // which outlives the call; `listener` and `fd` are live borrowed descriptors.
+    let ret = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_ADDFD as _,
+            &add as *const libc::seccomp_notif_addfd,
+        )
+    };
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 fn seccomp_notif_send(listener: BorrowedFd<'_>, resp: &libc::seccomp_notif_resp) -> io::Result<()> {
     // SAFETY: the kernel reads a live, initialised `seccomp_notif_resp` through the pointer,
     // which outlives the call; `listener` is a live borrowed descriptor.

@@ -37,6 +37,7 @@ fn run_inner(s: &RunSettings, slot: &mut Option<Report>) -> Result<Exit, RunErro
         Recording::On {
             explicit_env: s.request.env.clone(),
             caches: Vec::new(),
+            creatable: Vec::new(),
         }
     };
     if s.show_plan {

@@ -98,6 +98,13 @@ impl Observation {
                 })
                 .map(|m| m.path.clone())
                 .collect(),
+            denied_paths: spec
+                .mounts
+                .iter()
+                .filter(|m| m.kind == crate::sandbox::spec::MountKind::Denied)
+                .map(|m| m.path.clone())
+                .collect(),
+            creatable: Vec::new(),
             caches: caches.to_vec(),
             cwd: spec.exec.cwd.clone(),
             denied: {
@@ -113,6 +120,12 @@ impl Observation {
             recorder: None,
             context,
         })
+    }
+
+    /// Files the recorder creates on the script's behalf when it asks to (policy allows them
+    /// and they did not exist).
+    pub fn allow_creating(&mut self, paths: &[std::path::PathBuf]) {
+        self.context.creatable = paths.to_vec();
     }
 
     /// Take over what the sandbox hands the supervisor: the sinkhole's sockets, the recorder's

@@ -26,6 +26,9 @@ pub enum Recording {
         explicit_env: Vec<String>,
         /// Shared read-only caches (npm's) whose write attempts are expected noise.
         caches: Vec<PathBuf>,
+        /// Files policy lets the script create that do not exist yet: the recorder creates
+        /// them when it asks.
+        creatable: Vec<PathBuf>,
     },
 }
 
@@ -130,15 +133,17 @@ impl Prepared {
             Recording::On {
                 explicit_env,
                 caches,
+                creatable,
             } => {
                 let t = std::time::Instant::now();
-                let o = Observation::attach_with_caches(
+                let mut o = Observation::attach_with_caches(
                     &mut spec,
                     explicit_env,
                     caches,
                     scratch.as_ref().map(|_| host_home.as_path()),
                 )
                 .map_err(RunError::Observe)?;
+                o.allow_creating(creatable);
                 tracing::debug!("recording attached in {:?}", t.elapsed());
                 Some(o)
             }

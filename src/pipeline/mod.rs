@@ -146,7 +146,12 @@ impl Runner<'_> {
 
     fn run_sandboxed(&self, job: Job) -> ScriptOutcome {
         let writable = match job.kind {
-            Kind::Dep | Kind::Link => Writable::prepare(self.profile, &self.scope.project, &job),
+            Kind::Dep | Kind::Link => Writable::prepare(
+                self.profile,
+                &self.scope.project,
+                &job,
+                !self.scope.no_record,
+            ),
             Kind::Root => Writable::default(),
         };
         // A package's own files, to see what its script does to them (self-modification,
@@ -165,6 +170,7 @@ impl Runner<'_> {
                     Recording::On {
                         explicit_env: Vec::new(),
                         caches: self.caches.clone(),
+                        creatable: writable.creatable.clone(),
                     }
                 };
                 Prepared::new(spec, &recording, self.tier)

@@ -113,15 +113,22 @@ pub fn script_request(scope: &InstallScope, job: &Job, extra_rw: &[PathBuf]) -> 
 pub struct Writable {
     /// Everything to bind writable.
     pub paths: Vec<PathBuf>,
-    /// Files an allowance names that did not exist: created empty, removed if left empty.
+    /// Files an allowance names that did not exist: created empty, removed if left empty
+    /// (without the recorder).
     pub placeholders: Vec<PathBuf>,
+    /// Files an allowance names that did not exist, left absent: the recorder creates one on
+    /// the script's behalf when it asks to (so that a tool writing a config template when
+    /// there is none does so, as under npm).
+    pub creatable: Vec<PathBuf>,
     /// gyp's output directories beside a scoped package: removed if left empty.
     pub gyp_dirs: Vec<PathBuf>,
 }
 
 impl Writable {
     /// The job's policy allowances (each with a reason) and gyp's outputs, created as needed.
-    pub fn prepare(profile: &ProfileFile, project: &Path, job: &Job) -> Writable {
+    /// `recorded`: the recorder runs, and creates allowed files that do not exist yet when the
+    /// script asks (otherwise they are created empty beforehand).
+    pub fn prepare(profile: &ProfileFile, project: &Path, job: &Job, recorded: bool) -> Writable {
         use crate::policy::allowance::{Allowed, interpret};
         let mut w = Writable::default();
         let create = |p: &Path, file: bool| {
@@ -148,6 +155,16 @@ impl Writable {
                 let p = match interpret(project, entry) {
                     Allowed::Existing(p) => p,
                     Allowed::NewDir(p) if create(&p, false) => p,
+                    Allowed::NewFile(p) if recorded && p.parent().is_some_and(Path::is_dir) => {
+                        tracing::info!(
+                            "{}: `{}` may be created by policy ({})",
+                            job.name,
+                            p.display(),
+                            section.reason.as_deref().unwrap_or("")
+                        );
+                        w.creatable.push(p);
+                        continue;
+                    }
                     Allowed::NewFile(p) if create(&p, true) => {
                         w.placeholders.push(p.clone());
                         p

@@ -835,6 +835,23 @@ fn refused_writes_are_explained_and_their_allowance_works() {
         std::fs::read_to_string(w.app.join("rf-hooks.yml")).unwrap(),
         "pre-commit: true\n"
     );
+    // The same in the landlock tier: the config it creates is created on its behalf.
+    let _ = std::fs::remove_dir_all(w.app.join("node_modules"));
+    let _ = std::fs::remove_file(w.app.join("rf-hooks.yml"));
+    let _ = std::fs::remove_file(w.app.join(".git/hooks/pre-commit"));
+    let out = w.ringfence(&["install", "--tier", "landlock", "--no-build-cache"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        w.app.join(".git/hooks/pre-commit").is_file(),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(w.app.join("rf-hooks.yml")).unwrap(),
+        "pre-commit: true\n",
+        "{}",
+        show(&out)
+    );
 
     // Unknown keys in the project file are errors that name the file.
     std::fs::write(

@@ -51,6 +51,12 @@ pub struct Context {
     pub cwd: PathBuf,
     /// Deny-table syscalls the recorder enforces: number → (name, errno to answer).
     pub denied: BTreeMap<i64, (String, i32)>,
+    /// Host paths denied to the script (credential files, a hidden `.git`): never read on its
+    /// behalf.
+    pub denied_paths: Vec<PathBuf>,
+    /// Files policy lets the script create that did not exist: created by the recorder when
+    /// the script opens one with `O_CREAT` (see `emulate`).
+    pub creatable: Vec<PathBuf>,
 }
 
 impl Context {
@@ -383,6 +389,13 @@ fn serve(listener: &OwnedFd, ctx: &Context) -> Served {
             Some(Event::Link { from, to }) if valid => emulate::link_by_copy(ctx, from, to),
             _ => None,
         };
+        // An allowed file created on the script's behalf (see `emulate`).
+        let created = match &event {
+            Some(Event::Open { path, write: true }) if valid && !ctx.creatable.is_empty() => {
+                emulate::create_allowed(ctx, path, &req)
+            }
+            _ => None,
+        };
         if let Some(Event::Link { to, .. }) = &event {
             event = Some(Event::Open {
                 path: to.clone(),
@@ -397,6 +410,25 @@ fn serve(listener: &OwnedFd, ctx: &Context) -> Served {
             None if unix_refused => {
                 let _ = sys::seccomp_notif_fail(listener.as_fd(), req.id, libc::EACCES);
             }
+            None if created.is_some() => {
+                let _ = match &created {
+                    Some(Ok((fd, cloexec))) => sys::seccomp_notif_addfd_send(
+                        listener.as_fd(),
+                        req.id,
+                        fd.as_fd(),
+                        *cloexec,
+                    )
+                    .or_else(|e| {
+                        sys::seccomp_notif_fail(
+                            listener.as_fd(),
+                            req.id,
+                            e.raw_os_error().unwrap_or(libc::EACCES),
+                        )
+                    }),
+                    Some(Err(errno)) => sys::seccomp_notif_fail(listener.as_fd(), req.id, *errno),
+                    None => Ok(()),
+                };
+            }
             None if copied.is_some() => {
                 let _ = match copied {
                     Some(Err(errno)) => sys::seccomp_notif_fail(listener.as_fd(), req.id, errno),
@@ -406,6 +438,10 @@ fn serve(listener: &OwnedFd, ctx: &Context) -> Served {
             None => {
                 let _ = sys::seccomp_notif_continue(listener.as_fd(), req.id);
             }
+        }
+        // A file created as policy allows is not a refused write.
+        if matches!(created, Some(Ok(_))) {
+            continue;
         }
         let Some(e) = event.filter(|_| valid) else {
             continue;

@@ -37,6 +37,7 @@ fn a_project_under_home_is_judged_as_a_host_path() {
         caches: vec!["/home/u/.npm".into()],
         cwd: "/home/u/p/node_modules/x".into(),
         denied: BTreeMap::new(),
+        ..Context::default()
     };
     assert!(ctx.in_decoy_home(Path::new("/home/u/.bashrc")));
     assert!(ctx.in_decoy_home(Path::new("/home/u/pp/x")));
@@ -168,6 +169,7 @@ fn classification() {
         caches: vec![],
         cwd: "/p/node_modules/x".into(),
         denied: BTreeMap::new(),
+        ..Context::default()
     };
     let events = vec![
         Event::Open {
