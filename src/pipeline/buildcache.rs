@@ -21,7 +21,11 @@ use super::{CachedRun, JobStatus, ScriptOutcome};
 #[derive(Debug)]
 pub struct BuildCache {
     store: Store,
-    machine: Machine,
+    /// Gathered when the first cacheable script needs a key (six short processes: not paid by
+    /// installs with nothing to cache).
+    machine: std::sync::OnceLock<Machine>,
+    /// What [`Machine::gather`] looks at: node, PATH, the headers' directory.
+    probe: (PathBuf, String, Option<PathBuf>),
     /// Digest of the policy and recording settings (a different sandbox can record differently).
     policy: String,
     packages: BTreeMap<String, Value>,
@@ -47,17 +51,19 @@ pub enum Prepared {
 }
 
 impl BuildCache {
-    /// Open the store at `dir` for an install of `project`.
+    /// Open the store at `dir` for an install of `project`; `probe` is what the machine facts
+    /// are gathered from (node, PATH, the headers' directory), when first needed.
     pub fn open(
         dir: &Path,
-        machine: Machine,
+        probe: (PathBuf, String, Option<PathBuf>),
         policy: String,
         packages: BTreeMap<String, Value>,
         project: PathBuf,
     ) -> Result<BuildCache, cache::CacheError> {
         Ok(BuildCache {
             store: Store::open(dir)?,
-            machine,
+            machine: std::sync::OnceLock::new(),
+            probe,
             policy,
             packages,
             project,
@@ -89,7 +95,10 @@ impl BuildCache {
         let fields = buildkey::inputs(
             job,
             &self.packages,
-            &self.machine,
+            self.machine.get_or_init(|| {
+                let (node, path, nodedir) = &self.probe;
+                Machine::gather(node, path, nodedir.as_deref())
+            }),
             &self.policy,
             &before.digest(),
         );

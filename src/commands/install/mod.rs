@@ -322,8 +322,11 @@ impl<'a> Install<'a> {
     ) -> Option<crate::pipeline::buildcache::BuildCache> {
         let (s, tier) = (self.s, self.tier);
         s.build_cache.as_ref().and_then(|dir| {
-            let machine =
-                crate::npm::buildkey::Machine::gather(&self.tool.node, &self.path_env, nodedir);
+            let machine = (
+                self.tool.node.clone(),
+                self.path_env.clone(),
+                nodedir.map(std::path::Path::to_path_buf),
+            );
             let policy = crate::util::sha256_hex(
                 format!(
                     "{}\0no_record={}\0forensic={}\0tier={tier:?}\0ringfence={}",
