@@ -83,3 +83,79 @@ pub fn is_credential_file(parent: &str, name: &str) -> bool {
             .any(|e| lower.len() > e.len() && lower.ends_with(e))
         || IN_DIRS.iter().any(|(d, f)| parent == *d && lower == *f)
 }
+
+/// Commands whose shadowing by a package's bin changes what every later script runs: shells,
+/// interpreters, the toolchain, git, npm itself, privilege tools and the coreutils scripts call.
+pub const SHADOWABLE: &[&str] = &[
+    "sh",
+    "bash",
+    "dash",
+    "zsh",
+    "env",
+    "node",
+    "npm",
+    "npx",
+    "git",
+    "make",
+    "cmake",
+    "python",
+    "python3",
+    "gcc",
+    "g++",
+    "cc",
+    "c++",
+    "clang",
+    "ld",
+    "ar",
+    "as",
+    "pkg-config",
+    "sudo",
+    "su",
+    "ssh",
+    "curl",
+    "wget",
+    "tar",
+    "cp",
+    "mv",
+    "rm",
+    "ln",
+    "mkdir",
+    "chmod",
+    "cat",
+    "ls",
+    "sed",
+    "grep",
+    "find",
+    "xargs",
+    "cut",
+    "tr",
+    "head",
+    "tail",
+    "sort",
+    "uname",
+    "id",
+    "whoami",
+];
+
+/// The package a bin link in a `node_modules/.bin` belongs to: npm links bins as relative
+/// symlinks into the owning package (`../@scope/pkg/bin/x.js`).
+pub fn bin_owner(target: &std::path::Path) -> Option<String> {
+    let rest = target.to_str()?.strip_prefix("../")?;
+    let mut parts = rest.split('/');
+    let first = parts.next()?;
+    Some(if first.starts_with('@') {
+        format!("{first}/{}", parts.next()?)
+    } else {
+        first.to_string()
+    })
+}
+
+/// Whether package `owner` shipping a bin named `command` is that command's own distribution,
+/// not a shadow of it: npm's `npm`/`npx` (semantic-release depends on npm), the `node` package
+/// that pins a node version, the old standalone `npx`.
+pub fn bin_is_the_commands_own(command: &str, owner: &str) -> bool {
+    matches!(
+        (command, owner),
+        ("npm" | "npx", "npm") | ("npx", "npx") | ("node", "node")
+    )
+}

@@ -101,6 +101,8 @@ codes! {
     SyscallDenied => "syscall-denied",
     /// A container runtime's socket was reached for.
     ContainerSocket => "container-socket",
+    /// A script ran another package's bin that shadows a system or toolchain command.
+    ShadowBinRun => "shadow-bin-run",
     /// A process outlived the script.
     Survivor => "survivor",
     /// A script filled its HOME or TMPDIR, or printed, past its sandbox's limit and was stopped.
@@ -382,6 +384,13 @@ pub const RULES: &[Rule] = &[
         severity: S::High,
         meaning: "A process outlived the script and was killed with the whole sandbox (daemons, double forks).",
         advice: "High: installers do not leave processes behind; backdoors and miners do. The finding lists what it did before it was killed.",
+    },
+    Rule {
+        code: C::ShadowBinRun,
+        kind: K::TamperAttempt,
+        severity: S::High,
+        meaning: "A script ran a command (node, sh, git, make, python…) that resolved to a bin another package put in node_modules/.bin, which npm puts first on every script's PATH: that package's code ran in the command's place, with the rights of the script that called it. The finding names the package the bin belongs to.",
+        advice: "High: a package whose bin is called like a system command takes over every later script that calls it — the root project's scripts included, which may write the whole project. Remove the package, or if it really is that tool's distribution, report it as a false positive.",
     },
     Rule {
         code: C::LimitExceeded,

@@ -964,7 +964,7 @@ fn bins_named_like_system_commands_do_not_replace_the_shell() {
     std::fs::create_dir_all(&w.app).unwrap();
     std::fs::write(
         w.app.join("package.json"),
-        r#"{ "name": "shadow-app", "version": "1.0.0", "dependencies": { "rf-shadow": "1.0.0", "rf-a": "1.0.0" } }"#,
+        r#"{ "name": "shadow-app", "version": "1.0.0", "dependencies": { "rf-shadow": "1.0.0", "rf-a": "1.0.0", "rf-calls-git": "1.0.0" } }"#,
     )
     .unwrap();
     let report = w.ctx.root().join("r.json");
@@ -998,6 +998,22 @@ fn bins_named_like_system_commands_do_not_replace_the_shell() {
         .iter()
         .any(|w| w["message"].as_str().unwrap_or("").contains("`sh`"));
     assert!(warned, "{:#}", r["warnings"]);
+    // A script that calls git by name runs the shadow (as under npm), and that is a high
+    // finding attributed to the package the bin belongs to; rf-a, which calls only node, has
+    // none.
+    let runs = r["runs"].as_array().unwrap();
+    let shadow_findings = |pkg: &str| -> Vec<serde_json::Value> {
+        runs.iter()
+            .filter(|run| run["package"]["name"] == pkg)
+            .flat_map(|run| run["findings"].as_array().unwrap().clone())
+            .filter(|f| f["code"] == "shadow-bin-run")
+            .collect()
+    };
+    let calls_git = shadow_findings("rf-calls-git");
+    assert_eq!(calls_git.len(), 1, "{runs:#?}");
+    assert_eq!(calls_git[0]["severity"], "high");
+    assert_eq!(calls_git[0]["target"], "rf-shadow");
+    assert!(shadow_findings("rf-a").is_empty(), "{runs:#?}");
 }
 
 /// On a real terminal (a pty from util-linux `script`), a status line shows how many scripts are

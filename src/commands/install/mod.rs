@@ -278,7 +278,10 @@ impl<'a> Install<'a> {
             location: None,
             message: format!("{}:{}: {}", d.file.display(), d.line, d.message),
         }));
-        notices.extend(npm::bins::shadowing_bins(&project.root));
+        notices.extend(npm::bins::shadowing_bins(
+            &project.root,
+            build.after.packages.keys().map(String::as_str),
+        ));
         let warnings: Vec<ReportWarning> = notices
             .into_iter()
             .map(|n| ReportWarning {

@@ -136,6 +136,7 @@ impl<'a> Classifier<'a> {
         let ctx = self.ctx;
         let Event::Exec {
             argv,
+            program,
             preload_missing,
         } = &n.event
         else {
@@ -168,6 +169,23 @@ impl<'a> Classifier<'a> {
         }
         if let Some(f) = exec_finding(argv) {
             self.push(f, n);
+        }
+        if let Some((command, owner)) = shadow_bin(program).filter(|_| !ctx.in_decoy_home(program))
+        {
+            self.push(
+                Finding::new(
+                    Code::ShadowBinRun,
+                    format!(
+                        "ran `{command}` as `{}`: the bin of package `{owner}`, which shadows the system command",
+                        program.display()
+                    ),
+                    &owner,
+                )
+                .detail(
+                    "npm puts node_modules/.bin first on every script's PATH: a command a script calls by name runs that package's code instead (with the rights of the script that called it, the root project's included)",
+                ),
+                n,
+            );
         }
         // A program run from HOME or the private /tmp was dropped there by the script:
         // a second stage or a brought-along runtime.

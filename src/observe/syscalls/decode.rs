@@ -392,10 +392,22 @@ pub(super) fn read_event(
             (a[1], a[2], a[3])
         };
         let first = read_u64(f, argv_ptr)?;
+        let program = read_cstr(f, path_ptr, 4096).unwrap_or_default();
+        let dirfd = if nr == libc::SYS_execve {
+            i64::from(libc::AT_FDCWD)
+        } else {
+            dirfd_of(a[0])
+        };
+        let path = if program.is_empty() {
+            PathBuf::new()
+        } else {
+            resolve(pid, dirfd, &program)
+        };
         if let Some((p, q, argv, preload_missing)) = argv_cache.get(&pid) {
             if *p == argv_ptr && *q == first && first != 0 {
                 return Some(Event::Exec {
                     argv: argv.clone(),
+                    program: path,
                     preload_missing: *preload_missing,
                 });
             }
@@ -408,7 +420,6 @@ pub(super) fn read_event(
             }
             argv.push(read_cstr(f, p, 200)?);
         }
-        let program = read_cstr(f, path_ptr, 4096).unwrap_or_default();
         if argv.is_empty() {
             argv.push(program.clone());
         }
@@ -420,6 +431,7 @@ pub(super) fn read_event(
         argv_cache.insert(pid, (argv_ptr, first, argv.clone(), preload_missing));
         return Some(Event::Exec {
             argv,
+            program: path,
             preload_missing,
         });
     }

@@ -110,6 +110,8 @@ enum Event {
     },
     Exec {
         argv: Vec<String>,
+        /// The file executed, as resolved from the caller's path (empty for `AT_EMPTY_PATH`).
+        program: PathBuf,
         /// The program is node and its environment lacks ringfence's preload (NODE_OPTIONS
         /// removed or overwritten by whoever started it).
         preload_missing: bool,
@@ -560,9 +562,11 @@ fn notable(e: &Event, ctx: &Context) -> bool {
         Event::Mkdir { path } | Event::Link { to: path, .. } => write_matters(path, ctx),
         Event::Exec {
             argv,
+            program,
             preload_missing,
         } => {
-            *preload_missing
+            shadow_bin(program).is_some()
+                || *preload_missing
                 || exec_finding(argv).is_some()
                 || argv.first().map(Path::new).is_some_and(|p| {
                     p.is_absolute() && (ctx.in_decoy_home(p) || p.starts_with("/tmp"))

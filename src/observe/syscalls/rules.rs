@@ -516,3 +516,20 @@ pub(super) fn exec_finding(argv: &[String]) -> Option<Finding> {
         at_unix_ms: None,
     })
 }
+
+/// A bin in a `node_modules/.bin` named like a system or toolchain command, run in that
+/// command's place: `(command, owning package)`, unless the package is the command's own
+/// distribution. The bin is npm's link (read, never followed); an exec attempt of a name that
+/// is not there (a shell's PATH search) is nothing.
+pub(super) fn shadow_bin(program: &Path) -> Option<(String, String)> {
+    let name = program.file_name()?.to_str()?;
+    let dir = program.parent()?;
+    if dir.file_name()? != ".bin"
+        || dir.parent()?.file_name()? != "node_modules"
+        || !crate::util::SHADOWABLE.contains(&name)
+    {
+        return None;
+    }
+    let owner = crate::util::bin_owner(&std::fs::read_link(program).ok()?)?;
+    (!crate::util::bin_is_the_commands_own(name, &owner)).then(|| (name.to_string(), owner))
+}

@@ -58,10 +58,12 @@ fn a_project_under_home_is_judged_as_a_host_path() {
             },
             Event::Exec {
                 argv: vec!["/home/u/p/node_modules/esbuild/bin/esbuild".into()],
+                program: PathBuf::new(),
                 preload_missing: false,
             },
             Event::Exec {
                 argv: vec!["/home/u/.bun/bin/bun".into()],
+                program: PathBuf::new(),
                 preload_missing: false,
             },
             Event::Open {
@@ -206,14 +208,17 @@ fn classification() {
         },
         Event::Exec {
             argv: vec!["/usr/bin/npm".into(), "publish".into()],
+            program: PathBuf::new(),
             preload_missing: false,
         },
         Event::Exec {
             argv: vec!["/usr/bin/gcc".into(), "-c".into()],
+            program: PathBuf::new(),
             preload_missing: false,
         },
         Event::Exec {
             argv: vec!["/usr/bin/gcc".into(), "-c".into()],
+            program: PathBuf::new(),
             preload_missing: false,
         },
         Event::Connect {
@@ -388,6 +393,7 @@ fn the_budget_keeps_the_first_events_and_what_matters() {
             noted(
                 Event::Exec {
                     argv: vec!["npm".into(), "publish".into()],
+                    program: PathBuf::new(),
                     preload_missing: false,
                 },
                 9_000_000,
@@ -466,6 +472,7 @@ fn node_execs_without_the_preload_are_seen() {
     let r = classified(
         vec![Event::Exec {
             argv: vec!["node".into(), "-e".into(), "x".into()],
+            program: PathBuf::new(),
             preload_missing: true,
         }],
         &Context::default(),
