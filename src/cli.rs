@@ -58,6 +58,35 @@ pub enum Command {
     Man,
     /// List the findings catalogue: every code with its class, default severity and meaning.
     Findings(FindingsArgs),
+    /// Prepare this machine for the full tier.
+    #[command(subcommand)]
+    Setup(SetupCommand),
+}
+
+/// `ringfence setup`.
+#[derive(Debug, Subcommand)]
+pub enum SetupCommand {
+    /// Ubuntu 23.10 and later refuse user namespaces to programs without an AppArmor profile
+    /// granting `userns` (kernel.apparmor_restrict_unprivileged_userns = 1), so ringfence falls
+    /// back to the landlock tier there. This prints such a profile for the ringfence binary (as
+    /// Ubuntu ships for bwrap: `userns` granted, nothing else confined) and, run as root,
+    /// installs it into /etc/apparmor.d and loads it.
+    Apparmor(ApparmorArgs),
+}
+
+/// `ringfence setup apparmor`.
+#[derive(Debug, Args)]
+pub struct ApparmorArgs {
+    /// Only print the profile on stdout (also the default when not root).
+    #[arg(long)]
+    pub print: bool,
+    /// The binary the profile is for (default: this one). The profile attaches by path: a
+    /// ringfence installed elsewhere later needs its own.
+    #[arg(long, value_name = "PATH")]
+    pub binary: Option<std::path::PathBuf>,
+    /// Where to install it (as root).
+    #[arg(long, value_name = "FILE", default_value = "/etc/apparmor.d/ringfence")]
+    pub file: std::path::PathBuf,
 }
 
 /// `ringfence approve`.

@@ -152,7 +152,7 @@ impl KernelFacts {
             return Diagnosis::new(
                 "AppArmor restricts unprivileged user namespaces (`kernel.apparmor_restrict_unprivileged_userns = 1`, Ubuntu >= 23.10)",
                 format!(
-                    "{LANDLOCK}; for the full tier: an AppArmor profile granting the ringfence binary `userns,` (as Ubuntu ships for bwrap; see scripts/check-userns.sh)"
+                    "{LANDLOCK}; for the full tier: `sudo ringfence setup apparmor` installs and loads an AppArmor profile granting this binary `userns` (as Ubuntu ships for bwrap; nothing else is confined or relaxed)"
                 ),
             );
         }

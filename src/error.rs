@@ -47,6 +47,14 @@ pub enum RunError {
     /// The decoy home could not be prepared.
     #[error("preparing the decoy home")]
     Observe(#[source] std::io::Error),
+    /// `ringfence setup` could not do what it was asked.
+    #[error("{what}")]
+    Setup {
+        /// What failed, with the path or command.
+        what: String,
+        /// What to do instead.
+        fix: String,
+    },
     /// A command-line value is invalid.
     #[error("{why}")]
     InvalidArgument {
@@ -119,6 +127,10 @@ impl RunError {
             }),
             RunError::Policy(p) => p.hint().map(|fix| Hint { cause: None, fix }),
             RunError::Npm(n) => n.hint().map(|fix| Hint { cause: None, fix }),
+            RunError::Setup { fix, .. } => Some(Hint {
+                cause: None,
+                fix: fix.clone(),
+            }),
             RunError::NoReport { .. } => Some(Hint {
                 cause: None,
                 fix: "run `ringfence install` (or `ringfence ci`) in the project first, or pass `--report FILE` of an install".into(),

@@ -9,6 +9,7 @@ pub mod doctor;
 pub mod install;
 pub mod replay;
 pub mod run;
+pub mod setup;
 
 use std::path::Path;
 
@@ -190,6 +191,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit, RunError> {
             let _ = std::io::stdout().write_all(&out);
             Ok(Exit::Clean)
         }
+        Command::Setup(crate::cli::SetupCommand::Apparmor(args)) => setup::apparmor(&args),
         Command::Findings(args) => {
             print!(
                 "{}",

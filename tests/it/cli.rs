@@ -184,3 +184,46 @@ fn completions_and_man_page() {
     assert!(roff.contains(".TH ringfence 1"), "{roff}");
     assert!(roff.contains("approve"), "{roff}");
 }
+
+/// `setup apparmor --print` prints, for the binary given, the profile Ubuntu 23.10+ needs to
+/// let it create user namespaces (`userns` granted, nothing else confined) and changes nothing.
+#[test]
+fn setup_apparmor_prints_a_profile_for_the_binary() {
+    let ctx = TestContext::new();
+    let out = ctx
+        .cmd()
+        .args([
+            "setup",
+            "apparmor",
+            "--print",
+            "--binary",
+            "/opt/rf tools/ringfence",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            "profile ringfence \"/opt/rf tools/ringfence\" flags=(unconfined) {\n  userns,\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.starts_with("# AppArmor profile for ringfence"),
+        "{text}"
+    );
+    let out = ctx
+        .cmd()
+        .args([
+            "setup",
+            "apparmor",
+            "--print",
+            "--binary",
+            "relative/ringfence",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not absolute"));
+}
