@@ -22,13 +22,33 @@ if (out && /npm-cli\.js$/.test(cli)) {
       // which arguments are package specs rather than option values.
       const npmDir = path.dirname(path.dirname(fs.realpathSync(cli)));
       const req = (m) => require(require.resolve(m, { paths: [npmDir] }));
-      const { definitions, shorthands } = req('@npmcli/config/lib/definitions');
+      // npm 10 keeps its definitions in @npmcli/config; npm 8 and 9 (Debian's 9.2) in its own
+      // lib/utils/config.
+      let config;
+      try {
+        config = req('@npmcli/config/lib/definitions');
+      } catch (e) {
+        config = require(path.join(npmDir, 'lib/utils/config'));
+      }
+      const { definitions, shorthands } = config;
       const nopt = req('nopt');
       const types = {};
       for (const [k, d] of Object.entries(definitions)) types[k] = d.type;
       remain = nopt(types, shorthands, process.argv, 2).argv.remain;
     } catch (e) {
       error = String((e && e.message) || e);
+    }
+    // npm 10 sets npm_config_node_gyp for its scripts in its own environment; older npm's
+    // @npmcli/run-script adds it to each script's environment itself, resolved from where
+    // run-script is installed (Debian keeps node-gyp in /usr/share/nodejs).
+    if (!process.env.npm_config_node_gyp) {
+      try {
+        const npmDir = path.dirname(path.dirname(fs.realpathSync(cli)));
+        const runScript = path.dirname(require.resolve('@npmcli/run-script', { paths: [npmDir] }));
+        process.env.npm_config_node_gyp = require.resolve('node-gyp/bin/node-gyp.js', {
+          paths: [runScript, npmDir],
+        });
+      } catch (e) {}
     }
     const data = { env: process.env, remain, error, argv: process.argv.slice(2) };
     fs.writeFileSync(out, JSON.stringify(data));
