@@ -10,8 +10,13 @@ use super::Notice;
 /// later script below them (the root project's included), so such a bin runs instead of the
 /// real command. ringfence runs scripts with the system's shell; each shadow is reported,
 /// attributed to the package the bin belongs to (and its use by a script is a finding of the
-/// recorder). A command's own distribution (npm's `npm`) is not a shadow.
-pub fn shadowing_bins<'a>(project: &Path, locations: impl Iterator<Item = &'a str>) -> Vec<Notice> {
+/// recorder). A command's own distribution (npm's `npm`) is not a shadow, nor are the bins of a
+/// package `exempt` says policy allows.
+pub fn shadowing_bins<'a>(
+    project: &Path,
+    locations: impl Iterator<Item = &'a str>,
+    exempt: &dyn Fn(&str) -> bool,
+) -> Vec<Shadow> {
     let mut dirs = vec![String::new()];
     dirs.extend(
         locations
@@ -41,19 +46,73 @@ pub fn shadowing_bins<'a>(project: &Path, locations: impl Iterator<Item = &'a st
                 .and_then(|t| crate::util::bin_owner(&t));
             if owner
                 .as_deref()
-                .is_some_and(|o| crate::util::bin_is_the_commands_own(name, o))
+                .is_some_and(|o| crate::util::bin_is_the_commands_own(name, o) || exempt(o))
             {
                 continue;
             }
-            let owner = owner.unwrap_or_else(|| "an unknown package".into());
-            out.push(Notice {
-                code: "bin-shadows-command",
-                location: Some(format!("{prefix}/{owner}")),
-                message: format!(
-                    "{owner} ships a bin `{name}` that shadows the system command for every later script below `{prefix}` (ringfence runs scripts with the system's shell; other commands they call by name resolve to the bin)"
-                ),
+            out.push(Shadow {
+                command: name,
+                owner,
+                modules: prefix.clone(),
+                link,
             });
         }
     }
     out
+}
+
+/// A bin named like a system or toolchain command.
+#[derive(Debug, Clone)]
+pub struct Shadow {
+    /// The command it shadows.
+    pub command: &'static str,
+    /// The package it belongs to (its link's target), when that can be told.
+    pub owner: Option<String>,
+    /// The `node_modules` whose `.bin` holds it, relative to the project.
+    pub modules: String,
+    /// The link itself.
+    pub link: std::path::PathBuf,
+}
+
+impl Shadow {
+    fn owner(&self) -> &str {
+        self.owner.as_deref().unwrap_or("an unknown package")
+    }
+
+    /// What the report and the summary say about it.
+    pub fn notice(&self) -> Notice {
+        Notice {
+            code: "bin-shadows-command",
+            location: Some(format!("{}/{}", self.modules, self.owner())),
+            message: format!(
+                "{} ships a bin `{}` that shadows the system command for every later script below `{}` (ringfence runs scripts with the system's shell; other commands they call by name resolve to the bin; `[install] shadowing-bins = \"refuse\"` in ringfence.toml removes such bins before scripts run)",
+                self.owner(),
+                self.command,
+                self.modules
+            ),
+        }
+    }
+
+    /// Refuse it: remove the link (never what it points at) from the `.bin` directory, before
+    /// any script runs. The notice says what was removed and the allowance that keeps it.
+    pub fn refuse(&self) -> Notice {
+        let removed = std::fs::symlink_metadata(&self.link)
+            .is_ok_and(|m| !m.is_dir())
+            .then(|| std::fs::remove_file(&self.link));
+        let what = match removed {
+            Some(Ok(())) => "removed",
+            Some(Err(_)) | None => "could not remove",
+        };
+        Notice {
+            code: "bin-shadow-refused",
+            location: Some(format!("{}/{}", self.modules, self.owner())),
+            message: format!(
+                "{what} `{}/.bin/{}`: a bin of {} that shadows the system command ([install] shadowing-bins = \"refuse\"); to keep it, add to ringfence.toml: [package.\"{}\"] shadow-bins = true, reason = \"<why>\"",
+                self.modules,
+                self.command,
+                self.owner(),
+                self.owner()
+            ),
+        }
+    }
 }

@@ -54,6 +54,21 @@ pub struct InstallSection {
     pub strict: Option<bool>,
     /// As `--only-approved`: run only approved dependency scripts.
     pub only_approved: Option<bool>,
+    /// What to do with a package's bin named like a system or toolchain command (`node`,
+    /// `sh`, `git`…), which npm puts first on every later script's PATH: `report` it (the
+    /// default; running it is a `shadow-bin-run` finding) or `refuse` it (its link is removed
+    /// from `node_modules/.bin` before any script runs).
+    pub shadowing_bins: Option<ShadowingBins>,
+}
+
+/// `[install] shadowing-bins`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ShadowingBins {
+    /// Reported (a warning; running one is a finding).
+    Report,
+    /// Removed from `node_modules/.bin` before any script runs.
+    Refuse,
 }
 
 /// `[net]`.
@@ -79,7 +94,11 @@ pub struct PackageSection {
     /// otherwise a directory.
     #[serde(default)]
     pub write: Vec<String>,
-    /// Why the allowance is needed: required whenever `write` is not empty.
+    /// Its bins named like system commands are that command's own distribution: neither
+    /// reported nor refused (`[install] shadowing-bins`). Needs a `reason`.
+    pub shadow_bins: Option<bool>,
+    /// Why the allowance is needed: required whenever `write` is not empty or `shadow-bins`
+    /// is set.
     pub reason: Option<String>,
 }
 

@@ -258,7 +258,14 @@ fn check_packages(
     for (pkg, section) in packages {
         let header =
             line_of(&format!("package.\"{pkg}\"]")).or_else(|| line_of(&format!("package.{pkg}]")));
-        if !section.write.is_empty() && section.reason.as_deref().is_none_or(str::is_empty) {
+        let no_reason = section.reason.as_deref().is_none_or(str::is_empty);
+        if section.write.is_empty() && section.shadow_bins == Some(true) && no_reason {
+            problems.push(format!(
+                "{}: [package.\"{pkg}\"] allows its shadowing bins but gives no `reason` (every allowance needs one) [policy-allowance-reason]",
+                at(header)
+            ));
+        }
+        if !section.write.is_empty() && no_reason {
             problems.push(format!(
                 "{}: [package.\"{pkg}\"] allows writes but gives no `reason` (every allowance needs one) [policy-allowance-reason]",
                 at(header)

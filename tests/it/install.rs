@@ -1014,6 +1014,64 @@ fn bins_named_like_system_commands_do_not_replace_the_shell() {
     assert_eq!(calls_git[0]["severity"], "high");
     assert_eq!(calls_git[0]["target"], "rf-shadow");
     assert!(shadow_findings("rf-a").is_empty(), "{runs:#?}");
+
+    // Refused by policy: the links are removed before any script runs, the report says so
+    // with the allowance that keeps them, and git is the system's again.
+    std::fs::write(
+        w.app.join("ringfence.toml"),
+        "version = 1\n[install]\nshadowing-bins = \"refuse\"\n",
+    )
+    .unwrap();
+    let _ = std::fs::remove_dir_all(w.app.join("node_modules"));
+    let out = w.ringfence(&["install", "--report", report.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        std::fs::symlink_metadata(w.app.join("node_modules/.bin/git")).is_err(),
+        "{}",
+        show(&out)
+    );
+    assert!(w.app.join("node_modules/rf-shadow/fake-sh.js").is_file());
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let refused: Vec<&str> = r["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["code"] == "bin-shadow-refused")
+        .filter_map(|w| w["message"].as_str())
+        .collect();
+    assert_eq!(refused.len(), 2, "{:#}", r["warnings"]);
+    assert!(
+        refused
+            .iter()
+            .all(|m| m.starts_with("removed `node_modules/.bin/")
+                && m.contains("[package.\"rf-shadow\"] shadow-bins = true")),
+        "{refused:?}"
+    );
+    assert!(!r.to_string().contains("shadow-bin-run"), "{r:#}");
+    assert!(
+        !w.app
+            .join("node_modules/rf-calls-git/shadowed-by-rf-shadow")
+            .exists()
+    );
+    // Allowed for that package: kept, and not reported.
+    std::fs::write(
+        w.app.join("ringfence.toml"),
+        "version = 1\n[install]\nshadowing-bins = \"refuse\"\n[package.\"rf-shadow\"]\nshadow-bins = true\nreason = \"test\"\n",
+    )
+    .unwrap();
+    let _ = std::fs::remove_dir_all(w.app.join("node_modules"));
+    let out = w.ringfence(&["install", "--report", report.to_str().unwrap()]);
+    assert!(
+        w.app.join("node_modules/.bin/git").exists(),
+        "{}",
+        show(&out)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert!(
+        !r["warnings"].to_string().contains("rf-shadow"),
+        "{:#}",
+        r["warnings"]
+    );
 }
 
 /// On a real terminal (a pty from util-linux `script`), a status line shows how many scripts are

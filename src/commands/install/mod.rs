@@ -278,10 +278,23 @@ impl<'a> Install<'a> {
             location: None,
             message: format!("{}:{}: {}", d.file.display(), d.line, d.message),
         }));
-        notices.extend(npm::bins::shadowing_bins(
-            &project.root,
-            build.after.packages.keys().map(String::as_str),
-        ));
+        let allowed = |owner: &str| {
+            self.profile
+                .package
+                .get(owner)
+                .is_some_and(|p| p.shadow_bins == Some(true))
+        };
+        let refuse =
+            self.profile.install.shadowing_bins == Some(crate::policy::file::ShadowingBins::Refuse);
+        notices.extend(
+            npm::bins::shadowing_bins(
+                &project.root,
+                build.after.packages.keys().map(String::as_str),
+                &allowed,
+            )
+            .iter()
+            .map(|s| if refuse { s.refuse() } else { s.notice() }),
+        );
         let warnings: Vec<ReportWarning> = notices
             .into_iter()
             .map(|n| ReportWarning {
