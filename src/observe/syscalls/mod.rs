@@ -302,166 +302,121 @@ fn actor_of(pid: u32, with_argv: bool) -> Actor {
     Actor { pid: inner, argv }
 }
 
+/// The serving thread: answer every notification on `listener` until no task uses the filter,
+/// and collect what was seen.
 fn serve(listener: &OwnedFd, ctx: &Context) -> Served {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    let denied = &ctx.denied;
-    let mut served = Served::default();
-    let mut current: BTreeMap<u32, usize> = BTreeMap::new();
-    let mut mem = MemCache::default();
-    let mut argv_cache = ArgvCache::new();
-    let mut alike: HashMap<(u8, String), usize> = HashMap::new();
-    let mut since_sweep = 0u32;
-    let preload = if ctx.preload_option.is_empty() {
-        preload_option()
-    } else {
-        ctx.preload_option.clone()
-    };
-    loop {
-        let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, PollTimeout::NONE) {
-            Err(nix::Error::EINTR) => continue,
-            Err(_) => break,
-            Ok(_) => {}
-        }
-        let revents = fds[0].revents().unwrap_or(PollFlags::empty());
-        if !revents.contains(PollFlags::POLLIN) {
-            // POLLHUP without POLLIN: every task using the filter has exited.
-            break;
-        }
-        let req = match sys::seccomp_notif_recv(listener.as_fd()) {
-            Ok(r) => r,
-            // ENOENT: the target died between poll and recv.
-            Err(_) => continue,
+    let mut server = Server::new(listener, ctx);
+    while let Some(req) = server.next_notification() {
+        server.handle(&req);
+    }
+    server.served
+}
+
+/// The serving thread's state: what it collected so far and the caches it reads through.
+struct Server<'a> {
+    listener: &'a OwnedFd,
+    ctx: &'a Context,
+    /// The NODE_OPTIONS entry a node exec should carry.
+    preload: String,
+    served: Served,
+    /// Host pid → index into [`Served::actors`] of its current process image.
+    current: BTreeMap<u32, usize>,
+    mem: MemCache,
+    argv_cache: ArgvCache,
+    /// Events kept per (kind, target) past [`budget::EVENTS`].
+    alike: HashMap<(u8, String), usize>,
+    /// Notifications since the last sweep.
+    since_sweep: u32,
+}
+
+impl<'a> Server<'a> {
+    fn new(listener: &'a OwnedFd, ctx: &'a Context) -> Self {
+        let preload = if ctx.preload_option.is_empty() {
+            preload_option()
+        } else {
+            ctx.preload_option.clone()
         };
-        *served.counts.entry(req.data.nr).or_default() += 1;
-        since_sweep += 1;
-        if since_sweep >= budget::SWEEP {
-            // Processes that exited: their memory handles close, their caches go.
-            since_sweep = 0;
-            mem.sweep();
-            if argv_cache.len() > 4096 {
-                argv_cache.clear();
+        Server {
+            listener,
+            ctx,
+            preload,
+            served: Served::default(),
+            current: BTreeMap::new(),
+            mem: MemCache::default(),
+            argv_cache: ArgvCache::new(),
+            alike: HashMap::new(),
+            since_sweep: 0,
+        }
+    }
+
+    /// Wait for the next notification; `None` once every task using the filter has exited (or
+    /// the listener failed).
+    fn next_notification(&self) -> Option<libc::seccomp_notif> {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        loop {
+            let mut fds = [PollFd::new(self.listener.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Err(nix::Error::EINTR) => continue,
+                Err(_) => return None,
+                Ok(_) => {}
             }
-            if current.len() > 2 * budget::ACTORS {
-                current.retain(|pid, _| process_alive(*pid));
+            let revents = fds[0].revents().unwrap_or(PollFlags::empty());
+            if !revents.contains(PollFlags::POLLIN) {
+                // POLLHUP without POLLIN: every task using the filter has exited.
+                return None;
+            }
+            match sys::seccomp_notif_recv(self.listener.as_fd()) {
+                Ok(r) => return Some(r),
+                // ENOENT: the target died between poll and recv.
+                Err(_) => continue,
             }
         }
-        let refused = denied.get(&i64::from(req.data.nr));
+    }
+
+    /// One notification: read what the syscall is about and who makes it while the target is
+    /// blocked, answer it, then keep the event if what was read is still valid.
+    fn handle(&mut self, req: &libc::seccomp_notif) {
+        let ctx = self.ctx;
+        *self.served.counts.entry(req.data.nr).or_default() += 1;
+        self.sweep_when_due();
+        let refused = ctx.denied.get(&i64::from(req.data.nr));
         let mut event = match refused {
             Some((name, errno)) => Some(Event::Denied {
                 name: name.clone(),
                 errno: *errno,
             }),
-            None => read_event(&req, &mut mem, &mut argv_cache, &preload).or_else(|| {
-                // A stale memory handle (the process exec'd): reopen once.
-                mem.forget(req.pid)
-                    .then(|| read_event(&req, &mut mem, &mut argv_cache, &preload))
-                    .flatten()
-            }),
+            None => self.read_event(req),
         };
-        // A pathname unix socket outside the sandbox's own areas is refused (see
-        // `unix_refusal` for what is checked and what is not).
-        let unix_refused = match &mut event {
-            Some(
-                Event::Connect {
-                    unix_path: Some(p),
-                    refused,
-                    ..
-                }
-                | Event::Datagram {
-                    unix_path: Some(p),
-                    refused,
-                    ..
-                },
-            ) => {
-                *refused = unix_refusal(req.pid, p, ctx);
-                refused.is_some()
-            }
-            _ => false,
-        };
+        let unix_refused = refuse_unix_socket(&mut event, req.pid, ctx);
         // Who it is, read while it is blocked (once per process image).
-        let known = current.get(&req.pid).copied();
+        let known = self.current.get(&req.pid).copied();
         let is_exec = matches!(event, Some(Event::Exec { .. }));
         let fresh = known.is_none().then(|| actor_of(req.pid, !is_exec));
         // Only trust what we read if the target is still blocked in this very syscall.
-        let valid = sys::seccomp_notif_id_valid(listener.as_fd(), req.id);
-        // A link across the sandbox's mounts, answered with a copy (see `emulate`); from here
-        // on it is a write to its new name.
-        let copied = match &event {
-            Some(Event::Link { from, to }) if valid => emulate::link_by_copy(ctx, from, to),
-            _ => None,
-        };
-        // An allowed file created on the script's behalf (see `emulate`).
-        let created = match &event {
-            Some(Event::Open { path, write: true }) if valid && !ctx.creatable.is_empty() => {
-                emulate::create_allowed(ctx, path, &req)
-            }
-            _ => None,
-        };
-        if let Some(Event::Link { to, .. }) = &event {
-            event = Some(Event::Open {
-                path: to.clone(),
-                write: true,
-            });
-        }
-        match refused {
-            // The deny table, enforced here: the syscall never runs.
-            Some((_, errno)) => {
-                let _ = sys::seccomp_notif_fail(listener.as_fd(), req.id, *errno);
-            }
-            None if unix_refused => {
-                let _ = sys::seccomp_notif_fail(listener.as_fd(), req.id, libc::EACCES);
-            }
-            None if created.is_some() => {
-                let _ = match &created {
-                    Some(Ok((fd, cloexec))) => sys::seccomp_notif_addfd_send(
-                        listener.as_fd(),
-                        req.id,
-                        fd.as_fd(),
-                        *cloexec,
-                    )
-                    .or_else(|e| {
-                        sys::seccomp_notif_fail(
-                            listener.as_fd(),
-                            req.id,
-                            e.raw_os_error().unwrap_or(libc::EACCES),
-                        )
-                    }),
-                    Some(Err(errno)) => sys::seccomp_notif_fail(listener.as_fd(), req.id, *errno),
-                    None => Ok(()),
-                };
-            }
-            None if copied.is_some() => {
-                let _ = match copied {
-                    Some(Err(errno)) => sys::seccomp_notif_fail(listener.as_fd(), req.id, errno),
-                    _ => sys::seccomp_notif_succeed(listener.as_fd(), req.id),
-                };
-            }
-            None => {
-                let _ = sys::seccomp_notif_continue(listener.as_fd(), req.id);
-            }
-        }
+        let valid = sys::seccomp_notif_id_valid(self.listener.as_fd(), req.id);
+        let emulated = Emulated::attempt(&mut event, valid, ctx, req);
+        answer(
+            self.listener,
+            req.id,
+            refused.map(|(_, errno)| *errno),
+            unix_refused,
+            &emulated,
+        );
         // A file created as policy allows is not a refused write.
-        if matches!(created, Some(Ok(_))) {
-            continue;
+        if matches!(emulated.created, Some(Ok(_))) {
+            return;
         }
         let Some(e) = event.filter(|_| valid) else {
-            continue;
+            return;
         };
-        let mut actor = match (known, fresh) {
-            (Some(i), _) => i,
-            (None, fresh) => {
-                let i = if served.actors.len() < budget::ACTORS {
-                    served.actors.push(fresh.unwrap_or(Actor {
-                        pid: 0,
-                        argv: Vec::new(),
-                    }));
-                    served.actors.len() - 1
-                } else {
-                    served.actors_dropped += 1;
-                    UNKNOWN_ACTOR
-                };
-                current.insert(req.pid, i);
+        let mut actor = match known {
+            Some(i) => i,
+            None => {
+                let i = self.new_actor(fresh.unwrap_or(Actor {
+                    pid: 0,
+                    argv: Vec::new(),
+                }));
+                self.current.insert(req.pid, i);
                 i
             }
         };
@@ -469,22 +424,16 @@ fn serve(listener: &OwnedFd, ctx: &Context) -> Served {
             // Name the process by what it now runs. (Its memory handle is reopened when a read
             // through it fails: a successful exec replaces the address space, a failed attempt
             // in a PATH search does not.)
-            let pid = served.actors.get(actor).map_or(0, |a| a.pid);
-            actor = if served.actors.len() < budget::ACTORS {
-                served.actors.push(Actor {
-                    pid,
-                    argv: argv.clone(),
-                });
-                served.actors.len() - 1
-            } else {
-                served.actors_dropped += 1;
-                UNKNOWN_ACTOR
-            };
-            current.insert(req.pid, actor);
+            let pid = self.served.actors.get(actor).map_or(0, |a| a.pid);
+            actor = self.new_actor(Actor {
+                pid,
+                argv: argv.clone(),
+            });
+            self.current.insert(req.pid, actor);
         }
         keep(
-            &mut served,
-            &mut alike,
+            &mut self.served,
+            &mut self.alike,
             Noted {
                 event: e,
                 actor,
@@ -493,7 +442,156 @@ fn serve(listener: &OwnedFd, ctx: &Context) -> Served {
             ctx,
         );
     }
-    served
+
+    /// Every [`budget::SWEEP`] notifications: processes that exited have their memory handles
+    /// closed and their caches dropped.
+    fn sweep_when_due(&mut self) {
+        self.since_sweep += 1;
+        if self.since_sweep >= budget::SWEEP {
+            // Processes that exited: their memory handles close, their caches go.
+            self.since_sweep = 0;
+            self.mem.sweep();
+            if self.argv_cache.len() > 4096 {
+                self.argv_cache.clear();
+            }
+            if self.current.len() > 2 * budget::ACTORS {
+                self.current.retain(|pid, _| process_alive(*pid));
+            }
+        }
+    }
+
+    /// The event the notified syscall is, read from the target's memory.
+    fn read_event(&mut self, req: &libc::seccomp_notif) -> Option<Event> {
+        let (mem, argv_cache, preload) = (&mut self.mem, &mut self.argv_cache, &self.preload);
+        read_event(req, mem, argv_cache, preload).or_else(|| {
+            // A stale memory handle (the process exec'd): reopen once.
+            mem.forget(req.pid)
+                .then(|| read_event(req, mem, argv_cache, preload))
+                .flatten()
+        })
+    }
+
+    /// A new process identity within [`budget::ACTORS`]: its index, or [`UNKNOWN_ACTOR`] past
+    /// the budget.
+    fn new_actor(&mut self, actor: Actor) -> usize {
+        if self.served.actors.len() < budget::ACTORS {
+            self.served.actors.push(actor);
+            self.served.actors.len() - 1
+        } else {
+            self.served.actors_dropped += 1;
+            UNKNOWN_ACTOR
+        }
+    }
+}
+
+/// A pathname unix socket outside the sandbox's own areas is refused (see `unix_refusal` for
+/// what is checked and what is not): marks the event so and says whether it was.
+fn refuse_unix_socket(event: &mut Option<Event>, pid: u32, ctx: &Context) -> bool {
+    match event {
+        Some(
+            Event::Connect {
+                unix_path: Some(p),
+                refused,
+                ..
+            }
+            | Event::Datagram {
+                unix_path: Some(p),
+                refused,
+                ..
+            },
+        ) => {
+            *refused = unix_refusal(pid, p, ctx);
+            refused.is_some()
+        }
+        _ => false,
+    }
+}
+
+/// What the recorder did on the script's behalf instead of letting the syscall run (see
+/// `emulate`).
+struct Emulated {
+    /// A link across the sandbox's mounts answered with a copy: what the copy came to.
+    copied: Option<Result<(), i32>>,
+    /// An allowed file created: the open file to hand over (and whether it is close-on-exec),
+    /// or the errno to answer.
+    created: Option<Result<(OwnedFd, bool), i32>>,
+}
+
+impl Emulated {
+    /// Emulate what `event` asks for if what was read is `valid`: a link across the sandbox's
+    /// mounts is answered with a copy, and from here on it is a write to its new name; an
+    /// allowed file is created on the script's behalf.
+    fn attempt(
+        event: &mut Option<Event>,
+        valid: bool,
+        ctx: &Context,
+        req: &libc::seccomp_notif,
+    ) -> Emulated {
+        let copied = match &*event {
+            Some(Event::Link { from, to }) if valid => emulate::link_by_copy(ctx, from, to),
+            _ => None,
+        };
+        let created = match &*event {
+            Some(Event::Open { path, write: true }) if valid && !ctx.creatable.is_empty() => {
+                emulate::create_allowed(ctx, path, req)
+            }
+            _ => None,
+        };
+        if let Some(Event::Link { to, .. }) = &*event {
+            *event = Some(Event::Open {
+                path: to.clone(),
+                write: true,
+            });
+        }
+        Emulated { copied, created }
+    }
+}
+
+/// Answer notification `id`: a deny-table syscall (`denied_errno`) fails with its errno, a
+/// refused unix socket with EACCES; an emulated syscall gets what the emulation came to (the
+/// created file, the copy's success, or the errno); anything else runs exactly as if we were
+/// not there.
+fn answer(
+    listener: &OwnedFd,
+    id: u64,
+    denied_errno: Option<i32>,
+    unix_refused: bool,
+    emulated: &Emulated,
+) {
+    match denied_errno {
+        // The deny table, enforced here: the syscall never runs.
+        Some(errno) => {
+            let _ = sys::seccomp_notif_fail(listener.as_fd(), id, errno);
+        }
+        None if unix_refused => {
+            let _ = sys::seccomp_notif_fail(listener.as_fd(), id, libc::EACCES);
+        }
+        None if emulated.created.is_some() => {
+            let _ = match &emulated.created {
+                Some(Ok((fd, cloexec))) => {
+                    sys::seccomp_notif_addfd_send(listener.as_fd(), id, fd.as_fd(), *cloexec)
+                        .or_else(|e| {
+                            sys::seccomp_notif_fail(
+                                listener.as_fd(),
+                                id,
+                                e.raw_os_error().unwrap_or(libc::EACCES),
+                            )
+                        })
+                }
+                Some(Err(errno)) => sys::seccomp_notif_fail(listener.as_fd(), id, *errno),
+                None => Ok(()),
+            };
+        }
+        None if emulated.copied.is_some() => {
+            let _ = match emulated.copied {
+                Some(Err(errno)) => sys::seccomp_notif_fail(listener.as_fd(), id, errno),
+                _ => sys::seccomp_notif_succeed(listener.as_fd(), id),
+            };
+        }
+        None => {
+            let _ = sys::seccomp_notif_continue(listener.as_fd(), id);
+        }
+    }
 }
 
 /// Store an event within the budget: the first [`budget::EVENTS`] as they come; past them only
