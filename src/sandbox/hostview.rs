@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 
 use landlock::AccessFs;
 
-use super::plan::DEV_NODES;
-use super::plan::{FsAccess, LandlockPlan, LandlockRule, NetworkPlan, Rlimit, SetupPlan};
+use super::plan::{
+    DEV_NODES, FsAccess, LandlockPlan, LandlockRule, NetworkPlan, SetupPlan, rlimits,
+};
 use super::seccomp;
 use super::spec::{MountKind, SandboxSpec, Tier};
 
@@ -115,15 +116,6 @@ pub fn plan(
     }
     exec.env.sort();
 
-    let mut rlimits = vec![
-        Rlimit::Nproc(spec.limits.nproc),
-        Rlimit::Nofile(spec.limits.nofile),
-        Rlimit::Fsize(spec.limits.fsize),
-        Rlimit::Core(0),
-    ];
-    if let Some(cpu) = spec.limits.cpu_secs {
-        rlimits.push(Rlimit::Cpu(cpu));
-    }
     let mut seccomp = seccomp::deny_plan(spec.enforcement.seccomp);
     seccomp.filters.push(seccomp::host_network_filter());
     SetupPlan {
@@ -142,7 +134,7 @@ pub fn plan(
             scoped: true,
         },
         seccomp,
-        rlimits,
+        rlimits: rlimits(spec),
         network: NetworkPlan {
             loopback_up: false,
             sinkhole: None,
