@@ -13,6 +13,8 @@ pub use crate::findings::{Actor, Code, Finding, FindingKind, Severity, order, wo
 
 pub use crate::util::now_unix_ms;
 
+use std::collections::BTreeSet;
+
 use crate::sandbox::Outcome;
 use crate::sandbox::spec::SandboxSpec;
 use decoys::{Canary, DecoyHome};
@@ -276,6 +278,22 @@ fn attribute_home_reads(
     decoys: &DecoyHome,
     context: &syscalls::Context,
 ) -> Vec<Finding> {
+    name_decoy_readers(&mut findings, touched, execs);
+    environ_reads(&mut findings, touched);
+    // Paths already reported, so that each is reported once.
+    let mut seen = BTreeSet::new();
+    decoy_reads_without_atime(&mut findings, touched, decoys, &mut seen);
+    secret_path_probes(&mut findings, touched, decoys, context, &mut seen);
+    findings
+}
+
+/// Name the process behind each decoy read the access time showed: the first reader that is not
+/// a nested npm run; a `.npmrc` read only by nested npm runs is low.
+fn name_decoy_readers(
+    findings: &mut [Finding],
+    touched: &[syscalls::Sighting],
+    execs: &[syscalls::Sighting],
+) {
     for f in findings
         .iter_mut()
         .filter(|f| f.kind == FindingKind::SecretRead && f.process.is_none())
@@ -307,7 +325,10 @@ fn attribute_home_reads(
             f.process = Some(actor.clone());
         }
     }
-    // Other processes' environments, as node code read them (the same rule as the recorder's).
+}
+
+/// Other processes' environments, as node code read them (the same rule as the recorder's).
+fn environ_reads(findings: &mut Vec<Finding>, touched: &[syscalls::Sighting]) {
     let environ: Vec<(&str, &syscalls::Sighting)> = touched
         .iter()
         .filter_map(|t| syscalls::environ_owner(&t.what).map(|pid| (pid, t)))
@@ -320,9 +341,16 @@ fn attribute_home_reads(
             Some(first.at_unix_ms),
         ));
     }
-    // A decoy that node code read but whose access time did not move (a filesystem where atime
-    // is off): the preload's sighting is the finding.
-    let mut seen = std::collections::BTreeSet::new();
+}
+
+/// A decoy that node code read but whose access time did not move (a filesystem where atime is
+/// off): the preload's sighting is the finding.
+fn decoy_reads_without_atime(
+    findings: &mut Vec<Finding>,
+    touched: &[syscalls::Sighting],
+    decoys: &DecoyHome,
+    seen: &mut BTreeSet<String>,
+) {
     for t in touched {
         let path = std::path::Path::new(&t.what);
         if decoys.is_decoy(path)
@@ -348,6 +376,17 @@ fn attribute_home_reads(
             });
         }
     }
+}
+
+/// Sensitive paths that node code looked for but that hold no decoy: the user's key paths absent
+/// from the decoy home or not visible in the sandbox, and the project's own credential files.
+fn secret_path_probes(
+    findings: &mut Vec<Finding>,
+    touched: &[syscalls::Sighting],
+    decoys: &DecoyHome,
+    context: &syscalls::Context,
+    seen: &mut BTreeSet<String>,
+) {
     for t in touched {
         let path = std::path::Path::new(&t.what);
         let project_secret = context.project_secret(path);
@@ -391,7 +430,6 @@ fn attribute_home_reads(
                 .at(Some(t.at_unix_ms)),
         );
     }
-    findings
 }
 
 /// Everything recorded for one run.

@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 
 use landlock::AccessFs;
 
-use super::plan::DEV_NODES;
-use super::plan::{FsAccess, LandlockPlan, LandlockRule, NetworkPlan, Rlimit, SetupPlan};
+use super::plan::{
+    DEV_NODES, FsAccess, LandlockPlan, LandlockRule, NetworkPlan, SetupPlan, rlimits,
+};
 use super::seccomp;
-use super::spec::{MountKind, SandboxSpec, Tier};
+use super::spec::{ExecSpec, MountKind, SandboxSpec, Tier};
 
 /// Deepest directory chain carved for one denied file.
 const MAX_CARVE_DEPTH: usize = 32;
@@ -27,6 +28,47 @@ pub fn plan(
     is_dir: &dyn Fn(&Path) -> bool,
     list: &dyn Fn(&Path) -> Vec<PathBuf>,
 ) -> SetupPlan {
+    let rules = view(spec, is_dir, list);
+    let exec = command(spec, &rules);
+    let mut seccomp = seccomp::deny_plan(spec.enforcement.seccomp);
+    seccomp.filters.push(seccomp::host_network_filter());
+    SetupPlan {
+        uid: spec.uid,
+        gid: spec.gid,
+        hostname: spec.hostname.clone(),
+        root_size: 0,
+        mounts: Vec::new(),
+        landlock: LandlockPlan {
+            level: spec.enforcement.landlock,
+            rules,
+            deny_tcp_bind: true,
+            deny_tcp_connect: true,
+            // Landlock is the whole filesystem view here, and the only TCP barrier (ABI 4).
+            min_abi: Some(4),
+            scoped: true,
+        },
+        seccomp,
+        rlimits: rlimits(spec),
+        network: NetworkPlan {
+            loopback_up: false,
+            sinkhole: None,
+        },
+        exec,
+        recorder: spec.record_syscalls,
+        recorder_reads: spec.record_syscalls && spec.record_reads,
+        trace_steps: false,
+        tier: Tier::Landlock,
+    }
+}
+
+/// The filesystem view as Landlock rules over host paths: the spec's mounts (the recording
+/// machinery at its host path), the private HOME and `/tmp`, `/proc`, the device nodes; then the
+/// denied paths carved out of whatever grants them.
+fn view(
+    spec: &SandboxSpec,
+    is_dir: &dyn Fn(&Path) -> bool,
+    list: &dyn Fn(&Path) -> Vec<PathBuf>,
+) -> Vec<LandlockRule> {
     let mut rules = Vec::new();
     let mut denied = Vec::new();
     for m in &spec.mounts {
@@ -58,9 +100,11 @@ pub fn plan(
         });
     }
     // HOME is `spec.home`, a private host directory (a link to the decoy home when recording).
-    let home = spec.home.clone();
     rules.push(LandlockRule {
-        path: spec.home_source.clone().unwrap_or_else(|| home.clone()),
+        path: spec
+            .home_source
+            .clone()
+            .unwrap_or_else(|| spec.home.clone()),
         access: FsAccess::Full,
         dir: true,
     });
@@ -86,13 +130,18 @@ pub fn plan(
     for d in &denied {
         carve(&mut rules, d, list);
     }
+    rules
+}
 
+/// The command with HOME and TMPDIR at their private host directories and PATH cut to the
+/// directories the view (`rules`) has.
+fn command(spec: &SandboxSpec, rules: &[LandlockRule]) -> ExecSpec {
     let mut exec = spec.exec.clone();
     let set = |env: &mut Vec<(String, String)>, k: &str, v: &Path| {
         env.retain(|(name, _)| name != k);
         env.push((k.to_string(), v.display().to_string()));
     };
-    set(&mut exec.env, "HOME", &home);
+    set(&mut exec.env, "HOME", &spec.home);
     if let Some(tmp) = &spec.private_tmp {
         set(&mut exec.env, "TMPDIR", tmp);
     }
@@ -114,45 +163,7 @@ pub fn plan(
             .join(":");
     }
     exec.env.sort();
-
-    let mut rlimits = vec![
-        Rlimit::Nproc(spec.limits.nproc),
-        Rlimit::Nofile(spec.limits.nofile),
-        Rlimit::Fsize(spec.limits.fsize),
-        Rlimit::Core(0),
-    ];
-    if let Some(cpu) = spec.limits.cpu_secs {
-        rlimits.push(Rlimit::Cpu(cpu));
-    }
-    let mut seccomp = seccomp::deny_plan(spec.enforcement.seccomp);
-    seccomp.filters.push(seccomp::host_network_filter());
-    SetupPlan {
-        uid: spec.uid,
-        gid: spec.gid,
-        hostname: spec.hostname.clone(),
-        root_size: 0,
-        mounts: Vec::new(),
-        landlock: LandlockPlan {
-            level: spec.enforcement.landlock,
-            rules,
-            deny_tcp_bind: true,
-            deny_tcp_connect: true,
-            // Landlock is the whole filesystem view here, and the only TCP barrier (ABI 4).
-            min_abi: Some(4),
-            scoped: true,
-        },
-        seccomp,
-        rlimits,
-        network: NetworkPlan {
-            loopback_up: false,
-            sinkhole: None,
-        },
-        exec,
-        recorder: spec.record_syscalls,
-        recorder_reads: spec.record_syscalls && spec.record_reads,
-        trace_steps: false,
-        tier: Tier::Landlock,
-    }
+    exec
 }
 
 /// Replace the rule granting an ancestor of `denied` by rules on that ancestor's other entries,

@@ -250,7 +250,7 @@ pub fn run(
     timeout: Option<Duration>,
     stdio: Stdio2,
     attach: &mut dyn FnMut(Attach),
-    mut watch: Option<Watch<'_>>,
+    watch: Option<Watch<'_>>,
 ) -> Result<Outcome, SandboxError> {
     let (ours, theirs) = socketpair(
         AddressFamily::Unix,
@@ -260,61 +260,16 @@ pub fn run(
     )
     .map_err(SandboxError::Socketpair)?;
     let start = Instant::now();
-    let deadline = timeout.map(|t| start + t);
     let mut child = start_init(plan, &ours, theirs, stdio)?;
     attach(Attach::Started);
-
-    let mut pid1: Option<OwnedFd> = None;
-    let mut setup_error: Option<SandboxError> = None;
-    let mut enforced = None;
-    let mut exited: Option<(Termination, Vec<ProcessInfo>)> = None;
-    let mut timed_out = false;
-    let mut stopped: Option<String> = None;
-    let mut next_check = watch.as_ref().map(|w| start + w.every);
+    let mut sup = Supervisor::new(start, timeout, watch);
     let mut buf = Vec::new();
     loop {
-        let wake = [deadline, next_check].into_iter().flatten().min();
-        let wait = match wake {
-            _ if timed_out || stopped.is_some() => PollTimeout::NONE,
-            None => PollTimeout::NONE,
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now()).as_millis();
-                i32::try_from(left).map_or(PollTimeout::MAX, |ms| {
-                    PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
-                })
-            }
-        };
         let mut fds = [PollFd::new(ours.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, wait) {
+        match poll(&mut fds, sup.poll_timeout()) {
             Ok(0) => {
-                let now = Instant::now();
-                if deadline.is_some_and(|d| now >= d) {
-                    timed_out = true;
-                } else if let (Some(w), Some(due)) = (watch.as_mut(), next_check) {
-                    if now < due {
-                        continue;
-                    }
-                    match (w.check)() {
-                        Ok(()) => {
-                            next_check = Some(Instant::now() + w.every);
-                            continue;
-                        }
-                        Err(why) => stopped = Some(why),
-                    }
-                } else {
-                    continue;
-                }
-                // Deadline or a failed watch: SIGKILL pid 1, which makes the kernel kill
-                // everything in its pid namespace, detached and double-forked processes
-                // included. Before pid 1 exists, kill stage A instead.
-                let killed = match &pid1 {
-                    Some(fd) => crate::sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL),
-                    None => child.kill(),
-                };
-                if let Err(e) = killed {
-                    if e.raw_os_error() != Some(libc::ESRCH) {
-                        return Err(SandboxError::Wait(e));
-                    }
+                if sup.timer_fired() {
+                    sup.kill_tree(&mut child)?;
                 }
                 continue;
             }
@@ -324,67 +279,174 @@ pub fn run(
         }
         match channel::recv::<FromInit>(ours.as_fd(), &mut buf)? {
             None => break,
-            Some((msg, fds)) => match msg {
-                FromInit::Spawned => pid1 = fds.into_iter().next(),
-                FromInit::Sinkhole { sockets } => {
-                    attach(Attach::Sinkhole(sockets.into_iter().zip(fds).collect()));
-                }
-                FromInit::Recorder => {
-                    if let Some(fd) = fds.into_iter().next() {
-                        attach(Attach::Recorder(fd));
-                    }
-                }
-                FromInit::StepFailed { step, error, errno } => {
-                    setup_error = Some(SandboxError::Setup { step, error, errno });
-                }
-                FromInit::Enforced {
-                    landlock,
-                    seccomp_filters,
-                    recorder,
-                } => {
-                    enforced = Some(Enforced {
-                        landlock,
-                        seccomp_filters,
-                        recorder,
-                    });
-                }
-                FromInit::ExecFailed { errno } => {
-                    setup_error = Some(SandboxError::Exec {
-                        program: plan.exec.program.display().to_string(),
-                        source: io::Error::from_raw_os_error(errno),
-                    });
-                }
-                FromInit::Exited {
-                    termination,
-                    survivors,
-                } => exited = Some((termination, survivors)),
-            },
+            Some((msg, fds)) => sup.receive(msg, fds, plan, attach),
         }
     }
     child.wait().map_err(SandboxError::Wait)?;
-    let duration = start.elapsed();
-    if let Some(e) = setup_error {
-        return Err(e);
+    sup.outcome(plan, start.elapsed())
+}
+
+/// The supervisor's state while one sandbox runs: its deadline and watch, and what init has
+/// reported so far.
+struct Supervisor<'w> {
+    deadline: Option<Instant>,
+    watch: Option<Watch<'w>>,
+    /// When the watch is next due.
+    next_check: Option<Instant>,
+    /// The sandbox's pid 1 (a pidfd), once it exists.
+    pid1: Option<OwnedFd>,
+    setup_error: Option<SandboxError>,
+    enforced: Option<Enforced>,
+    exited: Option<(Termination, Vec<ProcessInfo>)>,
+    /// The deadline passed and the tree was killed.
+    timed_out: bool,
+    /// The watch failed (why) and the tree was killed.
+    stopped: Option<String>,
+}
+
+impl<'w> Supervisor<'w> {
+    fn new(start: Instant, timeout: Option<Duration>, watch: Option<Watch<'w>>) -> Self {
+        Supervisor {
+            deadline: timeout.map(|t| start + t),
+            next_check: watch.as_ref().map(|w| start + w.every),
+            watch,
+            pid1: None,
+            setup_error: None,
+            enforced: None,
+            exited: None,
+            timed_out: false,
+            stopped: None,
+        }
     }
-    let killed = timed_out || stopped.is_some();
-    let (termination, survivors) = match exited {
-        Some(x) => x,
-        None if killed => (Termination::Signaled(libc::SIGKILL), Vec::new()),
-        None => return Err(SandboxError::Lost),
-    };
-    // Without a pid namespace the tree killed at the deadline is still found below the
-    // subreaper: it did not outlive the script, it was killed with it.
-    let survivors = if killed && plan.tier == spec::Tier::Landlock {
-        Vec::new()
-    } else {
-        survivors
-    };
-    Ok(Outcome {
-        termination,
-        timed_out,
-        duration,
-        enforced,
-        survivors,
-        stopped,
-    })
+
+    /// How long to wait for init: until the deadline or the next check, whichever comes
+    /// first; once the tree was killed, until init reports (or hangs up).
+    fn poll_timeout(&self) -> PollTimeout {
+        let wake = [self.deadline, self.next_check].into_iter().flatten().min();
+        match wake {
+            _ if self.timed_out || self.stopped.is_some() => PollTimeout::NONE,
+            None => PollTimeout::NONE,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now()).as_millis();
+                i32::try_from(left).map_or(PollTimeout::MAX, |ms| {
+                    PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+                })
+            }
+        }
+    }
+
+    /// The poll timed out: note the deadline, or run the watch if it is due. Whether the tree
+    /// must be killed now.
+    fn timer_fired(&mut self) -> bool {
+        let now = Instant::now();
+        if self.deadline.is_some_and(|d| now >= d) {
+            self.timed_out = true;
+            return true;
+        }
+        let (Some(w), Some(due)) = (self.watch.as_mut(), self.next_check) else {
+            return false;
+        };
+        if now < due {
+            return false;
+        }
+        match (w.check)() {
+            Ok(()) => {
+                self.next_check = Some(Instant::now() + w.every);
+                false
+            }
+            Err(why) => {
+                self.stopped = Some(why);
+                true
+            }
+        }
+    }
+
+    /// Deadline or a failed watch: SIGKILL pid 1, which makes the kernel kill everything in its
+    /// pid namespace, detached and double-forked processes included. Before pid 1 exists, kill
+    /// stage A instead.
+    fn kill_tree(&self, child: &mut InitProcess) -> Result<(), SandboxError> {
+        let killed = match &self.pid1 {
+            Some(fd) => crate::sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL),
+            None => child.kill(),
+        };
+        if let Err(e) = killed {
+            if e.raw_os_error() != Some(libc::ESRCH) {
+                return Err(SandboxError::Wait(e));
+            }
+        }
+        Ok(())
+    }
+
+    /// One message from init, with the descriptors it carried.
+    fn receive(
+        &mut self,
+        msg: FromInit,
+        fds: Vec<OwnedFd>,
+        plan: &SetupPlan,
+        attach: &mut dyn FnMut(Attach),
+    ) {
+        match msg {
+            FromInit::Spawned => self.pid1 = fds.into_iter().next(),
+            FromInit::Sinkhole { sockets } => {
+                attach(Attach::Sinkhole(sockets.into_iter().zip(fds).collect()));
+            }
+            FromInit::Recorder => {
+                if let Some(fd) = fds.into_iter().next() {
+                    attach(Attach::Recorder(fd));
+                }
+            }
+            FromInit::StepFailed { step, error, errno } => {
+                self.setup_error = Some(SandboxError::Setup { step, error, errno });
+            }
+            FromInit::Enforced {
+                landlock,
+                seccomp_filters,
+                recorder,
+            } => {
+                self.enforced = Some(Enforced {
+                    landlock,
+                    seccomp_filters,
+                    recorder,
+                });
+            }
+            FromInit::ExecFailed { errno } => {
+                self.setup_error = Some(SandboxError::Exec {
+                    program: plan.exec.program.display().to_string(),
+                    source: io::Error::from_raw_os_error(errno),
+                });
+            }
+            FromInit::Exited {
+                termination,
+                survivors,
+            } => self.exited = Some((termination, survivors)),
+        }
+    }
+
+    /// What the run came to, once init is gone.
+    fn outcome(self, plan: &SetupPlan, duration: Duration) -> Result<Outcome, SandboxError> {
+        if let Some(e) = self.setup_error {
+            return Err(e);
+        }
+        let killed = self.timed_out || self.stopped.is_some();
+        let (termination, survivors) = match self.exited {
+            Some(x) => x,
+            None if killed => (Termination::Signaled(libc::SIGKILL), Vec::new()),
+            None => return Err(SandboxError::Lost),
+        };
+        // Without a pid namespace the tree killed at the deadline is still found below the
+        // subreaper: it did not outlive the script, it was killed with it.
+        let survivors = if killed && plan.tier == spec::Tier::Landlock {
+            Vec::new()
+        } else {
+            survivors
+        };
+        Ok(Outcome {
+            termination,
+            timed_out: self.timed_out,
+            duration,
+            enforced: self.enforced,
+            survivors,
+            stopped: self.stopped,
+        })
+    }
 }

@@ -10,7 +10,7 @@ use std::path::{Component, Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::seccomp::{self, SeccompPlan};
-use super::spec::{ExecSpec, Level, MountKind, NetworkSpec, SandboxSpec, Tier};
+use super::spec::{ExecSpec, Level, MountKind, MountSpec, NetworkSpec, SandboxSpec, Tier};
 
 /// Host device nodes bound into the sandbox's private `/dev`.
 pub const DEV_NODES: [&str; 5] = ["null", "zero", "full", "random", "urandom"];
@@ -231,6 +231,49 @@ enum Entry {
 }
 
 impl Entry {
+    /// The entry for one of the spec's mounts (`is_dir`: a denied path is a directory).
+    fn of_mount(m: &MountSpec, is_dir: &dyn Fn(&Path) -> bool) -> Entry {
+        match &m.kind {
+            MountKind::ReadOnly => Entry::Host {
+                source: m.path.clone(),
+                path: m.path.clone(),
+                readonly: true,
+                ours: false,
+            },
+            MountKind::ReadWrite => Entry::Host {
+                source: m.path.clone(),
+                path: m.path.clone(),
+                readonly: false,
+                ours: false,
+            },
+            MountKind::Recording { source, writable } => Entry::Host {
+                source: source.clone(),
+                path: m.path.clone(),
+                readonly: !writable,
+                ours: false,
+            },
+            MountKind::Denied if is_dir(&m.path) => Entry::Hidden {
+                path: m.path.clone(),
+            },
+            MountKind::Denied => Entry::Host {
+                source: PathBuf::from("/dev/null"),
+                path: m.path.clone(),
+                readonly: true,
+                ours: false,
+            },
+            MountKind::Symlink { target } => Entry::Symlink {
+                path: m.path.clone(),
+                target: target.clone(),
+            },
+            MountKind::Tmpfs { size } => Entry::Tmpfs {
+                path: m.path.clone(),
+                size: *size,
+                mode: 0o755,
+                noexec: false,
+            },
+        }
+    }
+
     fn path(&self) -> &Path {
         match self {
             Entry::Host { path, .. }
@@ -258,15 +301,158 @@ enum Origin {
     Host,
 }
 
+impl SetupPlan {
+    /// Compute the plan for `spec`. `is_dir` tells whether a host bind source is a directory
+    /// (file binds need a file as mount target); the caller provides it so that this function
+    /// stays free of I/O.
+    pub fn from_spec(spec: &SandboxSpec, is_dir: &dyn Fn(&Path) -> bool) -> SetupPlan {
+        if spec.tier == Tier::Landlock {
+            let list = |d: &Path| -> Vec<PathBuf> {
+                std::fs::read_dir(d)
+                    .map(|r| r.flatten().take(100_000).map(|e| e.path()).collect())
+                    .unwrap_or_default()
+            };
+            return super::hostview::plan(spec, is_dir, &list);
+        }
+        let mut low = Lowering::new();
+        for entry in &in_mount_order(entries(spec, is_dir)) {
+            low.lower(entry, spec, is_dir);
+        }
+        SetupPlan {
+            uid: spec.uid,
+            gid: spec.gid,
+            hostname: spec.hostname.clone(),
+            root_size: 1 << 20,
+            mounts: low.ops,
+            landlock: LandlockPlan {
+                level: spec.enforcement.landlock,
+                rules: low.rules,
+                deny_tcp_bind: true,
+                deny_tcp_connect: false,
+                min_abi: None,
+                scoped: true,
+            },
+            seccomp: seccomp::deny_plan(spec.enforcement.seccomp),
+            rlimits: rlimits(spec),
+            network: match &spec.network {
+                NetworkSpec::Isolated => NetworkPlan {
+                    loopback_up: true,
+                    sinkhole: None,
+                },
+                NetworkSpec::Sinkhole { tcp_ports } => NetworkPlan {
+                    loopback_up: true,
+                    sinkhole: Some(SinkholePlan {
+                        tcp_ports: tcp_ports.clone(),
+                    }),
+                },
+            },
+            exec: spec.exec.clone(),
+            recorder: spec.record_syscalls,
+            recorder_reads: spec.record_syscalls && spec.record_reads,
+            trace_steps: false,
+            tier: Tier::Full,
+        }
+    }
+
+    /// Host paths that must be opened before the staging root is mounted.
+    pub fn bind_sources(&self) -> impl Iterator<Item = &Path> {
+        self.mounts.iter().filter_map(|op| match op {
+            MountOp::Bind { source, .. } => Some(source.as_path()),
+            _ => None,
+        })
+    }
+}
+
+/// The full tier's mounts, in the spec's order: a fresh `/proc`, the minimal `/dev`, a private
+/// `/tmp`, HOME (the decoy home, or else a private tmpfs), then every mount of the spec.
+fn entries(spec: &SandboxSpec, is_dir: &dyn Fn(&Path) -> bool) -> Vec<Entry> {
+    let mut entries: Vec<Entry> = vec![
+        Entry::Proc,
+        Entry::Dev,
+        Entry::Tmpfs {
+            path: PathBuf::from("/tmp"),
+            size: spec.tmp_size,
+            mode: 0o1777,
+            noexec: false,
+        },
+    ];
+    entries.push(match &spec.home_source {
+        Some(source) => Entry::Host {
+            source: source.clone(),
+            path: spec.home.clone(),
+            readonly: false,
+            ours: true,
+        },
+        None => Entry::Tmpfs {
+            path: spec.home.clone(),
+            size: spec.home_size,
+            mode: 0o700,
+            noexec: false,
+        },
+    });
+    entries.extend(spec.mounts.iter().map(|m| Entry::of_mount(m, is_dir)));
+    entries
+}
+
+/// `entries` in the order they are mounted: parents first; among equals the spec's order (a
+/// later entry for the same path is mounted on top and wins). What lies below a hidden directory
+/// is not shown at all.
+fn in_mount_order(mut entries: Vec<Entry>) -> Vec<Entry> {
+    entries.sort_by_key(|e| depth(e.path()));
+    let hidden: Vec<PathBuf> = entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Hidden { path } => Some(path.clone()),
+            _ => None,
+        })
+        .collect();
+    entries.retain(|e| {
+        !hidden
+            .iter()
+            .any(|h| e.path() != h && e.path().starts_with(h))
+    });
+    entries
+}
+
+/// The resource limits of every tier: the spec's, and no core dumps.
+pub(super) fn rlimits(spec: &SandboxSpec) -> Vec<Rlimit> {
+    let mut rlimits = vec![
+        Rlimit::Nproc(spec.limits.nproc),
+        Rlimit::Nofile(spec.limits.nofile),
+        Rlimit::Fsize(spec.limits.fsize),
+        Rlimit::Core(0),
+    ];
+    if let Some(cpu) = spec.limits.cpu_secs {
+        rlimits.push(Rlimit::Cpu(cpu));
+    }
+    rlimits
+}
+
+/// The mounts lowered so far to [`MountOp`]s, and the Landlock rules mirroring them.
 struct Lowering {
     ops: Vec<MountOp>,
     /// Mount points so far, with the origin of their content.
     mounted: Vec<(PathBuf, Origin)>,
     /// Directories and files we created in our own tmpfs.
     created: Vec<PathBuf>,
+    /// Landlock rules, starting with listing the root.
+    rules: Vec<LandlockRule>,
 }
 
 impl Lowering {
+    fn new() -> Self {
+        Lowering {
+            ops: Vec::new(),
+            mounted: Vec::new(),
+            created: Vec::new(),
+            rules: vec![LandlockRule {
+                path: PathBuf::from("/"),
+                access: FsAccess::ListDir,
+                dir: true,
+            }],
+        }
+    }
+
     fn origin_of(&self, path: &Path) -> Origin {
         self.mounted
             .iter()
@@ -308,330 +494,186 @@ impl Lowering {
             },
         });
     }
+
+    /// Lower one entry (its parents are already lowered).
+    fn lower(&mut self, entry: &Entry, spec: &SandboxSpec, is_dir: &dyn Fn(&Path) -> bool) {
+        match entry {
+            Entry::Host {
+                source,
+                path,
+                readonly,
+                ours,
+            } => self.host(source, path, *readonly, *ours, is_dir(source)),
+            Entry::Symlink { path, target } => self.symlink(path, target),
+            Entry::Tmpfs {
+                path,
+                size,
+                mode,
+                noexec,
+            } => self.tmpfs(path, *size, *mode, *noexec),
+            Entry::Hidden { path } => self.hidden(path),
+            Entry::Proc => self.proc(),
+            Entry::Dev => self.dev(spec),
+        }
+    }
+
+    /// A host bind (`dir`: its source is a directory), granted read or full.
+    fn host(&mut self, source: &Path, path: &Path, readonly: bool, ours: bool, dir: bool) {
+        self.prepare(path, Some(if dir { LeafKind::Dir } else { LeafKind::File }));
+        self.ops.push(MountOp::Bind {
+            source: source.to_path_buf(),
+            path: path.to_path_buf(),
+            readonly,
+            allow_devices: false,
+            noexec: false,
+        });
+        self.mounted.push((
+            path.to_path_buf(),
+            if ours { Origin::Ours } else { Origin::Host },
+        ));
+        self.rules.push(LandlockRule {
+            path: path.to_path_buf(),
+            access: if readonly {
+                FsAccess::Read
+            } else {
+                FsAccess::Full
+            },
+            dir,
+        });
+    }
+
+    /// A symbolic link, created only where it lands in our own tmpfs (under a host bind the host
+    /// has it already).
+    fn symlink(&mut self, path: &Path, target: &Path) {
+        self.prepare(path, None);
+        if self.origin_of(path) == Origin::Ours {
+            self.ops.push(MountOp::Symlink {
+                path: path.to_path_buf(),
+                target: target.to_path_buf(),
+            });
+            self.created.push(path.to_path_buf());
+        }
+    }
+
+    /// A private tmpfs, granted full.
+    fn tmpfs(&mut self, path: &Path, size: u64, mode: u32, noexec: bool) {
+        self.prepare(path, Some(LeafKind::Dir));
+        self.ops.push(MountOp::Tmpfs {
+            path: path.to_path_buf(),
+            size,
+            mode,
+            noexec,
+        });
+        self.mounted.push((path.to_path_buf(), Origin::Ours));
+        self.rules.push(LandlockRule {
+            path: path.to_path_buf(),
+            access: FsAccess::Full,
+            dir: true,
+        });
+    }
+
+    /// A denied directory: an empty read-only tmpfs of mode 000 over it, granted nothing.
+    fn hidden(&mut self, path: &Path) {
+        self.prepare(path, Some(LeafKind::Dir));
+        self.ops.push(MountOp::Tmpfs {
+            path: path.to_path_buf(),
+            size: 4096,
+            mode: 0,
+            noexec: true,
+        });
+        self.ops.push(MountOp::MakeReadOnly {
+            path: path.to_path_buf(),
+            bind_first: false,
+        });
+        self.mounted.push((path.to_path_buf(), Origin::Host));
+    }
+
+    /// A fresh procfs with `/proc/sys` read-only, granted read.
+    fn proc(&mut self) {
+        let proc_ = PathBuf::from("/proc");
+        self.prepare(&proc_, Some(LeafKind::Dir));
+        self.ops.push(MountOp::Proc {
+            path: proc_.clone(),
+        });
+        self.mounted.push((proc_.clone(), Origin::Host));
+        self.ops.push(MountOp::MakeReadOnly {
+            path: PathBuf::from("/proc/sys"),
+            bind_first: true,
+        });
+        self.rules.push(LandlockRule {
+            path: proc_,
+            access: FsAccess::Read,
+            dir: true,
+        });
+    }
+
+    /// The minimal `/dev`: a tmpfs holding binds of the harmless host nodes, the `fd`/`std*`
+    /// links and a private size-limited `/dev/shm`; then the tmpfs itself becomes read-only.
+    fn dev(&mut self, spec: &SandboxSpec) {
+        let dev = PathBuf::from("/dev");
+        self.prepare(&dev, Some(LeafKind::Dir));
+        self.ops.push(MountOp::Tmpfs {
+            path: dev.clone(),
+            size: 64 << 10,
+            mode: 0o755,
+            noexec: true,
+        });
+        self.mounted.push((dev.clone(), Origin::Ours));
+        for node in DEV_NODES {
+            let path = dev.join(node);
+            self.prepare(&path, Some(LeafKind::File));
+            self.ops.push(MountOp::Bind {
+                source: path.clone(),
+                path: path.clone(),
+                readonly: false,
+                allow_devices: true,
+                noexec: true,
+            });
+            self.mounted.push((path, Origin::Host));
+        }
+        for (link, target) in [
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+        ] {
+            let path = dev.join(link);
+            self.ops.push(MountOp::Symlink {
+                path: path.clone(),
+                target: PathBuf::from(target),
+            });
+            self.created.push(path);
+        }
+        let shm = dev.join("shm");
+        self.prepare(&shm, Some(LeafKind::Dir));
+        self.ops.push(MountOp::Tmpfs {
+            path: shm.clone(),
+            size: spec.shm_size,
+            mode: 0o1777,
+            noexec: true,
+        });
+        self.mounted.push((shm.clone(), Origin::Ours));
+        self.ops.push(MountOp::MakeReadOnly {
+            path: dev.clone(),
+            bind_first: false,
+        });
+        self.rules.push(LandlockRule {
+            path: dev,
+            access: FsAccess::Devices,
+            dir: true,
+        });
+        self.rules.push(LandlockRule {
+            path: shm,
+            access: FsAccess::Full,
+            dir: true,
+        });
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
 enum LeafKind {
     Dir,
     File,
-}
-
-impl SetupPlan {
-    /// Compute the plan for `spec`. `is_dir` tells whether a host bind source is a directory
-    /// (file binds need a file as mount target); the caller provides it so that this function
-    /// stays free of I/O.
-    pub fn from_spec(spec: &SandboxSpec, is_dir: &dyn Fn(&Path) -> bool) -> SetupPlan {
-        if spec.tier == Tier::Landlock {
-            let list = |d: &Path| -> Vec<PathBuf> {
-                std::fs::read_dir(d)
-                    .map(|r| r.flatten().take(100_000).map(|e| e.path()).collect())
-                    .unwrap_or_default()
-            };
-            return super::hostview::plan(spec, is_dir, &list);
-        }
-        let mut entries: Vec<Entry> = vec![
-            Entry::Proc,
-            Entry::Dev,
-            Entry::Tmpfs {
-                path: PathBuf::from("/tmp"),
-                size: spec.tmp_size,
-                mode: 0o1777,
-                noexec: false,
-            },
-        ];
-        entries.push(match &spec.home_source {
-            Some(source) => Entry::Host {
-                source: source.clone(),
-                path: spec.home.clone(),
-                readonly: false,
-                ours: true,
-            },
-            None => Entry::Tmpfs {
-                path: spec.home.clone(),
-                size: spec.home_size,
-                mode: 0o700,
-                noexec: false,
-            },
-        });
-        for m in &spec.mounts {
-            entries.push(match &m.kind {
-                MountKind::ReadOnly => Entry::Host {
-                    source: m.path.clone(),
-                    path: m.path.clone(),
-                    readonly: true,
-                    ours: false,
-                },
-                MountKind::ReadWrite => Entry::Host {
-                    source: m.path.clone(),
-                    path: m.path.clone(),
-                    readonly: false,
-                    ours: false,
-                },
-                MountKind::Recording { source, writable } => Entry::Host {
-                    source: source.clone(),
-                    path: m.path.clone(),
-                    readonly: !writable,
-                    ours: false,
-                },
-                MountKind::Denied if is_dir(&m.path) => Entry::Hidden {
-                    path: m.path.clone(),
-                },
-                MountKind::Denied => Entry::Host {
-                    source: PathBuf::from("/dev/null"),
-                    path: m.path.clone(),
-                    readonly: true,
-                    ours: false,
-                },
-                MountKind::Symlink { target } => Entry::Symlink {
-                    path: m.path.clone(),
-                    target: target.clone(),
-                },
-                MountKind::Tmpfs { size } => Entry::Tmpfs {
-                    path: m.path.clone(),
-                    size: *size,
-                    mode: 0o755,
-                    noexec: false,
-                },
-            });
-        }
-        // Parents first; among equals keep the spec's order (a later entry for the same path is
-        // mounted on top and wins).
-        entries.sort_by_key(|e| depth(e.path()));
-        // What lies below a hidden directory is not shown at all.
-        let hidden: Vec<PathBuf> = entries
-            .iter()
-            .filter_map(|e| match e {
-                Entry::Hidden { path } => Some(path.clone()),
-                _ => None,
-            })
-            .collect();
-        entries.retain(|e| {
-            !hidden
-                .iter()
-                .any(|h| e.path() != h && e.path().starts_with(h))
-        });
-
-        let mut low = Lowering {
-            ops: Vec::new(),
-            mounted: Vec::new(),
-            created: Vec::new(),
-        };
-        let mut rules = vec![LandlockRule {
-            path: PathBuf::from("/"),
-            access: FsAccess::ListDir,
-            dir: true,
-        }];
-        for entry in &entries {
-            match entry {
-                Entry::Host {
-                    source,
-                    path,
-                    readonly,
-                    ours,
-                } => {
-                    let dir = is_dir(source);
-                    low.prepare(path, Some(if dir { LeafKind::Dir } else { LeafKind::File }));
-                    low.ops.push(MountOp::Bind {
-                        source: source.clone(),
-                        path: path.clone(),
-                        readonly: *readonly,
-                        allow_devices: false,
-                        noexec: false,
-                    });
-                    low.mounted.push((
-                        path.clone(),
-                        if *ours { Origin::Ours } else { Origin::Host },
-                    ));
-                    rules.push(LandlockRule {
-                        path: path.clone(),
-                        access: if *readonly {
-                            FsAccess::Read
-                        } else {
-                            FsAccess::Full
-                        },
-                        dir,
-                    });
-                }
-                Entry::Symlink { path, target } => {
-                    low.prepare(path, None);
-                    if low.origin_of(path) == Origin::Ours {
-                        low.ops.push(MountOp::Symlink {
-                            path: path.clone(),
-                            target: target.clone(),
-                        });
-                        low.created.push(path.clone());
-                    }
-                }
-                Entry::Tmpfs {
-                    path,
-                    size,
-                    mode,
-                    noexec,
-                } => {
-                    low.prepare(path, Some(LeafKind::Dir));
-                    low.ops.push(MountOp::Tmpfs {
-                        path: path.clone(),
-                        size: *size,
-                        mode: *mode,
-                        noexec: *noexec,
-                    });
-                    low.mounted.push((path.clone(), Origin::Ours));
-                    rules.push(LandlockRule {
-                        path: path.clone(),
-                        access: FsAccess::Full,
-                        dir: true,
-                    });
-                }
-                Entry::Hidden { path } => {
-                    low.prepare(path, Some(LeafKind::Dir));
-                    low.ops.push(MountOp::Tmpfs {
-                        path: path.clone(),
-                        size: 4096,
-                        mode: 0,
-                        noexec: true,
-                    });
-                    low.ops.push(MountOp::MakeReadOnly {
-                        path: path.clone(),
-                        bind_first: false,
-                    });
-                    low.mounted.push((path.clone(), Origin::Host));
-                }
-                Entry::Proc => {
-                    let proc_ = PathBuf::from("/proc");
-                    low.prepare(&proc_, Some(LeafKind::Dir));
-                    low.ops.push(MountOp::Proc {
-                        path: proc_.clone(),
-                    });
-                    low.mounted.push((proc_.clone(), Origin::Host));
-                    low.ops.push(MountOp::MakeReadOnly {
-                        path: PathBuf::from("/proc/sys"),
-                        bind_first: true,
-                    });
-                    rules.push(LandlockRule {
-                        path: proc_,
-                        access: FsAccess::Read,
-                        dir: true,
-                    });
-                }
-                Entry::Dev => lower_dev(&mut low, spec, &mut rules),
-            }
-        }
-
-        let mut rlimits = vec![
-            Rlimit::Nproc(spec.limits.nproc),
-            Rlimit::Nofile(spec.limits.nofile),
-            Rlimit::Fsize(spec.limits.fsize),
-            Rlimit::Core(0),
-        ];
-        if let Some(cpu) = spec.limits.cpu_secs {
-            rlimits.push(Rlimit::Cpu(cpu));
-        }
-
-        SetupPlan {
-            uid: spec.uid,
-            gid: spec.gid,
-            hostname: spec.hostname.clone(),
-            root_size: 1 << 20,
-            mounts: low.ops,
-            landlock: LandlockPlan {
-                level: spec.enforcement.landlock,
-                rules,
-                deny_tcp_bind: true,
-                deny_tcp_connect: false,
-                min_abi: None,
-                scoped: true,
-            },
-            seccomp: seccomp::deny_plan(spec.enforcement.seccomp),
-            rlimits,
-            network: match &spec.network {
-                NetworkSpec::Isolated => NetworkPlan {
-                    loopback_up: true,
-                    sinkhole: None,
-                },
-                NetworkSpec::Sinkhole { tcp_ports } => NetworkPlan {
-                    loopback_up: true,
-                    sinkhole: Some(SinkholePlan {
-                        tcp_ports: tcp_ports.clone(),
-                    }),
-                },
-            },
-            exec: spec.exec.clone(),
-            recorder: spec.record_syscalls,
-            recorder_reads: spec.record_syscalls && spec.record_reads,
-            trace_steps: false,
-            tier: Tier::Full,
-        }
-    }
-
-    /// Host paths that must be opened before the staging root is mounted.
-    pub fn bind_sources(&self) -> impl Iterator<Item = &Path> {
-        self.mounts.iter().filter_map(|op| match op {
-            MountOp::Bind { source, .. } => Some(source.as_path()),
-            _ => None,
-        })
-    }
-}
-
-/// The minimal `/dev`: a tmpfs holding binds of the harmless host nodes, the `fd`/`std*` links
-/// and a private size-limited `/dev/shm`; then the tmpfs itself becomes read-only.
-fn lower_dev(low: &mut Lowering, spec: &SandboxSpec, rules: &mut Vec<LandlockRule>) {
-    let dev = PathBuf::from("/dev");
-    low.prepare(&dev, Some(LeafKind::Dir));
-    low.ops.push(MountOp::Tmpfs {
-        path: dev.clone(),
-        size: 64 << 10,
-        mode: 0o755,
-        noexec: true,
-    });
-    low.mounted.push((dev.clone(), Origin::Ours));
-    for node in DEV_NODES {
-        let path = dev.join(node);
-        low.prepare(&path, Some(LeafKind::File));
-        low.ops.push(MountOp::Bind {
-            source: path.clone(),
-            path: path.clone(),
-            readonly: false,
-            allow_devices: true,
-            noexec: true,
-        });
-        low.mounted.push((path, Origin::Host));
-    }
-    for (link, target) in [
-        ("fd", "/proc/self/fd"),
-        ("stdin", "/proc/self/fd/0"),
-        ("stdout", "/proc/self/fd/1"),
-        ("stderr", "/proc/self/fd/2"),
-    ] {
-        let path = dev.join(link);
-        low.ops.push(MountOp::Symlink {
-            path: path.clone(),
-            target: PathBuf::from(target),
-        });
-        low.created.push(path);
-    }
-    let shm = dev.join("shm");
-    low.prepare(&shm, Some(LeafKind::Dir));
-    low.ops.push(MountOp::Tmpfs {
-        path: shm.clone(),
-        size: spec.shm_size,
-        mode: 0o1777,
-        noexec: true,
-    });
-    low.mounted.push((shm.clone(), Origin::Ours));
-    low.ops.push(MountOp::MakeReadOnly {
-        path: dev.clone(),
-        bind_first: false,
-    });
-    rules.push(LandlockRule {
-        path: dev,
-        access: FsAccess::Devices,
-        dir: true,
-    });
-    rules.push(LandlockRule {
-        path: shm,
-        access: FsAccess::Full,
-        dir: true,
-    });
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Tests of `decoys`.
 
+use super::env::value_may_be_secret;
 use super::*;
 
 #[test]

@@ -1,0 +1,229 @@
+//! Credential variables: which names and values are credentials, and replacing them by canaries
+//! (the caller's own by fresh ones, the well-known ones the caller lacks by planted decoys).
+
+use super::plant::{alnum, random_hex};
+use super::{Canary, DecoyHome};
+
+/// What a credential-like variable held inside the sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvHolding {
+    /// The caller had it: its value was replaced by a canary.
+    YoursReplaced,
+    /// The caller did not have it: a decoy with a canary value was planted.
+    PlantedDecoy,
+    /// Not set at all.
+    Unset,
+}
+
+/// Environment variables that hold credentials by name: never passed to scripts; canaries
+/// instead. Names are matched by the words credentials are named with (a password in
+/// `PGPASSWORD`, a DSN, `DATABASE_URL`, `*_PAT`, `*_KEY`, `*AUTH*`), not by a list of known
+/// services; npm's own settings (`npm_config_*`) only for its auth entries.
+pub fn is_secret_var(name: &str) -> bool {
+    let n = name.to_ascii_uppercase();
+    if n.starts_with("NPM_CONFIG_")
+        || n.starts_with("NPM_PACKAGE_")
+        || n.starts_with("NPM_LIFECYCLE")
+    {
+        return n.starts_with("NPM_CONFIG__AUTH")
+            || n.starts_with("NPM_CONFIG_//")
+            || n.contains("_AUTHTOKEN")
+            || n.ends_with("_PASSWORD");
+    }
+    // Names that carry a credential word but only point at one or configure a tool.
+    const NOT_SECRETS: [&str; 6] = [
+        "SSH_AUTH_SOCK",
+        "GPG_AGENT_INFO",
+        "KRB5CCNAME",
+        "XAUTHORITY",
+        "GIT_ASKPASS",
+        "SSH_ASKPASS",
+    ];
+    if NOT_SECRETS.contains(&n.as_str()) {
+        return false;
+    }
+    // Words that are never part of an innocent word, anywhere in the name.
+    const WORDS: [&str; 6] = [
+        "TOKEN",
+        "SECRET",
+        "PASSWORD",
+        "PASSWD",
+        "CREDENTIAL",
+        "APIKEY",
+    ];
+    // Words that are credentials only as a whole segment (`GIT_AUTHOR_NAME` is not `AUTH`).
+    const SEGMENTS: [&str; 10] = [
+        "AUTH", "PAT", "PASS", "KEY", "KEYS", "DSN", "COOKIE", "PRIVATE", "CREDS", "PGPASS",
+    ];
+    WORDS.iter().any(|w| n.contains(w))
+        || n.split('_').any(|seg| SEGMENTS.contains(&seg))
+        || n == "DATABASE_URL"
+        || n.ends_with("_DATABASE_URL")
+        || n.ends_with("_CONNECTION_STRING")
+}
+
+/// Whether a variable's value is worth judging by its shape: npm's own package metadata
+/// (`npm_package_integrity` is a long base64 hash) and lifecycle variables are not credentials.
+pub(super) fn value_may_be_secret(name: &str) -> bool {
+    !(name.starts_with("npm_package_") || name.starts_with("npm_lifecycle_"))
+}
+
+/// Whether a value looks like a credential whatever its variable is called: a URL with a
+/// password in it, a PEM block, a JSON key file, a well-known token format, or a long
+/// high-entropy string.
+pub fn looks_secret(value: &str) -> bool {
+    let v = value.trim();
+    if v.len() < 8 {
+        return false;
+    }
+    // Subresource-integrity hashes (`sha512-…`) are public.
+    if ["sha1-", "sha256-", "sha384-", "sha512-"]
+        .iter()
+        .any(|p| v.starts_with(p))
+    {
+        return false;
+    }
+    // scheme://user:password@host
+    if let Some((_, rest)) = v.split_once("://") {
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        if let Some((userinfo, _)) = authority.rsplit_once('@') {
+            if userinfo.split_once(':').is_some_and(|(_, p)| !p.is_empty()) {
+                return true;
+            }
+        }
+    }
+    if v.contains("-----BEGIN ") || v.contains("\"private_key\"") || v.contains("\"client_secret\"")
+    {
+        return true;
+    }
+    const PREFIXES: [&str; 22] = [
+        "ghp_",
+        "gho_",
+        "ghu_",
+        "ghs_",
+        "ghr_",
+        "github_pat_",
+        "glpat-",
+        "xoxb-",
+        "xoxp-",
+        "xoxa-",
+        "xoxs-",
+        "sk_live_",
+        "sk_test_",
+        "rk_live_",
+        "sk-ant-",
+        "AKIA",
+        "ASIA",
+        "AIza",
+        "hf_",
+        "pypi-",
+        "dop_v1_",
+        "shpat_",
+    ];
+    if PREFIXES.iter().any(|p| v.starts_with(p))
+        && v.len() >= 16
+        && !v.contains(char::is_whitespace)
+    {
+        return true;
+    }
+    if (v.starts_with("npm_") || v.starts_with("sk-"))
+        && v.len() >= 30
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return true;
+    }
+    // A JSON web token: three base64url parts, the first an encoded `{"`.
+    if v.starts_with("eyJ") && v.matches('.').count() == 2 && v.len() >= 30 {
+        return true;
+    }
+    high_entropy(v)
+}
+
+/// A long token of mixed letters and digits with close to random entropy (hashes of hex digits
+/// stay below the bar; paths — whose temporary names are random too — and prose have
+/// separators, and `/` is one).
+fn high_entropy(v: &str) -> bool {
+    if v.len() < 32
+        || !v
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=_-".contains(&b))
+    {
+        return false;
+    }
+    let (upper, lower, digit) = (
+        v.bytes().any(|b| b.is_ascii_uppercase()),
+        v.bytes().any(|b| b.is_ascii_lowercase()),
+        v.bytes().any(|b| b.is_ascii_digit()),
+    );
+    if !(upper && lower && digit) {
+        return false;
+    }
+    let mut counts = [0u32; 256];
+    for b in v.bytes() {
+        counts[usize::from(b)] += 1;
+    }
+    let n = f64::from(u32::try_from(v.len()).unwrap_or(u32::MAX));
+    let entropy: f64 = counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / n;
+            -p * p.log2()
+        })
+        .sum();
+    entropy >= 4.2
+}
+
+impl DecoyHome {
+    /// What a credential variable `name` held in the sandbox.
+    pub fn env_holding(&self, name: &str) -> EnvHolding {
+        if self.planted_env.iter().any(|n| n == name) {
+            EnvHolding::PlantedDecoy
+        } else if self.canaries.iter().any(|c| c.id == format!("env:{name}")) {
+            EnvHolding::YoursReplaced
+        } else {
+            EnvHolding::Unset
+        }
+    }
+
+    /// Replace credential variables in `env` by canaries, and plant the well-known ones the
+    /// caller does not have, so that a script looking for tokens finds only decoys.
+    pub fn scrub_env(&mut self, env: &mut Vec<(String, String)>) {
+        let mut present: Vec<String> = Vec::new();
+        for (k, v) in env.iter_mut() {
+            if is_secret_var(k) || (value_may_be_secret(k) && looks_secret(v)) {
+                let value = format!("rf_canary_{}", alnum(&random_hex(16), 32));
+                self.canaries.push(Canary {
+                    id: format!("env:{k}"),
+                    value: value.clone(),
+                });
+                *v = value;
+                present.push(k.clone());
+            }
+        }
+        for name in [
+            "NPM_TOKEN",
+            "GITHUB_TOKEN",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+        ] {
+            if !present.iter().any(|p| p == name) {
+                let value = match name {
+                    "NPM_TOKEN" => format!("npm_{}", alnum(&random_hex(24), 36)),
+                    "GITHUB_TOKEN" => format!("ghp_{}", alnum(&random_hex(24), 36)),
+                    "AWS_ACCESS_KEY_ID" => {
+                        format!("AKIA{}", alnum(&random_hex(16), 16).to_ascii_uppercase())
+                    }
+                    _ => alnum(&random_hex(32), 40),
+                };
+                self.canaries.push(Canary {
+                    id: format!("env:{name}"),
+                    value: value.clone(),
+                });
+                self.planted_env.push(name.to_string());
+                env.push((name.to_string(), value));
+            }
+        }
+    }
+}
