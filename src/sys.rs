@@ -416,32 +416,20 @@ pub fn seccomp_notif_addfd_send(
             0
         },
     };
-    // SAFETY: the kernel reads a live, initialised `seccomp_notif_addfd` through the pointer,
-    // which outlives the call; `listener` and `fd` are live borrowed descriptors.
-    let ret = unsafe {
-        libc::ioctl(
-            listener.as_raw_fd(),
-            libc::SECCOMP_IOCTL_NOTIF_ADDFD as _,
-            &add as *const libc::seccomp_notif_addfd,
-        )
-    };
-    if ret == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    notif_write_ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_ADDFD, &add)
 }
 
 fn seccomp_notif_send(listener: BorrowedFd<'_>, resp: &libc::seccomp_notif_resp) -> io::Result<()> {
-    // SAFETY: the kernel reads a live, initialised `seccomp_notif_resp` through the pointer,
-    // which outlives the call; `listener` is a live borrowed descriptor.
-    let ret = unsafe {
-        libc::ioctl(
-            listener.as_raw_fd(),
-            libc::SECCOMP_IOCTL_NOTIF_SEND as _,
-            resp as *const libc::seccomp_notif_resp,
-        )
-    };
+    notif_write_ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_SEND, resp)
+}
+
+/// A seccomp-listener ioctl whose argument the kernel only reads (`_IOW`): `arg` must be the
+/// structure `request` names (`seccomp_notif_resp` for SEND, `seccomp_notif_addfd` for ADDFD).
+fn notif_write_ioctl<T>(listener: BorrowedFd<'_>, request: libc::Ioctl, arg: &T) -> io::Result<()> {
+    // SAFETY: the kernel reads one live, initialised `T` through the pointer, which outlives the
+    // call, and the two callers pass the structure their request is defined for; `listener`
+    // is a live borrowed descriptor.
+    let ret = unsafe { libc::ioctl(listener.as_raw_fd(), request as _, arg as *const T) };
     if ret == -1 {
         Err(io::Error::last_os_error())
     } else {
