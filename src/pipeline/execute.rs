@@ -4,7 +4,7 @@
 
 use std::io::{Read, Seek};
 use std::os::unix::fs::DirBuilderExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::doctor::{self, Diagnosis, KernelFacts};
@@ -50,6 +50,8 @@ pub struct Prepared {
     pub plan: SetupPlan,
     observation: Option<Observation>,
     scratch: Option<Scratch>,
+    /// The user's HOME (in the landlock tier `spec.home` is the private one that replaces it).
+    host_home: PathBuf,
 }
 
 /// The landlock tier's private host directories: `tmp/` (the sandbox's /tmp and TMPDIR) and
@@ -158,6 +160,7 @@ impl Prepared {
             plan,
             observation,
             scratch,
+            host_home,
         })
     }
 
@@ -168,6 +171,7 @@ impl Prepared {
             plan,
             mut observation,
             scratch,
+            host_home,
         } = self;
         let started_unix_ms = crate::util::now_unix_ms();
         let timeout = spec.limits.timeout_ms.map(Duration::from_millis);
@@ -240,6 +244,9 @@ impl Prepared {
             crate::findings::order(&mut observed.findings);
         }
         tracing::debug!("recording finished in {:?}", t.elapsed());
+        if scratch.is_some() {
+            at_the_users_home(&mut observed.findings, &spec.home, &host_home);
+        }
         drop(scratch);
         Executed {
             seccomp: plan.seccomp.clone(),
@@ -249,6 +256,45 @@ impl Prepared {
             stdout,
             stderr,
             observed,
+        }
+    }
+}
+
+/// Findings name paths below the landlock tier's private HOME as the paths the script was
+/// after, below the user's HOME (`~/.ssh/id_ed25519`), as the full tier names them (it mounts the
+/// decoy home at the real path): the same act gives the same finding in both tiers.
+fn at_the_users_home(findings: &mut [crate::findings::Finding], private: &Path, user: &Path) {
+    let (Some(private), Some(user)) = (private.to_str(), user.to_str()) else {
+        return;
+    };
+    let rename = |s: &str| -> Option<String> {
+        // Only whole path components: `<private>` or `<private>/…`.
+        let mut out = String::new();
+        let mut rest = s;
+        let mut changed = false;
+        while let Some(i) = rest.find(private) {
+            let after = &rest[i + private.len()..];
+            out.push_str(&rest[..i]);
+            if after.is_empty() || after.starts_with('/') {
+                out.push_str(user);
+                changed = true;
+            } else {
+                out.push_str(private);
+            }
+            rest = after;
+        }
+        out.push_str(rest);
+        changed.then_some(out)
+    };
+    for f in findings {
+        if let Some(t) = rename(&f.target) {
+            f.target = t;
+        }
+        if let Some(t) = rename(&f.summary) {
+            f.summary = t;
+        }
+        if let Some(t) = f.detail.as_deref().and_then(rename) {
+            f.detail = Some(t);
         }
     }
 }

@@ -482,6 +482,8 @@ fn stage_a_host(
 ) -> Result<Never, Failure> {
     // 4'. set-subreaper
     prctl::set_child_subreaper(true).at(Step::SetSubreaper)?;
+    // Named like the full tier's pid 1, so `ps` (and the command's parent) show what it is.
+    let _ = prctl::set_name(c"ringfence-init");
     let watch = sys::pidfd_open(supervisor).at(Step::SetSubreaper)?;
     // From here the supervisor's death is seen on `watch`: the tree is killed before we go.
     prctl::set_pdeathsig(None).at(Step::SetSubreaper)?;

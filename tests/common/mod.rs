@@ -17,11 +17,85 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
-/// The binary under test.
+/// The binary under test, as tests run it: under `RINGFENCE_TEST_TIER=landlock` a wrapper that
+/// starts it under Docker's default seccomp refusals for namespaces (so the full tier cannot
+/// start and ringfence must choose the landlock tier by itself), otherwise [`real_bin`].
 pub fn bin() -> PathBuf {
+    match tier() {
+        Tier::Full => real_bin(),
+        Tier::Landlock => container_like_wrapper().clone(),
+    }
+}
+
+/// The ringfence binary itself.
+pub fn real_bin() -> PathBuf {
     std::env::var_os("RINGFENCE_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_ringfence")))
+}
+
+/// The isolation tier this run of the suite exercises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// Namespaces available (the default).
+    Full,
+    /// `RINGFENCE_TEST_TIER=landlock`: ringfence runs where namespaces are refused.
+    Landlock,
+}
+
+/// [`Tier`] from `RINGFENCE_TEST_TIER` (`full` or unset, `landlock`).
+pub fn tier() -> Tier {
+    match std::env::var("RINGFENCE_TEST_TIER").as_deref() {
+        Err(_) | Ok("") | Ok("full") => Tier::Full,
+        Ok("landlock") => Tier::Landlock,
+        Ok(other) => panic!("RINGFENCE_TEST_TIER={other}: expected `full` or `landlock`"),
+    }
+}
+
+/// The tiers a test that names its tier (`--tier …`) can exercise in this run: both where
+/// namespaces work, only the landlock tier under `RINGFENCE_TEST_TIER=landlock`.
+pub fn tiers_here() -> &'static [&'static str] {
+    match tier() {
+        Tier::Full => &["full", "landlock"],
+        Tier::Landlock => &["landlock"],
+    }
+}
+
+/// `fixtures/probe/docker-seccomp.c` built for [`real_bin`], once per test process.
+fn container_like_wrapper() -> &'static PathBuf {
+    static WRAPPER: OnceLock<PathBuf> = OnceLock::new();
+    WRAPPER.get_or_init(|| {
+        let target = real_bin().canonicalize().expect("the ringfence binary");
+        let dir = std::env::temp_dir().join(format!(
+            "ringfence-docker-seccomp-{}-{}",
+            uid(),
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("ringfence");
+        let status = Command::new("gcc")
+            .args(["-O1", "-Wall", "-Werror"])
+            .arg(format!("-DTARGET={:?}", target.to_str().unwrap()))
+            .arg("-o")
+            .arg(&out)
+            .arg(fixtures().join("probe/docker-seccomp.c"))
+            .status()
+            .expect("gcc (RINGFENCE_TEST_TIER=landlock needs it)");
+        assert!(status.success(), "gcc could not build docker-seccomp.c");
+        // Proof that it refuses what it should: under it the full tier cannot start.
+        let probe = Command::new(&out)
+            .args(["doctor"])
+            .current_dir("/")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&probe.stdout);
+        assert!(
+            text.contains("landlock: no namespaces"),
+            "under docker-seccomp.c, doctor should report the landlock tier:\n{text}{}",
+            String::from_utf8_lossy(&probe.stderr)
+        );
+        out
+    })
 }
 
 /// The fixtures directory.
@@ -389,6 +463,12 @@ pub fn snapshot(name: &str, world: Option<&Path>, text: &str) {
         ),
         (r#""value": "[^"]*""#.to_string(), r#""value": "[CANARY]""#),
         (r"\bpid \d+\b".to_string(), "pid [N]"),
+        // An unprivileged user's ids differ between machines; 0 (root) stays visible, so a user
+        // mapped to root would show.
+        (
+            r"\buid [1-9]\d* and gid [1-9]\d*\b".to_string(),
+            "uid [UID] and gid [GID]",
+        ),
         (r"\b[0-9a-f]{64}\b".to_string(), "[SHA256]"),
         (r"\b[0-9a-f]{24,40}\b".to_string(), "[HEX]"),
         (r"(?i)ringfence-canary-[A-Za-z0-9_-]+".to_string(), "[CANARY]"),

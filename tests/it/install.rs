@@ -1162,7 +1162,7 @@ fn a_link_to_another_packages_file_gives_npms_tree() {
         std::fs::read(&native).unwrap(),
         "npm links the binary"
     );
-    for tier in ["full", "landlock"] {
+    for &tier in crate::common::tiers_here() {
         fresh();
         let report = w.ctx.root().join("link.json");
         let out = w.ringfence(&[

@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use crate::common::{TestContext, require_userns, show, stdout};
+use crate::common::{TestContext, Tier, require_userns, show, stdout, tier, tiers_here};
 
 /// Snapshot of a directory tree: relative path → contents (files) or "<dir>".
 fn tree(root: &Path) -> Vec<(String, Vec<u8>)> {
@@ -159,10 +159,18 @@ fn home_is_a_throwaway_directory_at_the_real_path() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let text = stdout(&out);
-    assert!(
-        text.contains(&format!("HOME={}", ctx.home.display())),
-        "{text}"
-    );
+    match tier() {
+        // The decoy home is mounted at the real path.
+        Tier::Full => assert!(
+            text.contains(&format!("HOME={}\n", ctx.home.display())),
+            "{text}"
+        ),
+        // No mounts: HOME points at a private host directory instead.
+        Tier::Landlock => assert!(
+            text.starts_with("HOME=/") && !text.contains(&format!("HOME={}\n", ctx.home.display())),
+            "{text}"
+        ),
+    }
     // The sandbox sees decoys at the real paths, never the host's files.
     assert!(!text.contains("REAL-HOST-KEY"), "{text}");
     assert!(text.contains("BEGIN OPENSSH PRIVATE KEY"), "{text}");
@@ -216,6 +224,9 @@ fn host_tmp_and_other_users_files_are_invisible() {
         "#,
         f = host_tmp_file.display()
     );
+    if tier() == Tier::Landlock {
+        return host_files_are_unreadable_in_the_landlock_tier(&ctx, &host_tmp_file);
+    }
     let out = ctx.run(&[], &["sh", "-c", &script]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let text = stdout(&out);
@@ -258,6 +269,34 @@ fn host_tmp_and_other_users_files_are_invisible() {
     );
 }
 
+/// The landlock tier has no mount namespace: host paths exist (Landlock does not control
+/// `stat`) but none outside the granted view can be opened, listed or written (docs/tiers.md).
+fn host_files_are_unreadable_in_the_landlock_tier(ctx: &TestContext, host_tmp_file: &Path) {
+    let script = format!(
+        r#"
+        for f in {f} /etc/shadow /root/.bashrc; do
+            head -c 1 "$f" >/dev/null 2>&1 && echo "READ $f"
+        done
+        for d in /tmp /var/log /run /boot /mnt /srv /opt /root; do
+            ls "$d/" >/dev/null 2>&1 && echo "LISTED $d"
+        done
+        (echo x > /tmp/ringfence-test-probe) 2>/dev/null && echo "WROTE /tmp"
+        (echo x > /dev/shm/ringfence-test-probe) 2>/dev/null && echo "WROTE /dev/shm"
+        for p in /etc/passwd /etc/hosts /etc/resolv.conf /etc/ld.so.cache /dev/null /dev/urandom; do
+            head -c 1 "$p" >/dev/null 2>&1 || echo "UNREADABLE $p"
+        done
+        echo done
+        "#,
+        f = host_tmp_file.display()
+    );
+    let out = ctx.run(&[], &["sh", "-c", &script]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let text = stdout(&out);
+    assert_eq!(text, "done\n", "{}", show(&out));
+    assert!(!Path::new("/tmp/ringfence-test-probe").exists());
+    assert!(!Path::new("/dev/shm/ringfence-test-probe").exists());
+}
+
 #[test]
 fn proc_is_fresh_and_read_only_where_it_matters() {
     if !require_userns() {
@@ -285,11 +324,21 @@ fn devices_work_and_tmp_is_usable() {
         return;
     }
     let ctx = TestContext::new();
-    let out = ctx.sh(
+    // The full tier's /tmp and /dev/shm are private tmpfs; the landlock tier has only TMPDIR (the
+    // host's /tmp and /dev/shm are not writable there: docs/tiers.md).
+    let tmp = match tier() {
+        Tier::Full => "/tmp",
+        Tier::Landlock => "$TMPDIR",
+    };
+    let shm = match tier() {
+        Tier::Full => "/dev/shm",
+        Tier::Landlock => "$TMPDIR",
+    };
+    let out = ctx.sh(&format!(
         r#"head -c 16 /dev/urandom | wc -c; echo x > /dev/null && echo null-ok;
-           echo data > /tmp/f && cat /tmp/f; echo shm > /dev/shm/x && cat /dev/shm/x;
-           (echo x > /dev/evil) 2>/dev/null && echo WROTE-DEV; true"#,
-    );
+           echo data > {tmp}/f && cat {tmp}/f; echo shm > {shm}/x && cat {shm}/x;
+           (echo x > /dev/evil) 2>/dev/null && echo WROTE-DEV; true"#
+    ));
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert_eq!(stdout(&out), "16\nnull-ok\ndata\nshm\n", "{}", show(&out));
 }
@@ -339,6 +388,9 @@ fn a_script_filling_its_home_or_tmpdir_is_stopped() {
         ("landlock", "HOME"),
         ("landlock", "TMPDIR"),
     ] {
+        if !tiers_here().contains(&tier) {
+            continue;
+        }
         let report = ctx.outside.join(format!("{tier}-{dir}.json"));
         let script = format!(
             "head -c 64000000 /dev/zero > \"${dir}/fill\"; echo wrote; sleep 5; echo survived"
