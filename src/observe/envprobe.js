@@ -41,12 +41,25 @@
   };
   // Property names the runtime itself asks any object for: not environment probes.
   const internal = new Set(['toJSON', 'then', 'constructor', 'valueOf', 'toString', 'inspect', 'length']);
-  // Names just listed by ownKeys: copying or serialising the environment reads every one of them
-  // in the same synchronous run; that is one listing, not a probe of each name.
+  // Names just listed by ownKeys: copying or serialising the environment (spread, JSON,
+  // Object.entries, child_process's copy) then reads every one of them, in the listed order; that
+  // is one listing, not a probe of each name. The first read out of that order ends the copy —
+  // a synchronous spawn copies the environment and returns in the same run, and what the script
+  // reads next is a probe again.
   let listed = null;
+  const copying = (op, name) => {
+    if (listed === null || op !== 'get') return false;
+    if (listed.keys[listed.at] === name) {
+      listed.at += 1;
+      if (listed.at >= listed.keys.length) listed = null;
+      return true;
+    }
+    listed = null;
+    return false;
+  };
   const note = (op, name) => {
     if (busy || typeof name !== 'string' || internal.has(name)) return;
-    if (listed !== null && op === 'get' && listed.has(name)) return;
+    if (copying(op, name)) return;
     const key = `${op}\0${name}`;
     if (seen.has(key) || seen.size > 4000) return;
     seen.add(key);
@@ -74,7 +87,7 @@
       note('list', '*');
       const keys = Reflect.ownKeys(target);
       if (listed === null) queueMicrotask(() => (listed = null));
-      listed = new Set(keys);
+      listed = { keys, at: 0 };
       return keys;
     },
   });

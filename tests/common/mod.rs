@@ -432,6 +432,13 @@ pub fn snapshot_per_user(name: &str, world: Option<&Path>, text: &str) {
     snapshot(&format!("{name}-{who}"), world, text);
 }
 
+/// Where the pinned snapshots are (`RINGFENCE_SNAPSHOTS` for a staged copy).
+pub fn snapshot_dir() -> PathBuf {
+    std::env::var_os("RINGFENCE_SNAPSHOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/snapshots"))
+}
+
 /// Snapshot `text` under `name` with what differs between runs, users and machines of this kind
 /// redacted: the world's temporary root, other temporary paths, times and durations, pids and
 /// ids, canaries and digests, the kernel release. The unredacted text goes to stderr first, for
@@ -439,11 +446,7 @@ pub fn snapshot_per_user(name: &str, world: Option<&Path>, text: &str) {
 pub fn snapshot(name: &str, world: Option<&Path>, text: &str) {
     eprintln!("--- {name} (unredacted) ---\n{text}\n--- end {name} ---");
     let mut s = insta::Settings::clone_current();
-    s.set_snapshot_path(
-        std::env::var_os("RINGFENCE_SNAPSHOTS")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/snapshots")),
-    );
+    s.set_snapshot_path(snapshot_dir());
     s.set_prepend_module_to_snapshot(false);
     s.set_omit_expression(true);
     if let Some(w) = world {

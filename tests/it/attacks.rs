@@ -18,8 +18,8 @@ use std::process::{Command, Output};
 use serde::Deserialize;
 
 use crate::common::{
-    Registry, TestContext, bin, copy_tree, fixtures, host_processes_with, require_npm,
-    require_userns, show,
+    Registry, TestContext, Tier, bin, copy_tree, fixtures, host_processes_with, require_npm,
+    require_userns, show, snapshot_per_user, tier,
 };
 
 #[derive(Debug, Deserialize)]
@@ -67,6 +67,9 @@ struct ExpectedFinding {
     /// Only in this mode (`ci` or `dev`); both when absent.
     #[serde(default)]
     mode: Option<String>,
+    /// Only in this isolation tier (`full` or `landlock`); both when absent.
+    #[serde(default)]
+    tier: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -421,7 +424,9 @@ fn check_package(
         .flat_map(|run| run["findings"].as_array().unwrap().iter())
         .collect();
     for e in &exp.expect {
-        if e.mode.as_deref().is_some_and(|m| m != mode.name()) {
+        if e.mode.as_deref().is_some_and(|m| m != mode.name())
+            || e.tier.as_deref().is_some_and(|t| t != tier_name())
+        {
             continue;
         }
         let hit = findings.iter().any(|f| {
@@ -509,6 +514,7 @@ fn attack_fixtures_are_contained_and_reported() {
         return;
     };
     let mut failures = Vec::new();
+    let mut kinds = String::new();
     for (case, exp) in expectations() {
         for mode in [Mode::Dev, Mode::Ci] {
             let label = format!("{} [{}] ({})", exp.title, mode.name(), case.display());
@@ -534,6 +540,7 @@ fn attack_fixtures_are_contained_and_reported() {
                 continue;
             };
             check_package(&label, &exp, mode, &r, &mut failures);
+            kinds.push_str(&finding_kinds_line(&case, mode, &exp.package, &r));
             let timed_out = r["runs"]
                 .as_array()
                 .unwrap()
@@ -551,6 +558,135 @@ fn attack_fixtures_are_contained_and_reported() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    // What each tier found, pinned, so that `finding_kinds_agree_between_tiers` compares what
+    // each tier really finds (a change in either shows up here first).
+    snapshot_per_user(
+        &format!("attack-finding-kinds-{}", tier_name()),
+        None,
+        &kinds,
+    );
+}
+
+fn tier_name() -> &'static str {
+    match tier() {
+        Tier::Full => "full",
+        Tier::Landlock => "landlock",
+    }
+}
+
+const SEVERITIES: [&str; 5] = ["info", "low", "medium", "high", "critical"];
+
+/// `fixture [mode]: kind:severity, …` — the distinct finding kinds of the fixture's package,
+/// each with the highest severity it had.
+fn finding_kinds_line(
+    case: &Path,
+    mode: Mode,
+    package: &str,
+    report: &serde_json::Value,
+) -> String {
+    let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+    for f in report["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|run| run["package"]["name"] == package)
+        .flat_map(|run| run["findings"].as_array().unwrap().iter())
+    {
+        let (Some(kind), Some(sev)) = (f["kind"].as_str(), f["severity"].as_str()) else {
+            continue;
+        };
+        let rank = SEVERITIES.iter().position(|s| *s == sev).unwrap();
+        let e = kinds.entry(kind).or_insert(rank);
+        *e = (*e).max(rank);
+    }
+    let kinds: Vec<String> = kinds
+        .into_iter()
+        .map(|(k, r)| format!("{k}:{}", SEVERITIES[r]))
+        .collect();
+    format!(
+        "{} [{}]: {}\n",
+        case.file_stem().unwrap().to_string_lossy(),
+        mode.name(),
+        kinds.join(", ")
+    )
+}
+
+/// The kinds of a pinned line that reached medium or more: what decides the verdict. Info and
+/// low findings differ between the tiers by construction (the C library's try of the nscd
+/// socket is seen at `connect` in one tier and refused at `socket` in the other; the fixtures'
+/// own offline interlock probes loopback where there is no network namespace).
+fn decisive(line: &str) -> Vec<&str> {
+    line.split(", ")
+        .filter_map(|e| e.split_once(':'))
+        .filter(|(_, sev)| SEVERITIES.iter().position(|s| s == sev) >= Some(2))
+        .map(|(k, _)| k)
+        .collect()
+}
+
+/// The bar for the namespace-free tier: at least 90% of the attack fixtures get the same
+/// finding kinds (at medium and above, [`decisive`]) there as in the full tier, in both modes,
+/// and docs/tiers.md names every one that does not. Reads the pinned kinds of both tiers (each tier's suite checks its own against
+/// what it really finds).
+#[test]
+fn finding_kinds_agree_between_tiers() {
+    let who = if crate::common::uid() == 0 {
+        "as-root"
+    } else {
+        "as-user"
+    };
+    let dir = crate::common::snapshot_dir();
+    let read = |tier: &str| -> BTreeMap<String, String> {
+        let path = dir.join(format!("attack-finding-kinds-{tier}-{who}.snap"));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        // insta's header ends with `---`; then one line per fixture and mode.
+        text.split("\n---\n")
+            .nth(1)
+            .unwrap_or("")
+            .lines()
+            .filter_map(|l| {
+                l.split_once(": ")
+                    .or_else(|| l.strip_suffix(':').map(|k| (k, "")))
+            })
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let full = read("full");
+    let landlock = read("landlock");
+    assert_eq!(
+        full.keys().collect::<Vec<_>>(),
+        landlock.keys().collect::<Vec<_>>(),
+        "both tiers ran the same fixtures"
+    );
+    let mut fixtures: BTreeMap<&str, bool> = BTreeMap::new();
+    for (k, v) in &full {
+        let fixture = k.split(" [").next().unwrap();
+        let same = landlock.get(k).map(|l| decisive(l)) == Some(decisive(v));
+        *fixtures.entry(fixture).or_insert(true) &= same;
+    }
+    assert!(fixtures.len() >= 20, "{fixtures:?}");
+    let differ: Vec<&str> = fixtures
+        .iter()
+        .filter(|(_, same)| !**same)
+        .map(|(f, _)| *f)
+        .collect();
+    let agree = fixtures.len() - differ.len();
+    assert!(
+        agree * 10 >= fixtures.len() * 9,
+        "only {agree} of {} attack fixtures get the same finding kinds in both tiers; differ: {differ:?}",
+        fixtures.len()
+    );
+    let doc = std::fs::read_to_string(fixtures_dir_docs().join("tiers.md")).unwrap();
+    for f in &differ {
+        assert!(
+            doc.contains(&format!("`{f}`")),
+            "docs/tiers.md does not name `{f}`, whose finding kinds differ between the tiers"
+        );
+    }
+}
+
+fn fixtures_dir_docs() -> PathBuf {
+    fixtures().join("../docs")
 }
 
 /// How a variant carries the payload.

@@ -134,13 +134,48 @@ pub(super) fn canary_ids(hits: &BTreeSet<usize>, canaries: &[Canary]) -> String 
         .join(", ")
 }
 
-/// Labels of `name` that decode (hex, base32) to printable text.
+/// Labels of `name` that decode (hex, base32) to printable text — and shorter hex labels that
+/// decode to the machine's own name (a two-letter hostname is four hex digits, below what is
+/// otherwise taken for an encoding).
 pub(super) fn decoded_labels(name: &str) -> Vec<String> {
     name.split('.')
-        .filter_map(|l| decode_hex(l).or_else(|| decode_base32(l)))
+        .filter_map(|l| {
+            decode_hex(l)
+                .or_else(|| decode_base32(l))
+                .or_else(|| short_hex(l).filter(|d| is_host_name(d)))
+        })
         .filter(|d| d.iter().all(|b| b.is_ascii_graphic() || *b == b' '))
         .map(|d| String::from_utf8_lossy(&d).into_owned())
         .collect()
+}
+
+/// A hex label of 2 or 3 bytes (`decode_hex` takes 4 or more).
+fn short_hex(label: &str) -> Option<Vec<u8>> {
+    if !(4..8).contains(&label.len())
+        || label.len() % 2 != 0
+        || !label.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return None;
+    }
+    (0..label.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(label.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Whether `text` is this machine's hostname (what a script sees in the landlock tier, which
+/// has no uts namespace) or the full tier's default sandbox hostname.
+fn is_host_name(text: &[u8]) -> bool {
+    static NAME: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let host = NAME.get_or_init(|| {
+        nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+    });
+    text == b"localhost"
+        || host
+            .as_deref()
+            .is_some_and(|h| !h.is_empty() && h.as_bytes() == text)
 }
 
 /// One finding for a DNS name (or, with `more`, for the names counted under a domain past the

@@ -418,3 +418,15 @@ mod props {
         }
     }
 }
+
+/// A short hex label is an encoding only when it spells the machine's own name: `2024` (" $")
+/// in a real name is not a tunnel; a two-letter hostname hex-encoded is.
+#[test]
+fn short_hex_labels_count_only_when_they_spell_the_hostname() {
+    assert!(classify::decoded_labels("www.2024.example.test").is_empty());
+    assert!(classify::decoded_labels("7777.example.test").is_empty());
+    let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    let label: String = host.bytes().map(|b| format!("{b:02x}")).collect();
+    let decoded = classify::decoded_labels(&format!("{label}.h.x.attacker.test"));
+    assert_eq!(decoded, vec![host.clone()], "{label}");
+}

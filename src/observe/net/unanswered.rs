@@ -35,6 +35,11 @@ pub(crate) fn unanswered(probes: &[NetProbe], canaries: &[Canary]) -> Vec<Findin
             continue;
         }
         let hits = canaries_in(&scanned(&host, p), canaries);
+        if p.kind == "dns" && host.parse::<IpAddr>().is_ok() {
+            // An address "looked up" (dgram's bind of 0.0.0.0, a connect to a literal): no query
+            // leaves the machine for it, so the full tier's sinkhole never sees one either.
+            continue;
+        }
         let f = if p.kind == "dns" {
             // Judged as the sinkhole judges a query (encoded labels are a tunnel, a canary an
             // exfiltration), once per name.
@@ -101,8 +106,11 @@ fn lookup_finding(host: &str, hits: &[&Canary], p: &NetProbe, canaries: &[Canary
         .filter_map(|h| canaries.iter().position(|c| std::ptr::eq(c, *h)))
         .collect();
     let f = classify::dns_finding(host, 1, &idx, p.at_unix_ms, canaries, None, None);
-    let detail = f.detail.clone().unwrap_or_default();
-    f.detail(format!("{detail}; seen by the node preload; {REFUSED}"))
+    let detail = match f.detail.as_deref() {
+        Some(d) if !d.is_empty() => format!("{d}; seen by the node preload; {REFUSED}"),
+        _ => format!("seen by the node preload; {REFUSED}"),
+    };
+    f.detail(detail)
 }
 
 /// A canary in what an attempt would have sent: an exfiltration, critical.
@@ -148,6 +156,16 @@ fn unix_socket_finding(host: &str) -> Finding {
             format!("tried to reach a container runtime socket `{host}`"),
             format!("unix:{host}"),
         )
+    } else if live_socket(host) {
+        // As the syscall recorder rates it in the full tier: a socket file with (possibly) a
+        // host listener behind it is a way out.
+        return Finding::new(
+            Code::UnixSocketRefused,
+            format!("tried to connect to the unix socket `{host}`, a host socket file; refused"),
+            format!("unix-path:{host}"),
+        )
+        .severity(Severity::High)
+        .detail("a host listener reached through a socket file is a way out of the sandbox; seen by the node preload; unix sockets are refused in the landlock tier");
     } else {
         Finding::new(
             Code::UnixSocketRefused,
@@ -157,6 +175,14 @@ fn unix_socket_finding(host: &str) -> Finding {
         .severity(Severity::Medium)
     }
     .detail("seen by the node preload; unix sockets are refused in the landlock tier")
+}
+
+/// Whether an absolute `path` names a socket file on the host (a link to one included). Only
+/// metadata is read: nothing at the path is opened.
+fn live_socket(path: &str) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    let path = std::path::Path::new(path);
+    path.is_absolute() && std::fs::metadata(path).is_ok_and(|m| m.file_type().is_socket())
 }
 
 /// A connection (or a lookup) by the class of its host.
