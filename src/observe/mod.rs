@@ -148,20 +148,30 @@ impl Observation {
     pub fn finish(self, outcome: &Outcome) -> Observed {
         // The tree is killed when the script's own process exits; the run ends right after.
         let outcome_end_ms = now_unix_ms();
+        let t = std::time::Instant::now();
         let recorded = self.recorder.map(|r| r.finish()).unwrap_or_default();
+        let t_recorder = t.elapsed();
         let collected = self.env_probes.collect_all();
+        let t_preload = t.elapsed();
         let (env_probes, mut touched) = (collected.probes, collected.files);
         // Forensic recording sees every program's reads, not only node's.
         touched.extend(recorded.home_reads.iter().cloned());
-        let mut findings = attribute_home_reads(
-            self.decoys.findings(),
-            &touched,
-            &recorded.execs,
-            &self.decoys,
-            &self.context,
+        let home = self.decoys.findings();
+        let t_home = t.elapsed();
+        let mut findings =
+            attribute_home_reads(home, &touched, &recorded.execs, &self.decoys, &self.context);
+        tracing::debug!(
+            "finishing the recording: recorder {t_recorder:?}, preload logs {:?}, decoy home {:?}",
+            t_preload - t_recorder,
+            t_home - t_preload
         );
         match self.sinkhole {
-            Some(s) => findings.extend(s.finish(self.decoys.canaries(), &recorded.connects)),
+            Some(s) => {
+                let served = s.finish(self.decoys.canaries(), &recorded.connects);
+                let unread = net::sent_encrypted(&collected.net, self.decoys.canaries(), &served);
+                findings.extend(served);
+                findings.extend(unread);
+            }
             // No sinkhole (the landlock tier): what node code tried to reach, from the preload.
             None => findings.extend(net::unanswered(&collected.net, self.decoys.canaries())),
         }

@@ -285,7 +285,12 @@ fn install_matches_plain_npm() {
         .filter(|l| !l.starts_with("npm "))
         .collect::<Vec<_>>()
         .join("\n");
-    crate::common::snapshot("install-fidelity-stderr", Some(&w.ctx.root()), &stderr);
+    // The summary names the tier when it is not the full one.
+    let name = match crate::common::tier() {
+        crate::common::Tier::Full => "install-fidelity-stderr",
+        crate::common::Tier::Landlock => "install-fidelity-stderr-landlock",
+    };
+    crate::common::snapshot(name, Some(&w.ctx.root()), &stderr);
 }
 
 /// In GitHub Actions: findings become annotations on the dependency's lockfile line and a job

@@ -68,6 +68,47 @@ pub(crate) fn unanswered(probes: &[NetProbe], canaries: &[Canary]) -> Vec<Findin
     out
 }
 
+/// The full tier's complement to the sinkhole: a canary node code put into what it sent over a
+/// connection the sinkhole cannot read (TLS: it sees only the name) is an exfiltration all the
+/// same, found in the preload's record of the request before encryption. Destinations the
+/// sinkhole already rated an exfiltration are not reported twice.
+pub(crate) fn sent_encrypted(
+    probes: &[NetProbe],
+    canaries: &[Canary],
+    already: &[Finding],
+) -> Vec<Finding> {
+    let mut out: Vec<Finding> = Vec::new();
+    for p in probes {
+        if matches!(p.kind.as_str(), "dns" | "unix" | "udp") {
+            continue;
+        }
+        let taken = |t: &str| {
+            already
+                .iter()
+                .chain(out.iter())
+                .any(|f| f.kind == super::FindingKind::Exfiltration && f.target == t)
+        };
+        if taken(&p.dest) {
+            continue;
+        }
+        let host = p
+            .dest
+            .rsplit_once(':')
+            .map_or(p.dest.clone(), |(h, _)| h.to_string());
+        let hits = canaries_in(&scanned(&host, p), canaries);
+        if hits.is_empty() {
+            continue;
+        }
+        let mut f = exfiltration_finding(p, &host, &hits).detail(
+            "seen by the node preload in the request before encryption; the connection itself ended in ringfence's sinkhole",
+        );
+        f.process = Some(p.actor.clone());
+        f.at_unix_ms = Some(p.at_unix_ms);
+        out.push(f);
+    }
+    out
+}
+
 /// `p`, or, for a DNS query sent by hand (a datagram to port 53), a lookup of its name: it is
 /// judged as one.
 fn as_lookup(p: &NetProbe) -> NetProbe {
@@ -204,4 +245,49 @@ fn connection_finding(p: &NetProbe, host: &str) -> Finding {
         dest,
     )
     .severity(severity)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::findings::Actor;
+
+    fn probe(kind: &str, dest: &str, data: &str) -> NetProbe {
+        NetProbe {
+            kind: kind.into(),
+            dest: dest.into(),
+            path: Some("/user/repos".into()),
+            data: Some(data.as_bytes().to_vec()),
+            actor: Actor {
+                pid: 7,
+                argv: vec!["node".into()],
+            },
+            at_unix_ms: 1,
+        }
+    }
+
+    /// A canary in an HTTPS request the sinkhole could not read is one critical exfiltration,
+    /// attributed to the process; not when the sinkhole already rated that destination, not
+    /// for what carries no canary, not for lookups.
+    #[test]
+    fn a_canary_sent_over_tls_is_an_exfiltration_once() {
+        let canaries = vec![Canary {
+            id: "env:GITHUB_TOKEN".into(),
+            value: "ghp_RINGFENCEcanary0123456789".into(),
+        }];
+        let token = r#"{"authorization":"token ghp_RINGFENCEcanary0123456789"} {}"#;
+        let probes = vec![
+            probe("https", "api.github.com:443", ""),
+            probe("https-body:1", "api.github.com:443", token),
+            probe("https-body:2", "api.github.com:443", token),
+            probe("https-body:1", "example.test:443", "{} nothing"),
+            probe("dns", "ghp_RINGFENCEcanary0123456789.x.test:0", ""),
+        ];
+        let found = sent_encrypted(&probes, &canaries, &[]);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!(found[0].severity, Severity::Critical);
+        assert_eq!(found[0].target, "api.github.com:443");
+        assert_eq!(found[0].process.as_ref().map(|a| a.pid), Some(7));
+        assert!(sent_encrypted(&probes, &canaries, &found).is_empty());
+    }
 }
