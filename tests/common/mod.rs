@@ -8,6 +8,9 @@
 //!   when it re-runs the suite as an unprivileged user from a copy of the build.
 //! - `RINGFENCE_FIXTURES`: the fixtures directory (default: the source tree's).
 //! - `RINGFENCE_TEST_SKIP_CLEANUP=1`: keep each test's temporary directory.
+//! - `RINGFENCE_TEST_TIER=landlock`: run ringfence the way containers start it, under Docker's
+//!   default seccomp refusals for namespaces (`fixtures/probe/docker-seccomp.c`), so that it must
+//!   choose the landlock tier by itself; tests state what holds in each tier ([`tier`]).
 
 #![allow(dead_code)]
 
