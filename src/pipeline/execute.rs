@@ -349,3 +349,31 @@ pub fn sandbox_error(e: SandboxError, facts: Option<&KernelFacts>) -> RunError {
         diagnosis,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::findings::{Code, Finding};
+
+    /// Paths below the landlock tier's private HOME are named below the user's HOME, whole
+    /// components only, in the target, the summary and the detail.
+    #[test]
+    fn findings_name_the_users_home_not_the_private_one() {
+        let private = Path::new("/tmp/ringfence-tier-x/home");
+        let user = Path::new("/home/u");
+        let mut f = vec![
+            Finding::new(
+                Code::DecoyRead,
+                "read decoy `/tmp/ringfence-tier-x/home/.ssh/id_ed25519`",
+                "/tmp/ringfence-tier-x/home/.ssh/id_ed25519",
+            )
+            .detail("also /tmp/ringfence-tier-x/home"),
+            Finding::new(Code::DecoyRead, "other", "/tmp/ringfence-tier-x/homeless/x"),
+        ];
+        at_the_users_home(&mut f, private, user);
+        assert_eq!(f[0].target, "/home/u/.ssh/id_ed25519");
+        assert_eq!(f[0].summary, "read decoy `/home/u/.ssh/id_ed25519`");
+        assert_eq!(f[0].detail.as_deref(), Some("also /home/u"));
+        assert_eq!(f[1].target, "/tmp/ringfence-tier-x/homeless/x");
+    }
+}

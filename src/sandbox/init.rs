@@ -602,14 +602,14 @@ fn stage_c(chan: BorrowedFd<'_>, plan: &SetupPlan, parent: Pid) -> Result<Never,
         sys::exit_now(125);
     }
 
-    // 19. set-rlimits. Without a user namespace RLIMIT_NPROC counts every process of the uid on
-    // the host: the sandbox's budget comes on top of what the user already runs.
+    // 19. set-rlimits. Without a user namespace RLIMIT_NPROC counts every task of the uid on the
+    // host: the sandbox's budget comes on top of what the user already runs, threads included.
     let rlimits: Vec<_> = match plan.tier {
         super::spec::Tier::Full => plan.rlimits.clone(),
         // Host root is not subject to RLIMIT_NPROC at all: nothing to count.
         super::spec::Tier::Landlock if nix::unistd::getuid().is_root() => plan.rlimits.clone(),
         super::spec::Tier::Landlock => {
-            let running = proc::processes_of(nix::unistd::getuid().as_raw());
+            let running = proc::tasks_of(nix::unistd::getuid().as_raw());
             plan.rlimits
                 .iter()
                 .map(|r| match *r {

@@ -153,8 +153,10 @@ pub fn descendant_pids(root: i32) -> std::collections::BTreeSet<i32> {
     inside
 }
 
-/// How many processes `uid` runs (real uid, from `/proc/<pid>/status`): RLIMIT_NPROC counts them.
-pub fn processes_of(uid: u32) -> u64 {
+/// How many tasks (threads included) `uid` runs (real uid, from `/proc/<pid>/status`):
+/// RLIMIT_NPROC counts every task of the user, not only processes — a desktop's browser alone
+/// runs hundreds of threads.
+pub fn tasks_of(uid: u32) -> u64 {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return 0;
     };
@@ -170,13 +172,15 @@ pub fn processes_of(uid: u32) -> u64 {
         let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
             continue;
         };
-        let real = status
-            .lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .and_then(|l| l.split_whitespace().next())
-            .and_then(|u| u.parse::<u32>().ok());
-        if real == Some(uid) {
-            n += 1;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|l| l.split_whitespace().next())
+                .and_then(|u| u.parse::<u64>().ok())
+        };
+        if field("Uid:") == Some(u64::from(uid)) {
+            n += field("Threads:").unwrap_or(1);
         }
     }
     n

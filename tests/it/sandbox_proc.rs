@@ -421,3 +421,43 @@ fn an_interrupted_run_leaves_nothing_behind() {
         assert_eq!(host_processes_with(&marker), Vec::<String>::new(), "{tier}");
     }
 }
+
+/// RLIMIT_NPROC counts every task of the uid host-wide when there is no user namespace: a user
+/// whose programs run more threads than the sandbox's whole budget (a browser, an IDE) must
+/// still get a sandbox that can fork. Meaningful for an ordinary user (root is exempt from the
+/// limit), which is how CI runs the suite a second time.
+#[test]
+fn many_host_threads_of_the_user_leave_the_landlock_tier_able_to_fork() {
+    if !require_userns() {
+        return;
+    }
+    let ctx = TestContext::new();
+    let mut threads = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import threading, time, sys\n\
+             threading.stack_size(64 * 1024)\n\
+             ts = [threading.Thread(target=time.sleep, args=(30,), daemon=True) for _ in range(1300)]\n\
+             [t.start() for t in ts]\n\
+             print('up', flush=True)\n\
+             time.sleep(30)\n",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(threads.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "up\n");
+    let out = ctx.run(
+        &["--tier", "landlock"],
+        &["sh", "-c", "(true) && /bin/true && echo forked"],
+    );
+    let _ = threads.kill();
+    let _ = threads.wait();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(stdout(&out), "forked\n", "{}", show(&out));
+}
