@@ -2,6 +2,7 @@
 //! that pid 1 runs after the command exits.
 
 use std::io;
+use std::path::Path;
 
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 
@@ -107,17 +108,54 @@ pub fn survivors() -> Vec<ProcessInfo> {
 /// Every descendant of `root` (the landlock tier's subreaper), from the host's `/proc`: orphans
 /// were reparented to `root`, so the tree below it is the whole sandbox.
 pub fn descendants(root: i32) -> Vec<ProcessInfo> {
-    let inside = descendant_pids(root);
-    let mut out: Vec<ProcessInfo> = processes()
+    let mut out: Vec<ProcessInfo> = descendant_pids(root)
         .into_iter()
-        .filter(|p| inside.contains(&p.pid))
+        .filter_map(|pid| info(pid, &Path::new("/proc").join(pid.to_string())))
         .collect();
     out.sort_by_key(|p| p.pid);
     out
 }
 
-/// The pids below `root`, from each process's parent (one `stat` read per process).
+/// The pids below `root`: followed down the kernel's per-task `children` lists (a few reads for
+/// a small tree), or, on a kernel without them (`CONFIG_PROC_CHILDREN`), from every process's
+/// parent (one `stat` read per process on the host).
 pub fn descendant_pids(root: i32) -> std::collections::BTreeSet<i32> {
+    children_tree(root).unwrap_or_else(|| scan_parents(root))
+}
+
+/// The tree below `root` from `/proc/<pid>/task/<tid>/children`; `None` when the kernel has no
+/// such lists. A process that exits while it is read is simply not there; one forked meanwhile
+/// is found by the next call (callers that kill loop until nothing is left).
+fn children_tree(root: i32) -> Option<std::collections::BTreeSet<i32>> {
+    if !Path::new(&format!("/proc/{root}/task/{root}/children")).exists() {
+        return None;
+    }
+    let mut inside = std::collections::BTreeSet::new();
+    let mut todo = vec![root];
+    while let Some(pid) = todo.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let Ok(list) = std::fs::read_to_string(task.path().join("children")) else {
+                continue;
+            };
+            for child in list
+                .split_whitespace()
+                .filter_map(|c| c.parse::<i32>().ok())
+            {
+                // Bounded by the pid space; a pid seen twice (reused mid-walk) is walked once.
+                if child != root && inside.insert(child) {
+                    todo.push(child);
+                }
+            }
+        }
+    }
+    Some(inside)
+}
+
+/// The pids below `root`, from each process's parent (one `stat` read per process).
+fn scan_parents(root: i32) -> std::collections::BTreeSet<i32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Default::default();
     };
@@ -200,33 +238,41 @@ fn processes() -> Vec<ProcessInfo> {
         else {
             continue;
         };
-        let base = entry.path();
-        let ppid = std::fs::read_to_string(base.join("stat"))
-            .ok()
-            .and_then(|s| {
-                // The comm field may contain spaces and parentheses: parse after the last ')'.
-                let rest = s.rsplit_once(')')?.1;
-                rest.split_whitespace().nth(1)?.parse().ok()
-            })
-            .unwrap_or(0);
-        let argv: Vec<String> = std::fs::read(base.join("cmdline"))
-            .map(|raw| {
-                raw.split(|b| *b == 0)
-                    .filter(|a| !a.is_empty())
-                    .map(|a| String::from_utf8_lossy(a).into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let argv = if argv.is_empty() {
-            // Between fork and exec (or a kernel thread-like process) cmdline is empty: name it
-            // by its comm, in brackets as ps does.
-            std::fs::read_to_string(base.join("comm"))
-                .map(|c| vec![format!("[{}]", c.trim_end())])
-                .unwrap_or_default()
-        } else {
-            argv
-        };
-        out.push(ProcessInfo { pid, ppid, argv });
+        out.extend(info(pid, &entry.path()));
     }
     out
+}
+
+/// One process's pid, parent and command line, from its `/proc` directory `base`; `None` once it
+/// is gone.
+fn info(pid: i32, base: &Path) -> Option<ProcessInfo> {
+    let ppid = std::fs::read_to_string(base.join("stat"))
+        .ok()
+        .and_then(|s| {
+            // The comm field may contain spaces and parentheses: parse after the last ')'.
+            let rest = s.rsplit_once(')')?.1;
+            rest.split_whitespace().nth(1)?.parse().ok()
+        })
+        .unwrap_or(0);
+    let argv: Vec<String> = std::fs::read(base.join("cmdline"))
+        .map(|raw| {
+            raw.split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let argv = if argv.is_empty() {
+        // Between fork and exec (or a kernel thread-like process) cmdline is empty: name it
+        // by its comm, in brackets as ps does.
+        std::fs::read_to_string(base.join("comm"))
+            .map(|c| vec![format!("[{}]", c.trim_end())])
+            .unwrap_or_default()
+    } else {
+        argv
+    };
+    if ppid == 0 && argv.is_empty() && !base.exists() {
+        return None;
+    }
+    Some(ProcessInfo { pid, ppid, argv })
 }
