@@ -512,7 +512,7 @@ fn stage_a_host(
         Some(_) => proc::descendants(me.as_raw()),
         None => Vec::new(),
     };
-    kill_tree(me.as_raw());
+    proc::kill_tree(me.as_raw());
     if let Some(termination) = termination {
         let _ = channel::send(
             chan,
@@ -566,29 +566,6 @@ fn reap_host(
     }
 }
 
-/// SIGKILL everything below `root` until nothing is left (a process that forks while it is
-/// being killed is found in the next round; killed processes cannot fork).
-fn kill_tree(root: i32) {
-    use nix::sys::wait::WaitPidFlag;
-    for round in 0..200 {
-        let left = proc::descendant_pids(root);
-        if left.is_empty() {
-            return;
-        }
-        for pid in &left {
-            let _ = nix::sys::signal::kill(Pid::from_raw(*pid), Signal::SIGKILL);
-        }
-        while let Ok(s) = waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
-            if s == WaitStatus::StillAlive {
-                break;
-            }
-        }
-        if round > 0 {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-    }
-}
-
 fn stage_c(chan: BorrowedFd<'_>, plan: &SetupPlan, parent: Pid) -> Result<Never, Failure> {
     let mut t = Timer::new(plan.trace_steps);
     // 17. new-session
@@ -604,20 +581,9 @@ fn stage_c(chan: BorrowedFd<'_>, plan: &SetupPlan, parent: Pid) -> Result<Never,
 
     // 19. set-rlimits. Without a user namespace RLIMIT_NPROC counts every task of the uid on the
     // host: the sandbox's budget comes on top of what the user already runs, threads included.
-    let rlimits: Vec<_> = match plan.tier {
+    let rlimits = match plan.tier {
         super::spec::Tier::Full => plan.rlimits.clone(),
-        // Host root is not subject to RLIMIT_NPROC at all: nothing to count.
-        super::spec::Tier::Landlock if nix::unistd::getuid().is_root() => plan.rlimits.clone(),
-        super::spec::Tier::Landlock => {
-            let running = proc::tasks_of(nix::unistd::getuid().as_raw());
-            plan.rlimits
-                .iter()
-                .map(|r| match *r {
-                    super::plan::Rlimit::Nproc(n) => super::plan::Rlimit::Nproc(n + running),
-                    other => other,
-                })
-                .collect()
-        }
+        super::spec::Tier::Landlock => proc::on_top_of_the_users_tasks(&plan.rlimits),
     };
     proc::set_rlimits(&rlimits).at(Step::SetRlimits)?;
     t.mark(Step::SetRlimits);

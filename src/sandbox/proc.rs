@@ -191,6 +191,49 @@ fn scan_parents(root: i32) -> std::collections::BTreeSet<i32> {
     inside
 }
 
+/// SIGKILL everything below `root` until nothing is left (a process that forks while it is
+/// being killed is found in the next round; killed processes cannot fork).
+pub fn kill_tree(root: i32) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    use nix::unistd::Pid;
+    for round in 0..200 {
+        let left = descendant_pids(root);
+        if left.is_empty() {
+            return;
+        }
+        for pid in &left {
+            let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
+        }
+        while let Ok(s) = waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
+            if s == WaitStatus::StillAlive {
+                break;
+            }
+        }
+        if round > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+}
+
+/// `rlimits` for a sandbox without a user namespace: RLIMIT_NPROC counts every task of the uid
+/// on the host, so the sandbox's budget comes on top of what the user already runs (host root
+/// is not subject to it at all).
+pub fn on_top_of_the_users_tasks(rlimits: &[Rlimit]) -> Vec<Rlimit> {
+    let uid = nix::unistd::getuid();
+    if uid.is_root() {
+        return rlimits.to_vec();
+    }
+    let running = tasks_of(uid.as_raw());
+    rlimits
+        .iter()
+        .map(|r| match *r {
+            Rlimit::Nproc(n) => Rlimit::Nproc(n + running),
+            other => other,
+        })
+        .collect()
+}
+
 /// How many tasks (threads included) `uid` runs (real uid, from `/proc/<pid>/status`):
 /// RLIMIT_NPROC counts every task of the user, not only processes — a desktop's browser alone
 /// runs hundreds of threads.
