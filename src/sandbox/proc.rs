@@ -163,15 +163,7 @@ fn scan_parents(root: i32) -> std::collections::BTreeSet<i32> {
         .flatten()
         .filter_map(|e| {
             let pid = e.file_name().to_str()?.parse::<i32>().ok()?;
-            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-            let ppid = stat
-                .rsplit_once(')')?
-                .1
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()?;
-            Some((pid, ppid))
+            Some((pid, parent(&e.path())?))
         })
         .collect();
     let mut inside = std::collections::BTreeSet::from([root]);
@@ -286,17 +278,22 @@ fn processes() -> Vec<ProcessInfo> {
     out
 }
 
+/// A process's parent pid, from its `/proc` directory's `stat`.
+fn parent(base: &Path) -> Option<i32> {
+    let stat = std::fs::read_to_string(base.join("stat")).ok()?;
+    // The comm field may contain spaces and parentheses: parse after the last ')'.
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 /// One process's pid, parent and command line, from its `/proc` directory `base`; `None` once it
 /// is gone.
 fn info(pid: i32, base: &Path) -> Option<ProcessInfo> {
-    let ppid = std::fs::read_to_string(base.join("stat"))
-        .ok()
-        .and_then(|s| {
-            // The comm field may contain spaces and parentheses: parse after the last ')'.
-            let rest = s.rsplit_once(')')?.1;
-            rest.split_whitespace().nth(1)?.parse().ok()
-        })
-        .unwrap_or(0);
+    let ppid = parent(base).unwrap_or(0);
     let argv: Vec<String> = std::fs::read(base.join("cmdline"))
         .map(|raw| {
             raw.split(|b| *b == 0)

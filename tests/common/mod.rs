@@ -69,22 +69,20 @@ fn container_like_wrapper() -> &'static PathBuf {
     static WRAPPER: OnceLock<PathBuf> = OnceLock::new();
     WRAPPER.get_or_init(|| {
         let target = real_bin().canonicalize().expect("the ringfence binary");
-        let dir = std::env::temp_dir().join(format!(
-            "ringfence-docker-seccomp-{}-{}",
-            uid(),
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let out = dir.join("ringfence");
-        let status = Command::new("gcc")
-            .args(["-O1", "-Wall", "-Werror"])
-            .arg(format!("-DTARGET={:?}", target.to_str().unwrap()))
-            .arg("-o")
-            .arg(&out)
-            .arg(fixtures().join("probe/docker-seccomp.c"))
-            .status()
-            .expect("gcc (RINGFENCE_TEST_TIER=landlock needs it)");
-        assert!(status.success(), "gcc could not build docker-seccomp.c");
+        let define = format!("-DTARGET={:?}", target.to_str().unwrap());
+        // One wrapper per target: test processes for another binary never replace this one.
+        let id = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            target.hash(&mut h);
+            h.finish()
+        };
+        let out = compile_fixture(
+            "docker-seccomp.c",
+            &format!("ringfence-docker-seccomp-{id:016x}"),
+            &["-Werror", define.as_str()],
+        )
+        .expect("gcc could not build docker-seccomp.c (RINGFENCE_TEST_TIER=landlock needs it)");
         // Proof that it refuses what it should: under it the full tier cannot start.
         let probe = Command::new(&out)
             .args(["doctor"])
@@ -162,26 +160,43 @@ fn nix_uid() -> u32 {
 pub fn probe() -> Option<PathBuf> {
     static PROBE: OnceLock<Option<PathBuf>> = OnceLock::new();
     PROBE
-        .get_or_init(|| {
-            let src = fixtures().join("probe/try-syscall.c");
-            let dir = std::env::temp_dir().join(format!("ringfence-probe-{}", uid()));
-            std::fs::create_dir_all(&dir).ok()?;
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).ok()?;
-            let out = dir.join("try-syscall");
-            let tmp = dir.join(format!("try-syscall.{}", std::process::id()));
-            let status = Command::new("gcc")
-                .args(["-O1", "-Wall", "-o"])
-                .arg(&tmp)
-                .arg(&src)
-                .status()
-                .ok()?;
-            if !status.success() {
-                return None;
-            }
-            std::fs::rename(&tmp, &out).ok()?;
-            Some(out)
-        })
+        .get_or_init(|| compile_fixture("try-syscall.c", "try-syscall", &[]))
         .clone()
+}
+
+/// `fixtures/probe/<source>` built with gcc (`-O1 -Wall` and `args`) into `name` in a per-uid
+/// directory that tests expose read-only; replaced atomically, so concurrent test processes
+/// never run a half-written binary and nothing piles up per process.
+fn compile_fixture(source: &str, name: &str, args: &[&str]) -> Option<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("ringfence-probe-{}", uid()));
+    std::fs::create_dir_all(&dir).ok()?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).ok()?;
+    let out = dir.join(name);
+    let tmp = dir.join(format!("{name}.{}", std::process::id()));
+    let status = Command::new("gcc")
+        .args(["-O1", "-Wall"])
+        .args(args)
+        .arg("-o")
+        .arg(&tmp)
+        .arg(fixtures().join("probe").join(source))
+        .status()
+        .ok()?;
+    if !status.success() {
+        return None;
+    }
+    std::fs::rename(&tmp, &out).ok()?;
+    Some(out)
+}
+
+/// The first line `child` prints on its stdout (taken from it), e.g. a server's port.
+pub fn first_line(child: &mut std::process::Child) -> String {
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    line
 }
 
 /// The probe, or skip/fail when it cannot be built.
@@ -377,13 +392,10 @@ impl Registry {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        let port: u16 = line.trim().parse().expect("registry port");
+        let port: u16 = first_line(&mut child)
+            .trim()
+            .parse()
+            .expect("registry port");
         Some(Registry {
             child,
             url: format!("http://127.0.0.1:{port}/"),

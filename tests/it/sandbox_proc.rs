@@ -459,13 +459,7 @@ fn many_host_threads_of_the_user_leave_the_landlock_tier_able_to_fork() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(threads.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line, "up\n");
+    assert_eq!(crate::common::first_line(&mut threads), "up\n");
     let out = ctx.run(
         &["--tier", "landlock"],
         &["sh", "-c", "(true) && /bin/true && echo forked"],

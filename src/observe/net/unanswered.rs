@@ -34,12 +34,12 @@ pub(crate) fn unanswered(probes: &[NetProbe], canaries: &[Canary]) -> Vec<Findin
         if !seen.insert((p.kind.clone(), p.dest.clone())) {
             continue;
         }
-        let hits = canaries_in(&scanned(&host, p), canaries);
         if p.kind == "dns" && host.parse::<IpAddr>().is_ok() {
             // An address "looked up" (dgram's bind of 0.0.0.0, a connect to a literal): no query
             // leaves the machine for it, so the full tier's sinkhole never sees one either.
             continue;
         }
+        let hits = canaries_in(&scanned(&host, p), canaries);
         let f = if p.kind == "dns" {
             // Judged as the sinkhole judges a query (encoded labels are a tunnel, a canary an
             // exfiltration), once per name.
