@@ -47,10 +47,11 @@ impl Project {
             c.env(k, v);
         }
         let out = c.output().unwrap();
-        let r = std::fs::read(&report)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or(serde_json::Value::Null);
+        let r = if report.exists() {
+            crate::report::json(&report)
+        } else {
+            serde_json::Value::Null
+        };
         (out, r)
     }
 }

@@ -262,7 +262,7 @@ fn install_matches_plain_npm() {
     );
 
     // The report has one entry per script, with attribution.
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let r: serde_json::Value = crate::report::json(&report);
     let runs = r["runs"].as_array().unwrap();
     // Every script is reported: those that recorded, plus rf-gyp's implicit `node-gyp rebuild`
     // and the failed optional install (whose package directory was removed).
@@ -462,7 +462,7 @@ fn install_in_the_landlock_tier_builds_the_same_tree() {
         "{}",
         show(&hello)
     );
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let r: serde_json::Value = crate::report::json(&report);
     let runs = r["runs"].as_array().unwrap();
     assert!(runs.len() >= 30);
     assert!(runs.iter().all(|x| x["enforcement"]["tier"] == "landlock"));
@@ -593,7 +593,7 @@ fn dependency_scripts_are_confined_to_their_own_directory() {
     // The HOME write is persistence (a high finding, so exit 1); everything else was refused.
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     crate::common::check_sarif(&sarif, &w.app);
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let r: serde_json::Value = crate::report::json(&report);
     let writer = r["runs"]
         .as_array()
         .unwrap()
@@ -767,7 +767,7 @@ fn git_dependency_prepare_is_reported_not_silently_lost() {
             .join("node_modules/rf-gitdep/.rec/install.json")
             .exists()
     );
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let r: serde_json::Value = crate::report::json(&report);
     assert_eq!(r["warnings"][0]["code"], "git-prepare-skipped");
     assert_eq!(r["warnings"][0]["location"], "node_modules/rf-gitdep");
 }
@@ -801,7 +801,7 @@ fn refused_writes_are_explained_and_their_allowance_works() {
         err.contains("write = [\".git/hooks/\", \"rf-hooks.yml\"]"),
         "the exact allowance: {err}"
     );
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let r: serde_json::Value = crate::report::json(&report);
     let run = r["runs"]
         .as_array()
         .unwrap()
@@ -1025,7 +1025,7 @@ fn bins_named_like_system_commands_do_not_replace_the_shell() {
         err.contains("rf-shadow") && err.contains("shadows"),
         "the shadowing bins are reported: {err}"
     );
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let r: serde_json::Value = crate::report::json(&report);
     let warned = r["warnings"]
         .as_array()
         .unwrap()
@@ -1065,7 +1065,7 @@ fn bins_named_like_system_commands_do_not_replace_the_shell() {
         show(&out)
     );
     assert!(w.app.join("node_modules/rf-shadow/fake-sh.js").is_file());
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let r: serde_json::Value = crate::report::json(&report);
     let refused: Vec<&str> = r["warnings"]
         .as_array()
         .unwrap()
@@ -1100,7 +1100,7 @@ fn bins_named_like_system_commands_do_not_replace_the_shell() {
         "{}",
         show(&out)
     );
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let r: serde_json::Value = crate::report::json(&report);
     assert!(
         !r["warnings"].to_string().contains("rf-shadow"),
         "{:#}",
@@ -1217,7 +1217,7 @@ fn a_link_to_another_packages_file_gives_npms_tree() {
         assert_eq!(t.mode() & 0o777, 0o755, "{tier}");
         assert!(!w.app.join("node_modules/rf-linkbin/bin-tool").exists());
         let r: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+            crate::report::json(&report);
         let worst: Vec<_> = r["runs"][0]["findings"]
             .as_array()
             .unwrap()

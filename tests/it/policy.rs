@@ -119,7 +119,7 @@ fn approvals_carry_over_same_behaviour_and_flag_grown_behaviour() {
         "{}",
         show(&out)
     );
-    let r = json(&r1);
+    let r = crate::report::json(&r1);
     assert_eq!(r["approvals"]["carried"][0]["version"], "1.0.1", "{r:#}");
     assert_eq!(r["approvals"]["lock_updated"], true);
     let carried = p.lock();
@@ -152,7 +152,7 @@ fn approvals_carry_over_same_behaviour_and_flag_grown_behaviour() {
         err.contains("collect.attacker.test") && err.contains("~/.npmrc"),
         "{err}"
     );
-    let r = json(&r2);
+    let r = crate::report::json(&r2);
     let changed = &r["approvals"]["changed"][0];
     assert_eq!(changed["version"], "1.0.2", "{r:#}");
     assert_eq!(changed["new"]["secrets"][0], "~/.npmrc", "{r:#}");
@@ -213,7 +213,7 @@ fn ci_never_writes_the_lock_and_unused_or_malformed_approvals_are_reported() {
     let report = p.report("ci.json");
     let out = p.run(&registry, &["ci", "--report", report.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    let r = json(&report);
+    let r = crate::report::json(&report);
     assert_eq!(r["approvals"]["carried"][0]["version"], "1.0.0", "{r:#}");
     assert_eq!(r["approvals"]["lock_updated"], false, "{r:#}");
     assert_eq!(r["approvals"]["unused"][0], "rf-gone", "{r:#}");
@@ -361,7 +361,7 @@ fn allowlists_in_their_real_formats_decide_what_runs() {
             ));
             continue;
         }
-        let r = json(&report);
+        let r = crate::report::json(&report);
         let ran: Vec<String> = r["runs"]
             .as_array()
             .unwrap()

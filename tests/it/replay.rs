@@ -44,7 +44,7 @@ fn replay_shows_what_differs_between_ci_and_a_developer_machine() {
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     // Valid against the schema, like every report.
     let _ = crate::report::read(&report);
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let r: serde_json::Value = crate::report::json(&report);
     let diffs = r["replay"]["differences"].as_array().unwrap();
     let has = |mode: &str, what: &str| {
         diffs.iter().any(|d| {
@@ -105,7 +105,7 @@ fn replay_of_a_directory_leaves_the_original_untouched() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     assert_eq!(std::fs::read(pkg.join("package.json")).unwrap(), before);
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let r: serde_json::Value = crate::report::json(&report);
     let findings: Vec<&serde_json::Value> = r["runs"]
         .as_array()
         .unwrap()

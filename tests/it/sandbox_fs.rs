@@ -177,7 +177,7 @@ fn home_is_a_throwaway_directory_at_the_real_path() {
     assert!(text.trim_end().ends_with("ok"), "{text}");
     assert_eq!(tree(&ctx.home), before, "host home changed");
     // ... and the reads and the write are recorded.
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let v: serde_json::Value = crate::report::json(&report);
     let kinds: Vec<(String, String)> = v["runs"][0]["findings"]
         .as_array()
         .unwrap()
@@ -413,7 +413,7 @@ fn a_script_filling_its_home_or_tmpdir_is_stopped() {
             show(&out)
         );
         let r: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+            crate::report::json(&report);
         let f = r["runs"][0]["findings"]
             .as_array()
             .unwrap()

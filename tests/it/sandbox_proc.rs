@@ -163,7 +163,7 @@ fn processes_left_behind_are_killed_and_reported() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let v: serde_json::Value = crate::report::json(&report);
     let survivors = v["runs"][0]["survivors"].as_array().unwrap();
     let with_marker = survivors
         .iter()
@@ -292,7 +292,7 @@ fn fork_bomb_is_bounded_by_nproc() {
             "i=0; while [ $i -lt 60 ]; do sleep 30 & i=$((i+1)); done; sleep 0.5",
         ],
     );
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let v: serde_json::Value = crate::report::json(&report);
     let alive = v["runs"][0]["survivors"].as_array().unwrap().len();
     // 20 processes of the sandbox user in its user namespace, pid 1 and the shell included. The
     // landlock tier counts host-wide, threads included: a thread of ringfence's supervisor or of
@@ -366,7 +366,7 @@ fn reexec_launcher_builds_the_same_sandbox() {
     assert!(text.contains("Seccomp:\t2"), "{text}");
     assert!(text.contains("ringfence-init"), "{text}");
     assert!(ctx.project.join("f").exists());
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let v: serde_json::Value = crate::report::json(&report);
     // The deny table, the recorder, the privileged group and the socket families; the
     // landlock tier adds its host-network filter (and is started under the container-like one).
     let filters = match tier() {

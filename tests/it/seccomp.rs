@@ -122,7 +122,7 @@ fn every_deny_entry_returns_its_errno() {
         assert!(wrong.is_empty(), "{flags:?}:\n{}", wrong.join("\n"));
     }
     // The recorded run says which denied calls were attempted, by which process.
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let r: serde_json::Value = crate::report::json(&report);
     let findings = r["runs"][0]["findings"].as_array().unwrap();
     for (target, severity) in [
         ("syscall:unshare", "high"),

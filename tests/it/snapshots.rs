@@ -268,5 +268,6 @@ fn report_file_of_a_recorded_run() {
         .unwrap();
     assert!(out.status.success(), "{}", show(&out));
     let text = std::fs::read_to_string(&report).unwrap();
+    crate::report::json(&report);
     snapshot_per_user("report-file", Some(&ctx.root()), &text);
 }

@@ -13,9 +13,7 @@ use crate::common::{
     under_seccomp,
 };
 
-fn json(path: &std::path::Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
+use crate::report::json;
 
 #[test]
 fn a_container_like_profile_gets_the_landlock_tier_automatically() {
