@@ -315,6 +315,82 @@ pub fn show(out: &Output) -> String {
     )
 }
 
+/// A command the host watched to its end.
+pub struct Watched {
+    pub output: Output,
+    /// The process's own resident-set high-water mark (`VmHWM`, not its children's), as last
+    /// sampled before it exited, in KiB.
+    pub peak_rss_kib: u64,
+    pub elapsed: std::time::Duration,
+    /// It was still running at the deadline and was killed.
+    pub killed: bool,
+}
+
+/// Run `cmd` to its end, sampling the kernel's high-water mark of its resident memory every
+/// 20 ms, and kill it (SIGKILL, by the pid this call started) at `deadline`: a ringfence that
+/// hangs fails the test instead of hanging it.
+pub fn run_watched(cmd: &mut Command, deadline: std::time::Duration) -> Watched {
+    use nix::sys::wait::{Id, WaitPidFlag, waitid};
+    use std::io::Read;
+    let start = std::time::Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let mut peak = 0;
+    let mut killed = false;
+    loop {
+        // WNOWAIT: an exited child stays unreaped, so the pid sampled below is always ours.
+        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+        let id = Id::Pid(nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()));
+        match waitid(id, flags) {
+            Ok(nix::sys::wait::WaitStatus::StillAlive) => {}
+            Ok(_) => break,
+            Err(e) => panic!("waitid {pid}: {e}"),
+        }
+        // A zombie has no VmHWM line: the last sample stands.
+        if let Some(kib) = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            })
+        {
+            peak = peak.max(kib);
+        }
+        if !killed && start.elapsed() > deadline {
+            killed = true;
+            let _ = child.kill();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let status = child.wait().unwrap();
+    let elapsed = start.elapsed();
+    Watched {
+        output: Output {
+            status,
+            stdout: out.join().unwrap(),
+            stderr: err.join().unwrap(),
+        },
+        peak_rss_kib: peak,
+        elapsed,
+        killed,
+    }
+}
+
 /// A command's stdout as text.
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()

@@ -14,12 +14,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::common::{
     Registry, TestContext, Tier, bin, copy_tree, fixtures, host_processes_with, require_npm,
-    require_userns, show, snapshot_per_user, tier,
+    require_userns, run_watched, show, snapshot_per_user, tier,
 };
 
 #[derive(Debug, Deserialize)]
@@ -183,6 +184,15 @@ struct World {
     home_before: BTreeMap<String, Vec<u8>>,
     app_before: BTreeMap<String, Vec<u8>>,
     outside_before: BTreeMap<String, Vec<u8>>,
+    /// How the last install went as the host saw it (peak RSS, wall time, killed).
+    last: std::cell::Cell<Option<Usage>>,
+}
+
+#[derive(Clone, Copy)]
+struct Usage {
+    peak_rss_kib: u64,
+    elapsed: Duration,
+    killed: bool,
 }
 
 impl World {
@@ -250,6 +260,7 @@ impl World {
             home_before,
             app_before,
             outside_before,
+            last: std::cell::Cell::new(None),
         }
     }
 
@@ -286,12 +297,17 @@ impl World {
         if mode == Mode::Ci {
             cmd.env("CI", "true").env("GITHUB_ACTIONS", "true");
         }
-        if let Some(p) = profile {
-            let path = self.ctx.root().join("profile.toml");
-            std::fs::write(&path, p).unwrap();
-            cmd.arg("--profile").arg(path);
-        }
-        (cmd.output().unwrap(), report)
+        let profile = profile.map_or_else(|| harness_profile(""), str::to_owned);
+        let path = self.ctx.root().join("profile.toml");
+        std::fs::write(&path, profile).unwrap();
+        cmd.arg("--profile").arg(path);
+        let run = run_watched(&mut cmd, INSTALL_DEADLINE);
+        self.last.set(Some(Usage {
+            peak_rss_kib: run.peak_rss_kib,
+            elapsed: run.elapsed,
+            killed: run.killed,
+        }));
+        (run.output, report)
     }
 
     fn marker(&self) -> String {
@@ -320,18 +336,40 @@ impl World {
             ));
             return None;
         }
+        if let Some(u) = self.last.get() {
+            eprintln!(
+                "host: ringfence peak RSS {} MiB, {:.1} s: {label}",
+                u.peak_rss_kib >> 10,
+                u.elapsed.as_secs_f64()
+            );
+        }
         for p in self.host_problems(report) {
             failures.push(format!("{label}: {p}"));
         }
         if show(out).contains("HOST-REAL") {
             failures.push(format!("{label}: a real secret reached ringfence's output"));
         }
-        Some(serde_json::from_slice(&std::fs::read(report).unwrap()).unwrap())
+        Some(crate::report::json(report))
     }
 
     /// Everything the host must still be; the problems found.
     fn host_problems(&self, report: &Path) -> Vec<String> {
         let mut out = Vec::new();
+        if let Some(u) = self.last.get() {
+            if u.killed {
+                out.push(format!(
+                    "ringfence was still running after {:?} and was killed",
+                    u.elapsed
+                ));
+            }
+            if u.peak_rss_kib > RSS_BOUND_KIB {
+                out.push(format!(
+                    "ringfence's resident memory reached {} MiB (bound {} MiB)",
+                    u.peak_rss_kib >> 10,
+                    RSS_BOUND_KIB >> 10
+                ));
+            }
+        }
         if tree(&self.ctx.home, &home_skip()) != self.home_before {
             out.push("the host HOME changed".to_string());
         }
@@ -489,6 +527,20 @@ fn check_package(
     }
 }
 
+/// Every script's wall-clock limit in these tests (the default profile's 15 minutes would let a
+/// hung fixture stall the suite): a fixture's own `timeout` overrides it for its package.
+const SCRIPT_TIMEOUT: &str = "60s";
+
+/// How long one install may take before the host calls ringfence hung and kills it: npm's own
+/// work, at most four script phases (preinstall, install, postinstall, the root's prepare)
+/// each at [`SCRIPT_TIMEOUT`], and a bounded analysis after each.
+const INSTALL_DEADLINE: Duration = Duration::from_secs(5 * 60);
+
+/// The most resident memory ringfence itself may use for one of these installs, whatever the
+/// scripts left behind (sparse and endless files, deep trees, floods of output and events).
+const RSS_BOUND_KIB: u64 = 256 << 10;
+
+/// The default profile with the tests' script timeout and the fixtures' own timeouts.
 fn profile_with_timeouts<'a>(exps: impl Iterator<Item = &'a Expectation>) -> Option<String> {
     let mut extra = String::new();
     for e in exps {
@@ -499,10 +551,19 @@ fn profile_with_timeouts<'a>(exps: impl Iterator<Item = &'a Expectation>) -> Opt
             ));
         }
     }
-    (!extra.is_empty()).then(|| {
-        std::fs::read_to_string(fixtures().join("../sandbox-profiles/default.toml")).unwrap()
-            + &extra
-    })
+    Some(harness_profile(&extra))
+}
+
+fn harness_profile(extra: &str) -> String {
+    let default =
+        std::fs::read_to_string(fixtures().join("../sandbox-profiles/default.toml")).unwrap();
+    let limited = default.replacen(
+        "timeout = \"15m\"",
+        &format!("timeout = \"{SCRIPT_TIMEOUT}\""),
+        1,
+    );
+    assert_ne!(limited, default, "the default profile's timeout line moved");
+    limited + extra
 }
 
 #[test]
@@ -890,7 +951,7 @@ fn husky_style_root_prepare_is_benign() {
     assert!(config.contains("hooksPath = .husky/_"), "{config}");
     assert!(world.app.join(".husky/_/pre-commit").is_file());
     assert_eq!(tree(&world.ctx.home, &home_skip()), home_before);
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let r: serde_json::Value = crate::report::json(&report);
     let runs = r["runs"].as_array().unwrap();
     assert!(
         runs.iter()
@@ -1039,7 +1100,7 @@ fn odd_manifests_npm_accepts_do_not_stop_the_install() {
         "{}",
         show(&out)
     );
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let r: serde_json::Value = crate::report::json(&report);
     let events: Vec<String> = r["runs"]
         .as_array()
         .unwrap()
