@@ -496,3 +496,44 @@ pub fn termination_pipe() -> io::Result<OwnedFd> {
     }
     Ok(read)
 }
+
+/// Overwrite this process's argument area (what `/proc/<pid>/cmdline` shows) with `name`
+/// followed by NULs, as setproctitle(3) does: the kernel reports the bytes between the
+/// `arg_start` and `arg_end` it recorded at exec, whatever they hold now. Shrinking the area
+/// would need `PR_SET_MM`, which needs CAP_SYS_RESOURCE; zeroing it needs nothing.
+///
+/// Only for a process that no longer reads its own arguments (the sandbox's init: after this,
+/// `std::env::args` would yield `name` and empty strings).
+pub fn blank_command_line(name: &[u8]) -> io::Result<()> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // Fields after the parenthesised comm, which may itself hold spaces or parentheses:
+    // arg_start and arg_end are fields 48 and 49 of proc_pid_stat(5), 46 and 47 after it.
+    let after = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .ok_or_else(|| io::Error::other("unparsable /proc/self/stat"))?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let field = |i: usize| -> io::Result<usize> {
+        fields
+            .get(i)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| io::Error::other("no argument area in /proc/self/stat"))
+    };
+    let (start, end) = (field(45)?, field(46)?);
+    if start == 0 || end <= start || name.len() >= end - start {
+        return Err(io::Error::other("argument area too small"));
+    }
+    // SAFETY: [arg_start, arg_end) is this process's own argument strings, which the kernel
+    // placed in a private, writable stack mapping at exec and which stay mapped for the life of
+    // the process (the kernel reads them for /proc/self/cmdline by those same bounds). Nothing in
+    // this process holds a Rust reference into them: std keeps only raw pointers, read when
+    // `std::env::args` is called, and the callers never call it afterwards. The writes stay
+    // strictly inside the area (checked above), and this process is single-threaded here (the
+    // init right after fork), so no other thread reads the bytes while they change.
+    unsafe {
+        let area = std::slice::from_raw_parts_mut(start as *mut u8, end - start);
+        area.fill(0);
+        area[..name.len()].copy_from_slice(name);
+    }
+    Ok(())
+}

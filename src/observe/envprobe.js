@@ -217,13 +217,13 @@
     hook(net.Socket.prototype, 'write', function (chunk) {
       if (writes > 256 || chunk == null || typeof chunk === 'function') return;
       writes += 1;
-      const dest = this._ringfenceDest;
+      const dest = this._netDest;
       if (dest) netNote(`tcp-data:${writes}`, dest[0], dest[1], null, Buffer.from(chunk).subarray(0, 16384));
     });
     hook(net.Socket.prototype, 'connect', function (a, b) {
       const o0 = Array.isArray(a) ? a[0] : a;
-      if (o0 && typeof o0 === 'object' && !o0.path) this._ringfenceDest = [o0.host || 'localhost', o0.port];
-      else if (typeof o0 === 'number' || /^\d+$/.test(String(o0))) this._ringfenceDest = [typeof b === 'string' ? b : 'localhost', o0];
+      if (o0 && typeof o0 === 'object' && !o0.path) this._netDest = [o0.host || 'localhost', o0.port];
+      else if (typeof o0 === 'number' || /^\d+$/.test(String(o0))) this._netDest = [typeof b === 'string' ? b : 'localhost', o0];
     });
     hook(net.Socket.prototype, 'connect', (a, b) => {
       const o = Array.isArray(a) ? a[0] : a;

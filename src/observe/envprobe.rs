@@ -16,10 +16,21 @@ use super::syscalls::Sighting;
 use super::{Actor, Code, Finding, FindingKind, Severity};
 use crate::sandbox::spec::{MountKind, MountSpec, SandboxSpec};
 
-/// Where the recording machinery sits inside the sandbox (a path no host bind uses).
-pub const SANDBOX_DIR: &str = "/.ringfence";
-
 const PRELOAD: &str = include_str!("envprobe.js");
+
+/// The preload as planted: without its comment lines, which name ringfence (whatever the
+/// command can read names nothing of it; a determined script still sees that node loads a
+/// preload — docs/tiers.md).
+fn unbranded(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    for line in source.lines() {
+        if !line.trim_start().starts_with("//") {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
 
 /// Variables whose only use is telling CI systems apart (ci-info's list, abridged).
 pub const CI_VARS: &[&str] = &[
@@ -141,16 +152,16 @@ pub struct Collected {
 }
 
 impl EnvProbes {
-    /// Write the preload and an empty log directory, bind both into `spec` under
-    /// [`SANDBOX_DIR`] and make node load the preload. Returns the sandbox path of the log
+    /// Write the preload and an empty log directory, bind both into `spec` (in the full tier
+    /// at the same name in its private /tmp) and make node load the preload. Returns the sandbox path of the log
     /// directory with the recorder (its writes there are ours, not the script's).
     pub fn plant(spec: &mut SandboxSpec, host_home: Option<&Path>) -> io::Result<(Self, PathBuf)> {
         let host_home = host_home
             .filter(|h| *h != spec.home && h.is_absolute() && *h != Path::new("/"))
             .map(Path::to_path_buf);
-        let dir = tempfile::Builder::new()
-            .prefix("ringfence-envprobe-")
-            .tempdir()?;
+        // A name like any other program's temporary directory: nothing a script can list or read
+        // names ringfence (a fingerprint to behave only when unwatched).
+        let dir = tempfile::Builder::new().tempdir()?;
         crate::cleanup::register(dir.path());
         let preload = dir.path().join("preload.js");
         // Host paths bound below HOME are not the decoy home: node's module loading there (the
@@ -175,7 +186,7 @@ impl EnvProbes {
             .map(|h| h.to_string_lossy().into_owned())
             .collect();
         let homes = serde_json::to_string(&homes).map_err(io::Error::other)?;
-        let text = PRELOAD
+        let text = unbranded(PRELOAD)
             .replacen("/*RINGFENCE_BINDS*/[]", &binds, 1)
             .replacen("/*RINGFENCE_HOMES*/[]", &homes, 1);
         std::fs::write(&preload, text)?;
@@ -183,10 +194,13 @@ impl EnvProbes {
         let log = dir.path().join("log");
         std::fs::create_dir(&log)?;
         std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o700))?;
-        // The landlock tier has no mount namespace: the preload is used where it is.
+        // The landlock tier has no mount namespace: the preload is used where it is. The full
+        // tier mounts it at the same name in its private /tmp, so both look alike from inside.
         let inside = match spec.tier {
-            crate::sandbox::spec::Tier::Full => Path::new(SANDBOX_DIR),
-            crate::sandbox::spec::Tier::Landlock => dir.path(),
+            crate::sandbox::spec::Tier::Full => {
+                Path::new("/tmp").join(dir.path().file_name().unwrap_or_default())
+            }
+            crate::sandbox::spec::Tier::Landlock => dir.path().to_path_buf(),
         };
         spec.mounts.push(MountSpec {
             path: inside.join("preload.js"),
@@ -425,6 +439,16 @@ pub fn findings(
 
 #[cfg(test)]
 mod tests {
+    /// What a script can read of the preload names nothing of ringfence.
+    #[test]
+    fn the_planted_preload_is_unbranded() {
+        let text = super::unbranded(super::PRELOAD)
+            .replacen("/*RINGFENCE_BINDS*/[]", "[]", 1)
+            .replacen("/*RINGFENCE_HOMES*/[]", "[]", 1);
+        assert!(!text.to_ascii_lowercase().contains("ringfence"));
+        assert!(text.contains("new Proxy"), "code lines stay");
+    }
+
     use super::*;
 
     #[test]

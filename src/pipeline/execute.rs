@@ -64,10 +64,9 @@ struct Scratch {
 
 impl Scratch {
     fn create(spec: &mut SandboxSpec) -> std::io::Result<Scratch> {
-        let dir = tempfile::Builder::new()
-            .prefix("ringfence-tier-")
-            .tempdir()?
-            .keep();
+        // Named like any program's temporary directory: HOME and TMPDIR are below it, and
+        // nothing the command sees may name ringfence.
+        let dir = tempfile::Builder::new().tempdir()?.keep();
         crate::cleanup::register(&dir);
         let scratch = Scratch { dir };
         let tmp = scratch.dir.join("tmp");

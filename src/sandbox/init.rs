@@ -361,13 +361,23 @@ fn stage_a(chan: BorrowedFd<'_>, plan: &SetupPlan, supervisor: Pid) -> Result<Ne
     }
 }
 
+/// What the sandbox's init is called, as its comm and its whole command line.
+const INIT_NAME: &std::ffi::CStr = c"init";
+
+/// Take [`INIT_NAME`] as comm and command line. Best effort: a name is not a boundary.
+fn unbranded() {
+    let _ = prctl::set_name(INIT_NAME);
+    let _ = sys::blank_command_line(INIT_NAME.to_bytes());
+}
+
 fn stage_b(chan: BorrowedFd<'_>, plan: &SetupPlan) -> Result<Never, Failure> {
     let mut t = Timer::new(plan.trace_steps);
     // 7. die-with-stage-a. Our parent is outside the pid namespace, so getppid() reads 0 and
     // cannot be re-checked; stage A only dies by being killed, and then so do we.
     prctl::set_pdeathsig(Signal::SIGKILL).at(Step::DieWithStageA)?;
-    // Name ourselves so that `ps` inside the sandbox shows what pid 1 is.
-    let _ = prctl::set_name(c"ringfence-init");
+    // Named like a plain init, in `ps` and in /proc/1/cmdline: nothing the command sees
+    // names ringfence (a fingerprint a script could use to behave only when unwatched).
+    unbranded();
     t.mark(Step::DieWithStageA);
 
     // 8. make-mounts-private
@@ -482,8 +492,8 @@ fn stage_a_host(
 ) -> Result<Never, Failure> {
     // 4'. set-subreaper
     prctl::set_child_subreaper(true).at(Step::SetSubreaper)?;
-    // Named like the full tier's pid 1, so `ps` (and the command's parent) show what it is.
-    let _ = prctl::set_name(c"ringfence-init");
+    // Named like the full tier's pid 1: the command's parent does not name ringfence.
+    unbranded();
     let watch = sys::pidfd_open(supervisor).at(Step::SetSubreaper)?;
     // From here the supervisor's death is seen on `watch`: the tree is killed before we go.
     prctl::set_pdeathsig(None).at(Step::SetSubreaper)?;

@@ -532,9 +532,10 @@ fn env_difference(npm: &BTreeMap<String, String>, rf: &BTreeMap<String, String>)
             };
             match x.as_str() {
                 "HOME" if landlock => {
+                    // The tier's private HOME, below a temporary directory named like any.
                     !(r.ends_with("/home")
-                        && r.contains("/ringfence-tier-")
-                        && !n.contains("/ringfence-tier-"))
+                        && r.starts_with(std::env::temp_dir().to_str().unwrap())
+                        && !r.to_ascii_lowercase().contains("ringfence"))
                 }
                 "PATH" if landlock => {
                     let mut theirs = n.split(':');
@@ -955,11 +956,11 @@ fn an_interrupted_install_leaves_no_temporary_directory() {
     let child = c.spawn().unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let started = loop {
-        let homes = std::fs::read_dir(&tmp).unwrap().flatten().any(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with("ringfence-home-")
-        });
+        // A decoy home (named like any temporary directory) holds a decoy .npmrc.
+        let homes = std::fs::read_dir(&tmp)
+            .unwrap()
+            .flatten()
+            .any(|e| e.path().join(".npmrc").exists());
         if homes || std::time::Instant::now() > deadline {
             break homes;
         }
@@ -1216,8 +1217,7 @@ fn a_link_to_another_packages_file_gives_npms_tree() {
         assert_ne!(t.ino(), n.ino(), "{tier}: a copy, not a second name");
         assert_eq!(t.mode() & 0o777, 0o755, "{tier}");
         assert!(!w.app.join("node_modules/rf-linkbin/bin-tool").exists());
-        let r: serde_json::Value =
-            crate::report::json(&report);
+        let r: serde_json::Value = crate::report::json(&report);
         let worst: Vec<_> = r["runs"][0]["findings"]
             .as_array()
             .unwrap()

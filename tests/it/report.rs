@@ -283,7 +283,10 @@ pub fn validate_against(schema: &str, report: &serde_json::Value) -> Result<(), 
 pub(crate) fn json(path: &std::path::Path) -> serde_json::Value {
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
     if let Err(e) = validate_against_schema(&v) {
-        panic!("{} does not match docs/report.schema.json: {e}", path.display());
+        panic!(
+            "{} does not match docs/report.schema.json: {e}",
+            path.display()
+        );
     }
     v
 }

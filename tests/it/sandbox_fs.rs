@@ -202,6 +202,54 @@ fn home_is_a_throwaway_directory_at_the_real_path() {
     }
 }
 
+/// Nothing the command can see names ringfence or calls itself a decoy — its environment,
+/// HOME (names and contents), `/`, `/tmp`, TMPDIR, the mount table, its init and parent, and
+/// the node preload it is told to load — so a script cannot cheaply tell that it is watched and
+/// behave only when it is not. (In the landlock tier the host's processes, ringfence's own
+/// supervisor among them, are listed: there is no pid namespace; docs/tiers.md.)
+#[test]
+fn nothing_the_command_sees_names_ringfence() {
+    if !require_userns() {
+        return;
+    }
+    let ctx = TestContext::new();
+    let mounts = if tier() == Tier::Full {
+        "cat /proc/self/mountinfo"
+    } else {
+        "true"
+    };
+    let out = ctx.sh(&format!(
+        r#"{{ env; ls -a / /tmp "$HOME" "$TMPDIR"; {mounts}
+             cat /proc/1/comm /proc/1/cmdline /proc/$PPID/comm /proc/$PPID/cmdline; echo
+             find "$HOME/"; find "$HOME/" -type f -exec cat {{}} +
+             p=${{NODE_OPTIONS#*--require=}}; p=${{p%% *}}; echo "preload $p"; cat "$p"
+           }} 2>&1 | tr '\0' ' '"#
+    ));
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    // The test's own directories are named after the suite, not by ringfence.
+    let root = ctx.root();
+    let text = stdout(&out)
+        .replace(&root.display().to_string(), "<test>")
+        .replace(&*root.file_name().unwrap().to_string_lossy(), "<test>");
+    assert!(
+        text.contains("preload /"),
+        "the command is told to load a preload: {text}"
+    );
+    assert!(text.contains("new Proxy"), "the preload was read: {text}");
+    assert!(
+        text.contains("BEGIN OPENSSH PRIVATE KEY"),
+        "HOME was read: {text}"
+    );
+    let named: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            let l = l.to_ascii_lowercase();
+            l.contains("ringfence") || l.contains("decoy")
+        })
+        .collect();
+    assert!(named.is_empty(), "the sandbox announces itself: {named:#?}");
+}
+
 #[test]
 fn host_tmp_and_other_users_files_are_invisible() {
     if !require_userns() {
@@ -215,6 +263,7 @@ fn host_tmp_and_other_users_files_are_invisible() {
         r#"
         test -e {f} && echo "VISIBLE {f}"
         ls -A /tmp | tr '\n' ' '; echo
+        echo "$NODE_OPTIONS"
         for p in /etc/shadow /etc/npmrc /root/.bashrc /var /run /home/rftest /sys /boot /mnt /srv /opt; do
             test -e "$p" && echo "VISIBLE $p"
         done
@@ -232,10 +281,13 @@ fn host_tmp_and_other_users_files_are_invisible() {
     let text = stdout(&out);
     let mut lines = text.lines();
     // The private /tmp holds nothing but the path down to the throwaway HOME (which the tests
-    // place under the host's temp dir).
-    for entry in lines.next().unwrap_or("").split_whitespace() {
+    // place under the host's temp dir) and the directory of the node preload.
+    let entries = lines.next().unwrap_or("").to_string();
+    let node_options = lines.next().unwrap_or("");
+    for entry in entries.split_whitespace() {
+        let preload = format!("--require=/tmp/{entry}/preload.js");
         assert!(
-            ctx.home.starts_with(Path::new("/tmp").join(entry)),
+            ctx.home.starts_with(Path::new("/tmp").join(entry)) || node_options == preload,
             "unexpected /tmp entry {entry}: {text}"
         );
     }
@@ -412,8 +464,7 @@ fn a_script_filling_its_home_or_tmpdir_is_stopped() {
             "{label}: {}",
             show(&out)
         );
-        let r: serde_json::Value =
-            crate::report::json(&report);
+        let r: serde_json::Value = crate::report::json(&report);
         let f = r["runs"][0]["findings"]
             .as_array()
             .unwrap()

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use super::{Code, DecoyHome, Finding, FindingKind, SECRET_FILES, SENTINEL_ATIME, Severity};
+use super::{Code, DecoyHome, Finding, FindingKind, Severity};
 
 /// Paths whose creation or change is persistence (relative to HOME; a trailing `/` means any
 /// file below).
@@ -72,22 +72,26 @@ impl DecoyHome {
         out
     }
 
-    /// A decoy whose access time is no longer [`SENTINEL_ATIME`] was read.
+    /// A decoy whose access time is no longer the one it was planted with was read.
     fn read_findings(&self) -> Vec<Finding> {
         let mut out = Vec::new();
-        for (rel, class) in SECRET_FILES {
+        for (rel, listed, class) in &self.files {
             let read_at = std::fs::symlink_metadata(self.dir.path().join(rel))
                 .ok()
-                .filter(|m| m.atime() != SENTINEL_ATIME)
+                .filter(|m| m.atime() != self.parked_at)
                 .map(|m| unix_ms(m.atime(), m.atime_nsec()));
             if let Some(at) = read_at {
                 out.push(Finding {
                     code: Code::DecoyRead,
                     kind: FindingKind::SecretRead,
                     severity: Severity::High,
-                    summary: format!("read decoy {class} `~/{rel}`"),
-                    target: self.home.join(rel).display().to_string(),
-                    detail: Some(format!("{class}; the file held only per-run canary values")),
+                    summary: format!("read decoy {class} `~/{listed}`"),
+                    target: self.home.join(listed).display().to_string(),
+                    detail: Some(if rel == listed {
+                        format!("{class}; the file held only per-run canary values")
+                    } else {
+                        format!("{class} `~/{rel}`; the file held only per-run canary values")
+                    }),
                     process: None,
                     at_unix_ms: Some(at),
                 });

@@ -39,7 +39,8 @@ pub struct Canary {
     pub value: String,
 }
 
-/// Decoy files: (path relative to HOME, class used in findings).
+/// Decoy files: (path relative to HOME, class used in findings). A trailing `/` is a directory
+/// whose one decoy is named per run (a wallet keystore is named by its date and address).
 const SECRET_FILES: [(&str, &str); 12] = [
     (".npmrc", "npm token"),
     (".ssh/id_ed25519", "ssh private key"),
@@ -53,10 +54,7 @@ const SECRET_FILES: [(&str, &str); 12] = [
         ".config/gcloud/application_default_credentials.json",
         "cloud credentials",
     ),
-    (
-        ".ethereum/keystore/UTC--2025-01-01T00-00-00.000Z--decoy",
-        "crypto wallet",
-    ),
+    (".ethereum/keystore/", "crypto wallet"),
     (".claude.json", "AI tool credentials"),
     (".bash_history", "shell history"),
 ];
@@ -71,6 +69,13 @@ pub struct DecoyHome {
     /// Credential variables the caller did not have, planted as decoys.
     planted_env: Vec<String>,
     before: BTreeMap<String, Vec<u8>>,
+    /// Each decoy file as planted (relative to HOME), its entry in [`SECRET_FILES`] (what
+    /// findings name: stable across runs) and its class.
+    files: Vec<(String, &'static str, &'static str)>,
+    /// The access (and modification) time every decoy was given: a plausible day in the past
+    /// months, per run. Any read moves the access time (it is not after the modification time,
+    /// so even `relatime` updates it).
+    parked_at: i64,
 }
 
 impl Drop for DecoyHome {
@@ -93,14 +98,11 @@ impl Drop for DecoyHome {
     }
 }
 
-/// The access time planted on every decoy (2001-09-09): any read moves it.
-const SENTINEL_ATIME: i64 = 1_000_000_000;
-
 impl DecoyHome {
     /// Whether `path` (as the sandbox sees it) is one of the planted decoy secrets.
     pub fn is_decoy(&self, path: &Path) -> bool {
         path.strip_prefix(&self.home)
-            .is_ok_and(|rel| SECRET_FILES.iter().any(|(r, _)| Path::new(r) == rel))
+            .is_ok_and(|rel| self.files.iter().any(|(r, _, _)| Path::new(r) == rel))
     }
 
     /// HOME as the sandbox sees it.

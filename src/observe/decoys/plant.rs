@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use nix::sys::stat::{UtimensatFlags, utimensat};
 use nix::sys::time::TimeSpec;
 
-use super::{Canary, DecoyHome, SECRET_FILES, SENTINEL_ATIME};
+use super::{Canary, DecoyHome, SECRET_FILES};
 
 pub(super) fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
@@ -58,7 +58,7 @@ fn decoy_parent() -> &'static Path {
         let atime_works = |d: &Path| {
             nix::sys::statvfs::statvfs(d).is_ok_and(|s| {
                 !s.flags().contains(nix::sys::statvfs::FsFlags::ST_NOATIME)
-            }) && tempfile::Builder::new().prefix("ringfence-probe-").tempdir_in(d).is_ok()
+            }) && tempfile::Builder::new().tempdir_in(d).is_ok()
         };
         match candidates.iter().find(|d| atime_works(d)) {
             Some(d) => d.clone(),
@@ -77,22 +77,30 @@ impl DecoyHome {
     pub fn plant(home: &Path) -> io::Result<Self> {
         let dir = private_dir()?;
         let mut canaries = Vec::new();
-        let contents = DecoyValues::mint(&mut canaries).files();
+        let values = DecoyValues::mint(&mut canaries);
+        let contents = values.files();
         write_decoys(dir.path(), &contents)?;
         // What the comparison after the run starts from is exactly what was just written (mode
         // 0600: no exec marker); reading it back would only cost time.
         let before: BTreeMap<String, Vec<u8>> = contents
             .iter()
-            .map(|(rel, text)| ((*rel).to_string(), text.as_bytes().to_vec()))
+            .map(|(rel, text)| (rel.clone(), text.as_bytes().to_vec()))
             .collect();
-        // Last: park every decoy's atime in the past.
-        park_access_times(dir.path())?;
+        let files: Vec<(String, &'static str, &'static str)> = contents
+            .iter()
+            .zip(SECRET_FILES)
+            .map(|((rel, _), (listed, class))| (rel.clone(), listed, class))
+            .collect();
+        // Last: park every decoy's times in the past.
+        park_times(dir.path(), &files, values.parked_at)?;
         Ok(DecoyHome {
             dir,
             home: home.to_path_buf(),
             canaries,
             planted_env: Vec::new(),
             before,
+            files,
+            parked_at: values.parked_at,
         })
     }
 }
@@ -100,9 +108,9 @@ impl DecoyHome {
 /// The decoy home's host directory: private (mode 0700), under [`decoy_parent`], and registered
 /// for removal on an interruption.
 fn private_dir() -> io::Result<tempfile::TempDir> {
-    let dir = tempfile::Builder::new()
-        .prefix("ringfence-home-")
-        .tempdir_in(decoy_parent())?;
+    // Named like any program's temporary directory: in the full tier it is the source of the
+    // HOME mount, which /proc/self/mountinfo shows; in the landlock tier it is HOME itself.
+    let dir = tempfile::Builder::new().tempdir_in(decoy_parent())?;
     crate::cleanup::register(dir.path());
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
     Ok(dir)
@@ -110,6 +118,15 @@ fn private_dir() -> io::Result<tempfile::TempDir> {
 
 /// The canary value each decoy file carries, minted fresh for one run.
 struct DecoyValues {
+    /// The account name the decoys are for: the caller's own login name (what `$USER` says
+    /// anyway), so that nothing in them names ringfence.
+    user: String,
+    /// A plausible modification and access time for every decoy, some weeks or months ago.
+    parked_at: i64,
+    /// The wallet keystore's file name (`UTC--<time>--<address>`, as geth names it).
+    keystore: String,
+    /// The OAuth client id of the cloud credentials.
+    gcloud_client: String,
     npm: String,
     gh: String,
     git: String,
@@ -165,7 +182,32 @@ impl DecoyValues {
             "history-token",
             format!("npm_{}", alnum(&random_hex(24), 36)),
         );
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1_760_000_000, |d| {
+                i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2)
+            });
+        let days = i64::from_str_radix(&random_hex(2), 16).unwrap_or(0) % 170 + 10;
+        let secs = i64::from_str_radix(&random_hex(3), 16).unwrap_or(0) % 86_400;
+        let parked_at = now - days * 86_400 - secs;
+        let digits: String = random_hex(12)
+            .bytes()
+            .step_by(2)
+            .map(|b| char::from(b'0' + b % 10))
+            .collect();
         DecoyValues {
+            user: login_name(),
+            parked_at,
+            keystore: format!(
+                "UTC--{}.{:03}Z--{}",
+                utc_stamp(parked_at - 86_400 * 30),
+                secs % 1000,
+                random_hex(20)
+            ),
+            gcloud_client: format!(
+                "{digits}-{}.apps.googleusercontent.com",
+                alnum(&random_hex(16), 32).to_ascii_lowercase()
+            ),
             npm,
             gh,
             git,
@@ -182,8 +224,12 @@ impl DecoyValues {
     }
 
     /// Each decoy file (relative to HOME, in the order of [`SECRET_FILES`]) and its text.
-    fn files(&self) -> [(&'static str, String); 12] {
+    fn files(&self) -> Vec<(String, String)> {
         let DecoyValues {
+            user,
+            parked_at: _,
+            keystore,
+            gcloud_client,
             npm,
             gh,
             git,
@@ -197,7 +243,7 @@ impl DecoyValues {
             claude,
             history,
         } = self;
-        [
+        let texts = [
             (
                 ".npmrc",
                 format!("//registry.npmjs.org/:_authToken={npm}\n"),
@@ -223,12 +269,12 @@ impl DecoyValues {
             (
                 ".config/gh/hosts.yml",
                 format!(
-                    "github.com:\n    user: ringfence\n    oauth_token: {gh}\n    git_protocol: https\n"
+                    "github.com:\n    user: {user}\n    oauth_token: {gh}\n    git_protocol: https\n"
                 ),
             ),
             (
                 ".git-credentials",
-                format!("https://ringfence:{git}@github.com\n"),
+                format!("https://{user}:{git}@github.com\n"),
             ),
             (
                 ".docker/config.json",
@@ -245,11 +291,12 @@ impl DecoyValues {
             (
                 ".config/gcloud/application_default_credentials.json",
                 format!(
-                    "{{\"type\":\"authorized_user\",\"client_id\":\"decoy.apps.googleusercontent.com\",\"refresh_token\":\"{gcloud}\"}}\n"
+                    "{{\n  \"client_id\": \"{gcloud_client}\",\n  \"client_secret\": \"GOCSPX-{}\",\n  \"refresh_token\": \"{gcloud}\",\n  \"type\": \"authorized_user\"\n}}\n",
+                    alnum(&random_hex(16), 28)
                 ),
             ),
             (
-                ".ethereum/keystore/UTC--2025-01-01T00-00-00.000Z--decoy",
+                ".ethereum/keystore/",
                 format!(
                     "{{\"version\":3,\"crypto\":{{\"ciphertext\":\"{wallet}\",\"cipher\":\"aes-128-ctr\"}}}}\n"
                 ),
@@ -262,12 +309,22 @@ impl DecoyValues {
                 ".bash_history",
                 format!("ls\nexport NPM_TOKEN={history}\nnpm publish\n"),
             ),
-        ]
+        ];
+        texts
+            .into_iter()
+            .map(|(rel, text)| {
+                let rel = match rel.strip_suffix('/') {
+                    Some(dir) => format!("{dir}/{keystore}"),
+                    None => rel.to_string(),
+                };
+                (rel, text)
+            })
+            .collect()
     }
 }
 
 /// Write each decoy file below `dir`, creating its parents, readable by its owner only.
-fn write_decoys(dir: &Path, contents: &[(&str, String)]) -> io::Result<()> {
+fn write_decoys(dir: &Path, contents: &[(String, String)]) -> io::Result<()> {
     for (rel, text) in contents {
         let p = dir.join(rel);
         if let Some(parent) = p.parent() {
@@ -279,16 +336,61 @@ fn write_decoys(dir: &Path, contents: &[(&str, String)]) -> io::Result<()> {
     Ok(())
 }
 
-/// Set every decoy's access time to [`SENTINEL_ATIME`], leaving its modification time alone.
-fn park_access_times(dir: &Path) -> io::Result<()> {
-    for (rel, _) in SECRET_FILES {
+/// Give every decoy `at` as its access and modification time. A read then moves the access
+/// time: it is not after the modification time (nor the change time, which is now), so the
+/// kernel updates it even under `relatime`.
+fn park_times(dir: &Path, files: &[(String, &str, &str)], at: i64) -> io::Result<()> {
+    for (rel, _, _) in files {
         utimensat(
             nix::fcntl::AT_FDCWD,
             &dir.join(rel),
-            &TimeSpec::new(SENTINEL_ATIME, 0),
-            &TimeSpec::UTIME_OMIT,
+            &TimeSpec::new(at, 0),
+            &TimeSpec::new(at, 0),
             UtimensatFlags::NoFollowSymlink,
         )?;
     }
     Ok(())
+}
+
+/// The caller's login name for the decoys: `$USER` or `$LOGNAME` when it looks like one, else
+/// the account of this uid, else `dev`.
+fn login_name() -> String {
+    let plausible = |n: &str| {
+        !n.is_empty()
+            && n.len() <= 32
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    };
+    ["USER", "LOGNAME"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .chain(
+            nix::unistd::User::from_uid(nix::unistd::getuid())
+                .ok()
+                .flatten()
+                .map(|u| u.name),
+        )
+        .find(|n| plausible(n))
+        .unwrap_or_else(|| "dev".to_string())
+}
+
+/// `secs` since the epoch as geth's keystore file names write UTC time: `2026-03-18T09-41-27`.
+pub(super) fn utc_stamp(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (proleptic Gregorian; H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}-{:02}-{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }

@@ -2,6 +2,7 @@
 
 use super::env::value_may_be_secret;
 use super::*;
+use std::os::unix::fs::MetadataExt;
 
 #[test]
 fn decoys_hold_unique_canaries_and_reads_are_seen() {
@@ -111,5 +112,86 @@ fn secret_variables_are_replaced_by_canaries() {
         d.canaries()
             .iter()
             .any(|c| c.id == "env:MY_SERVICE_API_KEY")
+    );
+}
+
+/// Nothing a script can list or read in the decoy home names ringfence or calls itself a
+/// decoy; the wallet is named per run as geth names keystores; the files' times are a plausible
+/// day in the past months, not a fixed sentinel; and a read of the per-run-named decoy is seen
+/// and named by its stable entry.
+#[test]
+fn decoys_do_not_announce_themselves() {
+    let a = DecoyHome::plant(Path::new("/home/u")).unwrap();
+    let b = DecoyHome::plant(Path::new("/home/u")).unwrap();
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap();
+    let mut keystores = Vec::new();
+    for home in [&a, &b] {
+        for (rel, _, _) in &home.files {
+            let lower = rel.to_ascii_lowercase();
+            assert!(
+                !lower.contains("ringfence") && !lower.contains("decoy"),
+                "{rel}"
+            );
+            let path = home.host_dir().join(rel);
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            assert!(
+                meta.mtime() == meta.atime()
+                    && (now - 181 * 86_400..now - 9 * 86_400).contains(&meta.mtime()),
+                "{rel}: {} {}",
+                meta.mtime(),
+                meta.atime()
+            );
+            let text = std::fs::read_to_string(&path).unwrap().to_ascii_lowercase();
+            assert!(
+                !text.contains("ringfence") && !text.contains("decoy"),
+                "{rel}: {text}"
+            );
+            if let Some(name) = rel.strip_prefix(".ethereum/keystore/") {
+                let (stamp, address) = name.rsplit_once("--").unwrap();
+                assert!(
+                    stamp.starts_with("UTC--20") && stamp.ends_with('Z'),
+                    "{name}"
+                );
+                assert!(address.len() == 40 && address.bytes().all(|c| c.is_ascii_hexdigit()));
+                keystores.push(rel.clone());
+            }
+        }
+    }
+    assert_eq!(keystores.len(), 2);
+    assert_ne!(keystores[0], keystores[1], "named per run");
+    // (Reading above moved every access time of `a` and `b`; `findings` reads the home too,
+    // so a fresh one is read once, then compared once.)
+    let c = DecoyHome::plant(Path::new("/home/u")).unwrap();
+    let wallet = c
+        .files
+        .iter()
+        .find(|f| f.1.starts_with(".ethereum"))
+        .unwrap()
+        .0
+        .clone();
+    let _ = std::fs::read(c.host_dir().join(&wallet)).unwrap();
+    let f = c.findings();
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].target, "/home/u/.ethereum/keystore/");
+    assert!(f[0].detail.as_deref().unwrap().contains(&wallet), "{f:?}");
+    assert!(c.is_decoy(&Path::new("/home/u").join(&wallet)));
+}
+
+#[test]
+fn keystore_times_are_civil_utc() {
+    assert_eq!(super::plant::utc_stamp(0), "1970-01-01T00-00-00");
+    assert_eq!(
+        super::plant::utc_stamp(1_000_000_000),
+        "2001-09-09T01-46-40"
+    );
+    assert_eq!(
+        super::plant::utc_stamp(1_709_251_199),
+        "2024-02-29T23-59-59"
     );
 }

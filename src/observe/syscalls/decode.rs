@@ -223,14 +223,6 @@ pub(super) fn resolve(pid: u32, dirfd: i64, path: &str) -> PathBuf {
 /// argv with each directory, and reading it again costs dozens of reads.
 pub(super) type ArgvCache = BTreeMap<u32, (u64, u64, Vec<String>, bool)>;
 
-/// The option ringfence's env-probe preload is loaded with (see `envprobe::EnvProbes::plant`).
-pub(super) fn preload_option() -> String {
-    format!(
-        "--require={}/preload.js",
-        crate::observe::envprobe::SANDBOX_DIR
-    )
-}
-
 /// Whether `program` (a path or a bare name) is node.
 pub(super) fn is_node(program: &str) -> bool {
     let base = program.rsplit('/').next().unwrap_or(program);

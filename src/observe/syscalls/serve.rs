@@ -64,11 +64,8 @@ struct Server<'a> {
 
 impl<'a> Server<'a> {
     fn new(listener: &'a OwnedFd, ctx: &'a Context) -> Self {
-        let preload = if ctx.preload_option.is_empty() {
-            preload_option()
-        } else {
-            ctx.preload_option.clone()
-        };
+        // Empty when no preload was planted: then every node process "has" it.
+        let preload = ctx.preload_option.clone();
         Server {
             listener,
             ctx,

@@ -456,6 +456,7 @@ fn node_execs_without_the_preload_are_seen() {
     assert!(is_node("/usr/bin/node") && is_node("node") && is_node("/opt/node20"));
     assert!(!is_node("/usr/bin/nodemon") && !is_node("/bin/sh"));
     let me = File::open("/proc/self/mem").unwrap();
+    let preload = "--require=/tmp/.tmpAbC123/preload.js";
     let env = |vars: &[&str]| -> bool {
         let strings: Vec<std::ffi::CString> = vars
             .iter()
@@ -463,9 +464,9 @@ fn node_execs_without_the_preload_are_seen() {
             .collect();
         let mut ptrs: Vec<u64> = strings.iter().map(|c| c.as_ptr() as usize as u64).collect();
         ptrs.push(0);
-        env_has_preload(&me, ptrs.as_ptr() as usize as u64, &preload_option())
+        env_has_preload(&me, ptrs.as_ptr() as usize as u64, preload)
     };
-    let with = format!("NODE_OPTIONS=--max-old-space-size=100 {}", preload_option());
+    let with = format!("NODE_OPTIONS=--max-old-space-size=100 {preload}");
     assert!(env(&["PATH=/bin", &with]));
     assert!(!env(&["PATH=/bin"]));
     assert!(!env(&["NODE_OPTIONS=--max-old-space-size=100", &with]));
