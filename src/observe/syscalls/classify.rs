@@ -261,6 +261,7 @@ impl<'a> Classifier<'a> {
         let err = match *errno {
             libc::EPERM => "EPERM".to_string(),
             libc::EAFNOSUPPORT => "EAFNOSUPPORT".to_string(),
+            libc::ENOSYS => "ENOSYS".to_string(),
             e => format!("errno {e}"),
         };
         self.push(

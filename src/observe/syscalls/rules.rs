@@ -163,11 +163,25 @@ pub(crate) fn environ_finding(
 /// namespaces, the kernel or the terminal are high; the rest (keyrings, NUMA, odd legacy calls,
 /// unusual socket families) medium.
 pub(super) fn denied_class(name: &str) -> (Severity, &'static str) {
+    // `i386:20`, `x32:39` (seccomp::foreign_abi): the classic way around a filter written for
+    // one ABI's numbers. Refused whatever the number means; an evasion technique, not harm.
+    if name.contains(':') {
+        return (
+            Severity::Medium,
+            "a system call of another ABI, which filters written for this one would not match",
+        );
+    }
     match name {
         "unshare" | "setns" | "clone" => (Severity::High, "namespace creation or entry"),
-        "mount" | "umount2" | "pivot_root" | "chroot" | "open_by_handle_at" => {
-            (Severity::High, "mount table or filesystem escape")
-        }
+        "mount" | "umount2" | "pivot_root" | "chroot" | "open_by_handle_at" | "open_tree"
+        | "open_tree_attr" | "move_mount" | "fsopen" | "fsconfig" | "fsmount" | "fspick"
+        | "mount_setattr" => (Severity::High, "mount table or filesystem escape"),
+        // Some runtimes try io_uring for file I/O and fall back when it is refused; its
+        // operations would pass no syscall filter, so the attempt is noted, not alarmed.
+        "io_uring_setup" | "io_uring_enter" | "io_uring_register" => (
+            Severity::Low,
+            "io_uring, whose operations no syscall filter sees; refused, so programs fall back",
+        ),
         "ptrace" | "process_vm_readv" | "process_vm_writev" => {
             (Severity::High, "access to another process's memory")
         }

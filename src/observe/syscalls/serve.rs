@@ -109,8 +109,12 @@ impl<'a> Server<'a> {
         let ctx = self.ctx;
         *self.served.counts.entry(req.data.nr).or_default() += 1;
         self.sweep_when_due();
-        let refused = ctx.denied.get(&i64::from(req.data.nr));
-        let mut event = match refused {
+        // Another ABI's syscall first: its number means another call here, so it is refused
+        // before any table is consulted (the static filter left it to us).
+        let refused = crate::sandbox::seccomp::foreign_abi(req.data.arch, req.data.nr)
+            .map(|name| (name, libc::ENOSYS))
+            .or_else(|| ctx.denied.get(&i64::from(req.data.nr)).cloned());
+        let mut event = match &refused {
             Some((name, errno)) => Some(Event::Denied {
                 name: name.clone(),
                 errno: *errno,
@@ -128,7 +132,7 @@ impl<'a> Server<'a> {
         answer(
             self.listener,
             req.id,
-            refused.map(|(_, errno)| *errno),
+            refused.as_ref().map(|(_, errno)| *errno),
             unix_refused,
             &emulated,
         );

@@ -3,15 +3,18 @@
 use super::*;
 
 #[test]
-fn recorder_takes_the_privileged_and_socket_groups_only() {
+fn recorder_takes_the_notified_groups_and_clone3_stays_static() {
     let plan = deny_plan(Level::Required);
     let (rest, notified) = split_for_recorder(&plan);
     let names = |v: &[FilterPlan]| v.iter().map(|f| f.name.clone()).collect::<Vec<_>>();
     assert_eq!(
         names(&rest.filters),
-        vec!["new-apis", "notification-listeners"]
+        vec!["clone3", "notification-listeners"]
     );
-    assert_eq!(names(&notified), vec!["privileged", "socket-families"]);
+    assert_eq!(
+        names(&notified),
+        vec!["privileged", "new-apis", "socket-families"]
+    );
     let table = denial_table(&notified);
     assert_eq!(
         table.get(&libc::SYS_unshare),
@@ -87,7 +90,7 @@ fn table_covers_the_issue_list() {
     ] {
         assert!(eperm.iter().any(|x| x == n), "{n} not in EPERM filter");
     }
-    let enosys = names(1);
+    let enosys = [names(1), names(2)].concat();
     for n in [
         "io_uring_setup",
         "clone3",
@@ -97,6 +100,40 @@ fn table_covers_the_issue_list() {
     ] {
         assert!(enosys.iter().any(|x| x == n), "{n} not in ENOSYS filter");
     }
-    assert_eq!(plan.filters[2].errno, libc::EAFNOSUPPORT);
-    assert_eq!(plan.filters[2].rules[0].when.len(), 4);
+    assert_eq!(plan.filters[3].errno, libc::EAFNOSUPPORT);
+    assert_eq!(plan.filters[3].rules[0].when.len(), 4);
+}
+
+/// Another ABI's syscalls are refused by the static program (ENOSYS, not a kill) — or, when
+/// the recorder takes them, let through by it and notified by the recorder's program, so the
+/// supervisor refuses and records each. The supervisor knows them by architecture and bit 30.
+#[test]
+fn foreign_abis_are_refused_or_notified_never_judged_by_native_numbers() {
+    let plan = deny_plan(Level::Required);
+    let ret = |p: &[sock_filter], at: usize| (p[at].code, p[at].k);
+    let p = compile(&plan).unwrap();
+    let enosys = libc::SECCOMP_RET_ERRNO | (libc::ENOSYS as u32);
+    assert_eq!(ret(&p, ARCH_CHECK_LEN - 1), (BPF_RET_K, enosys));
+    let (rest, notified) = split_for_recorder(&plan);
+    assert!(rest.foreign_abis_notified);
+    let p = compile(&rest).unwrap();
+    assert_eq!(
+        ret(&p, ARCH_CHECK_LEN - 1),
+        (BPF_RET_K, libc::SECCOMP_RET_ALLOW)
+    );
+    let r = compile_recorder(false, &notified, 3).unwrap();
+    assert_eq!(
+        ret(&r, ARCH_CHECK_LEN - 1),
+        (BPF_RET_K, libc::SECCOMP_RET_USER_NOTIF)
+    );
+    if cfg!(target_arch = "x86_64") {
+        assert_eq!(p[4].k, 0x4000_0000, "x32 guard");
+        assert_eq!(ret(&p, 5), (BPF_RET_K, libc::SECCOMP_RET_ALLOW));
+        assert_eq!(r[4].k, 0x4000_0000, "x32 guard");
+        assert_eq!(ret(&r, 5), (BPF_RET_K, libc::SECCOMP_RET_USER_NOTIF));
+        let x86_64 = 0xC000_003E;
+        assert_eq!(foreign_abi(x86_64, 39), None);
+        assert_eq!(foreign_abi(x86_64, 0x4000_0027).as_deref(), Some("x32:39"));
+        assert_eq!(foreign_abi(0x4000_0003, 310).as_deref(), Some("i386:310"));
+    }
 }
