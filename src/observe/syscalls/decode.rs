@@ -270,6 +270,12 @@ pub(super) fn unix_pathname(b: &[u8]) -> Option<PathBuf> {
     Some(PathBuf::from(std::ffi::OsStr::from_bytes(raw.get(..end)?)))
 }
 
+/// A dirfd argument: an int, so only its low 32 bits are meaningful (AT_FDCWD is -100).
+fn dirfd_of(v: u64) -> i64 {
+    let low = v.to_le_bytes();
+    i64::from(i32::from_le_bytes([low[0], low[1], low[2], low[3]]))
+}
+
 pub(super) fn read_event(
     req: &libc::seccomp_notif,
     mem: &mut MemCache,
@@ -279,11 +285,6 @@ pub(super) fn read_event(
     let nr = i64::from(req.data.nr);
     let a = req.data.args;
     let pid = req.pid;
-    // The dirfd argument is an int: only its low 32 bits are meaningful (AT_FDCWD is -100).
-    let dirfd_of = |v: u64| {
-        let low = v.to_le_bytes();
-        i64::from(i32::from_le_bytes([low[0], low[1], low[2], low[3]]))
-    };
     let f = mem_of(mem, pid)?;
     #[cfg(target_arch = "x86_64")]
     {
@@ -378,121 +379,145 @@ pub(super) fn read_event(
         });
     }
     if nr == libc::SYS_execve || nr == libc::SYS_execveat {
-        let (path_ptr, argv_ptr, envp_ptr) = if nr == libc::SYS_execve {
-            (a[0], a[1], a[2])
-        } else {
-            (a[1], a[2], a[3])
-        };
-        let first = read_u64(f, argv_ptr)?;
-        let program = read_cstr(f, path_ptr, 4096).unwrap_or_default();
-        let dirfd = if nr == libc::SYS_execve {
-            i64::from(libc::AT_FDCWD)
-        } else {
-            dirfd_of(a[0])
-        };
-        let path = if program.is_empty() {
-            PathBuf::new()
-        } else {
-            resolve(pid, dirfd, &program)
-        };
-        if let Some((p, q, argv, preload_missing)) = argv_cache.get(&pid) {
-            if *p == argv_ptr && *q == first && first != 0 {
-                return Some(Event::Exec {
-                    argv: argv.clone(),
-                    program: path,
-                    preload_missing: *preload_missing,
-                });
-            }
-        }
-        let mut argv = Vec::new();
-        for i in 0..16u64 {
-            let p = read_u64(f, argv_ptr + i * 8)?;
-            if p == 0 {
-                break;
-            }
-            argv.push(read_cstr(f, p, 200)?);
-        }
-        if argv.is_empty() {
-            argv.push(program.clone());
-        }
-        // A node started without the preload (its NODE_OPTIONS removed or overwritten) is not
-        // recorded by it: every exec passes here, whatever the environment says.
-        let node =
-            is_node(&program) || (program.is_empty() && argv.first().is_some_and(|a| is_node(a)));
-        let preload_missing = node && !env_has_preload(f, envp_ptr, preload);
-        argv_cache.insert(pid, (argv_ptr, first, argv.clone(), preload_missing));
-        return Some(Event::Exec {
-            argv,
-            program: path,
-            preload_missing,
-        });
+        return read_exec(nr, a, pid, f, argv_cache, preload);
     }
     if nr == libc::SYS_sendmsg || nr == libc::SYS_sendmmsg {
-        // struct msghdr { void *name; socklen_t namelen; struct iovec *iov; size_t iovlen; … }
-        // (the first of an mmsghdr array: the same layout at its start).
-        let hdr = a[1];
-        let name = read_u64(f, hdr)?;
-        if name == 0 {
-            return None;
-        }
-        let namelen = read_u64(f, hdr + 8).unwrap_or(0) & 0xffff_ffff;
-        let mut buf = vec![0u8; usize::try_from(namelen.min(128)).unwrap_or(0)];
-        let n = f.read_at(&mut buf, name).ok()?;
-        let addr = sockaddr(&buf[..n])?;
-        let unix_path = unix_pathname(&buf[..n]);
-        let mut data = Vec::new();
-        let (iov, iovlen) = (read_u64(f, hdr + 16)?, read_u64(f, hdr + 24)?);
-        for i in 0..iovlen.min(8) {
-            let (base, len) = (read_u64(f, iov + i * 16)?, read_u64(f, iov + i * 16 + 8)?);
-            let want = usize::try_from(len.min(4096))
-                .unwrap_or(0)
-                .min(4096 - data.len());
-            let mut chunk = vec![0u8; want];
-            let got = f.read_at(&mut chunk, base).unwrap_or(0);
-            data.extend_from_slice(&chunk[..got]);
-            if data.len() >= 4096 {
-                break;
-            }
-        }
-        return Some(Event::Datagram {
-            addr,
-            data,
-            unix_path,
-            refused: None,
-        });
+        return read_sendmsg(a, f);
     }
     if nr == libc::SYS_connect || nr == libc::SYS_sendto {
-        let (ptr, len) = if nr == libc::SYS_connect {
-            (a[1], a[2])
-        } else {
-            (a[4], a[5])
-        };
-        let len = usize::try_from(len.min(128)).unwrap_or(0);
-        let mut buf = vec![0u8; len];
-        let n = f.read_at(&mut buf, ptr).ok()?;
-        let addr = sockaddr(&buf[..n])?;
-        let unix_path = unix_pathname(&buf[..n]);
-        if nr == libc::SYS_connect {
-            return Some(Event::Connect {
-                addr,
-                unix_path,
-                refused: None,
+        return read_connect(nr, a, f);
+    }
+    None
+}
+
+/// An `execve`/`execveat`: the program, its first arguments (cached per process by their
+/// pointers), and whether a node started without the preload.
+fn read_exec(
+    nr: i64,
+    a: [u64; 6],
+    pid: u32,
+    f: &File,
+    argv_cache: &mut ArgvCache,
+    preload: &str,
+) -> Option<Event> {
+    let (path_ptr, argv_ptr, envp_ptr) = if nr == libc::SYS_execve {
+        (a[0], a[1], a[2])
+    } else {
+        (a[1], a[2], a[3])
+    };
+    let first = read_u64(f, argv_ptr)?;
+    let program = read_cstr(f, path_ptr, 4096).unwrap_or_default();
+    let dirfd = if nr == libc::SYS_execve {
+        i64::from(libc::AT_FDCWD)
+    } else {
+        dirfd_of(a[0])
+    };
+    let path = if program.is_empty() {
+        PathBuf::new()
+    } else {
+        resolve(pid, dirfd, &program)
+    };
+    if let Some((p, q, argv, preload_missing)) = argv_cache.get(&pid) {
+        if *p == argv_ptr && *q == first && first != 0 {
+            return Some(Event::Exec {
+                argv: argv.clone(),
+                program: path,
+                preload_missing: *preload_missing,
             });
         }
-        // sendto(fd, buf, len, flags, addr, addrlen): a datagram to a port nothing serves is
-        // only seen here, so keep its first bytes for the canary search.
-        let size = usize::try_from(a[2].min(4096)).unwrap_or(0);
-        let mut data = vec![0u8; size];
-        let got = f.read_at(&mut data, a[1]).unwrap_or(0);
-        data.truncate(got);
-        return Some(Event::Datagram {
+    }
+    let mut argv = Vec::new();
+    for i in 0..16u64 {
+        let p = read_u64(f, argv_ptr + i * 8)?;
+        if p == 0 {
+            break;
+        }
+        argv.push(read_cstr(f, p, 200)?);
+    }
+    if argv.is_empty() {
+        argv.push(program.clone());
+    }
+    // A node started without the preload (its NODE_OPTIONS removed or overwritten) is not
+    // recorded by it: every exec passes here, whatever the environment says.
+    let node =
+        is_node(&program) || (program.is_empty() && argv.first().is_some_and(|a| is_node(a)));
+    let preload_missing = node && !env_has_preload(f, envp_ptr, preload);
+    argv_cache.insert(pid, (argv_ptr, first, argv.clone(), preload_missing));
+    Some(Event::Exec {
+        argv,
+        program: path,
+        preload_missing,
+    })
+}
+
+/// A `sendmsg`/`sendmmsg` with a destination: the address and the first 4 KiB of the first
+/// message's data.
+fn read_sendmsg(a: [u64; 6], f: &File) -> Option<Event> {
+    // struct msghdr { void *name; socklen_t namelen; struct iovec *iov; size_t iovlen; … }
+    // (the first of an mmsghdr array: the same layout at its start).
+    let hdr = a[1];
+    let name = read_u64(f, hdr)?;
+    if name == 0 {
+        return None;
+    }
+    let namelen = read_u64(f, hdr + 8).unwrap_or(0) & 0xffff_ffff;
+    let mut buf = vec![0u8; usize::try_from(namelen.min(128)).unwrap_or(0)];
+    let n = f.read_at(&mut buf, name).ok()?;
+    let addr = sockaddr(&buf[..n])?;
+    let unix_path = unix_pathname(&buf[..n]);
+    let mut data = Vec::new();
+    let (iov, iovlen) = (read_u64(f, hdr + 16)?, read_u64(f, hdr + 24)?);
+    for i in 0..iovlen.min(8) {
+        let (base, len) = (read_u64(f, iov + i * 16)?, read_u64(f, iov + i * 16 + 8)?);
+        let want = usize::try_from(len.min(4096))
+            .unwrap_or(0)
+            .min(4096 - data.len());
+        let mut chunk = vec![0u8; want];
+        let got = f.read_at(&mut chunk, base).unwrap_or(0);
+        data.extend_from_slice(&chunk[..got]);
+        if data.len() >= 4096 {
+            break;
+        }
+    }
+    Some(Event::Datagram {
+        addr,
+        data,
+        unix_path,
+        refused: None,
+    })
+}
+
+/// A `connect`, or a `sendto` with a destination (and then its first 4 KiB).
+fn read_connect(nr: i64, a: [u64; 6], f: &File) -> Option<Event> {
+    let (ptr, len) = if nr == libc::SYS_connect {
+        (a[1], a[2])
+    } else {
+        (a[4], a[5])
+    };
+    let len = usize::try_from(len.min(128)).unwrap_or(0);
+    let mut buf = vec![0u8; len];
+    let n = f.read_at(&mut buf, ptr).ok()?;
+    let addr = sockaddr(&buf[..n])?;
+    let unix_path = unix_pathname(&buf[..n]);
+    if nr == libc::SYS_connect {
+        return Some(Event::Connect {
             addr,
-            data,
             unix_path,
             refused: None,
         });
     }
-    None
+    // sendto(fd, buf, len, flags, addr, addrlen): a datagram to a port nothing serves is
+    // only seen here, so keep its first bytes for the canary search.
+    let size = usize::try_from(a[2].min(4096)).unwrap_or(0);
+    let mut data = vec![0u8; size];
+    let got = f.read_at(&mut data, a[1]).unwrap_or(0);
+    data.truncate(got);
+    Some(Event::Datagram {
+        addr,
+        data,
+        unix_path,
+        refused: None,
+    })
 }
 
 pub(super) fn is_write(flags: u64) -> bool {
