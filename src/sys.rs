@@ -537,3 +537,16 @@ pub fn blank_command_line(name: &[u8]) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Duplicate `fd` onto the lowest free descriptor number at or above `min`, close-on-exec.
+pub fn dup_at_least(fd: BorrowedFd<'_>, min: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC takes an int argument and touches no memory of ours; `fd` is a
+    // live descriptor for the duration of the borrow.
+    let raw = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: on success the kernel just created `raw` for this call; nothing else owns it, so
+    // the OwnedFd is its single owner.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}

@@ -595,6 +595,9 @@ fn stage_c(chan: BorrowedFd<'_>, plan: &SetupPlan, parent: Pid) -> Result<Never,
         super::spec::Tier::Full => plan.rlimits.clone(),
         super::spec::Tier::Landlock => proc::on_top_of_the_users_tasks(&plan.rlimits),
     };
+    // The channel moves above the NOFILE limit: the recorder exempts its sendmsg by number.
+    let (rlimits, high) = proc::channel_above_nofile(chan, rlimits).at(Step::SetRlimits)?;
+    let chan = high.as_fd();
     proc::set_rlimits(&rlimits).at(Step::SetRlimits)?;
     t.mark(Step::SetRlimits);
 

@@ -2,6 +2,7 @@
 //! that pid 1 runs after the command exits.
 
 use std::io;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
@@ -64,6 +65,39 @@ pub fn set_rlimits(limits: &[Rlimit]) -> io::Result<()> {
             .map_err(|e| io::Error::other(format!("setrlimit({resource:?}, {value}): {e}")))?;
     }
     Ok(())
+}
+
+/// Move the channel to the supervisor to a descriptor number the command can never be given:
+/// at or above the NOFILE limit the sandbox gets (which is lowered by one if it would equal the
+/// hard limit, since a descriptor must lie below that). The recorder exempts the channel's own
+/// `sendmsg` by descriptor number; the channel is closed at exec, and a socket the command later
+/// dup'ed onto a small number would otherwise pass unrecorded. Returns the limits to apply
+/// (NOFILE set to that number) and the channel's new descriptor.
+pub fn channel_above_nofile(
+    chan: BorrowedFd<'_>,
+    mut limits: Vec<Rlimit>,
+) -> io::Result<(Vec<Rlimit>, OwnedFd)> {
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    let wanted = limits
+        .iter()
+        .find_map(|l| match l {
+            Rlimit::Nofile(v) => Some(*v),
+            _ => None,
+        })
+        .unwrap_or(hard);
+    let limit = wanted.min(hard.saturating_sub(1));
+    if limit < 3 {
+        return Err(io::Error::other(format!(
+            "the descriptor limit ({hard}) leaves no room for the channel"
+        )));
+    }
+    // F_DUPFD allocates below the soft limit only: raise it to the hard one for this.
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    let min = i32::try_from(limit).map_err(io::Error::other)?;
+    let high = sys::dup_at_least(chan, min)?;
+    limits.retain(|l| !matches!(l, Rlimit::Nofile(_)));
+    limits.push(Rlimit::Nofile(limit));
+    Ok((limits, high))
 }
 
 /// Mark every descriptor above stderr close-on-exec, so nothing of ours leaks into the command:

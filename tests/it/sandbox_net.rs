@@ -160,3 +160,74 @@ fn only_loopback_exists_and_it_is_up() {
         }
     }
 }
+
+/// The recorder is notified of every `sendmsg` but ringfence's own channel's, which it knows by
+/// descriptor number; that number is one no sandboxed process can be given (at or above its
+/// NOFILE limit). So a datagram is seen whatever descriptor sends it: a socket dup'ed onto every
+/// number from 3 up, and onto the highest the limit allows, sends one each, and every one is
+/// recorded (aggregated into one finding that counts them).
+#[test]
+fn a_datagram_is_seen_whatever_descriptor_sends_it() {
+    if !require_userns() {
+        return;
+    }
+    let python = std::path::Path::new("/usr/bin/python3");
+    if tier() == Tier::Landlock || !python.exists() {
+        // The landlock tier refuses UDP sockets outright (docs/tiers.md).
+        return;
+    }
+    let ctx = TestContext::new();
+    let script = ctx.project.join("dgram.py");
+    std::fs::write(
+        &script,
+        r#"import os, socket, resource
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+sent = []
+for fd in list(range(3, 64)) + [soft - 1]:
+    if fd == s.fileno():
+        continue
+    try:
+        os.dup2(s.fileno(), fd)
+    except OSError:
+        continue
+    t = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, 0, fd)
+    try:
+        t.sendmsg([b"probe"], [], 0, ("198.51.100.7", 20000 + fd))
+    except OSError:
+        pass
+    t.detach()
+    sent.append(fd)
+print(len(sent))
+"#,
+    )
+    .unwrap();
+    let report = ctx.root().join("r.json");
+    let out = ctx.run(
+        &[
+            "--ro",
+            ctx.project.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ],
+        &["/usr/bin/python3", script.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let sent: usize = crate::common::stdout(&out).trim().parse().unwrap();
+    assert!(sent >= 60, "{}", show(&out));
+    let r = crate::report::json(&report);
+    let seen: usize = r["runs"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "unserved-connection")
+        .map(|f| {
+            let s = f["summary"].as_str().unwrap();
+            // "…; refused (×37: 36 more like it)" when aggregated.
+            s.split_once("(×")
+                .and_then(|(_, rest)| rest.split_once(':'))
+                .map_or(1, |(n, _)| n.parse().unwrap())
+        })
+        .sum();
+    assert_eq!(seen, sent, "every datagram is recorded: {r:#}");
+}

@@ -104,7 +104,8 @@ pub fn denial_table(groups: &[FilterPlan]) -> std::collections::BTreeMap<i64, (S
 ///
 /// `channel_fd` is the sandbox's own channel to the supervisor: its `sendmsg` (which carries the
 /// listener itself) must not be notified, or it would wait for a supervisor that has no listener
-/// yet. It is closed at exec; a later socket reusing that number escapes only the recording.
+/// yet. Its number is at or above the sandbox's NOFILE limit (`proc::channel_above_nofile`),
+/// so no descriptor of the command can have it: the exemption covers the channel alone.
 pub fn compile_recorder(
     reads: bool,
     denials: &[FilterPlan],
