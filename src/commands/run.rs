@@ -38,6 +38,7 @@ fn run_inner(s: &RunSettings, slot: &mut Option<Report>) -> Result<Exit, RunErro
             explicit_env: s.request.env.clone(),
             caches: Vec::new(),
             creatable: Vec::new(),
+            npm: Vec::new(),
         }
     };
     if s.show_plan {

@@ -227,6 +227,22 @@ impl Toolchain {
         })
     }
 
+    /// The paths npm and npx run from, as a script's processes show them: the launchers on
+    /// PATH (a node started by their shebang gets that path as its script) and the CLI scripts.
+    pub fn run_paths(&self) -> Vec<PathBuf> {
+        let bin = self.npm_dir.join("bin");
+        let mut paths = vec![
+            self.npm.clone(),
+            self.npm.with_file_name("npx"),
+            self.npm_cli.clone(),
+            bin.join("npm-cli.js"),
+            bin.join("npx-cli.js"),
+        ];
+        paths.sort();
+        paths.dedup();
+        paths
+    }
+
     /// npm's `node-gyp-bin` shim directory, which npm puts on every script's PATH.
     pub fn node_gyp_bin(&self) -> PathBuf {
         self.npm_dir

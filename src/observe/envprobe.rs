@@ -356,13 +356,17 @@ fn collect(log: &Path) -> Collected {
 
 /// Whether `argv` is npm itself (`npm …`, `node …/npm-cli.js …`): nested npm runs read the user
 /// config (`~/.npmrc`) by design.
-pub fn is_npm(argv: &[String]) -> bool {
-    let base = |a: &String| a.rsplit('/').next().unwrap_or(a).to_string();
-    argv.first().map(base).as_deref() == Some("npm")
-        || argv
-            .iter()
-            .take(2)
-            .any(|a| a.ends_with("npm-cli.js") || a.ends_with("/bin/npm"))
+///
+/// Only the real npm counts: `argv[0]` or, for node, `argv[1]` is exactly one of the paths it
+/// runs from (`npm`: its launcher on PATH and the CLI scripts, as the launcher's shebang hands
+/// them to node and as node records them). A script chooses its own file names and process
+/// titles, so `./npm-cli.js` or a process that calls itself `npm` is not npm. With no npm known
+/// (`ringfence run`), nothing is.
+pub fn is_npm(argv: &[String], npm: &[PathBuf]) -> bool {
+    let is =
+        |a: Option<&String>| a.is_some_and(|a| npm.iter().any(|p| p.as_os_str() == a.as_str()));
+    is(argv.first())
+        || (argv.first().is_some_and(|a| super::syscalls::is_node(a)) && is(argv.get(1)))
 }
 
 /// Findings from the probes: CI detection (fingerprinting, low: common in legitimate tools, the

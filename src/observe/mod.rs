@@ -107,6 +107,7 @@ impl Observation {
                 .map(|m| m.path.clone())
                 .collect(),
             creatable: Vec::new(),
+            npm: Vec::new(),
             caches: caches.to_vec(),
             cwd: spec.exec.cwd.clone(),
             denied: {
@@ -128,6 +129,12 @@ impl Observation {
     /// and they did not exist).
     pub fn allow_creating(&mut self, paths: &[std::path::PathBuf]) {
         self.context.creatable = paths.to_vec();
+    }
+
+    /// The paths the real npm runs from: its processes' reads of the user's npm config are
+    /// npm's own (see `envprobe::is_npm`).
+    pub fn know_npm(&mut self, paths: &[std::path::PathBuf]) {
+        self.context.npm = paths.to_vec();
     }
 
     /// Take over what the sandbox hands the supervisor: the sinkhole's sockets, the recorder's
@@ -288,11 +295,11 @@ fn attribute_home_reads(
     decoys: &DecoyHome,
     context: &syscalls::Context,
 ) -> Vec<Finding> {
-    name_decoy_readers(&mut findings, touched, execs);
+    name_decoy_readers(&mut findings, touched, execs, &context.npm);
     environ_reads(&mut findings, touched);
     // Paths already reported, so that each is reported once.
     let mut seen = BTreeSet::new();
-    decoy_reads_without_atime(&mut findings, touched, decoys, &mut seen);
+    decoy_reads_without_atime(&mut findings, touched, decoys, &context.npm, &mut seen);
     secret_path_probes(&mut findings, touched, decoys, context, &mut seen);
     findings
 }
@@ -303,6 +310,7 @@ fn name_decoy_readers(
     findings: &mut [Finding],
     touched: &[syscalls::Sighting],
     execs: &[syscalls::Sighting],
+    npm: &[std::path::PathBuf],
 ) {
     for f in findings
         .iter_mut()
@@ -321,7 +329,7 @@ fn name_decoy_readers(
         );
         readers.sort_by_key(|r| r.1);
         let npm_only = !readers.is_empty()
-            && readers.iter().all(|(a, _)| envprobe::is_npm(&a.argv))
+            && readers.iter().all(|(a, _)| envprobe::is_npm(&a.argv, npm))
             && f.target.ends_with("/.npmrc");
         if npm_only {
             f.severity = Severity::Low;
@@ -329,7 +337,7 @@ fn name_decoy_readers(
         }
         let first = readers
             .iter()
-            .find(|(a, _)| !envprobe::is_npm(&a.argv))
+            .find(|(a, _)| !envprobe::is_npm(&a.argv, npm))
             .or(readers.first());
         if let Some((actor, _)) = first {
             f.process = Some(actor.clone());
@@ -359,12 +367,13 @@ fn decoy_reads_without_atime(
     findings: &mut Vec<Finding>,
     touched: &[syscalls::Sighting],
     decoys: &DecoyHome,
+    npm: &[std::path::PathBuf],
     seen: &mut BTreeSet<String>,
 ) {
     for t in touched {
         let path = std::path::Path::new(&t.what);
         if decoys.is_decoy(path)
-            && !envprobe::is_npm(&t.actor.argv)
+            && !envprobe::is_npm(&t.actor.argv, npm)
             && !findings.iter().any(|f| f.target == t.what)
             && seen.insert(t.what.clone())
         {
@@ -405,7 +414,9 @@ fn secret_path_probes(
         else {
             continue;
         };
-        if decoys.is_decoy(path) || envprobe::is_npm(&t.actor.argv) || !seen.insert(t.what.clone())
+        if decoys.is_decoy(path)
+            || envprobe::is_npm(&t.actor.argv, &context.npm)
+            || !seen.insert(t.what.clone())
         {
             continue;
         }
@@ -547,11 +558,35 @@ mod tests {
             &syscalls::Context {
                 home: "/home/u".into(),
                 visible: vec!["/home/u/project".into()],
+                npm: vec!["/usr/lib/node_modules/npm/bin/npm-cli.js".into()],
                 ..Default::default()
             },
         );
         let get = |t: &str| out.iter().find(|f| f.target == t).unwrap();
         assert_eq!(get("/home/u/.npmrc").severity, Severity::Low);
+        // A process is npm by the real npm's path, never by a name it chose: a script's own
+        // `npm-cli.js`, or a process titled `npm`, reading the npm token is a decoy read.
+        for argv in [
+            &["node", "/home/u/project/node_modules/evil/npm-cli.js"][..],
+            &["node", "./npm-cli.js"][..],
+            &["npm", "install"][..],
+        ] {
+            let out = attribute_home_reads(
+                vec![atime(".npmrc")],
+                &[seen("/home/u/.npmrc", argv, 2)],
+                &[],
+                &decoys,
+                &syscalls::Context {
+                    home: "/home/u".into(),
+                    npm: vec![
+                        "/usr/bin/npm".into(),
+                        "/usr/lib/node_modules/npm/bin/npm-cli.js".into(),
+                    ],
+                    ..Default::default()
+                },
+            );
+            assert_eq!(out[0].severity, Severity::High, "{argv:?}: {out:?}");
+        }
         assert_eq!(
             get("/home/u/.aws/credentials")
                 .process

@@ -29,6 +29,8 @@ pub enum Recording {
         /// Files policy lets the script create that do not exist yet: the recorder creates
         /// them when it asks.
         creatable: Vec<PathBuf>,
+        /// The paths the real npm runs from (`Toolchain::run_paths`); empty outside installs.
+        npm: Vec<PathBuf>,
     },
 }
 
@@ -135,6 +137,7 @@ impl Prepared {
                 explicit_env,
                 caches,
                 creatable,
+                npm,
             } => {
                 let t = std::time::Instant::now();
                 let mut o = Observation::attach_with_caches(
@@ -145,6 +148,7 @@ impl Prepared {
                 )
                 .map_err(RunError::Observe)?;
                 o.allow_creating(creatable);
+                o.know_npm(npm);
                 tracing::debug!("recording attached in {:?}", t.elapsed());
                 Some(o)
             }

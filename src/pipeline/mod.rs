@@ -92,6 +92,8 @@ pub struct Runner<'a> {
     pub scope: InstallScope,
     /// npm's cache (read-only inside the sandbox; writes to it are expected noise).
     pub caches: Vec<PathBuf>,
+    /// The paths the real npm runs from (its nested runs read the user's npm config).
+    pub npm: Vec<PathBuf>,
     /// Who is told when scripts start and finish.
     pub events: &'a dyn Events,
     /// The isolation tier (chosen once, by the pre-flight).
@@ -171,6 +173,7 @@ impl Runner<'_> {
                         explicit_env: Vec::new(),
                         caches: self.caches.clone(),
                         creatable: writable.creatable.clone(),
+                        npm: self.npm.clone(),
                     }
                 };
                 Prepared::new(spec, &recording, self.tier)

@@ -1227,3 +1227,55 @@ fn a_link_to_another_packages_file_gives_npms_tree() {
         assert!(worst.is_empty(), "{tier}: {worst:?}");
     }
 }
+
+/// A nested run of the real npm reads the user's npm config itself: that is npm's own (low).
+/// A script that names its own reader `npm-cli.js` and titles itself `npm` is not npm: its read
+/// of the same token is a decoy read (high). npm is known by the path it runs from.
+#[test]
+fn only_the_real_npm_reads_its_config_quietly() {
+    let Some(w) = World::new() else { return };
+    let _ = std::fs::remove_dir_all(&w.app);
+    std::fs::create_dir_all(&w.app).unwrap();
+    std::fs::write(
+        w.app.join("package.json"),
+        r#"{ "name": "npm-app", "version": "1.0.0", "dependencies": { "rf-nested-npm": "1.0.0", "rf-npm-lookalike": "1.0.0" } }"#,
+    )
+    .unwrap();
+    let report = w.ctx.root().join("r.json");
+    let out = w.ringfence(&["install", "--report", report.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let r = crate::report::json(&report);
+    let findings = |pkg: &str| -> Vec<serde_json::Value> {
+        r["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|run| run["package"]["name"] == pkg)
+            .flat_map(|run| run["findings"].as_array().unwrap().clone())
+            .collect()
+    };
+    let nested = findings("rf-nested-npm");
+    assert!(
+        nested
+            .iter()
+            .all(|f| f["severity"] != "high" && f["severity"] != "critical"),
+        "{nested:#?}"
+    );
+    let npmrc_read = |f: &&serde_json::Value| {
+        f["code"] == "decoy-read" && f["target"].as_str().unwrap().ends_with("/.npmrc")
+    };
+    // (Whether npm's read shows at all depends on the tier's access-time view; when it does,
+    // it is npm's own.)
+    assert!(
+        nested
+            .iter()
+            .filter(npmrc_read)
+            .all(|f| f["severity"] == "low")
+    );
+    let lookalike = findings("rf-npm-lookalike");
+    let read = lookalike
+        .iter()
+        .find(npmrc_read)
+        .unwrap_or_else(|| panic!("{lookalike:#?}"));
+    assert_eq!(read["severity"], "high", "{read:#}");
+}

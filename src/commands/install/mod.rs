@@ -421,6 +421,7 @@ impl<'a> Install<'a> {
                 nodedir,
             ),
             caches: npm_cache.iter().cloned().collect(),
+            npm: self.tool.run_paths(),
             events,
             tier: self.tier,
         };

@@ -224,7 +224,7 @@ pub(super) fn resolve(pid: u32, dirfd: i64, path: &str) -> PathBuf {
 pub(super) type ArgvCache = BTreeMap<u32, (u64, u64, Vec<String>, bool)>;
 
 /// Whether `program` (a path or a bare name) is node.
-pub(super) fn is_node(program: &str) -> bool {
+pub(crate) fn is_node(program: &str) -> bool {
     let base = program.rsplit('/').next().unwrap_or(program);
     base == "node"
         || base == "nodejs"

@@ -26,6 +26,7 @@ mod serve;
 mod tests;
 
 use classify::*;
+pub(crate) use decode::is_node;
 use decode::*;
 use rules::*;
 pub(crate) use rules::{environ_finding, environ_owner, secret_path};
@@ -59,6 +60,9 @@ pub struct Context {
     /// Files policy lets the script create that did not exist: created by the recorder when
     /// the script opens one with `O_CREAT` (see `emulate`).
     pub creatable: Vec<PathBuf>,
+    /// The paths the real npm runs from (its launcher on PATH, its `npm-cli.js`, and npx's):
+    /// a process is npm only when it runs one of them, never by a name it chose itself.
+    pub npm: Vec<PathBuf>,
 }
 
 impl Context {
