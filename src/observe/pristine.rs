@@ -51,6 +51,8 @@ pub struct Snapshot {
     files: BTreeMap<String, Stat>,
     /// Content of `package.json` and of the files the lifecycle command names.
     kept: BTreeMap<String, Vec<u8>>,
+    /// Why the walk stopped early (the entry budget, the deadline), if it did.
+    truncated: Option<String>,
 }
 
 /// Whether `rel` below `root` is now a native executable (ELF): an installer that replaced the
@@ -71,7 +73,18 @@ fn named_files<'a>(
     root: &Path,
     files: &BTreeMap<String, Stat>,
 ) -> Vec<String> {
-    let mut out: Vec<String> = words
+    let mut out: Vec<String> = candidates(words, root)
+        .into_iter()
+        .filter(|w| files.contains_key(w))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The words of command lines that could name a file below `root`, as paths relative to it.
+fn candidates<'a>(words: impl Iterator<Item = &'a str>, root: &Path) -> Vec<String> {
+    words
         .flat_map(|w| w.split(|c: char| c.is_whitespace() || "&|;<>()'\"`=".contains(c)))
         .map(|w| {
             Path::new(w)
@@ -79,12 +92,9 @@ fn named_files<'a>(
                 .map_or(w, |r| r.to_str().unwrap_or(w))
                 .trim_start_matches("./")
         })
-        .filter(|w| !w.is_empty() && files.contains_key(*w))
+        .filter(|w| !w.is_empty() && !w.starts_with('/') && !w.split('/').any(|c| c == ".."))
         .map(str::to_string)
-        .collect();
-    out.sort();
-    out.dedup();
-    out
+        .collect()
 }
 
 impl Snapshot {
@@ -100,12 +110,14 @@ impl Snapshot {
             ..Default::default()
         };
         let descend = |rel: &Path| rel != Path::new("node_modules");
+        let mut truncated = None;
         if let Ok(walk) = crate::untrusted::walk(root, &budget, &descend) {
             if let Some(why) = &walk.truncated {
                 tracing::warn!(
                     "`{}`: own-files comparison incomplete: {why}",
                     root.display()
                 );
+                truncated = Some(why.clone());
             }
             for e in walk
                 .entries
@@ -113,6 +125,21 @@ impl Snapshot {
                 .filter(|e| e.kind != crate::untrusted::Kind::Dir)
             {
                 files.insert(e.rel.display().to_string(), Stat::of(e));
+            }
+        }
+        // Whatever the walk reached, the manifest and the files the command names are looked
+        // at directly: a package that ships more files than the budget, or a script that
+        // floods its directory, cannot put what the script rewrites or deletes out of sight.
+        let direct = std::iter::once("package.json".to_string())
+            .chain(candidates(std::iter::once(command), root));
+        for rel in direct {
+            if files.contains_key(&rel) {
+                continue;
+            }
+            if let Ok(Some(e)) = crate::untrusted::stat(root, Path::new(&rel)) {
+                if e.kind != crate::untrusted::Kind::Dir {
+                    files.insert(rel, Stat::of(&e));
+                }
             }
         }
         // Content for the evidence: the manifest, what the command names, then script-like
@@ -138,6 +165,7 @@ impl Snapshot {
             root: root.to_path_buf(),
             files,
             kept,
+            truncated,
         }
     }
 
@@ -152,6 +180,18 @@ impl Snapshot {
         integrity: Option<&str>,
     ) -> Vec<Finding> {
         let mut out = Vec::new();
+        if let Some(why) = self.truncated.as_ref().or(after.truncated.as_ref()) {
+            out.push(
+                Finding::new(
+                    Code::RecordingDegraded,
+                    format!(
+                        "its package directory held more than ringfence compares ({why}); the manifest and the files its command names were checked directly, other files were not"
+                    ),
+                    self.root.display().to_string(),
+                )
+                .severity(Severity::Medium),
+            );
+        }
         let mut changed: Vec<(&str, Option<&Stat>)> = Vec::new();
         for (rel, before) in &self.files {
             match after.files.get(rel) {
@@ -434,6 +474,41 @@ mod tests {
         assert!(f[1].detail.as_deref().unwrap().contains("sha256 before"));
         assert!(f[0].detail.as_deref().unwrap().contains("sha512-abc"));
         assert!(f.iter().all(|x| x.at_unix_ms.is_some()));
+    }
+
+    /// A package shipping more files than the walk's budget cannot hide its script's rewrite of
+    /// the file it runs or of its manifest behind them: those are looked at directly, and the
+    /// incomplete comparison is itself a finding.
+    #[test]
+    fn a_flooded_package_directory_still_shows_the_rewrite_of_what_it_ran() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("a")).unwrap();
+        for i in 0..MAX_ENTRIES + 10 {
+            std::fs::write(root.join(format!("a/{i}")), "").unwrap();
+        }
+        std::fs::create_dir_all(root.join("z")).unwrap();
+        std::fs::write(root.join("z/setup.js"), "evil()").unwrap();
+        std::fs::write(
+            root.join("package.json"),
+            r#"{"name":"x","version":"1.0.0","scripts":{"postinstall":"node z/setup.js"}}"#,
+        )
+        .unwrap();
+        let command = "node z/setup.js";
+        let before = Snapshot::take(root, command);
+        assert!(before.truncated.is_some(), "the budget ran out");
+        std::fs::remove_file(root.join("z/setup.js")).unwrap();
+        let f = before.findings(&Snapshot::take(root, command), command, &[], None);
+        let codes: Vec<(Code, Severity)> = f.iter().map(|x| (x.code, x.severity)).collect();
+        assert!(
+            codes.contains(&(Code::RecordingDegraded, Severity::Medium)),
+            "{f:#?}"
+        );
+        assert!(
+            f.iter()
+                .any(|x| x.severity == Severity::High && x.summary.contains("z/setup.js")),
+            "{f:#?}"
+        );
     }
 
     #[test]

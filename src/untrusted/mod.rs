@@ -182,4 +182,4 @@ mod walk;
 
 pub use copy::copy_file;
 pub use remove::remove_tree;
-pub use walk::{copy_tree, read_file, walk};
+pub use walk::{copy_tree, read_file, stat, walk};

