@@ -159,3 +159,11 @@ pub fn bin_is_the_commands_own(command: &str, owner: &str) -> bool {
         ("npm" | "npx", "npm") | ("npx", "npx") | ("node", "node")
     )
 }
+
+/// `text` cut to at most `max` characters, with `…` where it was cut.
+pub fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}

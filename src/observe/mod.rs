@@ -163,7 +163,8 @@ impl Observation {
         let (env_probes, mut touched) = (collected.probes, collected.files);
         // Forensic recording sees every program's reads, not only node's.
         touched.extend(recorded.home_reads.iter().cloned());
-        let home = self.decoys.findings();
+        let mut home = self.decoys.findings();
+        name_home_writers(&mut home, &recorded.home_writes);
         let t_home = t.elapsed();
         let mut findings =
             attribute_home_reads(home, &touched, &recorded.execs, &self.decoys, &self.context);
@@ -341,6 +342,16 @@ fn name_decoy_readers(
             .or(readers.first());
         if let Some((actor, _)) = first {
             f.process = Some(actor.clone());
+        }
+    }
+}
+
+/// Name the process behind each change the home's diff found: the first that opened that path
+/// for writing.
+fn name_home_writers(findings: &mut [Finding], writes: &[syscalls::Sighting]) {
+    for f in findings.iter_mut().filter(|f| f.process.is_none()) {
+        if let Some(w) = writes.iter().find(|w| w.what == f.target) {
+            f.process = Some(w.actor.clone());
         }
     }
 }

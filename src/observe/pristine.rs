@@ -185,11 +185,13 @@ impl Snapshot {
                 Finding::new(
                     Code::RecordingDegraded,
                     format!(
-                        "its package directory held more than ringfence compares ({why}); the manifest and the files its command names were checked directly, other files were not"
+                        "its package directory held more than ringfence compares ({}); the manifest and the files its command names were checked directly, other files were not",
+                        crate::util::clip(why, 120)
                     ),
                     self.root.display().to_string(),
                 )
-                .severity(Severity::Medium),
+                .severity(Severity::Medium)
+                .at(Some(crate::util::now_unix_ms())),
             );
         }
         let mut changed: Vec<(&str, Option<&Stat>)> = Vec::new();

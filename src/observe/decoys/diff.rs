@@ -48,6 +48,15 @@ const PERSISTENCE: [(&str, &str); 35] = [
     (".config/Code/", "IDE auto-run config"),
 ];
 
+/// Whether `rel` (relative to HOME) is a persistence path: one of [`PERSISTENCE`] or below one
+/// of its directories.
+pub(crate) fn is_persistence(rel: &Path) -> bool {
+    PERSISTENCE.iter().any(|(p, _)| match p.strip_suffix('/') {
+        Some(dir) => rel.starts_with(dir) && rel != Path::new(dir),
+        None => rel == Path::new(p),
+    })
+}
+
 /// Directories where a new executable file is a dropped binary or stage 2.
 const BIN_DIRS: [&str; 4] = [".local/bin/", ".bun/", ".cache/", ".config/"];
 
@@ -66,11 +75,13 @@ impl DecoyHome {
                 Finding::new(
                     Code::RecordingDegraded,
                     format!(
-                        "filled its throwaway HOME past what ringfence compares ({why}); persistence paths were checked directly, other files there were not"
+                        "filled its throwaway HOME past what ringfence compares ({}); persistence paths were checked directly, other files there were not",
+                        crate::util::clip(&why, 120)
                     ),
                     self.home.display().to_string(),
                 )
-                .severity(Severity::Medium),
+                .severity(Severity::Medium)
+                .at(Some(crate::util::now_unix_ms())),
             );
         }
         for (rel, content) in &after {

@@ -28,6 +28,7 @@ mod plant;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use diff::is_persistence;
 pub use env::{EnvHolding, is_secret_var, looks_secret};
 
 /// A canary: a unique fake secret planted for one run.

@@ -15,6 +15,7 @@ struct Classifier<'a> {
     connects: Vec<Sighting>,
     execs: Vec<Sighting>,
     home_reads: Vec<Sighting>,
+    home_writes: Vec<Sighting>,
     datagrams: Vec<(Sighting, Vec<u8>)>,
 }
 
@@ -39,13 +40,29 @@ impl<'a> Classifier<'a> {
         };
         // HOME is the decoy home: reads show in the decoys' atime, writes in its diff.
         if ctx.in_decoy_home(path) {
-            if !*write && self.home_reads.len() < 5000 {
+            // The first 5000 of each, and up to 1000 more writes at persistence paths (what
+            // the home's diff reports, however many harmless writes came first).
+            let persistence = *write
+                && path
+                    .strip_prefix(&ctx.home)
+                    .is_ok_and(crate::observe::decoys::is_persistence);
+            let room = if *write {
+                self.home_writes.len() < 5000 || (persistence && self.home_writes.len() < 6000)
+            } else {
+                self.home_reads.len() < 5000
+            };
+            if room {
                 if let Some(actor) = self.actor(n) {
-                    self.home_reads.push(Sighting {
+                    let seen = Sighting {
                         what: path.display().to_string(),
                         actor,
                         at_unix_ms: n.at_unix_ms,
-                    });
+                    };
+                    if *write {
+                        self.home_writes.push(seen);
+                    } else {
+                        self.home_reads.push(seen);
+                    }
                 }
             }
             return;
@@ -382,6 +399,7 @@ pub(super) fn classify(served: &Served, ctx: &Context) -> Recorded {
         connects: Vec::new(),
         execs: Vec::new(),
         home_reads: Vec::new(),
+        home_writes: Vec::new(),
         datagrams: Vec::new(),
     };
     for n in &owned {
@@ -415,6 +433,7 @@ pub(super) fn classify(served: &Served, ctx: &Context) -> Recorded {
         connects: c.connects,
         execs: c.execs,
         home_reads: c.home_reads,
+        home_writes: c.home_writes,
         datagrams: c.datagrams,
     }
 }

@@ -229,6 +229,9 @@ pub struct Recorded {
     /// Read-only opens under HOME (forensic recording only; the first 5000), the path in
     /// `addr`: they name who read a decoy.
     pub home_reads: Vec<Sighting>,
+    /// Opens for writing under HOME (the first 5000, and every one at a persistence path), the
+    /// path in `what`: they name who wrote what the home's diff found.
+    pub home_writes: Vec<Sighting>,
     /// Datagrams sent with an address (the first 1000), with their first bytes.
     pub datagrams: Vec<(Sighting, Vec<u8>)>,
 }

@@ -411,6 +411,13 @@ fn notable(e: &Event, ctx: &Context) -> bool {
 /// A write that would be a finding of medium or worse: outside the writable set, the private
 /// /tmp and the caches, at a place [`tamper_class`] rates so.
 fn write_matters(path: &Path, ctx: &Context) -> bool {
+    // A persistence path in the decoy home: its write is a finding of the home's diff, and
+    // this event names who made it, however many harmless writes came first.
+    if ctx.in_decoy_home(path) {
+        return path
+            .strip_prefix(&ctx.home)
+            .is_ok_and(crate::observe::decoys::is_persistence);
+    }
     let private_tmp = path.starts_with("/tmp") && !ctx.visible.iter().any(|v| path.starts_with(v));
     let allowed = ctx.writable.iter().any(|w| path.starts_with(w))
         || private_tmp
