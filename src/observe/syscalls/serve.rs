@@ -413,10 +413,12 @@ fn notable(e: &Event, ctx: &Context) -> bool {
 fn write_matters(path: &Path, ctx: &Context) -> bool {
     // A persistence path in the decoy home: its write is a finding of the home's diff, and
     // this event names who made it, however many harmless writes came first.
-    if ctx.in_decoy_home(path) {
-        return path
+    if ctx.in_decoy_home(path)
+        && path
             .strip_prefix(&ctx.home)
-            .is_ok_and(crate::observe::decoys::is_persistence);
+            .is_ok_and(crate::observe::decoys::is_persistence)
+    {
+        return true;
     }
     let private_tmp = path.starts_with("/tmp") && !ctx.visible.iter().any(|v| path.starts_with(v));
     let allowed = ctx.writable.iter().any(|w| path.starts_with(w))
