@@ -465,3 +465,25 @@ fn mount_points_are_not_crossed() {
     nix::mount::umount(&r.join("tmpfs")).expect("umount");
     assert_eq!(remove_tree(&r).expect("remove").left, Vec::<PathBuf>::new());
 }
+
+/// `stat` describes what is there without following it: a link as a link (with its target),
+/// nothing through a linked directory, and a missing name as NotFound.
+#[test]
+fn stat_never_follows() {
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path();
+    std::fs::create_dir(r.join("d")).unwrap();
+    std::fs::write(r.join("d/f"), "x").unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", r.join("link")).unwrap();
+    std::os::unix::fs::symlink("/etc", r.join("dirlink")).unwrap();
+    let f = stat(r, Path::new("d/f")).unwrap().unwrap();
+    assert_eq!((f.kind, f.size), (Kind::File, 1));
+    let l = stat(r, Path::new("link")).unwrap().unwrap();
+    assert_eq!(l.kind, Kind::Symlink);
+    assert_eq!(l.link_target.as_deref(), Some(Path::new("/etc/passwd")));
+    assert!(stat(r, Path::new("dirlink/passwd")).unwrap().is_none());
+    assert_eq!(
+        stat(r, Path::new("d/missing")).unwrap_err().kind(),
+        std::io::ErrorKind::NotFound
+    );
+}

@@ -441,6 +441,23 @@ impl Traversal<'_> {
 /// A missing file is an error of kind `NotFound`.
 pub fn read_file(root: &Path, rel: &Path, max: u64) -> io::Result<Option<(Vec<u8>, bool)>> {
     let comps = rel_components(rel)?;
+    let Some((dir, last, root_dev)) = open_parent(root, &comps)? else {
+        return Ok(None);
+    };
+    match open_regular_at(dir.as_fd(), last, root_dev)? {
+        Some(file) => read_limited(&file, max).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The directory holding the last of `comps` below `root`, opened component by component
+/// relative to its parent without following a link or leaving the root's filesystem; with that
+/// last name and the root's device. `None` when a directory on the way is not a plain directory
+/// of the root's filesystem (or `comps` is empty).
+fn open_parent<'c>(
+    root: &Path,
+    comps: &[&'c OsStr],
+) -> io::Result<Option<(OwnedFd, &'c OsStr, u64)>> {
     check_root(root)?;
     let mut cur = open_root(root)?;
     let root_dev = fd_id(&cur)?.0;
@@ -461,10 +478,7 @@ pub fn read_file(root: &Path, rel: &Path, max: u64) -> io::Result<Option<(Vec<u8
             return Ok(None);
         }
     }
-    match open_regular_at(cur.as_fd(), last, root_dev)? {
-        Some(file) => read_limited(&file, max).map(Some),
-        None => Ok(None),
-    }
+    Ok(Some((cur, last, root_dev)))
 }
 
 /// What the entry `rel` below `root` is, without following a link (the link itself is
@@ -473,29 +487,12 @@ pub fn read_file(root: &Path, rel: &Path, max: u64) -> io::Result<Option<(Vec<u8
 /// the way is not a plain directory of the root's filesystem; `NotFound` when nothing is there.
 pub fn stat(root: &Path, rel: &Path) -> io::Result<Option<Entry>> {
     let comps = rel_components(rel)?;
-    check_root(root)?;
-    let mut cur = open_root(root)?;
-    let root_dev = fd_id(&cur)?.0;
-    let Some((last, dirs)) = comps.split_last() else {
+    let Some((dir, last, _)) = open_parent(root, &comps)? else {
         return Ok(None);
     };
-    for &name in dirs {
-        let st = fstatat(&cur, name, nofollow())?;
-        if !is_dir(&st) || file_id(&st).0 != root_dev {
-            return Ok(None);
-        }
-        cur = match open_dir_at(cur.as_fd(), name) {
-            Ok(fd) => fd,
-            Err(Errno::ELOOP | Errno::ENOTDIR | Errno::EXDEV) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        if fd_id(&cur)?.0 != root_dev {
-            return Ok(None);
-        }
-    }
-    let st = fstatat(&cur, *last, nofollow())?;
+    let st = fstatat(&dir, last, nofollow())?;
     let link = (Kind::from_mode(st.st_mode) == Kind::Symlink)
-        .then(|| read_link_bounded(cur.as_fd(), last))
+        .then(|| read_link_bounded(dir.as_fd(), last))
         .flatten();
     Ok(Some(entry_from_stat(rel.to_path_buf(), &st, link)))
 }
