@@ -410,7 +410,7 @@ pub const RULES: &[Rule] = &[
         code: C::RecordingDegraded,
         kind: K::EscapeAttempt,
         severity: S::Low,
-        meaning: "Recording lost part of what the run did: the syscall recorder's event budget ran out (it then keeps only what would be a medium or worse finding, and counts the rest), the sinkhole closed connections unread, left bytes uninspected, or one of its parsers failed on crafted input. Medium when something that could matter was lost (a parser failure, connections or suspicious events dropped).",
+        meaning: "Recording lost part of what the run did: the syscall recorder's event budget ran out (it then keeps only what would be a medium or worse finding, and counts the rest), the sinkhole closed connections unread, left bytes uninspected, or one of its parsers failed on crafted input, or the script filled its HOME or its package directory past what the comparisons after the run read (persistence paths, the manifest and the files its command names are then checked directly). Medium when something that could matter was lost (a parser failure, connections or suspicious events dropped, an incomplete comparison).",
         advice: "Low: a huge native build can exhaust a budget honestly. The findings of the run are still what was seen, but not everything was seen: flooding the recorder is also how a script would hide. Replay the package alone (`ringfence replay`) and read what else it did.",
     },
     Rule {
