@@ -89,6 +89,8 @@ codes! {
     ManifestConfusion => "manifest-confusion",
     /// An npm account or publish command was run.
     NpmAccountCommand => "npm-account-command",
+    /// A write request (publish, unpublish, login, tokens, tags) was sent to a package registry.
+    RegistryWrite => "registry-write",
     /// `git push` was run.
     GitPush => "git-push",
     /// The project's git remote was changed.
@@ -335,6 +337,13 @@ pub const RULES: &[Rule] = &[
         severity: S::High,
         meaning: "A script ran an npm account or publish command (publish, whoami, token, owner, access…, also abbreviated).",
         advice: "High: worm propagation (Shai-Hulud republishes itself with stolen tokens).",
+    },
+    Rule {
+        code: C::RegistryWrite,
+        kind: K::TamperAttempt,
+        severity: S::High,
+        meaning: "A script's node code sent a write request to a package registry: a PUT, DELETE or PATCH to a public registry (publish, unpublish, dist-tags, owners, adduser), or a login/token request to any registry's API paths. Seen in the request itself by the sinkhole (plain HTTP) or by the node preload before encryption (HTTPS); nothing reached a registry.",
+        advice: "High: worm propagation without the npm CLI (republishing packages through the registry's HTTP API with a stolen token). Install scripts only ever read from registries.",
     },
     Rule {
         code: C::GitPush,

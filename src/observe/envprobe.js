@@ -166,16 +166,18 @@
   // nothing answers, so the destination named here is all there is to record. One line per new
   // destination: the host and port, the URL path for HTTP, the first bytes of a datagram (these
   // stay in this run's log and are only searched for canaries; reports carry destinations).
-  const netNote = (kind, host, port, path, data) => {
+  const netNote = (kind, host, port, path, data, method) => {
     if (busy) return;
     try {
       const h = String(host == null ? '' : host).slice(0, 512);
       const dest = `${h}:${Number(port) || 0}`;
-      const key = `net\0${kind}\0${dest}\0${path || ''}`;
+      const m = method ? String(method).slice(0, 16).toUpperCase() : '';
+      const key = `net\0${kind}\0${dest}\0${path || ''}\0${m}`;
       if (seen.has(key) || seen.size > 4000) return;
       seen.add(key);
       const line = { op: 'net', name: dest, kind, t: Date.now() };
       if (path) line.path = String(path).slice(0, 4096);
+      if (m) line.method = m;
       if (data) line.data = Buffer.from(data).subarray(0, 16384).toString('hex');
       pending.push(JSON.stringify(line) + '\n');
       if (!scheduled) {
@@ -205,10 +207,10 @@
       // Leave it unwrapped.
     }
   };
-  const fromUrl = (kind, u) => {
+  const fromUrl = (kind, u, method) => {
     const url = u instanceof URL ? u : new URL(String(u));
     const port = url.port || (url.protocol === 'https:' ? 443 : url.protocol === 'http:' ? 80 : 0);
-    netNote(kind, url.hostname, port, url.pathname + url.search);
+    netNote(kind, url.hostname, port, url.pathname + url.search, null, method);
   };
   try {
     const net = require('net');
@@ -249,9 +251,10 @@
     try {
       const m = require(mod);
       const see = (a, b) => {
-        if (typeof a === 'string' || a instanceof URL) return fromUrl(mod, a);
-        const o = a && typeof a === 'object' ? a : b && typeof b === 'object' ? b : {};
-        netNote(mod, o.hostname || o.host || 'localhost', o.port || port, o.path || '/');
+        const opts = b && typeof b === 'object' ? b : {};
+        if (typeof a === 'string' || a instanceof URL) return fromUrl(mod, a, opts.method);
+        const o = a && typeof a === 'object' ? a : opts;
+        netNote(mod, o.hostname || o.host || 'localhost', o.port || port, o.path || '/', null, o.method);
       };
       hook(m, 'request', see);
       hook(m, 'get', see);
@@ -276,7 +279,7 @@
       }
       const body = chunk == null || typeof chunk === 'function' ? '' : chunk;
       const data = Buffer.concat([Buffer.from(headers), Buffer.from(' '), Buffer.from(body)]);
-      netNote(`${this.protocol === 'https:' ? 'https' : 'http'}-body:${chunks}`, this.host, port, this.path, data);
+      netNote(`${this.protocol === 'https:' ? 'https' : 'http'}-body:${chunks}`, this.host, port, this.path, data, this.method);
     };
     hook(proto, 'write', function (chunk) { carried.call(this, chunk); });
     hook(proto, 'end', function (chunk) { carried.call(this, chunk); });
@@ -284,9 +287,10 @@
     // http unavailable.
   }
   if (typeof globalThis.fetch === 'function') {
-    hook(globalThis, 'fetch', (input) => {
-      if (typeof input === 'string' || input instanceof URL) fromUrl('fetch', input);
-      else if (input && input.url) fromUrl('fetch', input.url);
+    hook(globalThis, 'fetch', (input, init) => {
+      const method = (init && init.method) || (input && input.method);
+      if (typeof input === 'string' || input instanceof URL) fromUrl('fetch', input, method);
+      else if (input && input.url) fromUrl('fetch', input.url, method);
     });
   }
   try {

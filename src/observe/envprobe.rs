@@ -120,6 +120,8 @@ struct Line {
     path: Option<String>,
     #[serde(default)]
     data: Option<String>,
+    #[serde(default)]
+    method: Option<String>,
 }
 
 /// A network attempt node code made through its own modules, as the preload saw it (before the
@@ -134,6 +136,8 @@ pub struct NetProbe {
     pub path: Option<String>,
     /// The first bytes of a datagram.
     pub data: Option<Vec<u8>>,
+    /// The HTTP method (HTTP requests; upper case).
+    pub method: Option<String>,
     /// Who.
     pub actor: Actor,
     /// When.
@@ -309,6 +313,7 @@ fn collect(log: &Path) -> Collected {
                         dest: name,
                         path: l.path,
                         data: l.data.and_then(|d| super::net::decode_hex(&d)),
+                        method: l.method.filter(|m| m.len() <= 16),
                         actor: actor.clone(),
                         at_unix_ms: l.t,
                     });

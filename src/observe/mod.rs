@@ -183,6 +183,8 @@ impl Observation {
             // No sinkhole (the landlock tier): what node code tried to reach, from the preload.
             None => findings.extend(net::unanswered(&collected.net, self.decoys.canaries())),
         }
+        let writes = net::registry_writes(&collected.net, &findings);
+        findings.extend(writes);
         findings.extend(recorded.findings);
         // Datagrams to ports the sinkhole does not serve (DNS it decodes itself).
         for (seen, data) in recorded

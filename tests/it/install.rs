@@ -1279,3 +1279,44 @@ fn only_the_real_npm_reads_its_config_quietly() {
         .unwrap_or_else(|| panic!("{lookalike:#?}"));
     assert_eq!(read["severity"], "high", "{read:#}");
 }
+
+/// A write request to a package registry's API (here the login that precedes a republish, sent
+/// over HTTPS to loopback port 9, where nothing answers) is a high registry-write finding, seen
+/// in the request before encryption, naming the process; an install script that only reads has
+/// none (the fidelity fixture's runs).
+#[test]
+fn a_registry_write_over_https_is_seen() {
+    let Some(w) = World::new() else { return };
+    let _ = std::fs::remove_dir_all(&w.app);
+    std::fs::create_dir_all(&w.app).unwrap();
+    std::fs::write(
+        w.app.join("package.json"),
+        r#"{ "name": "writer-app", "version": "1.0.0", "dependencies": { "rf-registry-writer": "1.0.0" } }"#,
+    )
+    .unwrap();
+    let report = w.ctx.root().join("r.json");
+    let out = w.ringfence(&["install", "--report", report.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let r = crate::report::json(&report);
+    let found: Vec<&serde_json::Value> = r["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|run| run["findings"].as_array().unwrap())
+        .filter(|f| f["code"] == "registry-write")
+        .collect();
+    assert_eq!(found.len(), 1, "{r:#}");
+    let f = found[0];
+    assert_eq!(
+        (&f["severity"], &f["target"]),
+        (&"high".into(), &"127.0.0.1:9".into())
+    );
+    assert!(
+        f["summary"].as_str().unwrap().contains("PUT /-/user/"),
+        "{f:#}"
+    );
+    assert!(
+        f["process"]["argv"].to_string().contains("login.js"),
+        "{f:#}"
+    );
+}

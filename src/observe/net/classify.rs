@@ -84,6 +84,63 @@ pub(super) fn host_class(host: &str) -> (Severity, &'static str) {
     )
 }
 
+/// Whether an HTTP request is a write to a package registry, and then what kind: a PUT, DELETE
+/// or PATCH to a public registry (publish, unpublish, dist-tags, owners, adduser), or a request
+/// to the registry API's login and token paths on any host (private registries included).
+/// Reads (GET, HEAD) never are, nor `npm audit`'s POST.
+pub(crate) fn registry_write(method: &str, host: &str, path: &str) -> Option<&'static str> {
+    const REGISTRIES: [&str; 5] = [
+        "registry.npmjs.org",
+        "registry.yarnpkg.com",
+        "registry.npmmirror.com",
+        "npm.pkg.github.com",
+        "registry.npmjs.com",
+    ];
+    let method = method.to_ascii_uppercase();
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let path = path.to_ascii_lowercase();
+    let api = ["/-/user/", "/-/v1/login", "/-/npm/v1/tokens"];
+    if ["PUT", "POST", "DELETE"].contains(&method.as_str())
+        && api.iter().any(|p| path.starts_with(p))
+    {
+        return Some("login or token management");
+    }
+    let public = REGISTRIES
+        .iter()
+        .any(|r| host == *r || host.ends_with(&format!(".{r}")));
+    if !public || !["PUT", "DELETE", "PATCH"].contains(&method.as_str()) {
+        return None;
+    }
+    Some(if method == "DELETE" {
+        "unpublish or tag removal"
+    } else if path.starts_with("/-/package/") {
+        "dist-tag change"
+    } else {
+        "publish"
+    })
+}
+
+/// The finding for a registry write seen as `method path` to `target` (`host:port`).
+pub(crate) fn registry_write_finding(
+    target: &str,
+    method: &str,
+    path: &str,
+    what: &str,
+    seen_by: &str,
+) -> Finding {
+    Finding::new(
+        Code::RegistryWrite,
+        format!(
+            "sent a write request to the package registry `{target}` ({what}: `{method} {}`)",
+            crate::util::clip(path, 120)
+        ),
+        target,
+    )
+    .detail(format!(
+        "{seen_by}; install scripts only read from registries, a worm republishes through them"
+    ))
+}
+
 /// How much a payload without a secret to an otherwise unremarkable host adds: data of the
 /// script's choosing uploaded (an HTTP request with a body, or a non-TLS, non-HTTP stream) is
 /// suspicious; a plain GET or a TLS handshake is what every downloader does.
@@ -386,6 +443,18 @@ fn connection_finding(
     *count += 1;
     if *count > 1 {
         return None;
+    }
+    if let Some((method, path)) = request_line
+        .as_deref()
+        .and_then(|r| r.split_once(' '))
+        .map(|(m, rest)| (m, rest.split(' ').next().unwrap_or("")))
+    {
+        if let Some(what) = registry_write(method, &host, path) {
+            let mut f = registry_write_finding(&target, method, path, what, "seen by the sinkhole");
+            f.process = process;
+            f.at_unix_ms = Some(*at);
+            return Some(f);
+        }
     }
     let (sev, why) = host_class(&host);
     let unremarkable = sev <= Severity::Low;

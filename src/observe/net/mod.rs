@@ -39,7 +39,7 @@ use dns::*;
 use scan::*;
 pub(crate) use scan::{canaries_in, decode_hex};
 use sniff::*;
-pub(crate) use unanswered::{sent_encrypted, unanswered};
+pub(crate) use unanswered::{registry_writes, sent_encrypted, unanswered};
 
 pub use crate::sandbox::spec::SINKHOLE_TCP_PORTS as TCP_PORTS;
 

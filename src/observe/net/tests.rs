@@ -430,3 +430,52 @@ fn short_hex_labels_count_only_when_they_spell_the_hostname() {
     let decoded = classify::decoded_labels(&format!("{label}.h.x.attacker.test"));
     assert_eq!(decoded, vec![host.clone()], "{label}");
 }
+
+/// Registry writes: publishes, unpublishes and tag changes to public registries, and login or
+/// token requests to any registry's API; never reads, `npm audit`'s POST or other hosts.
+#[test]
+fn registry_writes_are_told_from_reads() {
+    use super::classify::registry_write;
+    assert_eq!(
+        registry_write("PUT", "registry.npmjs.org", "/rf-victim"),
+        Some("publish")
+    );
+    assert_eq!(
+        registry_write("put", "Registry.NPMJS.org.", "/@s%2fx"),
+        Some("publish")
+    );
+    assert_eq!(
+        registry_write("DELETE", "registry.npmjs.org", "/x/-rev/1-abc"),
+        Some("unpublish or tag removal")
+    );
+    assert_eq!(
+        registry_write("PUT", "registry.npmjs.org", "/-/package/x/dist-tags/latest"),
+        Some("dist-tag change")
+    );
+    assert_eq!(
+        registry_write(
+            "PUT",
+            "npm.internal.example",
+            "/-/user/org.couchdb.user:bob"
+        ),
+        Some("login or token management")
+    );
+    assert_eq!(
+        registry_write("POST", "verdaccio.local", "/-/npm/v1/tokens"),
+        Some("login or token management")
+    );
+    assert_eq!(registry_write("GET", "registry.npmjs.org", "/x"), None);
+    assert_eq!(
+        registry_write(
+            "POST",
+            "registry.npmjs.org",
+            "/-/npm/v1/security/advisories/bulk"
+        ),
+        None
+    );
+    assert_eq!(registry_write("PUT", "example.com", "/upload"), None);
+    assert_eq!(
+        registry_write("PUT", "evilregistry.npmjs.org.example", "/x"),
+        None
+    );
+}

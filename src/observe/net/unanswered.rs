@@ -109,6 +109,46 @@ pub(crate) fn sent_encrypted(
     out
 }
 
+/// Write requests to package registries that node code made (the method and path as the
+/// preload saw them, before any encryption), one finding per destination, unless one is
+/// `already` there (the sinkhole saw the same request in plain HTTP).
+pub(crate) fn registry_writes(probes: &[NetProbe], already: &[Finding]) -> Vec<Finding> {
+    let host_of = |dest: &str| dest.rsplit_once(':').map_or(dest, |(h, _)| h).to_string();
+    // One per host, method and path: the preload notes a request when it is made and again
+    // with its body (where it knows only the agent's default port).
+    let mut seen: std::collections::BTreeSet<(String, String, String)> = already
+        .iter()
+        .filter(|f| f.code == Code::RegistryWrite)
+        .map(|f| (host_of(&f.target), String::new(), String::new()))
+        .collect();
+    let mut out: Vec<Finding> = Vec::new();
+    for p in probes {
+        let (Some(method), Some(path)) = (&p.method, &p.path) else {
+            continue;
+        };
+        let host = host_of(&p.dest);
+        let Some(what) = super::classify::registry_write(method, &host, path) else {
+            continue;
+        };
+        if seen.contains(&(host.clone(), String::new(), String::new()))
+            || !seen.insert((host, method.clone(), path.clone()))
+        {
+            continue;
+        }
+        let mut f = super::classify::registry_write_finding(
+            &p.dest,
+            method,
+            path,
+            what,
+            "seen by the node preload in the request before encryption",
+        );
+        f.process = Some(p.actor.clone());
+        f.at_unix_ms = Some(p.at_unix_ms);
+        out.push(f);
+    }
+    out
+}
+
 /// `p`, or, for a DNS query sent by hand (a datagram to port 53), a lookup of its name: it is
 /// judged as one.
 fn as_lookup(p: &NetProbe) -> NetProbe {
@@ -258,6 +298,7 @@ mod tests {
             dest: dest.into(),
             path: Some("/user/repos".into()),
             data: Some(data.as_bytes().to_vec()),
+            method: None,
             actor: Actor {
                 pid: 7,
                 argv: vec!["node".into()],
