@@ -202,7 +202,7 @@ pub const RULES: &[Rule] = &[
         code: C::TcpExfiltration,
         kind: K::Exfiltration,
         severity: S::Critical,
-        meaning: "A canary appeared in what a script sent over TCP (HTTP request, headers, body, raw stream), in any encoding or case.",
+        meaning: "A canary appeared in what a script sent over TCP (HTTP request, headers, body, raw stream), in any encoding or case. Medium, not critical, when the only secrets are GitHub tokens sent to GitHub itself in a read request (GET or HEAD, as release downloaders authenticate): the token reached its issuer only, in a request that changes nothing.",
         advice: "Critical: a secret left. Remove the package and report it; on a real machine the secret would have to be rotated.",
     },
     Rule {

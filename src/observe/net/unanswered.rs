@@ -206,6 +206,21 @@ fn exfiltration_finding(p: &NetProbe, host: &str, hits: &[&Canary]) -> Finding {
         "udp" => (Code::DatagramExfiltration, p.dest.clone()),
         _ => (Code::TcpExfiltration, p.dest.clone()),
     };
+    if code == Code::TcpExfiltration && github_read_with_a_github_token(p, host, hits) {
+        let method = p.method.as_deref().unwrap_or("GET");
+        let path = crate::util::clip(p.path.as_deref().unwrap_or("/"), 120);
+        return Finding::new(
+            code,
+            format!(
+                "sent a GitHub token to GitHub itself in a read request (`{method} {path}`), as release downloaders do ({ids})"
+            ),
+            target,
+        )
+        .severity(Severity::Medium)
+        .detail(format!(
+            "the token went only to its issuer, in a request that changes nothing; a write (a repository created, a push through the API) or any other destination would be critical; seen by the node preload before the call; {REFUSED}"
+        ));
+    }
     Finding::new(
         code,
         format!("tried to send a secret to `{target}` ({ids})"),
@@ -215,6 +230,30 @@ fn exfiltration_finding(p: &NetProbe, host: &str, hits: &[&Canary]) -> Finding {
     .detail(format!(
         "seen by the node preload before the call; {REFUSED}"
     ))
+}
+
+/// Whether `p` is a read request (GET or HEAD) to GitHub itself that carries only GitHub
+/// tokens: how downloaders authenticate release downloads (`@vscode/ripgrep` sends
+/// `GITHUB_TOKEN`, which ringfence plants as a decoy when the user has none). The token reaches
+/// only its issuer and the request changes nothing. An unknown method, a write, another host or
+/// any other secret does not qualify.
+fn github_read_with_a_github_token(p: &NetProbe, host: &str, hits: &[&Canary]) -> bool {
+    const GITHUB: [&str; 4] = [
+        "api.github.com",
+        "github.com",
+        "codeload.github.com",
+        "objects.githubusercontent.com",
+    ];
+    const TOKENS: [&str; 5] = ["ghp_", "gho_", "ghs_", "ghu_", "github_pat_"];
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    GITHUB.contains(&host.as_str())
+        && p.method
+            .as_deref()
+            .is_some_and(|m| m.eq_ignore_ascii_case("GET") || m.eq_ignore_ascii_case("HEAD"))
+        && !hits.is_empty()
+        && hits
+            .iter()
+            .all(|c| TOKENS.iter().any(|t| c.value.starts_with(t)))
 }
 
 /// A unix socket: a key agent's or a container runtime's (high), else any other (medium).
@@ -330,5 +369,55 @@ mod tests {
         assert_eq!(found[0].target, "api.github.com:443");
         assert_eq!(found[0].process.as_ref().map(|a| a.pid), Some(7));
         assert!(sent_encrypted(&probes, &canaries, &found).is_empty());
+    }
+
+    /// A GitHub token sent to GitHub itself in a GET (a release download authenticating) is
+    /// medium; the same token in a write, to another host, or any other secret to GitHub stays
+    /// critical.
+    #[test]
+    fn a_github_token_in_a_read_to_github_is_not_an_exfiltration() {
+        let canaries = vec![
+            Canary {
+                id: "env:GITHUB_TOKEN".into(),
+                value: "ghp_RINGFENCEcanary0123456789".into(),
+            },
+            Canary {
+                id: "npmrc-token".into(),
+                value: "npm_AnotherCanary9876543210zyx".into(),
+            },
+        ];
+        let with = |dest: &str, method: &str, body: &str| {
+            let mut p = probe("https-body:1", dest, body);
+            p.method = Some(method.into());
+            p.path = Some("/repos/microsoft/ripgrep-prebuilt/releases/tags/v13".into());
+            p
+        };
+        let gh = r#"{"authorization":"token ghp_RINGFENCEcanary0123456789"} "#;
+        let npm = r#"{"authorization":"token npm_AnotherCanary9876543210zyx"} "#;
+        let severity = |p: NetProbe| {
+            let f = sent_encrypted(&[p], &canaries, &[]);
+            assert_eq!(f.len(), 1, "{f:#?}");
+            f[0].severity
+        };
+        assert_eq!(
+            severity(with("api.github.com:443", "GET", gh)),
+            Severity::Medium
+        );
+        assert_eq!(
+            severity(with("API.github.com:443", "head", gh)),
+            Severity::Medium
+        );
+        assert_eq!(
+            severity(with("api.github.com:443", "POST", gh)),
+            Severity::Critical
+        );
+        assert_eq!(
+            severity(with("evil.example:443", "GET", gh)),
+            Severity::Critical
+        );
+        assert_eq!(
+            severity(with("api.github.com:443", "GET", npm)),
+            Severity::Critical
+        );
     }
 }
