@@ -190,7 +190,10 @@ impl EnvProbes {
             .map(|h| h.to_string_lossy().into_owned())
             .collect();
         let homes = serde_json::to_string(&homes).map_err(io::Error::other)?;
-        let text = unbranded(PRELOAD)
+        // Stripped once per process, not per sandbox.
+        static PLANTED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let text = PLANTED
+            .get_or_init(|| unbranded(PRELOAD))
             .replacen("/*RINGFENCE_BINDS*/[]", &binds, 1)
             .replacen("/*RINGFENCE_HOMES*/[]", &homes, 1);
         std::fs::write(&preload, text)?;

@@ -102,6 +102,21 @@ impl World {
         c.output().unwrap()
     }
 
+    /// A fresh project with `package_json` installed by ringfence: its output and its report.
+    fn install_app(&self, package_json: &str) -> (Output, serde_json::Value) {
+        let _ = std::fs::remove_dir_all(&self.app);
+        std::fs::create_dir_all(&self.app).unwrap();
+        std::fs::write(self.app.join("package.json"), package_json).unwrap();
+        let report = self.ctx.root().join("r.json");
+        let out = self.ringfence(&["install", "--report", report.to_str().unwrap()]);
+        let r = if report.exists() {
+            crate::report::json(&report)
+        } else {
+            serde_json::Value::Null
+        };
+        (out, r)
+    }
+
     fn ringfence(&self, args: &[&str]) -> Output {
         let mut c = Command::new(bin());
         self.env(&mut c);
@@ -1234,17 +1249,10 @@ fn a_link_to_another_packages_file_gives_npms_tree() {
 #[test]
 fn only_the_real_npm_reads_its_config_quietly() {
     let Some(w) = World::new() else { return };
-    let _ = std::fs::remove_dir_all(&w.app);
-    std::fs::create_dir_all(&w.app).unwrap();
-    std::fs::write(
-        w.app.join("package.json"),
+    let (out, r) = w.install_app(
         r#"{ "name": "npm-app", "version": "1.0.0", "dependencies": { "rf-nested-npm": "1.0.0", "rf-npm-lookalike": "1.0.0" } }"#,
-    )
-    .unwrap();
-    let report = w.ctx.root().join("r.json");
-    let out = w.ringfence(&["install", "--report", report.to_str().unwrap()]);
+    );
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    let r = crate::report::json(&report);
     let findings = |pkg: &str| -> Vec<serde_json::Value> {
         r["runs"]
             .as_array()
@@ -1287,17 +1295,10 @@ fn only_the_real_npm_reads_its_config_quietly() {
 #[test]
 fn a_registry_write_over_https_is_seen() {
     let Some(w) = World::new() else { return };
-    let _ = std::fs::remove_dir_all(&w.app);
-    std::fs::create_dir_all(&w.app).unwrap();
-    std::fs::write(
-        w.app.join("package.json"),
+    let (out, r) = w.install_app(
         r#"{ "name": "writer-app", "version": "1.0.0", "dependencies": { "rf-registry-writer": "1.0.0" } }"#,
-    )
-    .unwrap();
-    let report = w.ctx.root().join("r.json");
-    let out = w.ringfence(&["install", "--report", report.to_str().unwrap()]);
+    );
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    let r = crate::report::json(&report);
     let found: Vec<&serde_json::Value> = r["runs"]
         .as_array()
         .unwrap()

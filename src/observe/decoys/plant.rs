@@ -196,7 +196,7 @@ impl DecoyValues {
             .map(|b| char::from(b'0' + b % 10))
             .collect();
         DecoyValues {
-            user: login_name(),
+            user: login_name().to_string(),
             parked_at,
             keystore: format!(
                 "UTC--{}.{:03}Z--{}",
@@ -354,7 +354,13 @@ fn park_times(dir: &Path, files: &[(String, &str, &str)], at: i64) -> io::Result
 
 /// The caller's login name for the decoys: `$USER` or `$LOGNAME` when it looks like one, else
 /// the account of this uid, else `dev`.
-fn login_name() -> String {
+fn login_name() -> &'static str {
+    // Looked up once per process (it may need a passwd lookup), not per sandbox.
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(looked_up_login_name)
+}
+
+fn looked_up_login_name() -> String {
     let plausible = |n: &str| {
         !n.is_empty()
             && n.len() <= 32
