@@ -78,6 +78,7 @@ impl Observation {
             home: spec.home.clone(),
             preload_option,
             host_network: spec.tier == crate::sandbox::spec::Tier::Landlock,
+            redirect: None,
             writable: spec
                 .mounts
                 .iter()
@@ -146,6 +147,14 @@ impl Observation {
                 self.sinkhole = Some(net::Sinkhole::start_with(sockets, self.decoys.canaries()));
             }
             crate::sandbox::Attach::Recorder(fd) => {
+                if self.context.host_network && self.sinkhole.is_none() {
+                    // The landlock tier: the recorder hands connections and UDP sockets over
+                    // to a sinkhole of our own.
+                    let sinkhole = net::Sinkhole::start_with(Vec::new(), self.decoys.canaries());
+                    self.context.redirect = Some(std::sync::Arc::new(sinkhole.redirect()));
+                    self.context.host_network = false;
+                    self.sinkhole = Some(sinkhole);
+                }
                 self.recorder = Some(syscalls::Recorder::start(fd, self.context.clone()));
             }
         }
@@ -179,6 +188,17 @@ impl Observation {
                 let unread = net::sent_encrypted(&collected.net, self.decoys.canaries(), &served);
                 findings.extend(served);
                 findings.extend(unread);
+                if self.context.redirect.is_some() {
+                    // The landlock tier refuses unix sockets before any connect the recorder
+                    // could see: node's attempts are known from the preload alone.
+                    let unix: Vec<envprobe::NetProbe> = collected
+                        .net
+                        .iter()
+                        .filter(|p| p.kind == "unix")
+                        .cloned()
+                        .collect();
+                    findings.extend(net::unanswered(&unix, self.decoys.canaries()));
+                }
             }
             // No sinkhole (the landlock tier): what node code tried to reach, from the preload.
             None => findings.extend(net::unanswered(&collected.net, self.decoys.canaries())),

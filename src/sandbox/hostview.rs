@@ -32,6 +32,7 @@ pub fn plan(
     let exec = command(spec, &rules);
     let mut seccomp = seccomp::deny_plan(spec.enforcement.seccomp);
     seccomp.filters.push(seccomp::host_network_filter());
+    seccomp.filters.push(seccomp::host_datagram_filter());
     SetupPlan {
         uid: spec.uid,
         gid: spec.gid,

@@ -28,6 +28,7 @@ use crate::sandbox::channel::SinkSocket;
 
 mod classify;
 mod dns;
+mod redirect;
 mod scan;
 mod sniff;
 #[cfg(test)]
@@ -37,6 +38,7 @@ mod unanswered;
 use classify::*;
 use dns::*;
 use scan::*;
+pub use redirect::Redirect;
 pub(crate) use scan::{canaries_in, decode_hex};
 use sniff::*;
 pub(crate) use unanswered::{registry_writes, sent_encrypted, unanswered};
@@ -233,6 +235,12 @@ impl Sinkhole {
         }
     }
 
+    /// A handle for handing connections and datagram sockets over to this sinkhole (the
+    /// landlock tier, which has no network namespace to route them here).
+    pub fn redirect(&self) -> Redirect {
+        Redirect::new(self.shared.clone(), self.stop.clone(), self.conns.clone())
+    }
+
     /// Stop serving and classify everything that arrived; `connects` (from the syscall
     /// recorder, if any) name the process behind each connection.
     pub fn finish(mut self, canaries: &[Canary], connects: &[Sighting]) -> Vec<Finding> {
@@ -418,10 +426,16 @@ fn serve_tcp(
                     drop(stream);
                     continue;
                 }
+                // Inside the namespace every address is local: the accepted socket's own
+                // address is where the script connected.
+                let Ok(dst) = stream.local_addr() else {
+                    continue;
+                };
                 shared.live.fetch_add(1, Ordering::SeqCst);
                 let (shared, stop) = (shared.clone(), stop.clone());
                 let h = std::thread::spawn(move || {
-                    let served = catch_unwind(AssertUnwindSafe(|| handle(stream, &shared, &stop)));
+                    let served =
+                        catch_unwind(AssertUnwindSafe(|| handle(stream, dst, &shared, &stop)));
                     if let Err(p) = served {
                         shared.degraded("TCP connection", p.as_ref());
                     }
@@ -458,13 +472,12 @@ fn tls_record_complete(p: &[u8]) -> bool {
     }
 }
 
-/// Serve one connection: read everything the client sends until it closes, goes idle or a
+/// Serve one connection to `dst`: read everything the client sends until it closes, goes idle or a
 /// budget ends, searching all of it for canaries; answer a complete HTTP request with a 404 and
 /// a TLS ClientHello with a fatal alert and close our side, so that clients fail fast and close
 /// themselves (what a client sends on its half-open side is still read).
-fn handle(mut stream: TcpStream, shared: &Shared, stop: &AtomicBool) {
+fn handle(mut stream: TcpStream, dst: SocketAddr, shared: &Shared, stop: &AtomicBool) {
     let _ = stream.set_nonblocking(false);
-    let Ok(dst) = stream.local_addr() else { return };
     let at = super::now_unix_ms();
     let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
     let head_budget = if lock(&shared.state).heads_total < budget::HEADS_TOTAL {

@@ -20,6 +20,7 @@ use crate::sys;
 mod classify;
 mod decode;
 mod emulate;
+mod handover;
 mod rules;
 mod serve;
 #[cfg(test)]
@@ -40,9 +41,12 @@ pub struct Context {
     /// The NODE_OPTIONS entry that loads the env-probe preload in this run (its path differs
     /// between tiers); empty: the full tier's.
     pub preload_option: String,
-    /// The landlock tier: the host's network stack, no sinkhole (the kernel refuses every
-    /// connection).
+    /// The landlock tier without a sinkhole: the host's network stack (the kernel refuses
+    /// every connection).
     pub host_network: bool,
+    /// The landlock tier's sinkhole: connections and UDP sockets are handed over to it (see
+    /// `handover`).
+    pub redirect: Option<std::sync::Arc<crate::observe::net::Redirect>>,
     /// Host paths bound writable.
     pub writable: Vec<PathBuf>,
     /// Every host path bound into the sandbox (read-only or writable).

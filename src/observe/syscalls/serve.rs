@@ -109,6 +109,17 @@ impl<'a> Server<'a> {
         let ctx = self.ctx;
         *self.served.counts.entry(req.data.nr).or_default() += 1;
         self.sweep_when_due();
+        // The landlock tier's UDP sockets: one of the sinkhole's instead (see `handover`).
+        if let Some(r) = &ctx.redirect {
+            if handover::is_inet_datagram(req.data.nr, req.data.args) {
+                handover::datagram_socket(self.listener, req, r);
+                return;
+            }
+            if i64::from(req.data.nr) == libc::SYS_setsockopt {
+                handover::error_reports(self.listener, req, r);
+                return;
+            }
+        }
         // Another ABI's syscall first: its number means another call here, so it is refused
         // before any table is consulted (the static filter left it to us).
         let refused = crate::sandbox::seccomp::foreign_abi(req.data.arch, req.data.nr)
@@ -129,13 +140,26 @@ impl<'a> Server<'a> {
         // Only trust what we read if the target is still blocked in this very syscall.
         let valid = sys::seccomp_notif_id_valid(self.listener.as_fd(), req.id);
         let emulated = Emulated::attempt(&mut event, valid, ctx, req);
-        answer(
-            self.listener,
-            req.id,
-            refused.as_ref().map(|(_, errno)| *errno),
-            unix_refused,
-            &emulated,
-        );
+        let handed = match (&ctx.redirect, &event) {
+            (
+                Some(r),
+                Some(Event::Connect {
+                    addr,
+                    unix_path: None,
+                    ..
+                }),
+            ) if valid && refused.is_none() => handover::connect(self.listener, req, addr, r),
+            _ => false,
+        };
+        if !handed {
+            answer(
+                self.listener,
+                req.id,
+                refused.as_ref().map(|(_, errno)| *errno),
+                unix_refused,
+                &emulated,
+            );
+        }
         // A file created as policy allows is not a refused write.
         if matches!(emulated.created, Some(Ok(_))) {
             return;

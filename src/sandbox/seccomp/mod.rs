@@ -137,7 +137,7 @@ pub use recorder::{
     NOTIFIED_GROUPS, compile_recorder, denial_table, foreign_abi, recorder_rules,
     split_for_recorder,
 };
-pub use table::{deny_plan, host_network_filter};
+pub use table::{deny_plan, host_datagram_filter, host_network_filter};
 
 fn target_arch() -> TargetArch {
     #[cfg(target_arch = "x86_64")]

@@ -66,8 +66,14 @@ pub fn recorder_rules(reads: bool) -> Vec<SyscallRule> {
 /// supervisor is gone the kernel answers ENOSYS: still refused. Nobody else can answer: the
 /// kernel would hand the notification to the newest filter with a listener, and creating a
 /// listener is refused by the static `notification-listeners` group. (`clone3` stays a static
-/// filter: glibc tries it for every thread.)
-pub const NOTIFIED_GROUPS: [&str; 3] = ["privileged", "new-apis", "socket-families"];
+/// filter: glibc tries it for every thread.) `host-datagrams` (the landlock tier's UDP sockets)
+/// is answered with a socket that reaches only the supervisor's sinkhole.
+pub const NOTIFIED_GROUPS: [&str; 4] = [
+    "privileged",
+    "new-apis",
+    "socket-families",
+    "host-datagrams",
+];
 
 /// Split `plan` into the groups a recorder enforces by notification and the rest.
 pub fn split_for_recorder(plan: &SeccompPlan) -> (SeccompPlan, Vec<FilterPlan>) {
@@ -127,6 +133,21 @@ pub fn compile_recorder(
     };
     rules.push(named(rule!(SYS_sendmsg, not_channel.clone())));
     rules.push(named(rule!(SYS_sendmmsg, not_channel)));
+    if denials.iter().any(|g| g.name == "host-datagrams") {
+        // The UDP sockets handed out in the landlock tier are socket pairs, on which the C
+        // library's resolver could not enable ICMP error reports (it gives up without them):
+        // the supervisor answers that option on them.
+        for (level, option) in [
+            (libc::SOL_IP, libc::IP_RECVERR),
+            (libc::SOL_IPV6, libc::IPV6_RECVERR),
+        ] {
+            let arg = |arg, v: i32| ArgCond::Eq32 {
+                arg,
+                value: u32::try_from(v).unwrap_or(u32::MAX),
+            };
+            rules.push(named(rule!(SYS_setsockopt, arg(1, level), arg(2, option))));
+        }
+    }
     let err = |source| SeccompError::Compile {
         filter: "recorder".into(),
         source,

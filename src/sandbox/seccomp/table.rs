@@ -193,9 +193,9 @@ pub fn deny_plan(level: Level) -> SeccompPlan {
 }
 
 /// The landlock tier has no network namespace: Landlock denies TCP bind and connect, and this
-/// filter refuses every other way out — UDP, raw, SCTP and other protocols over IPv4/IPv6, and
-/// unix sockets (pathname sockets are not covered by Landlock; abstract ones are scoped anyway).
-/// Netlink stays (`os.networkInterfaces()`), as in the full tier.
+/// filter refuses every other way out — raw, SCTP and other protocols over IPv4/IPv6, and unix
+/// sockets (pathname sockets are not covered by Landlock; abstract ones are scoped anyway).
+/// Netlink stays (`os.networkInterfaces()`), as in the full tier. UDP is [`host_datagram_filter`].
 pub fn host_network_filter() -> FilterPlan {
     let socket = |when: Vec<ArgCond>| {
         named(SyscallRule {
@@ -214,9 +214,9 @@ pub fn host_network_filter() -> FilterPlan {
             arg: 0,
             value: unsigned(family),
         };
-        // Every type but SOCK_STREAM (the low bits; SOCK_NONBLOCK/SOCK_CLOEXEC above them).
+        // Every type but SOCK_STREAM and SOCK_DGRAM (the low bits; SOCK_NONBLOCK/SOCK_CLOEXEC
+        // above them).
         for t in [
-            libc::SOCK_DGRAM,
             libc::SOCK_RAW,
             libc::SOCK_RDM,
             libc::SOCK_SEQPACKET,
@@ -245,6 +245,39 @@ pub fn host_network_filter() -> FilterPlan {
     }
     FilterPlan {
         name: "host-network".into(),
+        errno: libc::EACCES,
+        rules,
+    }
+}
+
+/// UDP sockets in the landlock tier, which Landlock does not cover: refused (EACCES) — or, while
+/// the recorder runs, notified, and the supervisor answers each with a socket of its own that
+/// can reach only its sinkhole (see `observe::net::Redirect`). Without a supervisor the kernel
+/// answers ENOSYS: still refused.
+pub fn host_datagram_filter() -> FilterPlan {
+    let unsigned = |v: i32| u32::try_from(v).unwrap_or(u32::MAX);
+    let rules = [libc::AF_INET, libc::AF_INET6]
+        .into_iter()
+        .map(|family| {
+            named(SyscallRule {
+                name: "SYS_socket".into(),
+                nr: libc::SYS_socket,
+                when: vec![
+                    ArgCond::Eq32 {
+                        arg: 0,
+                        value: unsigned(family),
+                    },
+                    ArgCond::MaskedEq32 {
+                        arg: 1,
+                        mask: 0xf,
+                        value: unsigned(libc::SOCK_DGRAM),
+                    },
+                ],
+            })
+        })
+        .collect();
+    FilterPlan {
+        name: "host-datagrams".into(),
         errno: libc::EACCES,
         rules,
     }
