@@ -410,9 +410,11 @@ pub fn read_json(path: &Path) -> Result<serde_json::Value, NpmError> {
         path: path.to_path_buf(),
         source,
     })?;
-    serde_json::from_slice(&text).map_err(|e| NpmError::Parse {
+    // npm reads its JSON files with JSON.parse: what that accepts (a BOM, lone surrogate
+    // escapes in a dependency's description copied into the lockfile) must not stop us.
+    manifest::parse_lenient(&text).map_err(|message| NpmError::Parse {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        message,
     })
 }
 

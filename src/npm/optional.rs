@@ -36,10 +36,24 @@ pub fn remove_optional_set(
         }
         let dir = project.join(loc);
         if dir.starts_with(project.join("node_modules")) && dir.is_dir() {
-            std::fs::remove_dir_all(&dir).map_err(|source| NpmError::RemoveDir {
-                path: dir.clone(),
-                source,
+            // What the failed script left there is hostile: links unlinked, never followed;
+            // any depth; directories it made unreadable opened up first.
+            let removal = crate::untrusted::remove_tree(&dir).map_err(|source| {
+                NpmError::RemoveDir {
+                    path: dir.clone(),
+                    source,
+                }
             })?;
+            if let Some(left) = removal.left.first() {
+                return Err(NpmError::RemoveDir {
+                    path: dir.clone(),
+                    source: std::io::Error::other(format!(
+                        "{} entries could not be removed, among them `{}`",
+                        removal.left.len(),
+                        left.display()
+                    )),
+                });
+            }
         }
     }
     // Rewrite the hidden lockfile without the removed entries.

@@ -448,6 +448,25 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    #[test]
+    fn a_lockfile_npm_accepts_is_read() {
+        // npm copies a dependency's license/description into the lockfile; JSON.parse takes a
+        // lone surrogate escape and a BOM, so must we.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("package-lock.json");
+        std::fs::write(
+            &path,
+            "\u{feff}{\"lockfileVersion\":3,\"packages\":{\"\":{\"name\":\"p\"},\
+             \"node_modules/x\":{\"version\":\"1.0.0\",\"license\":\"MIT\\ud800\"}}}",
+        )
+        .unwrap();
+        let lock = Lockfile::read(&path).unwrap().unwrap();
+        assert_eq!(
+            lock.packages["node_modules/x"]["license"],
+            json!("MIT\u{fffd}")
+        );
+    }
+
     fn lock(v: Value) -> Lockfile {
         Lockfile {
             packages: v

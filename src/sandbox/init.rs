@@ -435,15 +435,7 @@ fn stage_b(chan: BorrowedFd<'_>, plan: &SetupPlan) -> Result<Never, Failure> {
         ForkResult::Parent { child } => child,
     };
     let termination = reap_until(child);
-    let survivors = proc::survivors();
-    let _ = channel::send(
-        chan,
-        &FromInit::Exited {
-            termination,
-            survivors,
-        },
-        &[],
-    );
+    send_exited(chan, termination, proc::survivors());
     // Returning from pid 1 makes the kernel SIGKILL every process left in the namespace.
     sys::exit_now(0)
 }
@@ -524,16 +516,68 @@ fn stage_a_host(
     };
     proc::kill_tree(me.as_raw());
     if let Some(termination) = termination {
-        let _ = channel::send(
+        send_exited(chan, termination, survivors);
+    }
+    sys::exit_now(0)
+}
+
+/// Report the command's end and the processes that outlived it. Their command lines are the
+/// script's choice: if the message does not fit the channel, the first few are sent with
+/// their command lines cut short, then, failing that, only their number, so that the run is
+/// never lost.
+fn send_exited(
+    chan: BorrowedFd<'_>,
+    termination: channel::Termination,
+    survivors: Vec<channel::ProcessInfo>,
+) {
+    const FEW: usize = 16;
+    const SHORT: usize = 120;
+    let total = survivors.len();
+    let attempt = |survivors: Vec<channel::ProcessInfo>| {
+        channel::send(
             chan,
             &FromInit::Exited {
                 termination,
                 survivors,
             },
             &[],
-        );
+        )
+        .is_ok()
+    };
+    if attempt(survivors.clone()) {
+        return;
     }
-    sys::exit_now(0)
+    let mut few: Vec<channel::ProcessInfo> = survivors.into_iter().take(FEW).collect();
+    for p in &mut few {
+        let mut line = p.argv.join(" ");
+        if line.len() > SHORT {
+            let mut end = SHORT;
+            while !line.is_char_boundary(end) {
+                end -= 1;
+            }
+            line.truncate(end);
+            line.push('…');
+        }
+        p.argv = vec![line];
+    }
+    let unlisted = total.saturating_sub(few.len());
+    if unlisted > 0 {
+        few.push(channel::ProcessInfo {
+            pid: 0,
+            ppid: 0,
+            argv: vec![format!("…and {unlisted} more processes (not listed)")],
+        });
+    }
+    if attempt(few) {
+        return;
+    }
+    let _ = attempt(vec![channel::ProcessInfo {
+        pid: 0,
+        ppid: 0,
+        argv: vec![format!(
+            "{total} processes (their command lines could not be reported)"
+        )],
+    }]);
 }
 
 /// Reap children (the command and every orphan reparented to us) until the command has exited;

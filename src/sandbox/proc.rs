@@ -312,6 +312,38 @@ fn processes() -> Vec<ProcessInfo> {
     out
 }
 
+/// Bytes of a command line kept per process (a script chooses its processes' command lines:
+/// a survivor's must fit, with many others, in one control message to the supervisor).
+pub const CMDLINE_BYTES: usize = 2048;
+/// Arguments kept per process.
+const CMDLINE_ARGS: usize = 32;
+
+/// A process's command line, clipped to [`CMDLINE_BYTES`] and [`CMDLINE_ARGS`]: what was cut
+/// is said in a last argument.
+fn read_cmdline(path: &Path) -> Vec<String> {
+    use std::io::Read;
+    let mut raw = Vec::new();
+    let read = std::fs::File::open(path)
+        .and_then(|f| f.take(CMDLINE_BYTES as u64 + 1).read_to_end(&mut raw))
+        .is_ok();
+    if !read {
+        return Vec::new();
+    }
+    let clipped = raw.len() > CMDLINE_BYTES;
+    raw.truncate(CMDLINE_BYTES);
+    let mut argv: Vec<String> = raw
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let clipped = clipped || argv.len() > CMDLINE_ARGS;
+    argv.truncate(CMDLINE_ARGS);
+    if clipped {
+        argv.push(format!("…(command line clipped at {CMDLINE_BYTES} bytes)"));
+    }
+    argv
+}
+
 /// A process's parent pid, from its `/proc` directory's `stat`.
 fn parent(base: &Path) -> Option<i32> {
     let stat = std::fs::read_to_string(base.join("stat")).ok()?;
@@ -328,14 +360,7 @@ fn parent(base: &Path) -> Option<i32> {
 /// is gone.
 fn info(pid: i32, base: &Path) -> Option<ProcessInfo> {
     let ppid = parent(base).unwrap_or(0);
-    let argv: Vec<String> = std::fs::read(base.join("cmdline"))
-        .map(|raw| {
-            raw.split(|b| *b == 0)
-                .filter(|a| !a.is_empty())
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
+    let argv = read_cmdline(&base.join("cmdline"));
     let argv = if argv.is_empty() {
         // Between fork and exec (or a kernel thread-like process) cmdline is empty: name it
         // by its comm, in brackets as ps does.

@@ -1321,3 +1321,29 @@ fn a_registry_write_over_https_is_seen() {
         "{f:#}"
     );
 }
+
+/// A program that is not node (python here; curl and wget alike) exfiltrating the environment
+/// over HTTP is a critical exfiltration in both tiers. In the landlock tier, which has no network
+/// namespace, the recorder hands its UDP socket and its connection over to the sinkhole; before,
+/// its lookup failed and nothing of what it would have sent was seen.
+#[test]
+fn a_program_that_is_not_node_is_recorded_exfiltrating() {
+    let Some(w) = World::new() else { return };
+    let (out, r) = w.install_app(
+        r#"{ "name": "tool-app", "version": "1.0.0", "dependencies": { "rf-tool-exfil": "1.0.0" } }"#,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let found: Vec<&serde_json::Value> = r["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|run| run["findings"].as_array().unwrap())
+        .filter(|f| f["kind"] == "exfiltration")
+        .collect();
+    assert!(
+        found.iter().any(|f| f["severity"] == "critical"
+            && f["target"] == "collect.example.net:80"
+            && f["process"]["argv"].to_string().contains("exfil.py")),
+        "{r:#}"
+    );
+}

@@ -168,6 +168,52 @@ fn processes_left_behind_are_killed_and_reported() {
     assert_eq!(with_marker, 2, "{survivors:?}");
 }
 
+/// A script chooses its processes' command lines: one survivor with 120 KiB of control
+/// characters in its argv, and 150 more with 2 KiB each, must not lose the run (they once made
+/// the init's report too large for its channel: exit 2, no run in the report).
+#[test]
+fn a_survivor_with_a_huge_command_line_is_still_reported() {
+    if !require_userns() {
+        return;
+    }
+    let ctx = TestContext::new();
+    let marker = format!("31{}.4159", std::process::id());
+    let report = ctx.root().join("report.json");
+    let script = format!(
+        "import subprocess\n\
+         subprocess.Popen(['sh', '-c', 'sleep {marker}', 'x', '\\x01' * 120000], start_new_session=True)\n\
+         for i in range(150):\n    \
+         subprocess.Popen(['sh', '-c', 'sleep {marker}', 'x', 'y' * 2000], start_new_session=True)\n"
+    );
+    let out = ctx.run(
+        &["--report", report.to_str().unwrap()],
+        &["/usr/bin/python3", "-c", &script],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !host_processes_with(&marker).is_empty() {
+        assert!(Instant::now() < deadline, "survivors left on the host");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let v: serde_json::Value = crate::report::json(&report);
+    let survivors = v["runs"][0]["survivors"].as_array().unwrap();
+    assert!(!survivors.is_empty(), "{}", show(&out));
+    let listed = survivors.iter().map(|s| s["argv"].to_string()).collect::<Vec<_>>();
+    assert!(
+        listed.iter().any(|a| a.contains(&marker)),
+        "the survivors are named: {listed:?}"
+    );
+    assert!(
+        listed.iter().all(|a| a.len() < 16 << 10),
+        "every command line is clipped"
+    );
+    let findings = v["runs"][0]["findings"].as_array().unwrap();
+    assert!(
+        findings.iter().any(|f| f["kind"] == "survivor"),
+        "{findings:?}"
+    );
+}
+
 #[test]
 fn stdin_is_dev_null_and_no_descriptors_leak() {
     if !require_userns() {
@@ -364,11 +410,11 @@ fn reexec_launcher_builds_the_same_sandbox() {
     assert!(ctx.project.join("f").exists());
     let v: serde_json::Value = crate::report::json(&report);
     // The deny table's groups (privileged, new APIs, clone3, socket families, notification
-    // listeners); the landlock tier adds its host-network filter (and is started under the
-    // container-like one).
+    // listeners); the landlock tier adds its host-network and host-datagram filters (and is
+    // started under the container-like one).
     let filters = match tier() {
         Tier::Full => 5,
-        Tier::Landlock => 6,
+        Tier::Landlock => 7,
     };
     assert_eq!(v["runs"][0]["enforcement"]["seccomp"]["filters"], filters);
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -117,7 +117,7 @@ fn the_landlock_tier_contains_the_script() {
           net.connect("\0{abstract_name}").on("error", e => console.log("abstract", e.code));
           const d = require("dgram").createSocket("udp4");
           d.on("error", e => console.log("udp", e.code));
-          d.send("HOST-LEAK", {udp}, "127.0.0.1", () => {{}});
+          d.send("HOST-LEAK", {udp}, "127.0.0.1", () => d.close());
         '
         (setsid sh -c 'sleep 60; echo {marker}' &)
         sleep 0.3

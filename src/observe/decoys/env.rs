@@ -175,6 +175,55 @@ fn high_entropy(v: &str) -> bool {
     entropy >= 4.2
 }
 
+/// A canary shaped like the value it replaces: the same well-known token prefix, if it had one,
+/// and about its length, so that nothing in its text says it is a decoy (a script that sees
+/// `rf_canary_…` knows it is watched). At least 20 random characters follow the prefix.
+fn canary_like(old: &str) -> String {
+    const PREFIXES: [&str; 24] = [
+        "github_pat_",
+        "ghp_",
+        "gho_",
+        "ghu_",
+        "ghs_",
+        "ghr_",
+        "npm_",
+        "glpat-",
+        "xoxb-",
+        "xoxp-",
+        "xapp-",
+        "sk_live_",
+        "sk_test_",
+        "rk_live_",
+        "sk-ant-",
+        "sk-",
+        "AKIA",
+        "ASIA",
+        "AIza",
+        "SG.",
+        "dop_v1_",
+        "hf_",
+        "pypi-",
+        "lin_api_",
+    ];
+    let prefix = PREFIXES
+        .iter()
+        .find(|p| old.starts_with(*p))
+        .copied()
+        .unwrap_or("");
+    let len = old
+        .chars()
+        .count()
+        .clamp(24, 64)
+        .saturating_sub(prefix.len())
+        .max(20);
+    let body = alnum(&random_hex(len), len);
+    if prefix.starts_with("AKIA") || prefix.starts_with("ASIA") {
+        format!("{prefix}{}", body.to_ascii_uppercase())
+    } else {
+        format!("{prefix}{body}")
+    }
+}
+
 impl DecoyHome {
     /// What a credential variable `name` held in the sandbox.
     pub fn env_holding(&self, name: &str) -> EnvHolding {
@@ -193,7 +242,7 @@ impl DecoyHome {
         let mut present: Vec<String> = Vec::new();
         for (k, v) in env.iter_mut() {
             if is_secret_var(k) || (value_may_be_secret(k) && looks_secret(v)) {
-                let value = format!("rf_canary_{}", alnum(&random_hex(16), 32));
+                let value = canary_like(v);
                 self.canaries.push(Canary {
                     id: format!("env:{k}"),
                     value: value.clone(),

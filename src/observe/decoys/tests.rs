@@ -113,6 +113,16 @@ fn secret_variables_are_replaced_by_canaries() {
             .iter()
             .any(|c| c.id == "env:MY_SERVICE_API_KEY")
     );
+    // A replaced value looks like a real one: its token prefix stays, and nothing in it says
+    // canary, decoy or ringfence.
+    let npm = &env.iter().find(|(k, _)| k == "NPM_TOKEN").unwrap().1;
+    assert!(npm.starts_with("npm_") && npm.len() >= 24, "{npm}");
+    for (_, v) in &env {
+        let v = v.to_ascii_lowercase();
+        for tell in ["canary", "decoy", "ringfence", "rf_"] {
+            assert!(!v.contains(tell), "{v} contains {tell}");
+        }
+    }
 }
 
 /// Nothing a script can list or read in the decoy home names ringfence or calls itself a

@@ -48,10 +48,11 @@ pub(super) fn datagram_socket(listener: &OwnedFd, req: &libc::seccomp_notif, r: 
     }
 }
 
-/// Answer the resolver's request for ICMP error reports (`IP_RECVERR`, the only `setsockopt`
-/// notified) on a datagram socket handed out: granted (no ICMP error can reach it). On any other
-/// socket the option is set as the kernel decides.
-pub(super) fn error_reports(listener: &OwnedFd, req: &libc::seccomp_notif, r: &Redirect) {
+/// Answer a request a UDP socket grants and a socket pair cannot, on a datagram socket handed
+/// out: success. These are the resolver's ICMP error reports (`IP_RECVERR`, the only
+/// `setsockopt` notified) and a `bind` of a local address (libuv binds before its first send).
+/// On any other socket the call runs as the kernel decides (Landlock refuses every TCP bind).
+pub(super) fn granted_on_ours(listener: &OwnedFd, req: &libc::seccomp_notif, r: &Redirect) {
     let ours = RawFd::try_from(req.data.args[0] & 0xffff_ffff)
         .ok()
         .and_then(|fd| their_socket(listener, req, fd))

@@ -115,8 +115,9 @@ impl<'a> Server<'a> {
                 handover::datagram_socket(self.listener, req, r);
                 return;
             }
-            if i64::from(req.data.nr) == libc::SYS_setsockopt {
-                handover::error_reports(self.listener, req, r);
+            let nr = i64::from(req.data.nr);
+            if nr == libc::SYS_setsockopt || nr == libc::SYS_bind {
+                handover::granted_on_ours(self.listener, req, r);
                 return;
             }
         }

@@ -135,8 +135,10 @@ pub fn compile_recorder(
     rules.push(named(rule!(SYS_sendmmsg, not_channel)));
     if denials.iter().any(|g| g.name == "host-datagrams") {
         // The UDP sockets handed out in the landlock tier are socket pairs, on which the C
-        // library's resolver could not enable ICMP error reports (it gives up without them):
-        // the supervisor answers that option on them.
+        // library's resolver could not enable ICMP error reports (it gives up without them) and
+        // libuv could not bind the local address it binds before a first send: the supervisor
+        // answers both on them.
+        rules.push(named(rule!(SYS_bind)));
         for (level, option) in [
             (libc::SOL_IP, libc::IP_RECVERR),
             (libc::SOL_IPV6, libc::IPV6_RECVERR),
