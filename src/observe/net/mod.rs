@@ -428,7 +428,7 @@ fn serve_tcp(
                 }
                 // Inside the namespace every address is local: the accepted socket's own
                 // address is where the script connected.
-                let Ok(dst) = stream.local_addr() else {
+                let Ok(dst) = stream.local_addr().map(unmapped) else {
                     continue;
                 };
                 shared.live.fetch_add(1, Ordering::SeqCst);
@@ -447,6 +447,18 @@ fn serve_tcp(
                 c.push(h);
             }
         }
+    }
+}
+
+/// An IPv4 address as such, not as the IPv4-mapped IPv6 address a dual-stack listener sees
+/// (so that it matches the recorder's `connect` of the same destination).
+fn unmapped(a: SocketAddr) -> SocketAddr {
+    match a {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
+            None => a,
+        },
+        SocketAddr::V4(_) => a,
     }
 }
 
