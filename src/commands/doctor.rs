@@ -57,7 +57,7 @@ pub fn run(s: DoctorSettings) -> Result<Exit, RunError> {
         (Err(_), Some(Ok(o))) => (
             "landlock",
             format!(
-                "no namespaces: landlock {} is the filesystem view (the host's paths, what the full tier shows), TCP bind/connect denied by landlock and other sockets by seccomp; {} seccomp filters; processes tracked through a child subreaper; no capabilities; no_new_privs",
+                "no namespaces: landlock {} is the filesystem view (the host's paths, what the full tier shows), TCP bind/connect denied by landlock and other sockets by seccomp (recorded runs get the sinkhole through the supervisor); {} seccomp filters; processes tracked through a child subreaper; no capabilities; no_new_privs",
                 o.enforced
                     .as_ref()
                     .map_or("status unknown", landlock_status),

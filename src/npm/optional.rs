@@ -38,12 +38,11 @@ pub fn remove_optional_set(
         if dir.starts_with(project.join("node_modules")) && dir.is_dir() {
             // What the failed script left there is hostile: links unlinked, never followed;
             // any depth; directories it made unreadable opened up first.
-            let removal = crate::untrusted::remove_tree(&dir).map_err(|source| {
-                NpmError::RemoveDir {
+            let removal =
+                crate::untrusted::remove_tree(&dir).map_err(|source| NpmError::RemoveDir {
                     path: dir.clone(),
                     source,
-                }
-            })?;
+                })?;
             if let Some(left) = removal.left.first() {
                 return Err(NpmError::RemoveDir {
                     path: dir.clone(),

@@ -144,7 +144,7 @@ fn enforcement(spec: &SandboxSpec, seccomp: &SeccompPlan, outcome: &Outcome) -> 
                     "no pid namespace: processes are tracked through a child subreaper and killed with the tree",
                 ),
                 net: none(
-                    "no network namespace: Landlock denies TCP bind and connect, seccomp every other socket but netlink; connection attempts are recorded, nothing is sent",
+                    "no network namespace: Landlock denies TCP bind and connect, seccomp every other socket but netlink; while recording, the supervisor hands each TCP connection and UDP socket to its sinkhole instead, so attempts are recorded as in the full tier and nothing is sent anywhere else",
                 ),
                 ipc: none(
                     "no ipc namespace: abstract unix sockets and signals are scoped by Landlock",

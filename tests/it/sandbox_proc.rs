@@ -198,7 +198,10 @@ fn a_survivor_with_a_huge_command_line_is_still_reported() {
     let v: serde_json::Value = crate::report::json(&report);
     let survivors = v["runs"][0]["survivors"].as_array().unwrap();
     assert!(!survivors.is_empty(), "{}", show(&out));
-    let listed = survivors.iter().map(|s| s["argv"].to_string()).collect::<Vec<_>>();
+    let listed = survivors
+        .iter()
+        .map(|s| s["argv"].to_string())
+        .collect::<Vec<_>>();
     assert!(
         listed.iter().any(|a| a.contains(&marker)),
         "the survivors are named: {listed:?}"

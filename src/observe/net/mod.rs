@@ -37,8 +37,8 @@ mod unanswered;
 
 use classify::*;
 use dns::*;
-use scan::*;
 pub use redirect::Redirect;
+use scan::*;
 pub(crate) use scan::{canaries_in, decode_hex};
 use sniff::*;
 pub(crate) use unanswered::{registry_writes, sent_encrypted, unanswered};
