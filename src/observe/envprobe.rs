@@ -153,6 +153,29 @@ pub struct Collected {
     pub files: Vec<Sighting>,
     /// Network attempts through node's modules.
     pub net: Vec<NetProbe>,
+    /// Entries of the log the preload cannot have written (a file not named as it names its
+    /// files, a link or FIFO, a line that is not one of its lines): how many, and the first few.
+    /// The log directory is writable by the script, so forged or erased entries are possible;
+    /// these are the ones that show.
+    pub tampered: (usize, Vec<String>),
+}
+
+impl Collected {
+    fn tampered(&mut self, why: String) {
+        self.tampered.0 += 1;
+        if self.tampered.1.len() < 3 {
+            self.tampered.1.push(why);
+        }
+    }
+}
+
+/// `<pid>-<ms>.jsonl`, the preload's name for a process's log.
+fn preload_log_name(name: &str) -> Option<u32> {
+    let (pid, rest) = name.split_once('-')?;
+    let ms = rest.strip_suffix(".jsonl")?;
+    (!ms.is_empty() && ms.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| pid.parse().ok())
+        .flatten()
 }
 
 impl EnvProbes {
@@ -263,6 +286,7 @@ impl EnvProbes {
 }
 
 fn collect(log: &Path) -> Collected {
+    let mut c = Collected::default();
     let mut first: BTreeMap<String, EnvProbe> = BTreeMap::new();
     let mut files: Vec<Sighting> = Vec::new();
     let mut net: Vec<NetProbe> = Vec::new();
@@ -274,22 +298,21 @@ fn collect(log: &Path) -> Collected {
     // The directory is the script's to write: forged or endless logs cost at most this much.
     let mut total: u64 = 32 << 20;
     for path in logs.into_iter().take(4096) {
-        // `<pid>-<ms>.jsonl`, written by the preload (or forged by the script: it is its own).
-        let Some(pid) = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.split('-').next())
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
         let Some(name) = path.file_name() else {
             continue;
         };
+        // The printers escape what they show (a name is the script's choice).
+        let shown = name.to_string_lossy();
+        // `<pid>-<ms>.jsonl`, written by the preload (or forged by the script: it is its own).
+        let Some(pid) = name.to_str().and_then(preload_log_name) else {
+            c.tampered(format!("a file the preload does not write: `{shown}`"));
+            continue;
+        };
         // Regular files only, never through a link, never more than 4 MiB each.
-        let Ok(Some((bytes, _))) =
+        let Ok(Some((bytes, more))) =
             crate::untrusted::read_file(log, Path::new(name), (4 << 20).min(total))
         else {
+            c.tampered(format!("`{shown}` is not a regular file"));
             continue;
         };
         total = total.saturating_sub(bytes.len() as u64);
@@ -298,10 +321,30 @@ fn collect(log: &Path) -> Collected {
             pid,
             argv: Vec::new(),
         };
-        for line in text.lines() {
+        // The last line may be cut short (a process killed while writing, a budget): only
+        // complete lines are judged.
+        let complete = text.ends_with('\n') && !more;
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let judged = complete || i + 1 < lines.len();
             let Ok(l) = serde_json::from_str::<Line>(line) else {
+                if judged && !line.trim().is_empty() {
+                    c.tampered(format!("a line of `{shown}` that is not the preload's"));
+                }
                 continue;
             };
+            let known = matches!(
+                l.op.as_str(),
+                "start" | "net" | "open" | "get" | "has" | "list"
+            );
+            if !known || (i == 0) != (l.op == "start") {
+                c.tampered(format!(
+                    "a line of `{shown}` the preload cannot have written (op `{}`, line {})",
+                    l.op.chars().take(32).collect::<String>(),
+                    i + 1
+                ));
+                continue;
+            }
             if l.op == "start" {
                 actor.argv = l.argv.unwrap_or_default();
                 continue;
@@ -359,6 +402,7 @@ fn collect(log: &Path) -> Collected {
         probes: out,
         files,
         net,
+        ..c
     }
 }
 

@@ -234,6 +234,22 @@ impl Observation {
                 at_unix_ms: Some(seen.at_unix_ms),
             });
         }
+        if collected.tampered.0 > 0 {
+            findings.push(Finding {
+                code: Code::RecordingDegraded,
+                kind: FindingKind::EscapeAttempt,
+                severity: Severity::Medium,
+                summary: format!(
+                    "the node preload's log holds {} entr{} the preload cannot have written: what node code did may be missing or forged",
+                    collected.tampered.0,
+                    if collected.tampered.0 == 1 { "y" } else { "ies" }
+                ),
+                target: "preload log".into(),
+                detail: Some(collected.tampered.1.join("; ")),
+                process: None,
+                at_unix_ms: Some(outcome_end_ms),
+            });
+        }
         let spawned = recorded.spawned;
         findings.extend(envprobe::findings(&env_probes, &|name| {
             self.decoys.env_holding(name)

@@ -16,6 +16,11 @@ const MAX_ENTRIES: usize = 50_000;
 const MAX_KEPT: u64 = 256 << 10;
 /// ...and all of them together.
 const MAX_KEPT_TOTAL: u64 = 4 << 20;
+/// Bytes of each file the script created or changed that are searched for staged secrets (its
+/// beginning)...
+const STAGED_SCAN: u64 = 1 << 20;
+/// ...and of all of them together.
+const STAGED_SCAN_TOTAL: u64 = 16 << 20;
 
 fn is_script(rel: &str) -> bool {
     [".js", ".cjs", ".mjs", ".sh", ".py", ".ts", ".json", ".gyp"]
@@ -308,22 +313,22 @@ impl Snapshot {
         canaries: &[super::decoys::Canary],
     ) -> Vec<Finding> {
         let mut out = Vec::new();
-        let mut budget: u64 = 4 << 20;
+        let mut budget: u64 = STAGED_SCAN_TOTAL;
         for (rel, now) in &after.files {
-            if self.files.get(rel) == Some(now) || now.size > MAX_KEPT || now.size > budget {
+            if self.files.get(rel) == Some(now) || budget == 0 {
                 continue;
             }
+            // Binary files too: a secret after a NUL byte is still a secret, and canary values
+            // are random enough that build output never holds one by chance.
+            let limit = STAGED_SCAN.min(budget);
             let Ok(Some((content, _))) =
-                crate::untrusted::read_file(&after.root, Path::new(rel), MAX_KEPT)
+                crate::untrusted::read_file(&after.root, Path::new(rel), limit)
             else {
                 continue;
             };
-            // Text only: build output (objects, addons) is binary and large.
-            if content[..content.len().min(4096)].contains(&0) {
-                continue;
-            }
-            budget = budget.saturating_sub(now.size);
+            budget = budget.saturating_sub(content.len() as u64);
             let hits = super::net::canaries_in(&content, canaries);
+            drop(content);
             if hits.is_empty() {
                 continue;
             }
@@ -527,9 +532,22 @@ mod tests {
         std::fs::write(root.join("build.log"), "compiled ok").unwrap();
         let b64 = "Ly9yZWdpc3RyeS86X2F1dGhUb2tlbj1ucG1fQWJDZEVmMDEyMzQ1Njc4OXh5elhZWgo=";
         std::fs::write(root.join(".cache/blob"), b64).unwrap();
+        // Hidden behind a NUL byte, and past the first 256 KiB of a file.
+        let mut binary = b"\x7fELF\0\0\0".to_vec();
+        binary.extend_from_slice(b"npm_AbCdEf0123456789xyzXYZ");
+        std::fs::write(root.join("addon.node"), &binary).unwrap();
+        let mut padded = vec![b' '; 300 << 10];
+        padded.extend_from_slice(b"token=npm_AbCdEf0123456789xyzXYZ");
+        std::fs::write(root.join("padded.txt"), &padded).unwrap();
         let f = before.staged_secrets(&Snapshot::take(root, ""), &canaries);
-        assert_eq!(f.len(), 1, "{f:?}");
-        assert!(f[0].target.ends_with(".cache/blob"));
+        assert_eq!(f.len(), 3, "{f:?}");
+        for name in [".cache/blob", "addon.node", "padded.txt"] {
+            assert!(f.iter().any(|x| x.target.ends_with(name)), "{name}: {f:?}");
+        }
+        let f: Vec<Finding> = f
+            .into_iter()
+            .filter(|x| x.target.ends_with(".cache/blob"))
+            .collect();
         assert_eq!(
             (f[0].kind, f[0].severity),
             (FindingKind::Exfiltration, Severity::High)

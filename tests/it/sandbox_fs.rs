@@ -489,3 +489,49 @@ fn a_script_filling_its_home_or_tmpdir_is_stopped() {
         assert!(left.is_empty(), "{label}: TMPDIR keeps {left:?}");
     }
 }
+
+/// The node preload's log directory is the script's to write (node code writes it): entries the
+/// preload cannot have written — a file not named as it names them, a line out of its order or
+/// of an op it never writes — are reported as degraded recording, never taken as what node did.
+#[test]
+fn a_forged_preload_log_is_reported() {
+    if !require_userns() {
+        return;
+    }
+    let ctx = TestContext::new();
+    let report = ctx.root().join("r.json");
+    let script = r#"
+        p=$(printf %s "$NODE_OPTIONS" | sed -n 's/.*--require=\([^ ]*preload\.js\).*/\1/p')
+        d=$(dirname "$p")/log
+        node -e 'process.env.SOME_NAME'
+        printf '{"op":"get","name":"FORGED_NAME","t":1}\n' > "$d/999-1.jsonl"
+        echo note > "$d/notes.txt"
+        ls "$d" | wc -l
+    "#;
+    let out = ctx.run(
+        &["--report", report.to_str().unwrap()],
+        &["sh", "-c", script],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(stdout(&out).trim(), "3", "{}", show(&out));
+    let v: serde_json::Value = crate::report::json(&report);
+    let findings = v["runs"][0]["findings"].as_array().unwrap();
+    let tampered: Vec<&serde_json::Value> = findings
+        .iter()
+        .filter(|f| f["code"] == "recording-degraded" && f["target"] == "preload log")
+        .collect();
+    assert_eq!(tampered.len(), 1, "{findings:#?}");
+    assert_eq!(tampered[0]["severity"], "medium");
+    let detail = tampered[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("notes.txt") && detail.contains("999-1.jsonl"),
+        "{detail}"
+    );
+    // The forged probe is not taken as one.
+    assert!(
+        !serde_json::to_string(findings)
+            .unwrap()
+            .contains("FORGED_NAME"),
+        "{findings:#?}"
+    );
+}

@@ -43,17 +43,20 @@ pub fn is_secret_var(name: &str) -> bool {
         return false;
     }
     // Words that are never part of an innocent word, anywhere in the name.
-    const WORDS: [&str; 6] = [
+    const WORDS: [&str; 7] = [
         "TOKEN",
         "SECRET",
         "PASSWORD",
         "PASSWD",
         "CREDENTIAL",
         "APIKEY",
+        // A webhook URL is its own credential: whoever has it can post.
+        "WEBHOOK",
     ];
     // Words that are credentials only as a whole segment (`GIT_AUTHOR_NAME` is not `AUTH`).
-    const SEGMENTS: [&str; 10] = [
+    const SEGMENTS: [&str; 14] = [
         "AUTH", "PAT", "PASS", "KEY", "KEYS", "DSN", "COOKIE", "PRIVATE", "CREDS", "PGPASS",
+        "SALT", "HMAC", "SIGNING", "JWT",
     ];
     WORDS.iter().any(|w| n.contains(w))
         || n.split('_').any(|seg| SEGMENTS.contains(&seg))
@@ -94,6 +97,18 @@ pub fn looks_secret(value: &str) -> bool {
     }
     if v.contains("-----BEGIN ") || v.contains("\"private_key\"") || v.contains("\"client_secret\"")
     {
+        return true;
+    }
+    // Webhook URLs carry their secret in the path.
+    const WEBHOOKS: [&str; 6] = [
+        "hooks.slack.com/services/",
+        "discord.com/api/webhooks/",
+        "discordapp.com/api/webhooks/",
+        ".webhook.office.com/",
+        "api.telegram.org/bot",
+        "hooks.zapier.com/hooks/",
+    ];
+    if v.contains("://") && WEBHOOKS.iter().any(|w| v.contains(w)) {
         return true;
     }
     const PREFIXES: [&str; 22] = [
@@ -144,10 +159,13 @@ pub fn looks_secret(value: &str) -> bool {
 /// stay below the bar; paths — whose temporary names are random too — and prose have
 /// separators, and `/` is one).
 fn high_entropy(v: &str) -> bool {
+    // Base64 uses `/` too: allowed where the value cannot be a path (no leading `/`, `.` or
+    // `~`, no `//`).
+    let slash_ok = !v.starts_with(['/', '.', '~']) && !v.contains("//");
     if v.len() < 32
         || !v
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"+=_-".contains(&b))
+            .all(|b| b.is_ascii_alphanumeric() || b"+=_-".contains(&b) || (b == b'/' && slash_ok))
     {
         return false;
     }

@@ -74,8 +74,20 @@ fn credentials_are_recognised_by_name_and_by_value() {
         "sk_live_51H8xYzAbCdEfGh",
         "Zx9Qm2Lr7Tb4Wn8Kp3Vc6Hs1Jd5Fg0Ay",
         "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlLXZhbHVl",
+        "https://hooks.slack.com/services/T0AAAAAAA/B0BBBBBBB/cccccccccccccccccccccccc",
+        "https://discord.com/api/webhooks/1234567890/abcdefghijklmnop",
+        // A base64 salt with `/` and `+` in it.
+        "q8Jd/2kLx+9aZ0Pq1wR3tY5uI7oP9aSdQx4=",
     ] {
         assert!(looks_secret(value), "{value}");
+    }
+    for name in [
+        "SLACK_WEBHOOK_URL",
+        "PASSWORD_SALT",
+        "APP_HMAC",
+        "JWT_SIGNING_KEY",
+    ] {
+        assert!(is_secret_var(name), "{name}");
     }
     for value in [
         "/usr/local/bin:/usr/bin:/bin",
