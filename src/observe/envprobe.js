@@ -166,6 +166,8 @@
   // nothing answers, so the destination named here is all there is to record. One line per new
   // destination: the host and port, the URL path for HTTP, the first bytes of a datagram (these
   // stay in this run's log and are only searched for canaries; reports carry destinations).
+  // Bytes of what this process sends kept for the canary search (the log has its own budget).
+  let dataBudget = 3 << 20;
   const netNote = (kind, host, port, path, data, method) => {
     if (busy) return;
     try {
@@ -178,7 +180,11 @@
       const line = { op: 'net', name: dest, kind, t: Date.now() };
       if (path) line.path = String(path).slice(0, 4096);
       if (m) line.method = m;
-      if (data) line.data = Buffer.from(data).subarray(0, 16384).toString('hex');
+      if (data && dataBudget > 0) {
+        const kept = Buffer.from(data).subarray(0, Math.min(262144, dataBudget));
+        dataBudget -= kept.length;
+        line.data = kept.toString('hex');
+      }
       pending.push(JSON.stringify(line) + '\n');
       if (!scheduled) {
         scheduled = true;
@@ -220,7 +226,7 @@
       if (writes > 256 || chunk == null || typeof chunk === 'function') return;
       writes += 1;
       const dest = this._netDest;
-      if (dest) netNote(`tcp-data:${writes}`, dest[0], dest[1], null, Buffer.from(chunk).subarray(0, 16384));
+      if (dest) netNote(`tcp-data:${writes}`, dest[0], dest[1], null, Buffer.from(chunk));
     });
     hook(net.Socket.prototype, 'connect', function (a, b) {
       const o0 = Array.isArray(a) ? a[0] : a;
@@ -287,10 +293,39 @@
     // http unavailable.
   }
   if (typeof globalThis.fetch === 'function') {
+    // What a fetch carries (headers, a body given as text, bytes, form or search parameters):
+    // searched for canaries by ringfence, never copied into a report.
+    const fetched = (init) => {
+      const parts = [];
+      const h = init && init.headers;
+      if (h) {
+        const pairs = typeof h.forEach === 'function' && !Array.isArray(h) ? [] : null;
+        if (pairs) h.forEach((v, k) => pairs.push([k, v]));
+        parts.push(JSON.stringify(pairs || (Array.isArray(h) ? h : Object.entries(h))));
+      }
+      const b = init && init.body;
+      if (typeof b === 'string') parts.push(b);
+      else if (b instanceof URLSearchParams) parts.push(b.toString());
+      else if (b instanceof ArrayBuffer) parts.push(Buffer.from(b));
+      else if (ArrayBuffer.isView(b)) parts.push(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+      else if (typeof FormData === 'function' && b instanceof FormData) {
+        for (const [k, v] of b) parts.push(`${k}=${typeof v === 'string' ? v : ''}`);
+      }
+      return parts.length ? Buffer.concat(parts.map((x) => Buffer.from(x))) : null;
+    };
+    let fetches = 0;
     hook(globalThis, 'fetch', (input, init) => {
       const method = (init && init.method) || (input && input.method);
-      if (typeof input === 'string' || input instanceof URL) fromUrl('fetch', input, method);
-      else if (input && input.url) fromUrl('fetch', input.url, method);
+      const u = typeof input === 'string' || input instanceof URL ? input : input && input.url;
+      if (!u) return;
+      fromUrl('fetch', u, method);
+      const data = fetched(init);
+      if (data && fetches < 256) {
+        fetches += 1;
+        const url = u instanceof URL ? u : new URL(String(u));
+        const port = url.port || (url.protocol === 'https:' ? 443 : url.protocol === 'http:' ? 80 : 0);
+        netNote(`fetch-body:${fetches}`, url.hostname, port, url.pathname + url.search, data, method);
+      }
     });
   }
   try {

@@ -280,6 +280,18 @@ impl Observation {
                 at_unix_ms: Some(outcome_end_ms),
             });
         }
+        // A destination a secret was sent to is that exfiltration, not also a connection that
+        // "sent nothing secret" (the sinkhole saw only the TLS handshake the preload read past).
+        let exfiltrated: BTreeSet<String> = findings
+            .iter()
+            .filter(|f| f.kind == FindingKind::Exfiltration)
+            .map(|f| f.target.clone())
+            .collect();
+        findings.retain(|f| {
+            !(f.kind == FindingKind::NetworkAttempt
+                && f.severity <= Severity::Low
+                && exfiltrated.contains(&f.target))
+        });
         escalate_project_secret_probes(&mut findings);
         order(&mut findings);
         // Two mechanisms may see the same thing (the preload and forensic recording): once, the

