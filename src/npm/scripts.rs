@@ -122,6 +122,7 @@ pub fn plan(input: &PlanInput<'_>) -> Vec<Phase> {
                     let installed_as = node
                         .package_name
                         .clone()
+                        .filter(|real| super::tree::alias_is_real(real, node.resolved.as_deref()))
                         .unwrap_or_else(|| node.name.clone());
                     let name = if link {
                         manifest.name.clone().unwrap_or_else(|| node.name.clone())
@@ -212,6 +213,42 @@ pub fn plan(input: &PlanInput<'_>) -> Vec<Phase> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_alias_is_believed_only_when_its_tarball_is_that_package() {
+        use crate::npm::tree::alias_is_real;
+        let url = |p: &str| Some(format!("https://registry.npmjs.org/{p}"));
+        assert!(alias_is_real(
+            "@prisma/client",
+            url("@prisma/client/-/client-5.0.0.tgz").as_deref()
+        ));
+        assert!(alias_is_real(
+            "@prisma/client",
+            url("@prisma%2fclient/-/client-5.0.0.tgz").as_deref()
+        ));
+        assert!(alias_is_real(
+            "husky",
+            url("husky/-/husky-9.0.0.tgz").as_deref()
+        ));
+        assert!(alias_is_real(
+            "husky",
+            Some("https://art.example/api/npm/remote/husky/-/husky-9.0.0.tgz")
+        ));
+        // A tarball of another package claiming the name.
+        assert!(!alias_is_real(
+            "@prisma/client",
+            url("rf-confused/-/rf-confused-1.0.0.tgz").as_deref()
+        ));
+        assert!(!alias_is_real(
+            "husky",
+            url("@evil/husky/-/husky-1.0.0.tgz").as_deref()
+        ));
+        assert!(!alias_is_real(
+            "husky",
+            Some("git+ssh://git@github.com/x/husky.git")
+        ));
+        assert!(!alias_is_real("husky", None));
+    }
+
     use super::*;
     use crate::npm::env::NodeExtras;
 

@@ -84,8 +84,11 @@ impl Lockfile {
             .iter()
             .filter(|(k, _)| !k.is_empty())
             .filter_map(|(k, v)| {
+                // The real name of an alias, if its tarball is that package's; never a name a
+                // package's own manifest claims (npm copies that into the lockfile too).
                 v.get("name")
                     .and_then(Value::as_str)
+                    .filter(|n| alias_is_real(n, v.get("resolved").and_then(Value::as_str)))
                     .map(str::to_string)
                     .or_else(|| {
                         k.rsplit_once("node_modules/")
@@ -205,6 +208,32 @@ pub fn check_package_name(name: &str) -> Result<(), String> {
     } else {
         Err(format!("`{name}` is not a valid package name"))
     }
+}
+
+/// Whether the real name the lockfile records for a package installed under another name
+/// (`"x": "npm:real@1"`) is the package npm fetched: its registry tarball URL is
+/// `…/<real>/-/<base>-<version>.tgz`. npm copies that name from the package's own manifest,
+/// so a tarball claiming another name (manifest confusion) would otherwise be believed.
+pub fn alias_is_real(real: &str, resolved: Option<&str>) -> bool {
+    let Some(url) = resolved else {
+        return false;
+    };
+    let path = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest.split_once('/').map_or("", |(_, p)| p));
+    let path = path.replace("%2f", "/").replace("%2F", "/");
+    let Some((pkg, _)) = path.rsplit_once("/-/") else {
+        return false;
+    };
+    // The package is the path's last segment, or its last two when the one before is a scope
+    // (a registry may serve below a prefix: `/api/npm/remote/@scope/name/-/…`).
+    let segs: Vec<&str> = pkg.split('/').filter(|s| !s.is_empty()).collect();
+    let name = match segs.as_slice() {
+        [.., scope, base] if scope.starts_with('@') => format!("{scope}/{base}"),
+        [.., base] => (*base).to_string(),
+        [] => return false,
+    };
+    name == real
 }
 
 fn name_of(location: &str) -> String {

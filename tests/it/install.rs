@@ -1347,3 +1347,47 @@ fn a_program_that_is_not_node_is_recorded_exfiltrating() {
         "{r:#}"
     );
 }
+
+/// Manifest confusion: a package npm installed as `rf-confused` whose own package.json says it
+/// is `@prisma/client` is reported under the name npm installed it as, with a high finding, and
+/// does not get @prisma/client's profile allowance (writing `node_modules/.prisma/`).
+#[test]
+fn a_manifest_claiming_another_name_gets_no_allowance() {
+    let Some(w) = World::new() else { return };
+    let (out, r) = w.install_app(
+        r#"{ "name": "confused-app", "version": "1.0.0", "dependencies": { "rf-confused": "1.0.0" } }"#,
+    );
+    let text = show(&out);
+    let findings: Vec<&serde_json::Value> = r["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|run| run["findings"].as_array().unwrap())
+        .collect();
+    let confusion: Vec<&&serde_json::Value> = findings
+        .iter()
+        .filter(|f| f["code"] == "manifest-confusion")
+        .collect();
+    assert_eq!(confusion.len(), 1, "{text}\n{r:#}");
+    assert_eq!(confusion[0]["severity"], "high", "{r:#}");
+    assert!(
+        confusion[0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("`@prisma/client`"),
+        "{r:#}"
+    );
+    assert!(
+        r["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|run| run["package"]["name"] != "@prisma/client"),
+        "reported under the name npm installed it as: {r:#}"
+    );
+    assert!(
+        !w.app.join("node_modules/.prisma/client/index.js").exists(),
+        "the allowance of @prisma/client was applied\n{text}"
+    );
+    assert_ne!(out.status.code(), Some(0), "{text}");
+}
