@@ -1391,3 +1391,31 @@ fn a_manifest_claiming_another_name_gets_no_allowance() {
     );
     assert_ne!(out.status.code(), Some(0), "{text}");
 }
+
+/// A dependency's bin named `node` comes first on the PATH of every later script, the root
+/// project's included (which may write the whole project). Its run is a high finding
+/// attributed to the package that shipped it, in the root project's run.
+#[test]
+fn a_bin_named_node_is_reported_when_the_root_project_runs_it() {
+    let Some(w) = World::new() else { return };
+    let (out, r) = w.install_app(
+        r#"{ "name": "shadow-node-app", "version": "1.0.0",
+             "scripts": { "postinstall": "node -e \"require('fs').writeFileSync('real-node-ran', '')\"" },
+             "dependencies": { "rf-shadow-node": "1.0.0" } }"#,
+    );
+    let text = show(&out);
+    let found: Vec<&serde_json::Value> = r["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|run| run["findings"].as_array().unwrap())
+        .filter(|f| f["code"] == "shadow-bin-run")
+        .collect();
+    assert_eq!(found.len(), 1, "{text}\n{r:#}");
+    assert_eq!(found[0]["severity"], "high", "{r:#}");
+    assert_eq!(found[0]["target"], "rf-shadow-node", "{r:#}");
+    // As under npm, the shadow is what ran (so the finding is about a real run).
+    assert!(w.app.join("shadowed-by-rf-shadow-node").exists(), "{text}");
+    assert!(!w.app.join("real-node-ran").exists(), "{text}");
+    assert_eq!(out.status.code(), Some(1), "{text}");
+}

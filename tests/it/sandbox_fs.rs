@@ -535,3 +535,34 @@ fn a_forged_preload_log_is_reported() {
         "{findings:#?}"
     );
 }
+
+/// Names a script chooses (a file it plants, its processes' command lines) reach the terminal
+/// escaped: no raw ESC, CR or bidi control in what ringfence prints, so a name cannot rewrite the
+/// summary.
+#[test]
+fn names_a_script_chooses_reach_the_terminal_escaped() {
+    if !require_userns() {
+        return;
+    }
+    let ctx = TestContext::new();
+    let script = r#"
+        evil=$(printf 'x\033[2J\033[1;1Hno findings\r\342\200\256gpj.desktop')
+        mkdir -p "$HOME/.config/autostart"
+        : > "$HOME/.config/autostart/$evil"
+        (setsid sh -c 'sleep 30' "$evil" &)
+        sleep 0.2
+    "#;
+    let out = ctx.run(&[], &["sh", "-c", script]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("autostart"),
+        "the planted entry is reported: {err}"
+    );
+    assert!(err.contains("outlived"), "the survivor is reported: {err}");
+    for (raw, what) in [('\u{1b}', "ESC"), ('\r', "CR"), ('\u{202e}', "RLO")] {
+        assert!(
+            !err.contains(raw),
+            "a raw {what} reached the terminal: {err:?}"
+        );
+    }
+}
