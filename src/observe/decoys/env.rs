@@ -43,11 +43,13 @@ pub fn is_secret_var(name: &str) -> bool {
         return false;
     }
     // Words that are never part of an innocent word, anywhere in the name.
-    const WORDS: [&str; 7] = [
+    const WORDS: [&str; 9] = [
         "TOKEN",
         "SECRET",
         "PASSWORD",
         "PASSWD",
+        "PASSPHRASE",
+        "BEARER",
         "CREDENTIAL",
         "APIKEY",
         // A webhook URL is its own credential: whoever has it can post.
@@ -68,7 +70,19 @@ pub fn is_secret_var(name: &str) -> bool {
 /// Whether a variable's value is worth judging by its shape: npm's own package metadata
 /// (`npm_package_integrity` is a long base64 hash) and lifecycle variables are not credentials.
 pub(super) fn value_may_be_secret(name: &str) -> bool {
-    !(name.starts_with("npm_package_") || name.starts_with("npm_lifecycle_"))
+    if name.starts_with("npm_package_") || name.starts_with("npm_lifecycle_") {
+        return false;
+    }
+    // Names that say their value is an identifier or a digest (a commit, a run id, a tenant's
+    // UUID): long hex is what they hold, and it is public.
+    const IDS: [&str; 12] = [
+        "SHA", "SHA1", "SHA256", "COMMIT", "REVISION", "REV", "HASH", "ID", "UUID", "DIGEST",
+        "CHECKSUM", "INTEGRITY",
+    ];
+    !name
+        .to_ascii_uppercase()
+        .split('_')
+        .any(|seg| IDS.contains(&seg))
 }
 
 /// Whether a value looks like a credential whatever its variable is called: a URL with a
@@ -146,6 +160,17 @@ pub fn looks_secret(value: &str) -> bool {
         && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     {
+        return true;
+    }
+    // Opaque hex of key length (API keys, old-style GitHub tokens) and UUIDs (API keys of many
+    // services); names that call their value an id or a digest are not judged by it (see
+    // `value_may_be_secret`).
+    let hex = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit());
+    if v.len() >= 32 && hex(v) {
+        return true;
+    }
+    let parts: Vec<&str> = v.split('-').collect();
+    if parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12]) && parts.iter().all(|p| hex(p)) {
         return true;
     }
     // A JSON web token: three base64url parts, the first an encoded `{"`.

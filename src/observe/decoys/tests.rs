@@ -94,7 +94,6 @@ fn credentials_are_recognised_by_name_and_by_value() {
         "https://registry.npmjs.org/",
         "http://proxy.internal:3128",
         "en_US.UTF-8",
-        "0123456789abcdef0123456789abcdef01234567",
         "true",
         "--max-old-space-size=4096",
         "xterm-256color",
@@ -106,6 +105,19 @@ fn credentials_are_recognised_by_name_and_by_value() {
         assert!(!looks_secret(value), "{value}");
     }
     assert!(!value_may_be_secret("npm_package_integrity"));
+    // Opaque hex and UUIDs are keys, unless the name says they are a commit or an id.
+    for value in [
+        "0123456789abcdef0123456789abcdef01234567",
+        "9f86d081884c7d659a2feaa0c55ad015",
+        "123e4567-e89b-12d3-a456-426614174000",
+    ] {
+        assert!(looks_secret(value), "{value}");
+    }
+    for name in ["GITHUB_SHA", "CI_COMMIT_SHA", "AZURE_TENANT_ID", "BUILD_SOURCEVERSION_HASH"] {
+        assert!(!value_may_be_secret(name), "{name}");
+    }
+    assert!(value_may_be_secret("SONAR_LOGIN"));
+    assert!(is_secret_var("GPG_PASSPHRASE"));
 }
 
 #[test]
