@@ -313,6 +313,7 @@ impl Snapshot {
         canaries: &[super::decoys::Canary],
     ) -> Vec<Finding> {
         let mut out = Vec::new();
+        let mut unreadable: Vec<String> = Vec::new();
         let mut budget: u64 = STAGED_SCAN_TOTAL;
         for (rel, now) in &after.files {
             if self.files.get(rel) == Some(now) || budget == 0 {
@@ -321,10 +322,15 @@ impl Snapshot {
             // Binary files too: a secret after a NUL byte is still a secret, and canary values
             // are random enough that build output never holds one by chance.
             let limit = STAGED_SCAN.min(budget);
-            let Ok(Some((content, _))) =
-                crate::untrusted::read_file(&after.root, Path::new(rel), limit)
-            else {
-                continue;
+            let content = match crate::untrusted::read_file(&after.root, Path::new(rel), limit) {
+                Ok(Some((content, _))) => content,
+                // A file the script made unreadable to us (or a directory on the way to it):
+                // what it holds was not inspected, and that is said.
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                    unreadable.push(rel.clone());
+                    continue;
+                }
+                _ => continue,
             };
             budget = budget.saturating_sub(content.len() as u64);
             let hits = super::net::canaries_in(&content, canaries);
@@ -358,6 +364,26 @@ impl Snapshot {
                 ),
                 process: None,
                 at_unix_ms: Some(u64::try_from(now.ctime_ns / 1_000_000).unwrap_or(0)),
+            });
+        }
+        if let Some(first) = unreadable.first() {
+            out.push(Finding {
+                code: Code::RecordingDegraded,
+                kind: FindingKind::EscapeAttempt,
+                severity: Severity::Medium,
+                summary: format!(
+                    "{} file(s) it wrote in its own package directory could not be read to look for staged secrets (made unreadable): `{first}`",
+                    unreadable.len()
+                ),
+                target: after.root.join(first).display().to_string(),
+                detail: Some(
+                    "a package has no reason to make its own files unreadable; their contents were not inspected".into(),
+                ),
+                process: None,
+                at_unix_ms: after
+                    .files
+                    .get(first)
+                    .map(|st| u64::try_from(st.ctime_ns / 1_000_000).unwrap_or(0)),
             });
         }
         out

@@ -1419,3 +1419,32 @@ fn a_bin_named_node_is_reported_when_the_root_project_runs_it() {
     assert!(!w.app.join("real-node-ran").exists(), "{text}");
     assert_eq!(out.status.code(), Some(1), "{text}");
 }
+
+/// Loot staged in the package's own directory (which outlives the sandbox) and hidden in a
+/// directory the script made unreadable: root reads through and finds the staged secret; an
+/// ordinary user cannot read it, and that is a finding of its own rather than silence.
+#[test]
+fn loot_staged_in_an_unreadable_directory_is_not_silent() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(w) = World::new() else { return };
+    let (out, r) = w.install_app(
+        r#"{ "name": "loot-app", "version": "1.0.0", "dependencies": { "rf-hidden-loot": "1.0.0" } }"#,
+    );
+    let text = show(&out);
+    let loot = w.app.join("node_modules/rf-hidden-loot/.cache/loot");
+    let _ = std::fs::set_permissions(&loot, std::fs::Permissions::from_mode(0o755));
+    let findings: Vec<&serde_json::Value> = r["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|run| run["findings"].as_array().unwrap())
+        .collect();
+    let seen = findings.iter().any(|f| {
+        let target = f["target"].as_str().unwrap_or("");
+        (f["code"] == "secret-staged" && target.ends_with(".cache/loot/t"))
+            || (f["code"] == "recording-degraded"
+                && f["severity"] == "medium"
+                && target.ends_with(".cache/loot/t"))
+    });
+    assert!(seen, "{text}\n{findings:#?}");
+}

@@ -76,8 +76,18 @@ pub(super) fn value_may_be_secret(name: &str) -> bool {
     // Names that say their value is an identifier or a digest (a commit, a run id, a tenant's
     // UUID): long hex is what they hold, and it is public.
     const IDS: [&str; 12] = [
-        "SHA", "SHA1", "SHA256", "COMMIT", "REVISION", "REV", "HASH", "ID", "UUID", "DIGEST",
-        "CHECKSUM", "INTEGRITY",
+        "SHA",
+        "SHA1",
+        "SHA256",
+        "COMMIT",
+        "REVISION",
+        "REV",
+        "HASH",
+        "ID",
+        "UUID",
+        "DIGEST",
+        "CHECKSUM",
+        "INTEGRITY",
     ];
     !name
         .to_ascii_uppercase()

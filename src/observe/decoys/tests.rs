@@ -113,7 +113,12 @@ fn credentials_are_recognised_by_name_and_by_value() {
     ] {
         assert!(looks_secret(value), "{value}");
     }
-    for name in ["GITHUB_SHA", "CI_COMMIT_SHA", "AZURE_TENANT_ID", "BUILD_SOURCEVERSION_HASH"] {
+    for name in [
+        "GITHUB_SHA",
+        "CI_COMMIT_SHA",
+        "AZURE_TENANT_ID",
+        "BUILD_SOURCEVERSION_HASH",
+    ] {
         assert!(!value_may_be_secret(name), "{name}");
     }
     assert!(value_may_be_secret("SONAR_LOGIN"));
