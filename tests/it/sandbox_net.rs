@@ -284,3 +284,45 @@ fn a_secret_deep_in_an_https_request_is_an_exfiltration() {
         );
     }
 }
+
+/// The landlock tier: a datagram socket pair could send to any pathname socket on the host
+/// (Landlock does not cover them), recorded or not — measured: without recording a datagram
+/// reached a host listener. It is refused at `socketpair`; stream pairs (node's, python's)
+/// still work.
+#[test]
+fn a_datagram_socket_pair_cannot_reach_a_host_socket_in_the_landlock_tier() {
+    if !crate::common::tiers_here().contains(&"landlock") {
+        return;
+    }
+    let ctx = TestContext::new();
+    let dir = ctx.root().join("sockets");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("host.sock");
+    let listener = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let script = format!(
+        "import socket\n\
+         try:\n    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)\n    \
+         a.sendto(b'HOST-LEAK', '{p}')\n    print('dgram sent')\n\
+         except OSError as e:\n    print('dgram', e.errno)\n\
+         a, b = socket.socketpair()\n\
+         print('stream pair ok')\n",
+        p = path.display()
+    );
+    for record in [true, false] {
+        let mut flags = vec!["--tier", "landlock", "--ro", dir.to_str().unwrap()];
+        if !record {
+            flags.push("--no-record");
+        }
+        let out = ctx.run(&flags, &["/usr/bin/python3", "-c", &script]);
+        let text = show(&out);
+        let so = String::from_utf8_lossy(&out.stdout);
+        assert!(so.contains(&format!("dgram {}", libc::EACCES)), "{text}");
+        assert!(so.contains("stream pair ok"), "{text}");
+        let mut buf = [0u8; 64];
+        assert!(
+            listener.recv(&mut buf).is_err(),
+            "the host socket received a datagram (record: {record})\n{text}"
+        );
+    }
+}

@@ -193,8 +193,9 @@ pub fn deny_plan(level: Level) -> SeccompPlan {
 }
 
 /// The landlock tier has no network namespace: Landlock denies TCP bind and connect, and this
-/// filter refuses every other way out — raw, SCTP and other protocols over IPv4/IPv6, and unix
-/// sockets (pathname sockets are not covered by Landlock; abstract ones are scoped anyway).
+/// filter refuses every other way out — raw, SCTP and other protocols over IPv4/IPv6, unix
+/// sockets and datagram socket pairs (pathname sockets are not covered by Landlock; abstract
+/// ones are scoped anyway).
 /// Netlink stays (`os.networkInterfaces()`), as in the full tier. UDP is [`host_datagram_filter`].
 pub fn host_network_filter() -> FilterPlan {
     let socket = |when: Vec<ArgCond>| {
@@ -243,6 +244,24 @@ pub fn host_network_filter() -> FilterPlan {
             },
         ]));
     }
+    // A datagram socket pair: its sends may name any pathname socket on the host (syslog's,
+    // the journal's, a dev server's), which Landlock does not cover, and a check of the name in
+    // memory would race. Stream and sequenced-packet pairs ignore or refuse a destination.
+    rules.push(named(SyscallRule {
+        name: "SYS_socketpair".into(),
+        nr: libc::SYS_socketpair,
+        when: vec![
+            ArgCond::Eq32 {
+                arg: 0,
+                value: unsigned(libc::AF_UNIX),
+            },
+            ArgCond::MaskedEq32 {
+                arg: 1,
+                mask: 0xf,
+                value: unsigned(libc::SOCK_DGRAM),
+            },
+        ],
+    }));
     FilterPlan {
         name: "host-network".into(),
         errno: libc::EACCES,
