@@ -280,7 +280,26 @@ impl World {
         .env("PGPASSWORD", "HOST-REAL-PGPASS")
         .env("STRIPE_SECRET_KEY", "sk_live_HOST-REAL-STRIPE")
         .env("SENTRY_DSN", "https://HOST-REAL-DSN@o1.ingest.sentry.io/1")
-        .env("DEPLOY_HOOK", "ghp_HOST-REAL-0123456789abcdefABCDEF");
+        .env("DEPLOY_HOOK", "ghp_HOST-REAL-0123456789abcdefABCDEF")
+        .env("GITHUB_PAT", "github_pat_HOST-REAL-PAT")
+        .env("API_KEY", "HOST-REAL-APIKEY")
+        .env("SECRET_KEY_BASE", "HOST-REAL-KEYBASE")
+        .env(
+            "GOOGLE_CREDENTIALS",
+            r#"{"type":"service_account","private_key":"HOST-REAL-GCP"}"#,
+        )
+        .env(
+            "DOCKER_AUTH_CONFIG",
+            r#"{"auths":{"registry.example":{"auth":"HOST-REAL-DOCKER"}}}"#,
+        )
+        // Names that match no credential word: caught by their name's other words or by the
+        // value's shape.
+        .env(
+            "SLACK_WEBHOOK_URL",
+            "https://hooks.slack.com/services/T0/B0/HOST-REAL-SLACK",
+        )
+        .env("APP_SIGNING_SALT", "HOST-REAL-SALT")
+        .env("UPLOAD_URL", "https://ci:HOST-REAL-URLPASS@uploads.example/");
         cmd.args(["install", "--report", report.to_str().unwrap()])
             .env("RINGFENCE_FIXTURE_MARKER", self.marker())
             .env("TMPDIR", &tmp)
