@@ -299,7 +299,10 @@ impl World {
             "https://hooks.slack.com/services/T0/B0/HOST-REAL-SLACK",
         )
         .env("APP_SIGNING_SALT", "HOST-REAL-SALT")
-        .env("UPLOAD_URL", "https://ci:HOST-REAL-URLPASS@uploads.example/");
+        .env(
+            "UPLOAD_URL",
+            "https://ci:HOST-REAL-URLPASS@uploads.example/",
+        );
         cmd.args(["install", "--report", report.to_str().unwrap()])
             .env("RINGFENCE_FIXTURE_MARKER", self.marker())
             .env("TMPDIR", &tmp)
