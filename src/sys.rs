@@ -444,22 +444,6 @@ pub fn seccomp_notif_addfd_at(
     notif_write_ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_ADDFD, &add)
 }
 
-/// `pidfd_getfd(2)` (Linux 5.6): a duplicate, in this process, of descriptor `target` of the
-/// process behind `pidfd` (the kernel checks that we may ptrace it). It refers to the same open
-/// file: what the kernel says about it (`fstat`, socket options) is what the target has.
-pub fn pidfd_getfd(pidfd: BorrowedFd<'_>, target: RawFd) -> io::Result<OwnedFd> {
-    // SAFETY: integer arguments only (a live borrowed descriptor, a number in the other
-    // process, no flags); the kernel returns a new descriptor or -1.
-    let ret = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), target, 0) };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let fd = RawFd::try_from(ret).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
-    // SAFETY: `fd` was just returned by pidfd_getfd, so it is open and owned by nobody else;
-    // the OwnedFd becomes its only owner and closes it once.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
 fn seccomp_notif_send(listener: BorrowedFd<'_>, resp: &libc::seccomp_notif_resp) -> io::Result<()> {
     notif_write_ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_SEND, resp)
 }

@@ -9,8 +9,6 @@
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd, RawFd};
 
-use nix::sys::socket::{SockType, getsockopt, sockopt};
-
 use super::*;
 use crate::observe::net::Redirect;
 
@@ -55,10 +53,8 @@ pub(super) fn datagram_socket(listener: &OwnedFd, req: &libc::seccomp_notif, r: 
 pub(super) fn granted_on_ours(listener: &OwnedFd, req: &libc::seccomp_notif, r: &Redirect) {
     let ours = RawFd::try_from(req.data.args[0] & 0xffff_ffff)
         .ok()
-        .and_then(|fd| their_socket(listener, req, fd))
-        .is_some_and(|theirs| {
-            nix::sys::stat::fstat(theirs.as_fd()).is_ok_and(|st| r.is_datagram(st.st_ino))
-        });
+        .and_then(|fd| socket_inode(listener, req, fd))
+        .is_some_and(|ino| r.is_datagram(ino));
     let _ = if ours {
         sys::seccomp_notif_succeed(listener.as_fd(), req.id)
     } else {
@@ -66,12 +62,11 @@ pub(super) fn granted_on_ours(listener: &OwnedFd, req: &libc::seccomp_notif, r: 
     };
 }
 
-/// Answer a `connect` to the inet address `addr` if it is the sinkhole's to answer: on a
-/// datagram socket handed out (success: it stays connected to the sinkhole), or on a TCP socket
-/// (a connection to the sinkhole put in its place for a port the sinkhole serves, else
-/// ECONNREFUSED, as a port nothing listens on in the full tier's namespace). `false`: not
-/// answered here (another kind of socket, or the target could not be inspected); the syscall
-/// then runs under Landlock and the static filters.
+/// Answer a `connect` to the inet address `addr`: on a datagram socket handed out, success (it
+/// stays connected to the sinkhole); on any other socket, a connection to the sinkhole put in
+/// its place for a port the sinkhole serves, else ECONNREFUSED (as a port nothing listens on in
+/// the full tier's namespace). `false`: not answered here (the descriptor could not be looked
+/// at); the syscall then runs under Landlock and the static filters.
 pub(super) fn connect(
     listener: &OwnedFd,
     req: &libc::seccomp_notif,
@@ -84,7 +79,7 @@ pub(super) fn connect(
     let Ok(fd) = RawFd::try_from(req.data.args[0] & 0xffff_ffff) else {
         return false;
     };
-    let Some(theirs) = their_socket(listener, req, fd) else {
+    let Some(ino) = socket_inode(listener, req, fd) else {
         return false;
     };
     let answer = |errno: Option<i32>| {
@@ -94,37 +89,26 @@ pub(super) fn connect(
         };
         true
     };
-    if nix::sys::stat::fstat(theirs.as_fd()).is_ok_and(|st| r.is_datagram(st.st_ino)) {
+    if r.is_datagram(ino) {
         return answer(None);
     }
-    if getsockopt(&theirs, sockopt::SockType).ok() != Some(SockType::Stream) {
-        return false;
-    }
-    let v6 = match nix::sys::socket::getsockname::<nix::sys::socket::SockaddrStorage>(
-        std::os::fd::AsRawFd::as_raw_fd(&theirs),
-    ) {
-        Ok(a) if a.as_sockaddr_in6().is_some() => true,
-        Ok(a) if a.as_sockaddr_in().is_some() => false,
-        _ => return false,
-    };
-    if nix::sys::socket::getpeername::<nix::sys::socket::SockaddrStorage>(
-        std::os::fd::AsRawFd::as_raw_fd(&theirs),
-    )
-    .is_ok()
-    {
-        return answer(Some(libc::EISCONN));
-    }
+    // Any other socket asked to connect to an inet address is a TCP one (the UDP sockets here
+    // are all ours; the rest of the inet family is refused at `socket`). Whatever it really is,
+    // it is only ever replaced by a connection to the sinkhole.
     if !crate::observe::net::TCP_PORTS.contains(&dst.port()) {
         return answer(Some(libc::ECONNREFUSED));
     }
-    let handed = r.tcp(dst, v6).and_then(|sub| {
-        carry_over(&theirs, &sub)?;
+    let flags = fd_flags(req.pid, fd).unwrap_or(0);
+    let handed = r.tcp(dst, dst.is_ipv6()).and_then(|sub| {
+        if flags & i64::from(libc::O_NONBLOCK) != 0 {
+            set_nonblocking(&sub)?;
+        }
         sys::seccomp_notif_addfd_at(
             listener.as_fd(),
             req.id,
             sub.as_fd(),
             u32::try_from(fd).unwrap_or(u32::MAX),
-            close_on_exec(req.pid, fd),
+            flags & i64::from(libc::O_CLOEXEC) != 0,
         )
     });
     match handed {
@@ -136,38 +120,21 @@ pub(super) fn connect(
     }
 }
 
-/// Our duplicate of descriptor `fd` of the notifying process, if it may be inspected and the
-/// notification is still pending (so the pid still names the process that made it).
-fn their_socket(listener: &OwnedFd, req: &libc::seccomp_notif, fd: RawFd) -> Option<OwnedFd> {
-    // The notification names the thread; descriptors belong to its process (a resolver thread
-    // is not the leader that pidfd_open wants).
-    let status = std::fs::read_to_string(format!("/proc/{}/status", req.pid)).ok()?;
-    let tgid: i32 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Tgid:"))
-        .and_then(|v| v.trim().parse().ok())?;
-    let pidfd = sys::pidfd_open(nix::unistd::Pid::from_raw(tgid)).ok()?;
+/// The socket inode at descriptor `fd` of the notifying thread (`socket:[N]`, its `/proc` fd
+/// link), if the notification is still pending (so the pid still names the thread that made
+/// it). A read-only look through `/proc`, not `pidfd_getfd`, which needs a ptrace attach that
+/// Yama or a container runtime's profile may refuse: measured, with `pidfd_getfd` nothing was
+/// handed over in Docker's default container (`scripts/container-check`, `run-sinkhole`).
+fn socket_inode(listener: &OwnedFd, req: &libc::seccomp_notif, fd: RawFd) -> Option<u64> {
+    let link = std::fs::read_link(format!("/proc/{}/fd/{fd}", req.pid)).ok()?;
     if !sys::seccomp_notif_id_valid(listener.as_fd(), req.id) {
         return None;
     }
-    sys::pidfd_getfd(pidfd.as_fd(), fd).ok()
-}
-
-/// What the script set on its socket that its replacement must have: non-blocking mode and
-/// the send and receive timeouts.
-fn carry_over(theirs: &OwnedFd, sub: &OwnedFd) -> std::io::Result<()> {
-    use nix::fcntl::{FcntlArg, OFlag, fcntl};
-    let flags = OFlag::from_bits_truncate(fcntl(theirs, FcntlArg::F_GETFL)?);
-    if flags.contains(OFlag::O_NONBLOCK) {
-        set_nonblocking(sub)?;
-    }
-    if let Ok(t) = getsockopt(theirs, sockopt::ReceiveTimeout) {
-        let _ = nix::sys::socket::setsockopt(sub, sockopt::ReceiveTimeout, &t);
-    }
-    if let Ok(t) = getsockopt(theirs, sockopt::SendTimeout) {
-        let _ = nix::sys::socket::setsockopt(sub, sockopt::SendTimeout, &t);
-    }
-    Ok(())
+    link.to_str()?
+        .strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
 }
 
 fn set_nonblocking(fd: &OwnedFd) -> std::io::Result<()> {
@@ -177,14 +144,12 @@ fn set_nonblocking(fd: &OwnedFd) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Whether descriptor `fd` of process `pid` is close-on-exec (its `fdinfo` flags).
-fn close_on_exec(pid: u32, fd: RawFd) -> bool {
+/// The file status and descriptor flags of descriptor `fd` of thread `pid` (`fdinfo`'s octal
+/// `flags`: `O_NONBLOCK`, and `O_CLOEXEC` for the descriptor's close-on-exec).
+fn fd_flags(pid: u32, fd: RawFd) -> Option<i64> {
     std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("flags:"))
-                .and_then(|v| i64::from_str_radix(v.trim(), 8).ok())
-        })
-        .is_some_and(|flags| flags & i64::from(libc::O_CLOEXEC) != 0)
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .and_then(|v| i64::from_str_radix(v.trim(), 8).ok())
 }
