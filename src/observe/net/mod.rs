@@ -431,23 +431,39 @@ fn serve_tcp(
                 let Ok(dst) = stream.local_addr().map(unmapped) else {
                     continue;
                 };
-                shared.live.fetch_add(1, Ordering::SeqCst);
-                let (shared, stop) = (shared.clone(), stop.clone());
-                let h = std::thread::spawn(move || {
-                    let served =
-                        catch_unwind(AssertUnwindSafe(|| handle(stream, dst, &shared, &stop)));
-                    if let Err(p) = served {
-                        shared.degraded("TCP connection", p.as_ref());
-                    }
-                    shared.live.fetch_sub(1, Ordering::SeqCst);
-                });
-                let mut c = lock(conns);
-                // Finished handlers need no join; keep the list as short as what is open.
-                c.retain(|h| !h.is_finished());
-                c.push(h);
+                serve_connection(stream, dst, shared, stop, conns);
             }
         }
     }
+}
+
+/// Serve one accepted connection to `dst` on its own thread, counted as live while it runs
+/// (the caller checked the budget); a panic in it is recorded as degraded recording.
+fn serve_connection(
+    stream: TcpStream,
+    dst: SocketAddr,
+    shared: &Arc<Shared>,
+    stop: &Arc<AtomicBool>,
+    conns: &Mutex<Vec<JoinHandle<()>>>,
+) {
+    shared.live.fetch_add(1, Ordering::SeqCst);
+    let (shared, stop) = (shared.clone(), stop.clone());
+    let h = std::thread::spawn(move || {
+        let served = catch_unwind(AssertUnwindSafe(|| handle(stream, dst, &shared, &stop)));
+        if let Err(p) = served {
+            shared.degraded("TCP connection", p.as_ref());
+        }
+        shared.live.fetch_sub(1, Ordering::SeqCst);
+    });
+    keep_thread(conns, h);
+}
+
+/// Keep a serving thread for the final join; finished ones need none, so the list stays as
+/// short as what is open.
+fn keep_thread(conns: &Mutex<Vec<JoinHandle<()>>>, h: JoinHandle<()>) {
+    let mut c = lock(conns);
+    c.retain(|h| !h.is_finished());
+    c.push(h);
 }
 
 /// An IPv4 address as such, not as the IPv4-mapped IPv6 address a dual-stack listener sees

@@ -17,12 +17,12 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixDatagram;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::{Shared, budget, dns_datagram, handle, lock};
+use super::{Shared, budget, dns_datagram, keep_thread, lock, serve_connection};
 
 /// Datagram sockets handed out and still open at the same time; more are refused.
 const LIVE_DATAGRAM_SOCKETS: usize = 128;
@@ -38,10 +38,10 @@ pub struct Redirect {
     conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
     v4: Option<TcpListener>,
     v6: Option<TcpListener>,
-    /// Inode numbers of the datagram sockets handed out that are still served: a `connect` on
-    /// one of them is answered here (it stays connected to the sinkhole).
+    /// Inode numbers of the datagram sockets handed out that are still served (their number is
+    /// the live count): a `connect` on one of them is answered here (it stays connected to the
+    /// sinkhole).
     datagrams: Arc<Mutex<HashSet<u64>>>,
-    live_datagrams: Arc<AtomicUsize>,
 }
 
 impl Redirect {
@@ -63,7 +63,6 @@ impl Redirect {
             v4: bind(Ipv4Addr::LOCALHOST.into()),
             v6: bind(Ipv6Addr::LOCALHOST.into()),
             datagrams: Arc::default(),
-            live_datagrams: Arc::default(),
         }
     }
 
@@ -100,16 +99,7 @@ impl Redirect {
             }
         }
         let server = server.ok_or_else(|| io::Error::from_raw_os_error(libc::ECONNREFUSED))?;
-        self.shared.live.fetch_add(1, Ordering::SeqCst);
-        let (shared, stop) = (self.shared.clone(), self.stop.clone());
-        let h = std::thread::spawn(move || {
-            let served = catch_unwind(AssertUnwindSafe(|| handle(server, dst, &shared, &stop)));
-            if let Err(p) = served {
-                shared.degraded("TCP connection", p.as_ref());
-            }
-            shared.live.fetch_sub(1, Ordering::SeqCst);
-        });
-        self.keep(h);
+        serve_connection(server, dst, &self.shared, &self.stop, &self.conns);
         Ok(OwnedFd::from(client))
     }
 
@@ -118,7 +108,7 @@ impl Redirect {
     /// destination a send names). Each query is answered as the full tier's sinkhole answers it.
     pub fn datagram(&self) -> io::Result<OwnedFd> {
         use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
-        if self.live_datagrams.load(Ordering::SeqCst) >= LIVE_DATAGRAM_SOCKETS {
+        if lock(&self.datagrams).len() >= LIVE_DATAGRAM_SOCKETS {
             return Err(io::Error::from_raw_os_error(libc::EMFILE));
         }
         let (ours, theirs) = socketpair(
@@ -129,27 +119,22 @@ impl Redirect {
         )?;
         let ino = nix::sys::stat::fstat(theirs.as_fd())?.st_ino;
         lock(&self.datagrams).insert(ino);
-        self.live_datagrams.fetch_add(1, Ordering::SeqCst);
-        let (shared, stop) = (self.shared.clone(), self.stop.clone());
-        let (datagrams, live) = (self.datagrams.clone(), self.live_datagrams.clone());
+        let (shared, stop, datagrams) = (
+            self.shared.clone(),
+            self.stop.clone(),
+            self.datagrams.clone(),
+        );
         let h = std::thread::spawn(move || {
             serve_queries(&UnixDatagram::from(ours), &shared, &stop);
             lock(&datagrams).remove(&ino);
-            live.fetch_sub(1, Ordering::SeqCst);
         });
-        self.keep(h);
+        keep_thread(&self.conns, h);
         Ok(theirs)
     }
 
     /// Whether the socket with inode `ino` is one of the datagram sockets handed out.
     pub fn is_datagram(&self, ino: u64) -> bool {
         lock(&self.datagrams).contains(&ino)
-    }
-
-    fn keep(&self, h: JoinHandle<()>) {
-        let mut c = lock(&self.conns);
-        c.retain(|h| !h.is_finished());
-        c.push(h);
     }
 }
 
