@@ -95,6 +95,36 @@ pub(super) fn value_may_be_secret(name: &str) -> bool {
         .any(|seg| IDS.contains(&seg))
 }
 
+/// Prefixes of well-known token formats: a value that starts with one (16 characters or more,
+/// no whitespace) is a credential, and a canary replacing one keeps it.
+const TOKEN_PREFIXES: [&str; 22] = [
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "glpat-",
+    "xoxb-",
+    "xoxp-",
+    "xoxa-",
+    "xoxs-",
+    "sk_live_",
+    "sk_test_",
+    "rk_live_",
+    "sk-ant-",
+    "AKIA",
+    "ASIA",
+    "AIza",
+    "hf_",
+    "pypi-",
+    "dop_v1_",
+    "shpat_",
+];
+/// Token prefixes that are also ordinary words (`npm_…` variables, `sk-` of anything): a
+/// credential only when the rest looks like one (see `looks_secret`).
+const LOOSE_PREFIXES: [&str; 2] = ["npm_", "sk-"];
+
 /// Whether a value looks like a credential whatever its variable is called: a URL with a
 /// password in it, a PEM block, a JSON key file, a well-known token format, or a long
 /// high-entropy string.
@@ -135,37 +165,13 @@ pub fn looks_secret(value: &str) -> bool {
     if v.contains("://") && WEBHOOKS.iter().any(|w| v.contains(w)) {
         return true;
     }
-    const PREFIXES: [&str; 22] = [
-        "ghp_",
-        "gho_",
-        "ghu_",
-        "ghs_",
-        "ghr_",
-        "github_pat_",
-        "glpat-",
-        "xoxb-",
-        "xoxp-",
-        "xoxa-",
-        "xoxs-",
-        "sk_live_",
-        "sk_test_",
-        "rk_live_",
-        "sk-ant-",
-        "AKIA",
-        "ASIA",
-        "AIza",
-        "hf_",
-        "pypi-",
-        "dop_v1_",
-        "shpat_",
-    ];
-    if PREFIXES.iter().any(|p| v.starts_with(p))
+    if TOKEN_PREFIXES.iter().any(|p| v.starts_with(p))
         && v.len() >= 16
         && !v.contains(char::is_whitespace)
     {
         return true;
     }
-    if (v.starts_with("npm_") || v.starts_with("sk-"))
+    if LOOSE_PREFIXES.iter().any(|p| v.starts_with(p))
         && v.len() >= 30
         && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
@@ -232,34 +238,9 @@ fn high_entropy(v: &str) -> bool {
 /// and about its length, so that nothing in its text says it is a decoy (a script that sees
 /// `rf_canary_…` knows it is watched). At least 20 random characters follow the prefix.
 fn canary_like(old: &str) -> String {
-    const PREFIXES: [&str; 24] = [
-        "github_pat_",
-        "ghp_",
-        "gho_",
-        "ghu_",
-        "ghs_",
-        "ghr_",
-        "npm_",
-        "glpat-",
-        "xoxb-",
-        "xoxp-",
-        "xapp-",
-        "sk_live_",
-        "sk_test_",
-        "rk_live_",
-        "sk-ant-",
-        "sk-",
-        "AKIA",
-        "ASIA",
-        "AIza",
-        "SG.",
-        "dop_v1_",
-        "hf_",
-        "pypi-",
-        "lin_api_",
-    ];
-    let prefix = PREFIXES
+    let prefix = TOKEN_PREFIXES
         .iter()
+        .chain(&LOOSE_PREFIXES)
         .find(|p| old.starts_with(*p))
         .copied()
         .unwrap_or("");
