@@ -125,6 +125,16 @@ impl World {
     }
 }
 
+/// Every finding of every run in report `r`.
+fn findings_of(r: &serde_json::Value) -> Vec<&serde_json::Value> {
+    r["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|run| run["findings"].as_array().unwrap())
+        .collect()
+}
+
 fn node_prefix() -> String {
     let node = std::fs::canonicalize(crate::common::which("node").unwrap()).unwrap();
     node.parent()
@@ -1299,11 +1309,8 @@ fn a_registry_write_over_https_is_seen() {
         r#"{ "name": "writer-app", "version": "1.0.0", "dependencies": { "rf-registry-writer": "1.0.0" } }"#,
     );
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    let found: Vec<&serde_json::Value> = r["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|run| run["findings"].as_array().unwrap())
+    let found: Vec<&serde_json::Value> = findings_of(&r)
+        .into_iter()
         .filter(|f| f["code"] == "registry-write")
         .collect();
     assert_eq!(found.len(), 1, "{r:#}");
@@ -1333,11 +1340,8 @@ fn a_program_that_is_not_node_is_recorded_exfiltrating() {
         r#"{ "name": "tool-app", "version": "1.0.0", "dependencies": { "rf-tool-exfil": "1.0.0" } }"#,
     );
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    let found: Vec<&serde_json::Value> = r["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|run| run["findings"].as_array().unwrap())
+    let found: Vec<&serde_json::Value> = findings_of(&r)
+        .into_iter()
         .filter(|f| f["kind"] == "exfiltration")
         .collect();
     assert!(
@@ -1358,12 +1362,7 @@ fn a_manifest_claiming_another_name_gets_no_allowance() {
         r#"{ "name": "confused-app", "version": "1.0.0", "dependencies": { "rf-confused": "1.0.0" } }"#,
     );
     let text = show(&out);
-    let findings: Vec<&serde_json::Value> = r["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|run| run["findings"].as_array().unwrap())
-        .collect();
+    let findings: Vec<&serde_json::Value> = findings_of(&r);
     let confusion: Vec<&&serde_json::Value> = findings
         .iter()
         .filter(|f| f["code"] == "manifest-confusion")
@@ -1404,11 +1403,8 @@ fn a_bin_named_node_is_reported_when_the_root_project_runs_it() {
              "dependencies": { "rf-shadow-node": "1.0.0" } }"#,
     );
     let text = show(&out);
-    let found: Vec<&serde_json::Value> = r["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|run| run["findings"].as_array().unwrap())
+    let found: Vec<&serde_json::Value> = findings_of(&r)
+        .into_iter()
         .filter(|f| f["code"] == "shadow-bin-run")
         .collect();
     assert_eq!(found.len(), 1, "{text}\n{r:#}");
@@ -1433,12 +1429,7 @@ fn loot_staged_in_an_unreadable_directory_is_not_silent() {
     let text = show(&out);
     let loot = w.app.join("node_modules/rf-hidden-loot/.cache/loot");
     let _ = std::fs::set_permissions(&loot, std::fs::Permissions::from_mode(0o755));
-    let findings: Vec<&serde_json::Value> = r["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|run| run["findings"].as_array().unwrap())
-        .collect();
+    let findings: Vec<&serde_json::Value> = findings_of(&r);
     let seen = findings.iter().any(|f| {
         let target = f["target"].as_str().unwrap_or("");
         (f["code"] == "secret-staged" && target.ends_with(".cache/loot/t"))
