@@ -74,6 +74,7 @@ const X86: &[(&str, &str)] = &[
     ("x32_getpid", "ENOSYS"),
     ("i386_getpid", "ENOSYS"),
     ("i386_unshare", "ENOSYS"),
+    ("i386_ioctl", "ENOSYS"),
 ];
 #[cfg(not(target_arch = "x86_64"))]
 const X86: &[(&str, &str)] = &[];
@@ -245,4 +246,33 @@ fn probes_are_not_refused_without_the_sandbox() {
     assert_ne!(got["io_uring_setup"], "ENOSYS", "{got:?}");
     assert_eq!(got["personality_read_implies_exec"], "ok", "{got:?}");
     assert_ne!(got["tiocsti_highbits"], "EPERM", "{got:?}");
+}
+
+/// In the landlock tier the recorder answers some native calls itself (UDP sockets, and
+/// `setsockopt`/`bind` on them); another ABI's call with the same number is another call
+/// (i386's 54 is ioctl, x86-64's setsockopt) and must still be refused, not let through. Run
+/// without the container-like profile, which would refuse other ABIs before the recorder is
+/// asked.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn a_foreign_call_with_a_number_the_landlock_tier_answers_is_refused() {
+    if tier() != Tier::Full || !i386_works() {
+        return;
+    }
+    let Some(probe) = require_probe() else {
+        return;
+    };
+    let ctx = TestContext::new();
+    let dir = probe.parent().unwrap().to_str().unwrap().to_string();
+    let out = ctx.run(
+        &["--tier", "landlock", "--ro", &dir],
+        &[probe.to_str().unwrap(), "i386_ioctl"],
+    );
+    let got = probe_results(&out.stdout);
+    assert_eq!(
+        got.get("i386_ioctl").map(String::as_str),
+        Some("ENOSYS"),
+        "{}",
+        show(&out)
+    );
 }

@@ -109,8 +109,12 @@ impl<'a> Server<'a> {
         let ctx = self.ctx;
         *self.served.counts.entry(req.data.nr).or_default() += 1;
         self.sweep_when_due();
-        // The landlock tier's UDP sockets: one of the sinkhole's instead (see `handover`).
-        if let Some(r) = &ctx.redirect {
+        // Another ABI's syscall first: its number means another call here, so it is refused
+        // before any table is consulted (the static filter left it to us).
+        let foreign = crate::sandbox::seccomp::foreign_abi(req.data.arch, req.data.nr);
+        // The landlock tier's UDP sockets: one of the sinkhole's instead (see `handover`). Only
+        // for native calls: i386's 54 is ioctl, not setsockopt.
+        if let (None, Some(r)) = (&foreign, &ctx.redirect) {
             if handover::is_inet_datagram(req.data.nr, req.data.args) {
                 handover::datagram_socket(self.listener, req, r);
                 return;
@@ -121,9 +125,7 @@ impl<'a> Server<'a> {
                 return;
             }
         }
-        // Another ABI's syscall first: its number means another call here, so it is refused
-        // before any table is consulted (the static filter left it to us).
-        let refused = crate::sandbox::seccomp::foreign_abi(req.data.arch, req.data.nr)
+        let refused = foreign
             .map(|name| (name, libc::ENOSYS))
             .or_else(|| ctx.denied.get(&i64::from(req.data.nr)).cloned());
         let mut event = match &refused {
